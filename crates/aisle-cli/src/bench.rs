@@ -1,0 +1,121 @@
+//! `aisle bench`: whole-replica measurements reported beside a baseline
+//! measured in the same run (see docs/BENCHMARKS.md). Never run by tests.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aisle_core::members::{self, MemberKey};
+use aisle_core::rng::SplitMix64;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use crate::output::Out;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Member look-up by card and FTS prefix search over random members of the replica.
+    Lookup {
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Summary {
+    name: String,
+    n: usize,
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    mean_us: f64,
+}
+
+fn summarize(name: &str, mut samples: Vec<Duration>) -> Summary {
+    samples.sort_unstable();
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    let at = |q: f64| micros(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
+    Summary {
+        name: name.to_owned(),
+        n: samples.len(),
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+        max_us: micros(*samples.last().unwrap_or(&Duration::ZERO)),
+        mean_us: samples.iter().map(|d| micros(*d)).sum::<f64>() / samples.len().max(1) as f64,
+    }
+}
+
+pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
+    let BenchCommand::Lookup { queries, seed } = command;
+    let conn = aisle_core::replica::open_reader(db)?;
+    let ids: Vec<i64> = conn
+        .prepare("SELECT member_id FROM members WHERE erased_at IS NULL")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(!ids.is_empty(), "the replica has no members");
+    let mut rng = SplitMix64::new(*seed);
+    let mut sample = Vec::with_capacity(*queries);
+    for _ in 0..*queries {
+        let member_id = ids[rng.below(ids.len() as u64) as usize];
+        let profile = members::profile(&conn, member_id)?;
+        sample.push(profile);
+    }
+
+    let mut baseline = Vec::with_capacity(*queries);
+    let mut by_card = Vec::with_capacity(*queries);
+    let mut search = Vec::with_capacity(*queries);
+    let mut stmt = conn.prepare("SELECT member_id FROM members WHERE member_id = ?1")?;
+    for (idx, profile) in sample.iter().enumerate() {
+        let started = Instant::now();
+        let found: i64 = stmt.query_row([profile.member_id], |row| row.get(0))?;
+        baseline.push(started.elapsed());
+        anyhow::ensure!(found == profile.member_id);
+
+        let card = &profile.cards.first().context("member without a card")?.card_number;
+        let started = Instant::now();
+        let key = MemberKey::parse(card)?;
+        let found = members::find(&conn, &key)?;
+        by_card.push(started.elapsed());
+        anyhow::ensure!(found == Some(profile.member_id), "card {card} did not find member {}", profile.member_id);
+
+        // What an associate types: a few letters of a name, the end of a phone, the start of an
+        // e-mail, or the first digits of a card.
+        let text = match idx % 4 {
+            0 => {
+                let given = profile.given_name.clone().unwrap_or_default();
+                let family = profile.family_name.clone().unwrap_or_default();
+                format!("{} {}", prefix(&given, 3), prefix(&family, 2))
+            }
+            1 => profile.phone.clone().unwrap_or_default().chars().rev().take(4).collect::<String>().chars().rev().collect(),
+            2 => prefix(profile.email.as_deref().unwrap_or_default(), 6),
+            _ => prefix(card, 8),
+        };
+        let started = Instant::now();
+        let hits = members::search(&conn, &text, 20)?;
+        search.push(started.elapsed());
+        anyhow::ensure!(!hits.is_empty(), "search {text:?} found nothing");
+    }
+    let results = [
+        summarize("baseline: member by primary key", baseline),
+        summarize("member by card (validate + look-up)", by_card),
+        summarize("FTS prefix search, 20 results", search),
+    ];
+    out.line(format_args!("{} queries over {} members of {}", queries, ids.len(), db.display()))?;
+    for r in &results {
+        out.line(format_args!(
+            "  {:<40} p50 {:>8.1} us  p99 {:>8.1} us  max {:>9.1} us  mean {:>8.1} us",
+            r.name, r.p50_us, r.p99_us, r.max_us, r.mean_us
+        ))?;
+    }
+    out.line(format_args!(
+        "  card p99 / baseline p99 = {:.1}x; search p99 / baseline p99 = {:.1}x",
+        results[1].p99_us / results[0].p99_us,
+        results[2].p99_us / results[0].p99_us
+    ))?;
+    out.json(&results)
+}
+
+fn prefix(text: &str, n: usize) -> String {
+    text.chars().take(n).collect()
+}

@@ -1,0 +1,28 @@
+//! Aisle's core: everything a store needs that is not a screen, a camera or a
+//! server.
+//!
+//! The layers of the product, data sources -> unified customer profile ->
+//! models -> decision engine -> delivery channels, meet here:
+//! - [`replica`]: the store's SQLite replica, its schema and connections;
+//! - [`import`]: bulk data in (Complete Journey, Aisle's generic CSV layout);
+//! - [`members`]: the unified profile, look-up by card or id, associate search;
+//! - [`identity`]: deterministic demo identities for households that have none;
+//! - [`card`]: loyalty card numbers and their check digits;
+//! - [`generate`]: synthetic retailer exports at any scale for benchmarks;
+//! - [`subset`]: the small demo extract of Complete Journey;
+//! - [`stats`]: what a replica holds.
+//!
+//! Functions here are synchronous over `&Connection` / `&Transaction`, emit
+//! `tracing` events and never print; the binaries own I/O, threads and output.
+
+pub mod card;
+pub mod dates;
+pub mod demo;
+pub mod generate;
+pub mod identity;
+pub mod import;
+pub mod members;
+pub mod replica;
+pub mod rng;
+pub mod stats;
+pub mod subset;

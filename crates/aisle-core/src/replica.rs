@@ -1,0 +1,327 @@
+//! The store replica: one SQLite file per store, its schema and its connections.
+//!
+//! The schema lives in `migrations/` at the repository root as append-only SQL
+//! files. They are embedded here at compile time; [`open_writer`] applies the
+//! missing ones, each in its own transaction, and records its checksum in
+//! `schema_migrations`. A replica whose applied migrations differ from the
+//! embedded ones (an edited migration) or that is newer than this binary is
+//! refused rather than guessed at.
+//!
+//! Connections: exactly one writer per replica (importers, sync, the apps'
+//! edits), any number of read-only readers. Both get the same per-connection
+//! settings (WAL, foreign keys, busy timeout); they are set in code, never
+//! assumed from the file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+/// One embedded migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1-based schema version this migration produces.
+    pub version: u32,
+    /// File name in `migrations/`.
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. A test checks this list against the folder.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_replica.sql",
+        sql: include_str!("../../../migrations/0001_replica.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_member_search.sql",
+        sql: include_str!("../../../migrations/0002_member_search.sql"),
+    },
+];
+
+/// The schema version this binary writes.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// How long a connection waits for another connection's lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("cannot open replica {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "replica {path} has schema version {found}, newer than this build of Aisle supports ({supported}); upgrade Aisle"
+    )]
+    TooNew {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "replica {path}: migration {name} was applied with a different text (checksum {found}, this build has {expected}); migrations are append-only"
+    )]
+    MigrationChanged {
+        path: String,
+        name: String,
+        found: String,
+        expected: String,
+    },
+    #[error("replica {path}: migration {name} failed: {source}")]
+    Migrate {
+        path: String,
+        name: String,
+        source: rusqlite::Error,
+    },
+    #[error("{path} is not an Aisle replica (no schema); run `aisle init` first")]
+    NotInitialized { path: String },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// FNV-1a 64 of a migration's text: stable across builds and platforms.
+pub fn checksum(sql: &str) -> String {
+    format!("{:016x}", crate::rng::fnv1a64(sql.as_bytes()))
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Negative: KiB. 64 MiB of page cache per connection.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    Ok(())
+}
+
+/// Opens (creating if needed) the replica's single writer connection and brings
+/// the schema up to date.
+#[tracing::instrument(skip_all, fields(path = %path.display()), err)]
+pub fn open_writer(path: &Path) -> Result<Connection, ReplicaError> {
+    open_writer_at_version(path, latest_version())
+}
+
+/// Like [`open_writer`] but migrates only up to `target` (tests build replicas
+/// of every earlier schema with it).
+pub fn open_writer_at_version(path: &Path, target: u32) -> Result<Connection, ReplicaError> {
+    let display = path.display().to_string();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| ReplicaError::Open {
+            path: display.clone(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?;
+    }
+    let mut conn = Connection::open(path).map_err(|source| ReplicaError::Open {
+        path: display.clone(),
+        source,
+    })?;
+    let journal: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    debug_assert!(journal.eq_ignore_ascii_case("wal") || journal.eq_ignore_ascii_case("memory"));
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    configure(&conn)?;
+    migrate(&mut conn, &display, target)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection to an existing, up-to-date replica.
+pub fn open_reader(path: &Path) -> Result<Connection, ReplicaError> {
+    let display = path.display().to_string();
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|source| ReplicaError::Open {
+        path: display.clone(),
+        source,
+    })?;
+    configure(&conn)?;
+    conn.pragma_update(None, "query_only", true)?;
+    let version = schema_version(&conn)?;
+    if version == 0 {
+        return Err(ReplicaError::NotInitialized { path: display });
+    }
+    if version > latest_version() {
+        return Err(ReplicaError::TooNew {
+            path: display,
+            found: version,
+            supported: latest_version(),
+        });
+    }
+    Ok(conn)
+}
+
+/// The schema version recorded in the file (0 for an empty file).
+pub fn schema_version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+fn migrate(conn: &mut Connection, path: &str, target: u32) -> Result<(), ReplicaError> {
+    let current = schema_version(conn)?;
+    if current > latest_version() {
+        return Err(ReplicaError::TooNew {
+            path: path.to_owned(),
+            found: current,
+            supported: latest_version(),
+        });
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             checksum   TEXT NOT NULL,
+             applied_at TEXT NOT NULL DEFAULT (datetime('now'))
+         ) STRICT;",
+    )?;
+    // Applied migrations must be exactly the embedded ones.
+    for migration in MIGRATIONS.iter().filter(|m| m.version <= current) {
+        let found: Option<String> = conn
+            .query_row(
+                "SELECT checksum FROM schema_migrations WHERE version = ?1",
+                [migration.version],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let expected = checksum(migration.sql);
+        if let Some(found) = found.filter(|found| *found != expected) {
+            return Err(ReplicaError::MigrationChanged {
+                path: path.to_owned(),
+                name: migration.name.to_owned(),
+                found,
+                expected,
+            });
+        }
+    }
+    for migration in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target)
+    {
+        let tx = conn.transaction()?;
+        let applied = tx.execute_batch(migration.sql).and_then(|()| {
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (?1, ?2, ?3)",
+                params![migration.version, migration.name, checksum(migration.sql)],
+            )?;
+            tx.pragma_update(None, "user_version", migration.version)
+        });
+        applied.map_err(|source| ReplicaError::Migrate {
+            path: path.to_owned(),
+            name: migration.name.to_owned(),
+            source,
+        })?;
+        tx.commit()?;
+        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+    }
+    Ok(())
+}
+
+/// A value from `replica_meta`.
+pub fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM replica_meta WHERE key = ?1", [key], |row| row.get(0))
+        .optional()
+}
+
+/// Sets a value in `replica_meta`.
+pub fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO replica_meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_migrations_match_the_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("migrations folder")
+            .map(|entry| entry.expect("dir entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let embedded: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
+        assert_eq!(files, embedded, "every file in migrations/ is embedded, in order");
+        for (idx, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version as usize, idx + 1);
+            let prefix: u32 = migration.name[..4].parse().expect("NNNN_ prefix");
+            assert_eq!(prefix, migration.version, "{} has the wrong number", migration.name);
+            let on_disk = std::fs::read_to_string(dir.join(migration.name)).expect("read");
+            assert_eq!(on_disk, migration.sql);
+        }
+    }
+
+    #[test]
+    fn fresh_replica_is_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = open_writer(&dir.path().join("r.db")).expect("open");
+        assert_eq!(schema_version(&conn).expect("version"), latest_version());
+        let integrity: String = conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .expect("integrity");
+        assert_eq!(integrity, "ok");
+        let fk_violations: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| row.get(0))
+            .expect("fk check");
+        assert_eq!(fk_violations, 0);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .expect("journal");
+        assert_eq!(mode, "wal");
+        let fks: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+            .expect("fk");
+        assert_eq!(fks, 1);
+    }
+
+    #[test]
+    fn edited_migration_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        drop(open_writer(&path).expect("open"));
+        let conn = Connection::open(&path).expect("raw open");
+        conn.execute(
+            "UPDATE schema_migrations SET checksum = 'deadbeef' WHERE version = 1",
+            [],
+        )
+        .expect("tamper");
+        drop(conn);
+        let err = open_writer(&path).expect_err("must refuse");
+        assert!(matches!(err, ReplicaError::MigrationChanged { ref name, .. } if name == "0001_replica.sql"), "{err}");
+    }
+
+    #[test]
+    fn newer_replica_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        drop(open_writer(&path).expect("open"));
+        let conn = Connection::open(&path).expect("raw open");
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .expect("bump");
+        drop(conn);
+        assert!(matches!(open_writer(&path), Err(ReplicaError::TooNew { .. })));
+        assert!(matches!(open_reader(&path), Err(ReplicaError::TooNew { .. })));
+    }
+
+    #[test]
+    fn reader_refuses_writes_and_empty_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        drop(open_writer(&path).expect("open"));
+        let reader = open_reader(&path).expect("reader");
+        assert!(reader
+            .execute("INSERT INTO stores (store_id, name) VALUES (1, 'x')", [])
+            .is_err());
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").expect("touch");
+        assert!(matches!(open_reader(&empty), Err(ReplicaError::NotInitialized { .. })));
+    }
+}
