@@ -1,1 +1,255 @@
-fn main() {}
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask reports to the developer on the terminal")]
+
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `cargo xtask demo`: the README's main job (today the CLI demo on the embedded data).
+//! - `cargo xtask test`: system packages, fmt, clippy, the dependency rule, docs, every test.
+//! - `cargo xtask bench import [--data DIR]`: import throughput against sqlite3's `.import`.
+//! - `cargo xtask bench replica [--members N --products M --purchases P]`: the 1 M-member replica.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// Debian packages the workspace needs to build and test.
+const DEBIAN_PACKAGES: &[&str] = &["build-essential", "pkg-config", "sqlite3"];
+
+/// Crates the core must never depend on (UI, camera, server).
+const FORBIDDEN_IN_CORE: &[&str] = &["slint", "tauri", "wry", "nokhwa", "axum"];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["demo", rest @ ..] => demo(rest),
+        ["test", rest @ ..] => test(rest),
+        ["bench", "import", rest @ ..] => bench_import(rest),
+        ["bench", "replica", rest @ ..] => bench_replica(rest),
+        _ => {
+            bail!(
+                "usage: cargo xtask <demo | test | bench import [--data DIR] | bench replica [--members N --products M --purchases P]>"
+            )
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", describe(cmd));
+    let status = cmd.status().with_context(|| format!("starting {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("{} failed: {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn flag<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
+    args.windows(2).find(|w| w[0] == name).map(|w| w[1])
+}
+
+fn demo(args: &[&str]) -> Result<()> {
+    run(cargo().args(["run", "--quiet", "-p", "aisle-cli", "--bin", "aisle", "--", "demo"]).args(args))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn missing_packages() -> Vec<&'static str> {
+    DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|pkg| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", pkg])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect()
+}
+
+fn ensure_packages() -> Result<()> {
+    if Command::new("dpkg-query").arg("--version").output().is_err() {
+        eprintln!("not a Debian/Ubuntu system: make sure these are installed: {}", DEBIAN_PACKAGES.join(" "));
+        return Ok(());
+    }
+    let missing = missing_packages();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let line = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
+    if !is_root() {
+        bail!("missing system packages; run as root:\n  sudo apt-get update && sudo {line}");
+    }
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    run(Command::new("sh").arg("-c").arg(format!("DEBIAN_FRONTEND=noninteractive {line}")))
+}
+
+fn check_core_dependencies() -> Result<()> {
+    let output = cargo()
+        .args(["tree", "-p", "aisle-core", "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .output()
+        .context("cargo tree")?;
+    if !output.status.success() {
+        bail!("cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let offenders: Vec<&str> = tree
+        .lines()
+        .filter(|line| {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            FORBIDDEN_IN_CORE.iter().any(|f| name == *f || name.starts_with(&format!("{f}-")))
+        })
+        .collect();
+    if !offenders.is_empty() {
+        bail!("aisle-core must not depend on UI, camera or server crates; found: {}", offenders.join(", "));
+    }
+    eprintln!("dependency rule: aisle-core depends on none of {}", FORBIDDEN_IN_CORE.join(", "));
+    Ok(())
+}
+
+fn test(args: &[&str]) -> Result<()> {
+    ensure_packages()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    check_core_dependencies()?;
+    run(cargo().args(["doc", "--workspace", "--no-deps", "--quiet"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    run(cargo().args(["test", "--workspace"]).args(args))
+}
+
+fn release_aisle() -> Result<PathBuf> {
+    run(cargo().args(["build", "--release", "-p", "aisle-cli", "--bin", "aisle"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    Ok(target.join("release/aisle"))
+}
+
+fn timed(cmd: &mut Command) -> Result<f64> {
+    let started = Instant::now();
+    let output = cmd.output().with_context(|| describe(cmd))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!("{} failed: {}", describe(cmd), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(seconds)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn sqlite(db: &Path, sql: &str) -> Result<String> {
+    let output = Command::new("sqlite3").arg(db).arg(sql).output().context("running sqlite3 (apt-get install sqlite3)")?;
+    if !output.status.success() {
+        bail!("sqlite3 {sql}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Import throughput of the whole Complete Journey folder against sqlite3's
+/// `.import` of the same purchase lines into the same table, in the same run.
+fn bench_import(args: &[&str]) -> Result<()> {
+    let data = PathBuf::from(flag(args, "--data").unwrap_or("../shared/data/completejourney"));
+    let runs: usize = flag(args, "--runs").map_or(Ok(3), str::parse)?;
+    let data = data.canonicalize().with_context(|| format!("no Complete Journey data at {}", data.display()))?;
+    let aisle = release_aisle()?;
+    let work = std::env::temp_dir().join(format!("aisle-bench-import-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+
+    let mut ours = Vec::new();
+    for run_idx in 0..runs {
+        let db = work.join(format!("ours-{run_idx}.db"));
+        let seconds = timed(
+            Command::new(&aisle)
+                .arg("--db")
+                .arg(&db)
+                .args(["import", "completejourney"])
+                .arg(&data)
+                .args(["--skip-invalid", "--rejects"])
+                .arg(work.join("rejects.csv")),
+        )?;
+        eprintln!("aisle import run {run_idx}: {seconds:.2} s");
+        ours.push(seconds);
+    }
+    let db = work.join("ours-0.db");
+    let lines: f64 = sqlite(&db, "SELECT count(*) FROM purchase_lines")?.parse()?;
+    let rejects = std::fs::read_to_string(work.join("rejects.csv")).map_or(0, |t| t.lines().count().saturating_sub(1));
+
+    // Baseline: the same rows, as CSV, into an empty purchase_lines of the same schema.
+    let csv = work.join("purchase_lines.csv");
+    let output = Command::new("sqlite3")
+        .args(["-csv"])
+        .arg(&db)
+        .arg("SELECT * FROM purchase_lines")
+        .output()?;
+    std::fs::write(&csv, &output.stdout)?;
+    let mut baseline = Vec::new();
+    for run_idx in 0..runs {
+        let base = work.join(format!("baseline-{run_idx}.db"));
+        let schema = sqlite(&db, ".schema purchase_lines")?;
+        sqlite(&base, "PRAGMA journal_mode=WAL")?;
+        sqlite(&base, &schema)?;
+        let seconds = timed(
+            Command::new("sqlite3")
+                .arg(&base)
+                .arg("PRAGMA synchronous=NORMAL")
+                .arg(format!(".import --csv {} purchase_lines", csv.display())),
+        )?;
+        eprintln!("sqlite3 .import run {run_idx}: {seconds:.2} s");
+        baseline.push(seconds);
+    }
+    let (ours, baseline) = (median(ours), median(baseline));
+    println!("Complete Journey import ({} purchase lines, {rejects} rows rejected), median of {runs} runs:", lines as u64);
+    println!("  aisle import completejourney (all 7 files): {ours:.2} s = {:.0} purchase rows/s", lines / ours);
+    println!("  sqlite3 .import of the same lines into the same table: {baseline:.2} s = {:.0} rows/s", lines / baseline);
+    println!("  ratio aisle / sqlite3 = {:.2}x", ours / baseline);
+    std::fs::remove_dir_all(&work).ok();
+    Ok(())
+}
+
+/// Builds the large generated replica and measures look-ups and search on it.
+fn bench_replica(args: &[&str]) -> Result<()> {
+    let members = flag(args, "--members").unwrap_or("1000000");
+    let products = flag(args, "--products").unwrap_or("100000");
+    let purchases = flag(args, "--purchases").unwrap_or("20000000");
+    let aisle = release_aisle()?;
+    let work = PathBuf::from(flag(args, "--work").map_or_else(
+        || std::env::temp_dir().join("aisle-bench-replica").display().to_string(),
+        str::to_owned,
+    ));
+    let data = work.join("data");
+    let db = work.join("replica.db");
+    std::fs::create_dir_all(&work)?;
+    let gen_seconds = timed(
+        Command::new(&aisle)
+            .args(["gen", "--members", members, "--products", products, "--purchases", purchases, "--out"])
+            .arg(&data),
+    )?;
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    let import_seconds = timed(Command::new(&aisle).arg("--db").arg(&db).args(["import", "csv"]).arg(&data))?;
+    let bytes = std::fs::metadata(&db)?.len();
+    println!("generated {members} members, {products} products, {purchases} purchase lines in {gen_seconds:.1} s");
+    println!("replica built in {import_seconds:.1} s; file size {:.2} GB", bytes as f64 / 1e9);
+    run(Command::new(&aisle).arg("--db").arg(&db).args(["bench", "lookup", "--queries", "10000"]))
+}

@@ -128,9 +128,8 @@ impl<'tx> Writer<'tx> {
                  ON CONFLICT (store_id, product_id) DO UPDATE SET
                      price_cents = excluded.price_cents, stock_qty = excluded.stock_qty,
                      location = excluded.location, updated_at = excluded.updated_at
-                 WHERE (store_products.price_cents, store_products.stock_qty, store_products.location,
-                        store_products.updated_at)
-                   IS NOT (excluded.price_cents, excluded.stock_qty, excluded.location, excluded.updated_at)",
+                 WHERE (store_products.price_cents, store_products.stock_qty, store_products.location)
+                   IS NOT (excluded.price_cents, excluded.stock_qty, excluded.location)",
             )?,
             member: tx.prepare(&format!(
                 "INSERT INTO members ({MEMBER_COLUMNS}) VALUES ({MEMBER_VALUES})
