@@ -20,23 +20,32 @@ pub fn demo_dir() -> PathBuf {
 
 /// Options with a fixed clock.
 pub fn options() -> ImportOptions {
-    ImportOptions { now: "2026-01-01 00:00:00".to_owned(), ..ImportOptions::default() }
+    ImportOptions {
+        now: "2026-01-01 00:00:00".to_owned(),
+        ..ImportOptions::default()
+    }
 }
 
 /// Runs one Complete Journey import in its own transaction, committed only on success.
-pub fn import_cj(conn: &mut Connection, dir: &Path, options: &ImportOptions) -> Result<ImportReport, ImportError> {
-    let tx = conn.transaction()?;
-    let report = import::completejourney::import(&tx, &DirSource(dir.to_owned()), options, &mut NoProgress)?;
-    tx.commit()?;
-    Ok(report)
+pub fn import_cj(
+    conn: &mut Connection,
+    dir: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    import::in_transaction(conn, |tx| {
+        import::completejourney::import(tx, &DirSource(dir.to_owned()), options, &mut NoProgress)
+    })
 }
 
 /// Runs one generic-layout import in its own transaction, committed only on success.
-pub fn import_csv(conn: &mut Connection, dir: &Path, options: &ImportOptions) -> Result<ImportReport, ImportError> {
-    let tx = conn.transaction()?;
-    let report = import::layout::import(&tx, &DirSource(dir.to_owned()), options, &mut NoProgress)?;
-    tx.commit()?;
-    Ok(report)
+pub fn import_csv(
+    conn: &mut Connection,
+    dir: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    import::in_transaction(conn, |tx| {
+        import::layout::import(tx, &DirSource(dir.to_owned()), options, &mut NoProgress)
+    })
 }
 
 /// Writes `files` (name, contents) into `dir`.
@@ -50,7 +59,10 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
 /// A small, valid dataset in the generic layout.
 pub fn small_layout() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("stores.csv", "store_id,name,region,timezone\n1,Main Street,North,America/New_York\n2,Harbor,South,America/New_York\n"),
+        (
+            "stores.csv",
+            "store_id,name,region,timezone\n1,Main Street,North,America/New_York\n2,Harbor,South,America/New_York\n",
+        ),
         (
             "products.csv",
             "product_id,name,gtin,department,category,brand,brand_type,package_size\n\
@@ -58,18 +70,33 @@ pub fn small_layout() -> Vec<(&'static str, &'static str)> {
              11,Granola,,GROCERY,CEREAL,Store brand,private,1 LB\n\
              12,Blueberries,,PRODUCE,BERRIES,,,\"6 OZ\"\n",
         ),
-        ("store_products.csv", "store_id,product_id,price,stock_qty,location\n1,10,3.49,12,Aisle 4\n1,11,4.99,0,Aisle 7\n2,10,3.29,5,Dairy wall\n"),
+        (
+            "store_products.csv",
+            "store_id,product_id,price,stock_qty,location\n1,10,3.49,12,Aisle 4\n1,11,4.99,0,Aisle 7\n2,10,3.29,5,Dairy wall\n",
+        ),
         (
             "members.csv",
             "member_id,card_number,given_name,family_name,phone,email,home_store_id,tier,consent_personalization,consent_marketing,enrolled_on\n\
              1,2900000000018,Zoë,Martínez,+1 614-555-0142,zoe.martinez@example.com,1,gold,1,0,2020-03-01\n\
              2,2900000000025,Ben,Okafor,+1 212-555-0199,ben.okafor@example.com,2,standard,0,0,2021-07-15\n",
         ),
-        ("member_preferences.csv", "member_id,kind,value\n1,dietary,vegetarian\n1,brand,Sunvale\n"),
-        ("campaigns.csv", "campaign_id,name,campaign_type,starts_on,ends_on\n1,Spring dairy,Type A,2026-03-01,2026-04-30\n"),
+        (
+            "member_preferences.csv",
+            "member_id,kind,value\n1,dietary,vegetarian\n1,brand,Sunvale\n",
+        ),
+        (
+            "campaigns.csv",
+            "campaign_id,name,campaign_type,starts_on,ends_on\n1,Spring dairy,Type A,2026-03-01,2026-04-30\n",
+        ),
         ("campaign_members.csv", "campaign_id,member_id\n1,1\n"),
-        ("coupons.csv", "coupon_code,campaign_id,description,discount\nC-YOG-1,1,50c off yogurt,0.50\n"),
-        ("coupon_products.csv", "coupon_code,campaign_id,product_id\nC-YOG-1,1,10\n"),
+        (
+            "coupons.csv",
+            "coupon_code,campaign_id,description,discount\nC-YOG-1,1,50c off yogurt,0.50\n",
+        ),
+        (
+            "coupon_products.csv",
+            "coupon_code,campaign_id,product_id\nC-YOG-1,1,10\n",
+        ),
         (
             "purchases.csv",
             "basket_id,member_id,store_id,purchased_at,line_no,product_id,quantity,sales_value,retail_disc\n\
@@ -78,7 +105,10 @@ pub fn small_layout() -> Vec<(&'static str, &'static str)> {
              101,2,2,2026-03-03 18:30:00,1,10,1,3.29,0\n\
              102,,1,2026-03-04 12:00:00,1,12,1,2.50,0\n",
         ),
-        ("coupon_redemptions.csv", "member_id,coupon_code,campaign_id,redeemed_on,store_id\n1,C-YOG-1,1,2026-03-02,1\n"),
+        (
+            "coupon_redemptions.csv",
+            "member_id,coupon_code,campaign_id,redeemed_on,store_id\n1,C-YOG-1,1,2026-03-02,1\n",
+        ),
     ]
 }
 
@@ -86,12 +116,17 @@ pub fn small_layout() -> Vec<(&'static str, &'static str)> {
 pub fn dump(conn: &Connection) -> Vec<String> {
     let mut out = Vec::new();
     for table in aisle_core::stats::TABLES {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2")).expect("prepare dump");
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .expect("prepare dump");
         let n_columns = stmt.column_count();
         let rows = stmt
             .query_map([], |row| {
                 let values: Vec<String> = (0..n_columns)
-                    .map(|idx| format!("{:?}", row.get_ref(idx).map(|v| v.data_type()).ok()) + &value_text(row, idx))
+                    .map(|idx| {
+                        format!("{:?}", row.get_ref(idx).map(|v| v.data_type()).ok())
+                            + &value_text(row, idx)
+                    })
                     .collect();
                 Ok(format!("{table}: {}", values.join("|")))
             })
@@ -128,5 +163,8 @@ pub fn gz_lines(path: &Path) -> Vec<Vec<String>> {
     flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open gz"))
         .read_to_string(&mut text)
         .expect("gunzip");
-    text.lines().skip(1).map(|line| line.split(',').map(str::to_owned).collect()).collect()
+    text.lines()
+        .skip(1)
+        .map(|line| line.split(',').map(str::to_owned).collect())
+        .collect()
 }

@@ -40,7 +40,10 @@ fn demo_extract_imports_row_for_row() {
         .collect();
     let baskets: HashSet<&str> = transactions.iter().map(|r| r[2].as_str()).collect();
     let stores: HashSet<&str> = transactions.iter().map(|r| r[1].as_str()).collect();
-    let coupon_keys: HashSet<(&str, &str)> = coupons.iter().map(|r| (r[0].as_str(), r[2].as_str())).collect();
+    let coupon_keys: HashSet<(&str, &str)> = coupons
+        .iter()
+        .map(|r| (r[0].as_str(), r[2].as_str()))
+        .collect();
     let coupon_lines: HashSet<&Vec<String>> = coupons.iter().collect();
     // A shelf price is observed where a positive quantity was sold.
     let store_products: HashSet<(&str, &str)> = transactions
@@ -52,7 +55,10 @@ fn demo_extract_imports_row_for_row() {
     let expect = [
         ("SELECT count(*) FROM members", households.len()),
         ("SELECT count(*) FROM member_cards", households.len()),
-        ("SELECT count(*) FROM member_demographics", demographics.len()),
+        (
+            "SELECT count(*) FROM member_demographics",
+            demographics.len(),
+        ),
         ("SELECT count(*) FROM products", products.len()),
         ("SELECT count(*) FROM stores", stores.len()),
         ("SELECT count(*) FROM baskets", baskets.len()),
@@ -80,9 +86,24 @@ fn demo_extract_imports_row_for_row() {
     let cents = |text: &str| (text.parse::<f64>().expect("number") * 100.0).round() as i64;
     for row in &transactions {
         let got: (i64, i64, String, i64, i64, i64, i64, i64) = stmt
-            .query_row([row[2].parse::<i64>().expect("basket"), row[3].parse::<i64>().expect("product")], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
-            })
+            .query_row(
+                [
+                    row[2].parse::<i64>().expect("basket"),
+                    row[3].parse::<i64>().expect("product"),
+                ],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
+                },
+            )
             .unwrap_or_else(|e| panic!("line {row:?} missing: {e}"));
         let want = (
             row[0].parse().expect("household"),
@@ -96,9 +117,14 @@ fn demo_extract_imports_row_for_row() {
         );
         assert_eq!(got, want, "transaction {row:?}");
     }
-    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
     assert_eq!(integrity, "ok");
-    assert_eq!(count(&conn, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM pragma_foreign_key_check"),
+        0
+    );
 }
 
 #[test]
@@ -108,7 +134,10 @@ fn reimport_changes_nothing() {
     let first = import_cj(&mut conn, &demo_dir(), &options()).expect("first import");
     assert!(first.written() > 100_000);
     let before = dump(&conn);
-    let later = ImportOptions { now: "2027-06-01 00:00:00".to_owned(), ..options() };
+    let later = ImportOptions {
+        now: "2027-06-01 00:00:00".to_owned(),
+        ..options()
+    };
     let second = import_cj(&mut conn, &demo_dir(), &later).expect("second import");
     assert_eq!(second.written(), 0, "{:?}", second.tables);
     assert_eq!(dump(&conn), before);
@@ -138,7 +167,11 @@ fn assert_refused(files: &[(&str, &str)], cj: bool, check: impl Fn(&ImportError)
     write_files(&bad, files);
     {
         let mut conn = replica::open_writer(&db).expect("reopen");
-        let result = if cj { import_cj(&mut conn, &bad, &options()) } else { import_csv(&mut conn, &bad, &options()) };
+        let result = if cj {
+            import_cj(&mut conn, &bad, &options())
+        } else {
+            import_csv(&mut conn, &bad, &options())
+        };
         let error = result.expect_err("bad input must be refused");
         check(&error);
     }
@@ -146,19 +179,29 @@ fn assert_refused(files: &[(&str, &str)], cj: bool, check: impl Fn(&ImportError)
 }
 
 fn with(name: &'static str, contents: &'static str) -> Vec<(&'static str, &'static str)> {
-    let mut files: Vec<_> = small_layout().into_iter().filter(|(n, _)| *n != name).collect();
+    let mut files: Vec<_> = small_layout()
+        .into_iter()
+        .filter(|(n, _)| *n != name)
+        .collect();
     files.push((name, contents));
     files
 }
 
 #[test]
 fn wrong_header_is_refused_with_the_columns() {
-    assert_refused(&with("products.csv", "prodct_id,name\n10,Yogurt\n"), false, |e| {
-        let text = e.to_string();
-        assert!(matches!(e, ImportError::Header { file, .. } if file == "products.csv"), "{text}");
-        assert!(text.contains("missing column(s) product_id"), "{text}");
-        assert!(text.contains("unknown column(s) prodct_id"), "{text}");
-    });
+    assert_refused(
+        &with("products.csv", "prodct_id,name\n10,Yogurt\n"),
+        false,
+        |e| {
+            let text = e.to_string();
+            assert!(
+                matches!(e, ImportError::Header { file, .. } if file == "products.csv"),
+                "{text}"
+            );
+            assert!(text.contains("missing column(s) product_id"), "{text}");
+            assert!(text.contains("unknown column(s) prodct_id"), "{text}");
+        },
+    );
 }
 
 #[test]
@@ -202,18 +245,31 @@ fn duplicate_member_is_refused() {
 #[test]
 fn empty_file_is_refused() {
     assert_refused(&with("members.csv", ""), false, |e| {
-        assert!(matches!(e, ImportError::Empty { file, .. } if file == "members.csv"), "{e}");
+        assert!(
+            matches!(e, ImportError::Empty { file, .. } if file == "members.csv"),
+            "{e}"
+        );
     });
 }
 
 #[test]
 fn ragged_row_and_bad_values_are_refused() {
-    assert_refused(&with("stores.csv", "store_id,name\n3,Pier\n4\n"), false, |e| {
-        assert!(matches!(e, ImportError::Row { line: 3, reason, .. } if reason.contains("1 fields, the header has 2")), "{e}");
-    });
+    assert_refused(
+        &with("stores.csv", "store_id,name\n3,Pier\n4\n"),
+        false,
+        |e| {
+            assert!(
+                matches!(e, ImportError::Row { line: 3, reason, .. } if reason.contains("1 fields, the header has 2")),
+                "{e}"
+            );
+        },
+    );
     let bad_card = "member_id,card_number\n7,2900000000019\n";
     assert_refused(&with("members.csv", bad_card), false, |e| {
-        assert!(matches!(e, ImportError::Row { column, reason, .. } if column == "card_number" && reason.contains("check digit")), "{e}");
+        assert!(
+            matches!(e, ImportError::Row { column, reason, .. } if column == "card_number" && reason.contains("check digit")),
+            "{e}"
+        );
     });
 }
 
@@ -235,14 +291,23 @@ fn truncated_gzip_is_refused() {
     {
         let mut conn = replica::open_writer(&db).expect("open");
         let error = import_cj(&mut conn, &dir, &options()).expect_err("truncated");
-        assert!(matches!(&error, ImportError::Compressed { file, line, .. } if file == "transactions.csv.gz" && *line > 1000), "{error}");
+        assert!(
+            matches!(&error, ImportError::Compressed { file, line, .. } if file == "transactions.csv.gz" && *line > 1000),
+            "{error}"
+        );
     }
     assert!(file_bytes(&db) == before);
     let missing = tmp.path().join("nothing");
     std::fs::create_dir_all(&missing).expect("mkdir");
     let mut conn = replica::open_writer(&db).expect("open");
-    assert!(matches!(import_cj(&mut conn, &missing, &options()), Err(ImportError::MissingFile { .. })));
-    assert!(matches!(import_csv(&mut conn, &missing, &options()), Err(ImportError::NothingToImport { .. })));
+    assert!(matches!(
+        import_cj(&mut conn, &missing, &options()),
+        Err(ImportError::MissingFile { .. })
+    ));
+    assert!(matches!(
+        import_csv(&mut conn, &missing, &options()),
+        Err(ImportError::NothingToImport { .. })
+    ));
 }
 
 #[test]
@@ -258,16 +323,28 @@ fn skip_invalid_sets_rows_aside_and_keeps_the_rest() {
     let mut conn = replica::open_writer(&tmp.path().join("r.db")).expect("open");
     let strict = import_csv(&mut conn, &dir, &options());
     assert!(strict.is_err());
-    let lenient = ImportOptions { skip_invalid: true, ..options() };
+    let lenient = ImportOptions {
+        skip_invalid: true,
+        ..options()
+    };
     let report = import_csv(&mut conn, &dir, &lenient).expect("lenient import");
-    let rejected: Vec<(u64, &str)> = report.rejects.iter().map(|r| (r.line, r.column.as_str())).collect();
+    let rejected: Vec<(u64, &str)> = report
+        .rejects
+        .iter()
+        .map(|r| (r.line, r.column.as_str()))
+        .collect();
     assert_eq!(rejected, vec![(3, "product_id"), (4, "quantity")]);
     assert!(report.rejects[1].raw.contains("one"));
     assert_eq!(count(&conn, "SELECT count(*) FROM purchase_lines"), 2);
     let mut out = Vec::new();
     aisle_core::import::write_rejects(&report.rejects, &mut out).expect("write");
     let text = String::from_utf8(out).expect("utf8");
-    assert!(text.starts_with("file,line,column,reason,raw\npurchases.csv,3,product_id,unknown product 999,"), "{text}");
+    assert!(
+        text.starts_with(
+            "file,line,column,reason,raw\npurchases.csv,3,product_id,unknown product 999,"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -288,12 +365,24 @@ fn erased_member_is_not_resurrected_by_import() {
     let profile = members::profile(&conn, 1).expect("profile");
     assert_eq!(profile.display_name, None);
     assert!(profile.cards.is_empty());
-    assert!(members::search(&conn, "zoe", 10).expect("search").is_empty());
-    assert!(members::search(&conn, "2900000000018", 10).expect("search").is_empty());
+    assert!(
+        members::search(&conn, "zoe", 10)
+            .expect("search")
+            .is_empty()
+    );
+    assert!(
+        members::search(&conn, "2900000000018", 10)
+            .expect("search")
+            .is_empty()
+    );
 }
 
 fn search_ids(conn: &Connection, text: &str) -> Vec<i64> {
-    members::search(conn, text, 10).expect("search").into_iter().map(|h| h.member_id).collect()
+    members::search(conn, text, 10)
+        .expect("search")
+        .into_iter()
+        .map(|h| h.member_id)
+        .collect()
 }
 
 #[test]
@@ -323,7 +412,10 @@ fn search_finds_members_by_partial_name_card_phone_and_email() {
         assert_eq!(got, expect, "search {text:?}");
     }
     // Look-up by card validates before it reads.
-    assert_eq!(members::find(&conn, &MemberKey::parse("2900000000018").expect("card")).expect("find"), Some(1));
+    assert_eq!(
+        members::find(&conn, &MemberKey::parse("2900000000018").expect("card")).expect("find"),
+        Some(1)
+    );
     assert!(MemberKey::parse("2900000000017").is_err());
 }
 
@@ -346,12 +438,21 @@ fn replicas_of_every_earlier_schema_upgrade() {
             }
         }
         let conn = replica::open_writer(&db).expect("upgrade");
-        assert_eq!(replica::schema_version(&conn).expect("version"), replica::latest_version());
+        assert_eq!(
+            replica::schema_version(&conn).expect("version"),
+            replica::latest_version()
+        );
         if version >= 1 {
-            assert_eq!(search_ids(&conn, "ada lov"), vec![1], "from version {version}");
+            assert_eq!(
+                search_ids(&conn, "ada lov"),
+                vec![1],
+                "from version {version}"
+            );
             assert_eq!(search_ids(&conn, "2900000000018"), vec![1]);
         }
-        let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity");
+        let integrity: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity");
         assert_eq!(integrity, "ok");
     }
 }

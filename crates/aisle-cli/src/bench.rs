@@ -72,12 +72,20 @@ pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
         baseline.push(started.elapsed());
         anyhow::ensure!(found == profile.member_id);
 
-        let card = &profile.cards.first().context("member without a card")?.card_number;
+        let card = &profile
+            .cards
+            .first()
+            .context("member without a card")?
+            .card_number;
         let started = Instant::now();
         let key = MemberKey::parse(card)?;
         let found = members::find(&conn, &key)?;
         by_card.push(started.elapsed());
-        anyhow::ensure!(found == Some(profile.member_id), "card {card} did not find member {}", profile.member_id);
+        anyhow::ensure!(
+            found == Some(profile.member_id),
+            "card {card} did not find member {}",
+            profile.member_id
+        );
 
         // What an associate types: a few letters of a name, the end of a phone, the start of an
         // e-mail, or the first digits of a card.
@@ -87,7 +95,17 @@ pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
                 let family = profile.family_name.clone().unwrap_or_default();
                 format!("{} {}", prefix(&given, 3), prefix(&family, 2))
             }
-            1 => profile.phone.clone().unwrap_or_default().chars().rev().take(4).collect::<String>().chars().rev().collect(),
+            1 => profile
+                .phone
+                .clone()
+                .unwrap_or_default()
+                .chars()
+                .rev()
+                .take(4)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect(),
             2 => prefix(profile.email.as_deref().unwrap_or_default(), 6),
             _ => prefix(card, 8),
         };
@@ -101,7 +119,12 @@ pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
         summarize("member by card (validate + look-up)", by_card),
         summarize("FTS prefix search, 20 results", search),
     ];
-    out.line(format_args!("{} queries over {} members of {}", queries, ids.len(), db.display()))?;
+    out.line(format_args!(
+        "{} queries over {} members of {}",
+        queries,
+        ids.len(),
+        db.display()
+    ))?;
     for r in &results {
         out.line(format_args!(
             "  {:<40} p50 {:>8.1} us  p99 {:>8.1} us  max {:>9.1} us  mean {:>8.1} us",

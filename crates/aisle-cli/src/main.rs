@@ -22,7 +22,12 @@ use crate::output::Out;
 /// purchases, offers) in one SQLite file; this command creates, fills and
 /// inspects it.
 #[derive(Debug, Parser)]
-#[command(name = "aisle", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "aisle",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     /// The replica file [default: $AISLE_DB, else $XDG_DATA_HOME/aisle/replica.db,
     /// else ~/.local/share/aisle/replica.db].
@@ -159,7 +164,9 @@ fn main() -> std::process::ExitCode {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),
@@ -190,8 +197,14 @@ fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Init => {
             replica::open_writer(&db)?;
-            out.line(format_args!("replica ready: {} (schema version {})", db.display(), replica::latest_version()))?;
-            out.json(&serde_json::json!({ "replica": db, "schema_version": replica::latest_version() }))
+            out.line(format_args!(
+                "replica ready: {} (schema version {})",
+                db.display(),
+                replica::latest_version()
+            ))?;
+            out.json(
+                &serde_json::json!({ "replica": db, "schema_version": replica::latest_version() }),
+            )
         }
         Command::Import(ImportCommand::Completejourney { dir, common, seed }) => {
             let options = import_options(common, *seed);
@@ -210,7 +223,8 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Member(MemberCommand::Show { key, baskets }) => {
             let conn = open_reader(&db)?;
             let parsed = members::MemberKey::parse(key)?;
-            let member_id = members::find(&conn, &parsed)?.ok_or_else(|| members::MemberError::NotFound(key.clone()))?;
+            let member_id = members::find(&conn, &parsed)?
+                .ok_or_else(|| members::MemberError::NotFound(key.clone()))?;
             let profile = members::profile(&conn, member_id)?;
             let recent = members::recent_baskets(&conn, member_id, *baskets)?;
             output::profile(out, &profile, &recent)?;
@@ -229,7 +243,11 @@ fn run(cli: &Cli) -> Result<()> {
             output::stats(out, &db, size, &stats)?;
             out.json(&serde_json::json!({ "replica": db, "bytes": size, "stats": stats }))
         }
-        Command::Demo { replica: path } => run_demo(path.clone().unwrap_or_else(|| data_dir().join("demo/replica.db")), out),
+        Command::Demo { replica: path } => run_demo(
+            path.clone()
+                .unwrap_or_else(|| data_dir().join("demo/replica.db")),
+            out,
+        ),
         Command::Gen(args) => {
             let spec = generate::GenSpec {
                 members: args.members,
@@ -239,7 +257,8 @@ fn run(cli: &Cli) -> Result<()> {
                 seed: args.seed,
             };
             let started = std::time::Instant::now();
-            let report = generate::generate(&spec, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+            let report = generate::generate(&spec, &args.out)
+                .with_context(|| format!("writing {}", args.out.display()))?;
             out.line(format_args!(
                 "wrote {} members, {} products, {} baskets, {} purchase lines to {} in {:.1} s",
                 report.members,
@@ -251,7 +270,12 @@ fn run(cli: &Cli) -> Result<()> {
             ))?;
             out.json(&report)
         }
-        Command::ExtractDemo { from, out: dir, households, seed } => {
+        Command::ExtractDemo {
+            from,
+            out: dir,
+            households,
+            seed,
+        } => {
             let report = subset::extract(from, dir, *households, *seed)?;
             for (file, n) in &report.rows {
                 out.line(format_args!("{file:<30} {n:>8} rows"))?;
@@ -264,7 +288,10 @@ fn run(cli: &Cli) -> Result<()> {
 
 fn open_reader(db: &Path) -> Result<rusqlite::Connection> {
     if !db.exists() {
-        bail!("no replica at {}: run `aisle init` and an import first, or pass --db", db.display());
+        bail!(
+            "no replica at {}: run `aisle init` and an import first, or pass --db",
+            db.display()
+        );
     }
     Ok(replica::open_reader(db)?)
 }
@@ -282,21 +309,30 @@ fn run_import(
     common: &ImportArgs,
     options: &ImportOptions,
     out: &mut Out,
-    import: impl FnOnce(&rusqlite::Transaction<'_>, &mut dyn import::Progress) -> Result<ImportReport, import::ImportError>,
+    import: impl FnOnce(
+        &rusqlite::Transaction<'_>,
+        &mut dyn import::Progress,
+    ) -> Result<ImportReport, import::ImportError>,
 ) -> Result<ImportReport> {
     let started = std::time::Instant::now();
     let mut conn = replica::open_writer(db)?;
     let mut progress = output::Bar::new(!out.is_json() && std::io::stderr().is_terminal());
-    let tx = conn.transaction()?;
-    let report = import(&tx, &mut progress)?;
-    tx.commit().context("committing the import")?;
+    let report = import::in_transaction(&mut conn, |tx| import(tx, &mut progress))?;
     progress.done();
     if options.skip_invalid && !report.rejects.is_empty() {
-        let path = common.rejects.clone().unwrap_or_else(|| db.with_file_name("rejects.csv"));
-        let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let path = common
+            .rejects
+            .clone()
+            .unwrap_or_else(|| db.with_file_name("rejects.csv"));
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         import::write_rejects(&report.rejects, std::io::BufWriter::new(file))
             .with_context(|| format!("writing {}", path.display()))?;
-        out.line(format_args!("{} rows rejected, written with their reasons to {}", report.rejects.len(), path.display()))?;
+        out.line(format_args!(
+            "{} rows rejected, written with their reasons to {}",
+            report.rejects.len(),
+            path.display()
+        ))?;
     }
     output::import_report(out, &report, started.elapsed())?;
     Ok(report)
@@ -309,15 +345,23 @@ fn run_demo(path: PathBuf, out: &mut Out) -> Result<()> {
         match std::fs::remove_file(&name) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing the previous demo replica {}", path.display())),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("removing the previous demo replica {}", path.display())
+                });
+            }
         }
     }
     let mut conn = replica::open_writer(&path)?;
-    let options = ImportOptions { now: output::now_utc(), ..ImportOptions::default() };
-    let tx = conn.transaction()?;
-    let report = import::completejourney::import(&tx, &demo::source(), &options, &mut import::NoProgress)?;
-    tx.commit()?;
-    let member_id = demo::showcase_member(&conn)?.context("the demo data has no member with baskets")?;
+    let options = ImportOptions {
+        now: output::now_utc(),
+        ..ImportOptions::default()
+    };
+    let report = import::in_transaction(&mut conn, |tx| {
+        import::completejourney::import(tx, &demo::source(), &options, &mut import::NoProgress)
+    })?;
+    let member_id =
+        demo::showcase_member(&conn)?.context("the demo data has no member with baskets")?;
     let profile = members::profile(&conn, member_id)?;
     let recent = members::recent_baskets(&conn, member_id, 3)?;
     let stats = stats::stats(&conn)?;
@@ -331,16 +375,27 @@ fn run_demo(path: PathBuf, out: &mut Out) -> Result<()> {
         count(&stats, "coupons"),
     ))?;
     output::profile(out, &profile, &recent)?;
-    let card = profile.cards.first().map_or("CARD", |c| c.card_number.as_str());
+    let card = profile
+        .cards
+        .first()
+        .map_or("CARD", |c| c.card_number.as_str());
     out.line(format_args!(
         "\nTry:  aisle --db {} member search {}\n      aisle --db {} member show {card}",
         path.display(),
-        profile.given_name.as_deref().unwrap_or("anna").to_lowercase(),
+        profile
+            .given_name
+            .as_deref()
+            .unwrap_or("anna")
+            .to_lowercase(),
         path.display()
     ))?;
     out.json(&serde_json::json!({ "replica": path, "import": report, "profile": profile, "recent_baskets": recent }))
 }
 
 fn count(stats: &stats::Stats, table: &str) -> i64 {
-    stats.tables.iter().find(|(name, _)| name == table).map_or(0, |(_, n)| *n)
+    stats
+        .tables
+        .iter()
+        .find(|(name, _)| name == table)
+        .map_or(0, |(_, n)| *n)
 }

@@ -20,7 +20,10 @@ pub struct Out {
 
 impl Out {
     pub fn new(json: bool) -> Self {
-        Self { json, stdout: std::io::stdout() }
+        Self {
+            json,
+            stdout: std::io::stdout(),
+        }
     }
 
     pub fn is_json(&self) -> bool {
@@ -65,7 +68,9 @@ pub struct Bar {
 
 impl Bar {
     pub fn new(visible: bool) -> Self {
-        Self { bar: visible.then(ProgressBar::hidden) }
+        Self {
+            bar: visible.then(ProgressBar::hidden),
+        }
     }
 
     pub fn done(&self) {
@@ -113,19 +118,31 @@ pub fn import_report(out: &mut Out, report: &ImportReport, elapsed: Duration) ->
         report.rejects.len()
     ))?;
     for (table, counts) in &report.tables {
-        out.line(format_args!("  {table:<22} {:>10} written {:>10} unchanged", counts.written, counts.unchanged))?;
+        out.line(format_args!(
+            "  {table:<22} {:>10} written {:>10} unchanged",
+            counts.written, counts.unchanged
+        ))?;
     }
     Ok(())
 }
 
 pub fn profile(out: &mut Out, profile: &Profile, baskets: &[Basket]) -> Result<()> {
     if let Some(erased_at) = &profile.erased_at {
-        return out.line(format_args!("member {}: personal data erased on {erased_at}", profile.member_id));
+        return out.line(format_args!(
+            "member {}: personal data erased on {erased_at}",
+            profile.member_id
+        ));
     }
     let name = profile.display_name.as_deref().unwrap_or("(no name)");
-    out.line(format_args!("{name}  (member {}, {} tier)", profile.member_id, profile.tier))?;
+    out.line(format_args!(
+        "{name}  (member {}, {} tier)",
+        profile.member_id, profile.tier
+    ))?;
     for card in &profile.cards {
-        out.line(format_args!("  card      {} ({})", card.card_number, card.status))?;
+        out.line(format_args!(
+            "  card      {} ({})",
+            card.card_number, card.status
+        ))?;
     }
     if let Some(phone) = &profile.phone {
         out.line(format_args!("  phone     {phone}"))?;
@@ -149,14 +166,24 @@ pub fn profile(out: &mut Out, profile: &Profile, baskets: &[Basket]) -> Result<(
         out.line(format_args!("  {source} id: {id}"))?;
     }
     if !profile.demographics.is_empty() {
-        let text: Vec<String> = profile.demographics.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let text: Vec<String> = profile
+            .demographics
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         out.line(format_args!("  household {}", text.join(", ")))?;
     }
     for preference in &profile.preferences {
-        out.line(format_args!("  prefers   {}: {}", preference.kind, preference.value))?;
+        out.line(format_args!(
+            "  prefers   {}: {}",
+            preference.kind, preference.value
+        ))?;
     }
     for note in &profile.notes {
-        out.line(format_args!("  note      {} ({}, {})", note.body, note.author, note.created_at))?;
+        out.line(format_args!(
+            "  note      {} ({}, {})",
+            note.body, note.author, note.created_at
+        ))?;
     }
     for basket in baskets {
         out.line(format_args!(
@@ -168,7 +195,12 @@ pub fn profile(out: &mut Out, profile: &Profile, baskets: &[Basket]) -> Result<(
             money(basket.total_cents)
         ))?;
         for line in &basket.lines {
-            out.line(format_args!("    {:>3} x {:<48} {:>9}", line.quantity, line.name, money(line.sales_cents)))?;
+            out.line(format_args!(
+                "    {:>3} x {:<48} {:>9}",
+                line.quantity,
+                line.name,
+                money(line.sales_cents)
+            ))?;
         }
     }
     Ok(())

@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(validate("40063813339x1"), Err(CardError::NotDigit('x')));
         assert_eq!(
             validate("4006381333932"),
-            Err(CardError::CheckDigit { found: 2, expected: 1 })
+            Err(CardError::CheckDigit {
+                found: 2,
+                expected: 1
+            })
         );
         assert_eq!(validate("4006 3813-33931").as_deref(), Ok("4006381333931"));
     }

@@ -8,7 +8,10 @@ use crate::import::EmbeddedSource;
 
 macro_rules! demo_file {
     ($name:literal) => {
-        ($name, include_bytes!(concat!("../../../assets/demo/", $name)) as &[u8])
+        (
+            $name,
+            include_bytes!(concat!("../../../assets/demo/", $name)) as &[u8],
+        )
     };
 }
 

@@ -39,8 +39,30 @@ pub struct GenReport {
 }
 
 const DEPARTMENTS: &[(&str, &[&str])] = &[
-    ("PRODUCE", &["APPLES", "BANANAS", "SALAD MIX", "TOMATOES", "BERRIES", "POTATOES", "ONIONS"]),
-    ("GROCERY", &["CEREAL", "PASTA", "SOUP", "COFFEE", "SOFT DRINKS", "SNACKS", "BAKING"]),
+    (
+        "PRODUCE",
+        &[
+            "APPLES",
+            "BANANAS",
+            "SALAD MIX",
+            "TOMATOES",
+            "BERRIES",
+            "POTATOES",
+            "ONIONS",
+        ],
+    ),
+    (
+        "GROCERY",
+        &[
+            "CEREAL",
+            "PASTA",
+            "SOUP",
+            "COFFEE",
+            "SOFT DRINKS",
+            "SNACKS",
+            "BAKING",
+        ],
+    ),
     ("DAIRY", &["MILK", "YOGURT", "CHEESE", "BUTTER", "EGGS"]),
     ("MEAT", &["BEEF", "CHICKEN", "PORK", "SAUSAGE"]),
     ("PASTRY", &["BREAD", "ROLLS", "CAKES"]),
@@ -48,8 +70,18 @@ const DEPARTMENTS: &[(&str, &[&str])] = &[
     ("DRUG GM", &["VITAMINS", "SHAMPOO", "TOOTHPASTE", "DIAPERS"]),
     ("HOUSEHOLD", &["DETERGENT", "PAPER TOWELS", "CLEANERS"]),
 ];
-const SIZES: &[&str] = &["8 OZ", "12 OZ", "16 OZ", "1 LB", "32 OZ", "1 GA", "6 PK", "12 CT"];
-const BRANDS: &[&str] = &["Northfield", "Sunvale", "Harbor & Co", "Greenleaf", "Bluebird", "Oakridge", "Store brand"];
+const SIZES: &[&str] = &[
+    "8 OZ", "12 OZ", "16 OZ", "1 LB", "32 OZ", "1 GA", "6 PK", "12 CT",
+];
+const BRANDS: &[&str] = &[
+    "Northfield",
+    "Sunvale",
+    "Harbor & Co",
+    "Greenleaf",
+    "Bluebird",
+    "Oakridge",
+    "Store brand",
+];
 
 /// Start of the generated year: Monday 2025-01-06.
 fn epoch_day() -> i64 {
@@ -81,7 +113,10 @@ fn io_context(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
 
 fn create(out: &Path, name: &str) -> std::io::Result<BufWriter<std::fs::File>> {
     let path = out.join(name);
-    Ok(BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(io_context(&path))?))
+    Ok(BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(&path).map_err(io_context(&path))?,
+    ))
 }
 
 fn money(cents: i64) -> String {
@@ -101,7 +136,10 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
     writeln!(stores, "store_id,name,region,timezone")?;
     for store_id in 1..=n_stores {
         let region = ["North", "South", "East", "West"][(store_id % 4) as usize];
-        writeln!(stores, "{store_id},Store {store_id},{region},America/New_York")?;
+        writeln!(
+            stores,
+            "{store_id},Store {store_id},{region},America/New_York"
+        )?;
         report.stores += 1;
     }
     stores.flush()?;
@@ -114,19 +152,33 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
     }
     let mut base_price = vec![0i64; n_products as usize + 1];
     let mut products = create(out, "products.csv")?;
-    writeln!(products, "product_id,name,gtin,department,category,product_type,brand,brand_type,package_size,active")?;
+    writeln!(
+        products,
+        "product_id,name,gtin,department,category,product_type,brand,brand_type,package_size,active"
+    )?;
     for product_id in 1..=n_products {
         let mut rng = SplitMix64::for_key(seed, "product", product_id);
         let (department, categories) = rng.pick(DEPARTMENTS);
         let category = rng.pick(categories);
         let brand = rng.pick(BRANDS);
-        let brand_type = if *brand == "Store brand" { "private" } else { "national" };
+        let brand_type = if *brand == "Store brand" {
+            "private"
+        } else {
+            "national"
+        };
         let size = rng.pick(SIZES);
         base_price[product_id as usize] = 49 + rng.below(1200) as i64;
         let gtin = crate::card::card_number(20, product_id);
-        let name = format!("{brand} {} {}", crate::import::completejourney::title_case(category), size.to_lowercase());
+        let name = format!(
+            "{brand} {} {}",
+            crate::import::completejourney::title_case(category),
+            size.to_lowercase()
+        );
         let active = u8::from(rng.below(100) >= 2);
-        writeln!(products, "{product_id},{name},{gtin},{department},{category},{category},{brand},{brand_type},{size},{active}")?;
+        writeln!(
+            products,
+            "{product_id},{name},{gtin},{department},{category},{category},{brand},{brand_type},{size},{active}"
+        )?;
         report.products += 1;
     }
     products.flush()?;
@@ -134,7 +186,10 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
     // Each store carries a share of the catalog that grows with its size; the
     // top of the popularity list is everywhere.
     let mut store_products = create(out, "store_products.csv")?;
-    writeln!(store_products, "store_id,product_id,price,stock_qty,location")?;
+    writeln!(
+        store_products,
+        "store_id,product_id,price,stock_qty,location"
+    )?;
     let mut carried: Vec<Vec<bool>> = Vec::with_capacity(n_stores as usize);
     for store_id in 1..=n_stores {
         let share = 0.5 + 0.5 / (store_id as f64).sqrt();
@@ -145,7 +200,12 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
                 flags[*product_id as usize] = true;
                 let price = base_price[*product_id as usize] + rng.below(40) as i64 - 20;
                 let stock = if rng.below(100) < 4 { 0 } else { rng.below(60) };
-                writeln!(store_products, "{store_id},{product_id},{},{stock},Aisle {}", money(price.max(19)), 1 + rng.below(20))?;
+                writeln!(
+                    store_products,
+                    "{store_id},{product_id},{},{stock},Aisle {}",
+                    money(price.max(19)),
+                    1 + rng.below(20)
+                )?;
                 report.store_products += 1;
             }
         }
@@ -170,7 +230,10 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
         .collect();
     let total_weight: f64 = weights.iter().sum();
     let mut purchases = create(out, "purchases.csv")?;
-    writeln!(purchases, "basket_id,member_id,store_id,purchased_at,line_no,product_id,quantity,sales_value,retail_disc")?;
+    writeln!(
+        purchases,
+        "basket_id,member_id,store_id,purchased_at,line_no,product_id,quantity,sales_value,retail_disc"
+    )?;
     let mut basket_id = 0u64;
     let mut lines_left = spec.purchases;
     for member_id in 1..=spec.members {
@@ -183,7 +246,12 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
         writeln!(
             members,
             "{member_id},{},{},{},{},{},{home_store},{},{consent_p},{enrolled} 09:00:00,{consent_m},{enrolled} 09:00:00,{enrolled}",
-            derived.card_number, derived.given_name, csv_text(&derived.family_name), derived.phone, derived.email, derived.tier
+            derived.card_number,
+            derived.given_name,
+            csv_text(&derived.family_name),
+            derived.phone,
+            derived.email,
+            derived.tier
         )?;
         report.members += 1;
 
@@ -191,7 +259,8 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
         let target = if remaining_members == 1 {
             lines_left
         } else {
-            ((spec.purchases as f64) * weights[member_id as usize - 1] / total_weight).round() as u64
+            ((spec.purchases as f64) * weights[member_id as usize - 1] / total_weight).round()
+                as u64
         }
         .min(lines_left);
         lines_left -= target;
@@ -213,8 +282,13 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
         while written < target {
             basket_id += 1;
             report.baskets += 1;
-            let store_id = if rng.below(100) < 85 { home_store } else { by_store(draw(&store_cdf, &mut rng)) };
-            let seconds = (epoch_day() + day % 364) * 86_400 + 8 * 3600 + rng.below(13 * 3600) as i64;
+            let store_id = if rng.below(100) < 85 {
+                home_store
+            } else {
+                by_store(draw(&store_cdf, &mut rng))
+            };
+            let seconds =
+                (epoch_day() + day % 364) * 86_400 + 8 * 3600 + rng.below(13 * 3600) as i64;
             let at = dates::timestamp_string(seconds);
             let mut line_no = 0u64;
             let mut basket_items: Vec<u64> = Vec::new();
@@ -266,7 +340,10 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
     let mut campaign_members = create(out, "campaign_members.csv")?;
     let mut coupons = create(out, "coupons.csv")?;
     let mut coupon_products = create(out, "coupon_products.csv")?;
-    writeln!(campaigns, "campaign_id,name,campaign_type,starts_on,ends_on")?;
+    writeln!(
+        campaigns,
+        "campaign_id,name,campaign_type,starts_on,ends_on"
+    )?;
     writeln!(campaign_members, "campaign_id,member_id")?;
     writeln!(coupons, "coupon_code,campaign_id,description,discount")?;
     writeln!(coupon_products, "coupon_code,campaign_id,product_id")?;
@@ -291,10 +368,19 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
         for coupon_idx in 0..20 {
             let code = format!("{}", 50_000_000_000u64 + campaign_id * 1000 + coupon_idx);
             let discount = 50 + rng.below(300) as i64;
-            writeln!(coupons, "{code},{campaign_id},{} off,{}", money(discount), money(discount))?;
+            writeln!(
+                coupons,
+                "{code},{campaign_id},{} off,{}",
+                money(discount),
+                money(discount)
+            )?;
             report.coupons += 1;
             for _ in 0..(1 + rng.below(5)) {
-                writeln!(coupon_products, "{code},{campaign_id},{}", by_rank[draw(&product_cdf, &mut rng)])?;
+                writeln!(
+                    coupon_products,
+                    "{code},{campaign_id},{}",
+                    by_rank[draw(&product_cdf, &mut rng)]
+                )?;
             }
         }
     }
@@ -335,13 +421,25 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_and_exact_line_count() {
-        let spec = GenSpec { members: 40, products: 300, purchases: 2_000, stores: 3, seed: 9 };
+        let spec = GenSpec {
+            members: 40,
+            products: 300,
+            purchases: 2_000,
+            stores: 3,
+            seed: 9,
+        };
         let a = tempfile::tempdir().expect("tempdir");
         let b = tempfile::tempdir().expect("tempdir");
         let report = generate(&spec, a.path()).expect("gen a");
         generate(&spec, b.path()).expect("gen b");
         assert_eq!(report.purchase_lines, 2_000);
-        for file in ["members.csv", "purchases.csv", "products.csv", "store_products.csv", "coupons.csv"] {
+        for file in [
+            "members.csv",
+            "purchases.csv",
+            "products.csv",
+            "store_products.csv",
+            "coupons.csv",
+        ] {
             let left = std::fs::read(a.path().join(file)).expect("read");
             let right = std::fs::read(b.path().join(file)).expect("read");
             assert_eq!(left, right, "{file} differs between runs");

@@ -23,19 +23,99 @@ use crate::rng::SplitMix64;
 pub const DEFAULT_SEED: u64 = 20_170_101;
 
 const GIVEN: &[&str] = &[
-    "Anna", "Ben", "Chloé", "David", "Elena", "Farid", "Grace", "Hiro", "Isabel", "James", "Kofi",
-    "Lena", "Mateo", "Nadia", "Oliver", "Priya", "Quinn", "Rosa", "Samuel", "Tara", "Uma",
-    "Victor", "Wen", "Ximena", "Yusuf", "Zoë", "Amara", "Bruno", "Carmen", "Dmitri", "Esther",
-    "Felix", "Gabriela", "Hannah", "Ivan", "Julia", "Kenji", "Layla", "Marcus", "Noor", "Omar",
-    "Paula", "Rafael", "Sofia", "Thomas", "Valentina", "William", "Yara", "José", "Aisha",
+    "Anna",
+    "Ben",
+    "Chloé",
+    "David",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Isabel",
+    "James",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Oliver",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Samuel",
+    "Tara",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoë",
+    "Amara",
+    "Bruno",
+    "Carmen",
+    "Dmitri",
+    "Esther",
+    "Felix",
+    "Gabriela",
+    "Hannah",
+    "Ivan",
+    "Julia",
+    "Kenji",
+    "Layla",
+    "Marcus",
+    "Noor",
+    "Omar",
+    "Paula",
+    "Rafael",
+    "Sofia",
+    "Thomas",
+    "Valentina",
+    "William",
+    "Yara",
+    "José",
+    "Aisha",
 ];
 
 const FAMILY: &[&str] = &[
-    "Smith", "García", "Nguyen", "Okafor", "Müller", "Rossi", "Kowalski", "Tanaka", "Johnson",
-    "Silva", "Haddad", "Larsen", "O'Brien", "Patel", "Cohen", "Dubois", "Andersson", "Kim",
-    "Martínez", "Brown", "Novak", "Ivanova", "Mensah", "Fischer", "Costa", "Walker", "Chen",
-    "Hernández", "Jansen", "Popescu", "Wright", "Yilmaz", "Rahman", "Moreau", "Schmidt",
-    "Lopez", "Murphy", "Santos", "Virtanen", "Baker",
+    "Smith",
+    "García",
+    "Nguyen",
+    "Okafor",
+    "Müller",
+    "Rossi",
+    "Kowalski",
+    "Tanaka",
+    "Johnson",
+    "Silva",
+    "Haddad",
+    "Larsen",
+    "O'Brien",
+    "Patel",
+    "Cohen",
+    "Dubois",
+    "Andersson",
+    "Kim",
+    "Martínez",
+    "Brown",
+    "Novak",
+    "Ivanova",
+    "Mensah",
+    "Fischer",
+    "Costa",
+    "Walker",
+    "Chen",
+    "Hernández",
+    "Jansen",
+    "Popescu",
+    "Wright",
+    "Yilmaz",
+    "Rahman",
+    "Moreau",
+    "Schmidt",
+    "Lopez",
+    "Murphy",
+    "Santos",
+    "Virtanen",
+    "Baker",
 ];
 
 const AREA_CODES: &[&str] = &[
@@ -141,7 +221,10 @@ mod tests {
             let identity = derive(DEFAULT_SEED, household);
             assert!(card::validate(&identity.card_number).is_ok());
             assert!(identity.card_number.starts_with("29"));
-            assert!(seen.insert(identity.card_number), "duplicate card for {household}");
+            assert!(
+                seen.insert(identity.card_number),
+                "duplicate card for {household}"
+            );
         }
     }
 
@@ -149,7 +232,11 @@ mod tests {
     fn contact_details_are_fictional_and_well_formed() {
         let identity = derive(7, 42);
         assert!(identity.phone.contains("-555-01"), "{}", identity.phone);
-        assert!(identity.email.ends_with(".42@example.com"), "{}", identity.email);
+        assert!(
+            identity.email.ends_with(".42@example.com"),
+            "{}",
+            identity.email
+        );
         assert!(identity.email.is_ascii());
         assert!(crate::import::values::parse_date(&identity.enrolled_on).is_ok());
     }

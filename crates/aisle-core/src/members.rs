@@ -32,11 +32,17 @@ pub enum MemberError {
 impl MemberKey {
     /// Reads a card number (13 digits with a valid check digit) or a numeric id.
     pub fn parse(input: &str) -> Result<Self, MemberError> {
-        let compact: String = input.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+        let compact: String = input
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
         if compact.len() == 13 && compact.bytes().all(|b| b.is_ascii_digit()) {
             return card::validate(&compact)
                 .map(MemberKey::Card)
-                .map_err(|reason| MemberError::BadCard { input: input.to_owned(), reason });
+                .map_err(|reason| MemberError::BadCard {
+                    input: input.to_owned(),
+                    reason,
+                });
         }
         match compact.parse::<i64>() {
             Ok(id) if id > 0 && compact.len() < 13 => Ok(MemberKey::Id(id)),
@@ -160,8 +166,15 @@ pub fn profile(conn: &Connection, member_id: i64) -> Result<Profile, MemberError
         .query_map([member_id], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     profile.preferences = conn
-        .prepare("SELECT kind, value FROM member_preferences WHERE member_id = ?1 ORDER BY kind, value")?
-        .query_map([member_id], |row| Ok(Preference { kind: row.get(0)?, value: row.get(1)? }))?
+        .prepare(
+            "SELECT kind, value FROM member_preferences WHERE member_id = ?1 ORDER BY kind, value",
+        )?
+        .query_map([member_id], |row| {
+            Ok(Preference {
+                kind: row.get(0)?,
+                value: row.get(1)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     profile.notes = conn
         .prepare("SELECT author, body, created_at FROM member_notes WHERE member_id = ?1 ORDER BY created_at DESC")?
@@ -176,7 +189,15 @@ pub fn profile(conn: &Connection, member_id: i64) -> Result<Profile, MemberError
         )
         .optional()?;
     if let Some(values) = demographics {
-        let names = ["age", "income", "home ownership", "marital status", "household size", "household", "kids"];
+        let names = [
+            "age",
+            "income",
+            "home ownership",
+            "marital status",
+            "household size",
+            "household",
+            "kids",
+        ];
         profile.demographics = names
             .iter()
             .zip(values)
@@ -205,7 +226,11 @@ pub struct Basket {
 }
 
 /// A member's most recent baskets, newest first, with their lines.
-pub fn recent_baskets(conn: &Connection, member_id: i64, limit: usize) -> rusqlite::Result<Vec<Basket>> {
+pub fn recent_baskets(
+    conn: &Connection,
+    member_id: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Basket>> {
     let mut baskets: Vec<Basket> = conn
         .prepare(
             "SELECT b.basket_id, b.store_id, s.name, b.purchased_at FROM baskets AS b
@@ -231,7 +256,12 @@ pub fn recent_baskets(conn: &Connection, member_id: i64, limit: usize) -> rusqli
     for basket in &mut baskets {
         basket.lines = lines
             .query_map([basket.basket_id], |row| {
-                Ok(BasketLine { product_id: row.get(0)?, name: row.get(1)?, quantity: row.get(2)?, sales_cents: row.get(3)? })
+                Ok(BasketLine {
+                    product_id: row.get(0)?,
+                    name: row.get(1)?,
+                    quantity: row.get(2)?,
+                    sales_cents: row.get(3)?,
+                })
             })?
             .collect::<Result<_, _>>()?;
         basket.total_cents = basket.lines.iter().map(|l| l.sales_cents).sum();
@@ -294,17 +324,35 @@ mod tests {
     #[test]
     fn keys() {
         assert_eq!(MemberKey::parse("42").expect("id"), MemberKey::Id(42));
-        assert_eq!(MemberKey::parse("4006381333931").expect("card"), MemberKey::Card("4006381333931".into()));
-        assert!(matches!(MemberKey::parse("4006381333932"), Err(MemberError::BadCard { .. })));
-        assert!(matches!(MemberKey::parse("anna"), Err(MemberError::Unrecognised(_))));
-        assert!(matches!(MemberKey::parse("0"), Err(MemberError::Unrecognised(_))));
+        assert_eq!(
+            MemberKey::parse("4006381333931").expect("card"),
+            MemberKey::Card("4006381333931".into())
+        );
+        assert!(matches!(
+            MemberKey::parse("4006381333932"),
+            Err(MemberError::BadCard { .. })
+        ));
+        assert!(matches!(
+            MemberKey::parse("anna"),
+            Err(MemberError::Unrecognised(_))
+        ));
+        assert!(matches!(
+            MemberKey::parse("0"),
+            Err(MemberError::Unrecognised(_))
+        ));
     }
 
     #[test]
     fn queries() {
         assert_eq!(search_query("  "), None);
         assert_eq!(search_query("Ann Sm").as_deref(), Some("\"ann\"* \"sm\"*"));
-        assert_eq!(search_query("555-0142").as_deref(), Some("\"555\"* \"0142\"*"));
-        assert_eq!(search_query("a\"b OR c").as_deref(), Some("\"a\"* \"b\"* \"or\"* \"c\"*"));
+        assert_eq!(
+            search_query("555-0142").as_deref(),
+            Some("\"555\"* \"0142\"*")
+        );
+        assert_eq!(
+            search_query("a\"b OR c").as_deref(),
+            Some("\"a\"* \"b\"* \"or\"* \"c\"*")
+        );
     }
 }

@@ -120,7 +120,8 @@ pub fn open_writer_at_version(path: &Path, target: u32) -> Result<Connection, Re
         path: display.clone(),
         source,
     })?;
-    let journal: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let journal: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     debug_assert!(journal.eq_ignore_ascii_case("wal") || journal.eq_ignore_ascii_case("memory"));
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     configure(&conn)?;
@@ -133,7 +134,9 @@ pub fn open_reader(path: &Path) -> Result<Connection, ReplicaError> {
     let display = path.display().to_string();
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(|source| ReplicaError::Open {
         path: display.clone(),
@@ -214,15 +217,23 @@ fn migrate(conn: &mut Connection, path: &str, target: u32) -> Result<(), Replica
             source,
         })?;
         tx.commit()?;
-        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
     }
     Ok(())
 }
 
 /// A value from `replica_meta`.
 pub fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM replica_meta WHERE key = ?1", [key], |row| row.get(0))
-        .optional()
+    conn.query_row(
+        "SELECT value FROM replica_meta WHERE key = ?1",
+        [key],
+        |row| row.get(0),
+    )
+    .optional()
 }
 
 /// Sets a value in `replica_meta`.
@@ -244,16 +255,29 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
         let mut files: Vec<String> = std::fs::read_dir(&dir)
             .expect("migrations folder")
-            .map(|entry| entry.expect("dir entry").file_name().to_string_lossy().into_owned())
+            .map(|entry| {
+                entry
+                    .expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .filter(|name| name.ends_with(".sql"))
             .collect();
         files.sort();
         let embedded: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
-        assert_eq!(files, embedded, "every file in migrations/ is embedded, in order");
+        assert_eq!(
+            files, embedded,
+            "every file in migrations/ is embedded, in order"
+        );
         for (idx, migration) in MIGRATIONS.iter().enumerate() {
             assert_eq!(migration.version as usize, idx + 1);
             let prefix: u32 = migration.name[..4].parse().expect("NNNN_ prefix");
-            assert_eq!(prefix, migration.version, "{} has the wrong number", migration.name);
+            assert_eq!(
+                prefix, migration.version,
+                "{} has the wrong number",
+                migration.name
+            );
             let on_disk = std::fs::read_to_string(dir.join(migration.name)).expect("read");
             assert_eq!(on_disk, migration.sql);
         }
@@ -269,7 +293,9 @@ mod tests {
             .expect("integrity");
         assert_eq!(integrity, "ok");
         let fk_violations: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| row.get(0))
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })
             .expect("fk check");
         assert_eq!(fk_violations, 0);
         let mode: String = conn
@@ -295,7 +321,10 @@ mod tests {
         .expect("tamper");
         drop(conn);
         let err = open_writer(&path).expect_err("must refuse");
-        assert!(matches!(err, ReplicaError::MigrationChanged { ref name, .. } if name == "0001_replica.sql"), "{err}");
+        assert!(
+            matches!(err, ReplicaError::MigrationChanged { ref name, .. } if name == "0001_replica.sql"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -307,8 +336,14 @@ mod tests {
         conn.pragma_update(None, "user_version", latest_version() + 1)
             .expect("bump");
         drop(conn);
-        assert!(matches!(open_writer(&path), Err(ReplicaError::TooNew { .. })));
-        assert!(matches!(open_reader(&path), Err(ReplicaError::TooNew { .. })));
+        assert!(matches!(
+            open_writer(&path),
+            Err(ReplicaError::TooNew { .. })
+        ));
+        assert!(matches!(
+            open_reader(&path),
+            Err(ReplicaError::TooNew { .. })
+        ));
     }
 
     #[test]
@@ -317,11 +352,16 @@ mod tests {
         let path = dir.path().join("r.db");
         drop(open_writer(&path).expect("open"));
         let reader = open_reader(&path).expect("reader");
-        assert!(reader
-            .execute("INSERT INTO stores (store_id, name) VALUES (1, 'x')", [])
-            .is_err());
+        assert!(
+            reader
+                .execute("INSERT INTO stores (store_id, name) VALUES (1, 'x')", [])
+                .is_err()
+        );
         let empty = dir.path().join("empty.db");
         std::fs::write(&empty, b"").expect("touch");
-        assert!(matches!(open_reader(&empty), Err(ReplicaError::NotInitialized { .. })));
+        assert!(matches!(
+            open_reader(&empty),
+            Err(ReplicaError::NotInitialized { .. })
+        ));
     }
 }

@@ -14,6 +14,37 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// A fast hasher for integer keys (the Fx multiply-rotate scheme). Import
+/// files are local and trusted, so hash flooding is not a concern there,
+/// while SipHash was a measurable share of import time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_i64(&mut self, value: i64) {
+        self.write_u64(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` keyed by ids, hashed with [`IdHasher`].
+pub type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+/// A `HashSet` of ids, hashed with [`IdHasher`].
+pub type IdSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<IdHasher>>;
+
 #[derive(Debug, Clone)]
 pub struct SplitMix64 {
     state: u64,
@@ -67,8 +98,14 @@ mod tests {
         assert_eq!(first, b.next_u64());
         // Reference value of SplitMix64 seeded with 42.
         assert_eq!(first, 0xBDD7_3226_2FEB_6E95);
-        assert_ne!(SplitMix64::for_key(1, "name", 7).next_u64(), SplitMix64::for_key(1, "name", 8).next_u64());
-        assert_ne!(SplitMix64::for_key(1, "name", 7).next_u64(), SplitMix64::for_key(2, "name", 7).next_u64());
+        assert_ne!(
+            SplitMix64::for_key(1, "name", 7).next_u64(),
+            SplitMix64::for_key(1, "name", 8).next_u64()
+        );
+        assert_ne!(
+            SplitMix64::for_key(1, "name", 7).next_u64(),
+            SplitMix64::for_key(2, "name", 7).next_u64()
+        );
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub struct Stats {
 pub fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
     let mut tables = Vec::with_capacity(TABLES.len());
     for table in TABLES {
-        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))?;
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })?;
         tables.push(((*table).to_owned(), n));
     }
     let (first_purchase, last_purchase) = conn.query_row(
@@ -51,6 +53,10 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
         tables,
         first_purchase,
         last_purchase,
-        erased_members: conn.query_row("SELECT count(*) FROM members WHERE erased_at IS NOT NULL", [], |row| row.get(0))?,
+        erased_members: conn.query_row(
+            "SELECT count(*) FROM members WHERE erased_at IS NOT NULL",
+            [],
+            |row| row.get(0),
+        )?,
     })
 }

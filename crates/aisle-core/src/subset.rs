@@ -19,7 +19,10 @@ use crate::rng::SplitMix64;
 #[derive(Debug, thiserror::Error)]
 pub enum SubsetError {
     #[error("{file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}: {source}")]
     Csv { file: String, source: csv::Error },
     #[error("{file}: column {column} missing")]
@@ -43,24 +46,40 @@ impl Table {
         self.header
             .iter()
             .position(|h| h == name)
-            .ok_or_else(|| SubsetError::Column { file: file.to_owned(), column: name.to_owned() })
+            .ok_or_else(|| SubsetError::Column {
+                file: file.to_owned(),
+                column: name.to_owned(),
+            })
     }
 
     fn ids(&self, idx: usize) -> impl Iterator<Item = (i64, &csv::StringRecord)> {
-        self.rows.iter().map(move |row| (row[idx].parse().unwrap_or(-1), row))
+        self.rows
+            .iter()
+            .map(move |row| (row[idx].parse().unwrap_or(-1), row))
     }
 }
 
 fn read(dir: &Path, file: &str) -> Result<Table, SubsetError> {
     let path = dir.join(file);
-    let io = |source| SubsetError::Io { file: path.display().to_string(), source };
+    let io = |source| SubsetError::Io {
+        file: path.display().to_string(),
+        source,
+    };
     let raw = std::fs::File::open(&path).map_err(io)?;
     let mut text = Vec::new();
-    flate2::read::MultiGzDecoder::new(raw).read_to_end(&mut text).map_err(io)?;
+    flate2::read::MultiGzDecoder::new(raw)
+        .read_to_end(&mut text)
+        .map_err(io)?;
     let mut reader = csv::Reader::from_reader(text.as_slice());
-    let csv_error = |source| SubsetError::Csv { file: file.to_owned(), source };
+    let csv_error = |source| SubsetError::Csv {
+        file: file.to_owned(),
+        source,
+    };
     let header = reader.headers().map_err(csv_error)?.clone();
-    let rows = reader.records().collect::<Result<_, _>>().map_err(csv_error)?;
+    let rows = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .map_err(csv_error)?;
     Ok(Table { header, rows })
 }
 
@@ -71,13 +90,19 @@ fn write<'a>(
     rows: impl Iterator<Item = &'a csv::StringRecord>,
 ) -> Result<u64, SubsetError> {
     let path = out.join(file);
-    let io = |source| SubsetError::Io { file: path.display().to_string(), source };
+    let io = |source| SubsetError::Io {
+        file: path.display().to_string(),
+        source,
+    };
     let gz = flate2::GzBuilder::new().mtime(0).write(
         std::fs::File::create(&path).map_err(io)?,
         flate2::Compression::best(),
     );
     let mut writer = csv::Writer::from_writer(gz);
-    let csv_error = |source| SubsetError::Csv { file: file.to_owned(), source };
+    let csv_error = |source| SubsetError::Csv {
+        file: file.to_owned(),
+        source,
+    };
     writer.write_record(header).map_err(csv_error)?;
     let mut n = 0;
     for row in rows {
@@ -90,16 +115,33 @@ fn write<'a>(
 }
 
 /// Writes the extract of `from` into `out` (created if needed).
-pub fn extract(from: &Path, out: &Path, n_households: usize, seed: u64) -> Result<SubsetReport, SubsetError> {
-    std::fs::create_dir_all(out).map_err(|source| SubsetError::Io { file: out.display().to_string(), source })?;
+pub fn extract(
+    from: &Path,
+    out: &Path,
+    n_households: usize,
+    seed: u64,
+) -> Result<SubsetReport, SubsetError> {
+    std::fs::create_dir_all(out).map_err(|source| SubsetError::Io {
+        file: out.display().to_string(),
+        source,
+    })?;
     let demographics = read(from, cj::DEMOGRAPHICS)?;
     let hh = demographics.column(cj::DEMOGRAPHICS, "household_id")?;
     let mut ranked: Vec<(u64, i64)> = demographics
         .ids(hh)
-        .map(|(id, _)| (SplitMix64::for_key(seed, "demo-subset", id as u64).next_u64(), id))
+        .map(|(id, _)| {
+            (
+                SplitMix64::for_key(seed, "demo-subset", id as u64).next_u64(),
+                id,
+            )
+        })
         .collect();
     ranked.sort_unstable();
-    let chosen: HashSet<i64> = ranked.iter().take(n_households).map(|(_, id)| *id).collect();
+    let chosen: HashSet<i64> = ranked
+        .iter()
+        .take(n_households)
+        .map(|(_, id)| *id)
+        .collect();
 
     let products = read(from, cj::PRODUCTS)?;
     let product_col = products.column(cj::PRODUCTS, "product_id")?;
@@ -116,13 +158,19 @@ pub fn extract(from: &Path, out: &Path, n_households: usize, seed: u64) -> Resul
                 && catalog.contains(&row[t_product].parse().unwrap_or(-1))
         })
         .collect();
-    let used: HashSet<i64> = kept_lines.iter().map(|row| row[t_product].parse().unwrap_or(-1)).collect();
+    let used: HashSet<i64> = kept_lines
+        .iter()
+        .map(|row| row[t_product].parse().unwrap_or(-1))
+        .collect();
 
     let campaigns = read(from, cj::CAMPAIGNS)?;
     let c_hh = campaigns.column(cj::CAMPAIGNS, "household_id")?;
     let c_campaign = campaigns.column(cj::CAMPAIGNS, "campaign_id")?;
-    let kept_targets: Vec<&csv::StringRecord> =
-        campaigns.ids(c_hh).filter(|(id, _)| chosen.contains(id)).map(|(_, row)| row).collect();
+    let kept_targets: Vec<&csv::StringRecord> = campaigns
+        .ids(c_hh)
+        .filter(|(id, _)| chosen.contains(id))
+        .map(|(_, row)| row)
+        .collect();
     let their_campaigns: HashSet<&str> = kept_targets.iter().map(|row| &row[c_campaign]).collect();
 
     let coupons = read(from, cj::COUPONS)?;
@@ -132,34 +180,90 @@ pub fn extract(from: &Path, out: &Path, n_households: usize, seed: u64) -> Resul
     let kept_coupons: Vec<&csv::StringRecord> = coupons
         .rows
         .iter()
-        .filter(|row| their_campaigns.contains(&row[k_campaign]) && used.contains(&row[k_product].parse().unwrap_or(-1)))
+        .filter(|row| {
+            their_campaigns.contains(&row[k_campaign])
+                && used.contains(&row[k_product].parse().unwrap_or(-1))
+        })
         .collect();
-    let coupon_keys: HashSet<(&str, &str)> = kept_coupons.iter().map(|row| (&row[k_upc], &row[k_campaign])).collect();
+    let coupon_keys: HashSet<(&str, &str)> = kept_coupons
+        .iter()
+        .map(|row| (&row[k_upc], &row[k_campaign]))
+        .collect();
 
     let redemptions = read(from, cj::COUPON_REDEMPTIONS)?;
     let r_hh = redemptions.column(cj::COUPON_REDEMPTIONS, "household_id")?;
     let r_upc = redemptions.column(cj::COUPON_REDEMPTIONS, "coupon_upc")?;
     let r_campaign = redemptions.column(cj::COUPON_REDEMPTIONS, "campaign_id")?;
     let kept_redemptions = redemptions.rows.iter().filter(|row| {
-        chosen.contains(&row[r_hh].parse().unwrap_or(-1)) && coupon_keys.contains(&(&row[r_upc], &row[r_campaign]))
+        chosen.contains(&row[r_hh].parse().unwrap_or(-1))
+            && coupon_keys.contains(&(&row[r_upc], &row[r_campaign]))
     });
 
     let descriptions = read(from, cj::CAMPAIGN_DESCRIPTIONS)?;
-    let mut report = SubsetReport { households: chosen.len(), rows: Vec::new() };
-    let kept_products = products.ids(product_col).filter(|(id, _)| used.contains(id)).map(|(_, row)| row);
-    let kept_demographics = demographics.ids(hh).filter(|(id, _)| chosen.contains(id)).map(|(_, row)| row);
-    report.rows.push((cj::PRODUCTS.to_owned(), write(out, cj::PRODUCTS, &products.header, kept_products)?));
-    report.rows.push((cj::DEMOGRAPHICS.to_owned(), write(out, cj::DEMOGRAPHICS, &demographics.header, kept_demographics)?));
+    let mut report = SubsetReport {
+        households: chosen.len(),
+        rows: Vec::new(),
+    };
+    let kept_products = products
+        .ids(product_col)
+        .filter(|(id, _)| used.contains(id))
+        .map(|(_, row)| row);
+    let kept_demographics = demographics
+        .ids(hh)
+        .filter(|(id, _)| chosen.contains(id))
+        .map(|(_, row)| row);
+    report.rows.push((
+        cj::PRODUCTS.to_owned(),
+        write(out, cj::PRODUCTS, &products.header, kept_products)?,
+    ));
+    report.rows.push((
+        cj::DEMOGRAPHICS.to_owned(),
+        write(
+            out,
+            cj::DEMOGRAPHICS,
+            &demographics.header,
+            kept_demographics,
+        )?,
+    ));
     report.rows.push((
         cj::CAMPAIGN_DESCRIPTIONS.to_owned(),
-        write(out, cj::CAMPAIGN_DESCRIPTIONS, &descriptions.header, descriptions.rows.iter())?,
+        write(
+            out,
+            cj::CAMPAIGN_DESCRIPTIONS,
+            &descriptions.header,
+            descriptions.rows.iter(),
+        )?,
     ));
-    report.rows.push((cj::CAMPAIGNS.to_owned(), write(out, cj::CAMPAIGNS, &campaigns.header, kept_targets.into_iter())?));
-    report.rows.push((cj::COUPONS.to_owned(), write(out, cj::COUPONS, &coupons.header, kept_coupons.into_iter())?));
-    report.rows.push((cj::TRANSACTIONS.to_owned(), write(out, cj::TRANSACTIONS, &transactions.header, kept_lines.into_iter())?));
+    report.rows.push((
+        cj::CAMPAIGNS.to_owned(),
+        write(
+            out,
+            cj::CAMPAIGNS,
+            &campaigns.header,
+            kept_targets.into_iter(),
+        )?,
+    ));
+    report.rows.push((
+        cj::COUPONS.to_owned(),
+        write(out, cj::COUPONS, &coupons.header, kept_coupons.into_iter())?,
+    ));
+    report.rows.push((
+        cj::TRANSACTIONS.to_owned(),
+        write(
+            out,
+            cj::TRANSACTIONS,
+            &transactions.header,
+            kept_lines.into_iter(),
+        )?,
+    ));
     report.rows.push((
         cj::COUPON_REDEMPTIONS.to_owned(),
-        write(out, cj::COUPON_REDEMPTIONS, &redemptions.header, kept_redemptions)?,
+        write(
+            out,
+            cj::COUPON_REDEMPTIONS,
+            &redemptions.header,
+            kept_redemptions,
+        )?,
     ));
     Ok(report)
 }

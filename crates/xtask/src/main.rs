@@ -1,4 +1,8 @@
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask reports to the developer on the terminal")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "xtask reports to the developer on the terminal"
+)]
 
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
@@ -36,7 +40,10 @@ fn main() -> Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
 }
 
 fn cargo() -> Command {
@@ -47,7 +54,9 @@ fn cargo() -> Command {
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", describe(cmd));
-    let status = cmd.status().with_context(|| format!("starting {}", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {}", describe(cmd)))?;
     if !status.success() {
         bail!("{} failed: {status}", describe(cmd));
     }
@@ -67,11 +76,25 @@ fn flag<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
 }
 
 fn demo(args: &[&str]) -> Result<()> {
-    run(cargo().args(["run", "--quiet", "-p", "aisle-cli", "--bin", "aisle", "--", "demo"]).args(args))
+    run(cargo()
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "aisle-cli",
+            "--bin",
+            "aisle",
+            "--",
+            "demo",
+        ])
+        .args(args))
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn missing_packages() -> Vec<&'static str> {
@@ -88,57 +111,100 @@ fn missing_packages() -> Vec<&'static str> {
 }
 
 fn ensure_packages() -> Result<()> {
-    if Command::new("dpkg-query").arg("--version").output().is_err() {
-        eprintln!("not a Debian/Ubuntu system: make sure these are installed: {}", DEBIAN_PACKAGES.join(" "));
+    if Command::new("dpkg-query")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "not a Debian/Ubuntu system: make sure these are installed: {}",
+            DEBIAN_PACKAGES.join(" ")
+        );
         return Ok(());
     }
     let missing = missing_packages();
     if missing.is_empty() {
         return Ok(());
     }
-    let line = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
+    let line = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
     if !is_root() {
         bail!("missing system packages; run as root:\n  sudo apt-get update && sudo {line}");
     }
     run(Command::new("apt-get").arg("update").arg("-q"))?;
-    run(Command::new("sh").arg("-c").arg(format!("DEBIAN_FRONTEND=noninteractive {line}")))
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("DEBIAN_FRONTEND=noninteractive {line}")))
 }
 
 fn check_core_dependencies() -> Result<()> {
     let output = cargo()
-        .args(["tree", "-p", "aisle-core", "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .args([
+            "tree",
+            "-p",
+            "aisle-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
         .output()
         .context("cargo tree")?;
     if !output.status.success() {
-        bail!("cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let tree = String::from_utf8_lossy(&output.stdout);
     let offenders: Vec<&str> = tree
         .lines()
         .filter(|line| {
             let name = line.split_whitespace().next().unwrap_or_default();
-            FORBIDDEN_IN_CORE.iter().any(|f| name == *f || name.starts_with(&format!("{f}-")))
+            FORBIDDEN_IN_CORE
+                .iter()
+                .any(|f| name == *f || name.starts_with(&format!("{f}-")))
         })
         .collect();
     if !offenders.is_empty() {
-        bail!("aisle-core must not depend on UI, camera or server crates; found: {}", offenders.join(", "));
+        bail!(
+            "aisle-core must not depend on UI, camera or server crates; found: {}",
+            offenders.join(", ")
+        );
     }
-    eprintln!("dependency rule: aisle-core depends on none of {}", FORBIDDEN_IN_CORE.join(", "));
+    eprintln!(
+        "dependency rule: aisle-core depends on none of {}",
+        FORBIDDEN_IN_CORE.join(", ")
+    );
     Ok(())
 }
 
 fn test(args: &[&str]) -> Result<()> {
     ensure_packages()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     check_core_dependencies()?;
-    run(cargo().args(["doc", "--workspace", "--no-deps", "--quiet"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps", "--quiet"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
     run(cargo().args(["test", "--workspace"]).args(args))
 }
 
 fn release_aisle() -> Result<PathBuf> {
     run(cargo().args(["build", "--release", "-p", "aisle-cli", "--bin", "aisle"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
     Ok(target.join("release/aisle"))
 }
 
@@ -147,7 +213,11 @@ fn timed(cmd: &mut Command) -> Result<f64> {
     let output = cmd.output().with_context(|| describe(cmd))?;
     let seconds = started.elapsed().as_secs_f64();
     if !output.status.success() {
-        bail!("{} failed: {}", describe(cmd), String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "{} failed: {}",
+            describe(cmd),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(seconds)
 }
@@ -158,7 +228,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn sqlite(db: &Path, sql: &str) -> Result<String> {
-    let output = Command::new("sqlite3").arg(db).arg(sql).output().context("running sqlite3 (apt-get install sqlite3)")?;
+    let output = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .context("running sqlite3 (apt-get install sqlite3)")?;
     if !output.status.success() {
         bail!("sqlite3 {sql}: {}", String::from_utf8_lossy(&output.stderr));
     }
@@ -170,7 +244,9 @@ fn sqlite(db: &Path, sql: &str) -> Result<String> {
 fn bench_import(args: &[&str]) -> Result<()> {
     let data = PathBuf::from(flag(args, "--data").unwrap_or("../shared/data/completejourney"));
     let runs: usize = flag(args, "--runs").map_or(Ok(3), str::parse)?;
-    let data = data.canonicalize().with_context(|| format!("no Complete Journey data at {}", data.display()))?;
+    let data = data
+        .canonicalize()
+        .with_context(|| format!("no Complete Journey data at {}", data.display()))?;
     let aisle = release_aisle()?;
     let work = std::env::temp_dir().join(format!("aisle-bench-import-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -192,7 +268,8 @@ fn bench_import(args: &[&str]) -> Result<()> {
     }
     let db = work.join("ours-0.db");
     let lines: f64 = sqlite(&db, "SELECT count(*) FROM purchase_lines")?.parse()?;
-    let rejects = std::fs::read_to_string(work.join("rejects.csv")).map_or(0, |t| t.lines().count().saturating_sub(1));
+    let rejects = std::fs::read_to_string(work.join("rejects.csv"))
+        .map_or(0, |t| t.lines().count().saturating_sub(1));
 
     // Baseline: the same rows, as CSV, into an empty purchase_lines of the same schema.
     let csv = work.join("purchase_lines.csv");
@@ -218,9 +295,18 @@ fn bench_import(args: &[&str]) -> Result<()> {
         baseline.push(seconds);
     }
     let (ours, baseline) = (median(ours), median(baseline));
-    println!("Complete Journey import ({} purchase lines, {rejects} rows rejected), median of {runs} runs:", lines as u64);
-    println!("  aisle import completejourney (all 7 files): {ours:.2} s = {:.0} purchase rows/s", lines / ours);
-    println!("  sqlite3 .import of the same lines into the same table: {baseline:.2} s = {:.0} rows/s", lines / baseline);
+    println!(
+        "Complete Journey import ({} purchase lines, {rejects} rows rejected), median of {runs} runs:",
+        lines as u64
+    );
+    println!(
+        "  aisle import completejourney (all 7 files): {ours:.2} s = {:.0} purchase rows/s",
+        lines / ours
+    );
+    println!(
+        "  sqlite3 .import of the same lines into the same table: {baseline:.2} s = {:.0} rows/s",
+        lines / baseline
+    );
     println!("  ratio aisle / sqlite3 = {:.2}x", ours / baseline);
     std::fs::remove_dir_all(&work).ok();
     Ok(())
@@ -233,7 +319,12 @@ fn bench_replica(args: &[&str]) -> Result<()> {
     let purchases = flag(args, "--purchases").unwrap_or("20000000");
     let aisle = release_aisle()?;
     let work = PathBuf::from(flag(args, "--work").map_or_else(
-        || std::env::temp_dir().join("aisle-bench-replica").display().to_string(),
+        || {
+            std::env::temp_dir()
+                .join("aisle-bench-replica")
+                .display()
+                .to_string()
+        },
         str::to_owned,
     ));
     let data = work.join("data");
@@ -241,15 +332,38 @@ fn bench_replica(args: &[&str]) -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let gen_seconds = timed(
         Command::new(&aisle)
-            .args(["gen", "--members", members, "--products", products, "--purchases", purchases, "--out"])
+            .args([
+                "gen",
+                "--members",
+                members,
+                "--products",
+                products,
+                "--purchases",
+                purchases,
+                "--out",
+            ])
             .arg(&data),
     )?;
     for suffix in ["", "-wal", "-shm"] {
         std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
     }
-    let import_seconds = timed(Command::new(&aisle).arg("--db").arg(&db).args(["import", "csv"]).arg(&data))?;
+    let import_seconds = timed(
+        Command::new(&aisle)
+            .arg("--db")
+            .arg(&db)
+            .args(["import", "csv"])
+            .arg(&data),
+    )?;
     let bytes = std::fs::metadata(&db)?.len();
-    println!("generated {members} members, {products} products, {purchases} purchase lines in {gen_seconds:.1} s");
-    println!("replica built in {import_seconds:.1} s; file size {:.2} GB", bytes as f64 / 1e9);
-    run(Command::new(&aisle).arg("--db").arg(&db).args(["bench", "lookup", "--queries", "10000"]))
+    println!(
+        "generated {members} members, {products} products, {purchases} purchase lines in {gen_seconds:.1} s"
+    );
+    println!(
+        "replica built in {import_seconds:.1} s; file size {:.2} GB",
+        bytes as f64 / 1e9
+    );
+    run(Command::new(&aisle)
+        .arg("--db")
+        .arg(&db)
+        .args(["bench", "lookup", "--queries", "10000"]))
 }

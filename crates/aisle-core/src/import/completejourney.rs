@@ -11,13 +11,16 @@
 //!   stock and in-store location drawn per (store, product) from the seed;
 //! - a member's home store: the store of most of their baskets.
 
-use std::collections::{HashMap, HashSet};
+use crate::rng::{IdMap as HashMap, IdSet as HashSet};
 
 use rusqlite::Transaction;
 
 use super::values::{parse_cents, parse_date, parse_id, parse_int, parse_timestamp};
 use super::writer::{Line, Member, Product, Store, StoreProduct, Writer};
-use super::{ImportError, ImportOptions, ImportReport, Progress, RowFault, Source, TableSpec, invalid, read_table};
+use super::{
+    ImportError, ImportOptions, ImportReport, Progress, RowFault, Source, TableSpec, invalid,
+    read_table,
+};
 use crate::identity;
 use crate::rng::SplitMix64;
 
@@ -44,24 +47,54 @@ pub const FILES: [&str; 7] = [
 ];
 
 fn spec(required: &'static [&'static str]) -> TableSpec {
-    TableSpec { required, optional: &[] }
+    TableSpec {
+        required,
+        optional: &[],
+    }
 }
 
 pub const PRODUCTS_COLUMNS: &[&str] = &[
-    "product_id", "manufacturer_id", "department", "brand", "product_category", "product_type", "package_size",
+    "product_id",
+    "manufacturer_id",
+    "department",
+    "brand",
+    "product_category",
+    "product_type",
+    "package_size",
 ];
 pub const DEMOGRAPHICS_COLUMNS: &[&str] = &[
-    "household_id", "age", "income", "home_ownership", "marital_status", "household_size", "household_comp",
+    "household_id",
+    "age",
+    "income",
+    "home_ownership",
+    "marital_status",
+    "household_size",
+    "household_comp",
     "kids_count",
 ];
-pub const CAMPAIGN_DESCRIPTIONS_COLUMNS: &[&str] = &["campaign_id", "campaign_type", "start_date", "end_date"];
+pub const CAMPAIGN_DESCRIPTIONS_COLUMNS: &[&str] =
+    &["campaign_id", "campaign_type", "start_date", "end_date"];
 pub const CAMPAIGNS_COLUMNS: &[&str] = &["campaign_id", "household_id"];
 pub const COUPONS_COLUMNS: &[&str] = &["coupon_upc", "product_id", "campaign_id"];
 pub const TRANSACTIONS_COLUMNS: &[&str] = &[
-    "household_id", "store_id", "basket_id", "product_id", "quantity", "sales_value", "retail_disc",
-    "coupon_disc", "coupon_match_disc", "week", "transaction_timestamp",
+    "household_id",
+    "store_id",
+    "basket_id",
+    "product_id",
+    "quantity",
+    "sales_value",
+    "retail_disc",
+    "coupon_disc",
+    "coupon_match_disc",
+    "week",
+    "transaction_timestamp",
 ];
-pub const COUPON_REDEMPTIONS_COLUMNS: &[&str] = &["household_id", "coupon_upc", "campaign_id", "redemption_date"];
+pub const COUPON_REDEMPTIONS_COLUMNS: &[&str] = &[
+    "household_id",
+    "coupon_upc",
+    "campaign_id",
+    "redemption_date",
+];
 
 struct BasketSeen {
     member_id: i64,
@@ -104,14 +137,21 @@ impl Run<'_, '_> {
             consent_marketing_at: Some(&derived.enrolled_on),
             enrolled_on: Some(&derived.enrolled_on),
         };
-        let write = self.writer.member(&mut self.report, &member, &self.options.now, true)?;
+        let write = self
+            .writer
+            .member(&mut self.report, &member, &self.options.now, true)?;
         if write != super::writer::MemberWrite::Erased {
             let card = &derived.card_number;
             let issued_on = Some(derived.enrolled_on.as_str());
-            if let Err(owner) = self.writer.card(&mut self.report, card, household_id, issued_on)? {
+            if let Err(owner) = self
+                .writer
+                .card(&mut self.report, card, household_id, issued_on)?
+            {
                 return Err(invalid(
                     "household_id",
-                    format!("derived card {card} of household {household_id} already belongs to member {owner}"),
+                    format!(
+                        "derived card {card} of household {household_id} already belongs to member {owner}"
+                    ),
                 ));
             }
         }
@@ -127,7 +167,12 @@ impl Run<'_, '_> {
     fn store(&mut self, store_id: i64) -> rusqlite::Result<()> {
         if self.stores.insert(store_id) {
             let name = format!("Store {store_id}");
-            let store = Store { store_id, name: &name, region: None, timezone: "America/New_York" };
+            let store = Store {
+                store_id,
+                name: &name,
+                region: None,
+                timezone: "America/New_York",
+            };
             self.writer.store(&mut self.report, &store)?;
         }
         Ok(())
@@ -137,7 +182,12 @@ impl Run<'_, '_> {
         if self.products.contains(&product_id) {
             Ok(())
         } else {
-            Err(invalid(column, format!("unknown product {product_id} (not in {PRODUCTS} nor in the replica; in {file})")))
+            Err(invalid(
+                column,
+                format!(
+                    "unknown product {product_id} (not in {PRODUCTS} nor in the replica; in {file})"
+                ),
+            ))
         }
     }
 }
@@ -145,7 +195,9 @@ impl Run<'_, '_> {
 /// Reads every id of `table.column` already in the replica.
 fn existing_ids(tx: &Transaction<'_>, table: &str, column: &str) -> rusqlite::Result<HashSet<i64>> {
     let mut stmt = tx.prepare(&format!("SELECT {column} FROM {table}"))?;
-    let ids = stmt.query_map([], |row| row.get(0))?.collect::<Result<HashSet<i64>, _>>()?;
+    let ids = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<HashSet<i64>, _>>()?;
     Ok(ids)
 }
 
@@ -170,7 +222,13 @@ pub fn title_case(text: &str) -> String {
 }
 
 /// A readable product name from the catalog's descriptive columns.
-pub fn product_name(product_id: i64, product_type: Option<&str>, category: Option<&str>, department: Option<&str>, package_size: Option<&str>) -> String {
+pub fn product_name(
+    product_id: i64,
+    product_type: Option<&str>,
+    category: Option<&str>,
+    department: Option<&str>,
+    package_size: Option<&str>,
+) -> String {
     let base = product_type
         .or(category)
         .or(department)
@@ -191,252 +249,410 @@ pub fn import(
 ) -> Result<ImportReport, ImportError> {
     for file in FILES {
         if !source.contains(file) {
-            return Err(ImportError::MissingFile { place: source.describe(), file: file.to_owned() });
+            return Err(ImportError::MissingFile {
+                place: source.describe(),
+                file: file.to_owned(),
+            });
         }
     }
     let mut writer = Writer::new(tx)?;
     let mut run = Run {
         options,
         report: ImportReport::default(),
-        members: HashSet::new(),
-        stores: HashSet::new(),
+        members: HashSet::default(),
+        stores: HashSet::default(),
         products: existing_ids(tx, "products", "product_id")?,
         campaigns: existing_ids(tx, "campaigns", "campaign_id")?,
-        coupons: HashMap::new(),
+        coupons: HashMap::default(),
         writer: &mut writer,
     };
     let mut rejects = ImportReport::default();
 
-    read_table(source, PRODUCTS, &spec(PRODUCTS_COLUMNS), options, progress, &mut rejects, |row| {
-        let product_id = row.parse("product_id", parse_id)?;
-        let department = row.text("department")?;
-        let category = row.text("product_category")?;
-        let product_type = row.text("product_type")?;
-        let package_size = row.text("package_size")?;
-        let brand_type = match row.text("brand")? {
-            Some("National") => Some("national"),
-            Some("Private") => Some("private"),
-            None => None,
-            Some(other) => return Err(invalid("brand", format!("{other:?} is neither National nor Private"))),
-        };
-        let name = product_name(product_id, product_type, category, department, package_size);
-        let product = Product {
-            product_id,
-            name: &name,
-            gtin: None,
-            manufacturer_id: row.parse_opt("manufacturer_id", parse_id)?,
-            department,
-            category,
-            product_type,
-            brand: None,
-            brand_type,
-            package_size,
-            active: true,
-        };
-        run.writer.product(&mut run.report, &product)?;
-        run.products.insert(product_id);
-        Ok(())
-    })?;
-
-    let mut seen_demographics: HashMap<i64, u64> = HashMap::new();
-    read_table(source, DEMOGRAPHICS, &spec(DEMOGRAPHICS_COLUMNS), options, progress, &mut rejects, |row| {
-        let household_id = row.parse("household_id", parse_id)?;
-        let line = row.line();
-        if let Some(first) = seen_demographics.insert(household_id, line) {
-            return Err(invalid("household_id", format!("duplicate household {household_id} (first on line {first})")));
-        }
-        let values = [
-            row.text("age")?,
-            row.text("income")?,
-            row.text("home_ownership")?,
-            row.text("marital_status")?,
-            row.text("household_size")?,
-            row.text("household_comp")?,
-            row.text("kids_count")?,
-        ];
-        run.member(household_id)?;
-        run.writer.demographics(&mut run.report, household_id, values)?;
-        Ok(())
-    })?;
-
-    read_table(source, CAMPAIGN_DESCRIPTIONS, &spec(CAMPAIGN_DESCRIPTIONS_COLUMNS), options, progress, &mut rejects, |row| {
-        let campaign_id = row.parse("campaign_id", parse_id)?;
-        let campaign_type = row.text("campaign_type")?;
-        let starts_on = row.parse("start_date", parse_date)?;
-        let ends_on = row.parse("end_date", parse_date)?;
-        if ends_on < starts_on {
-            return Err(invalid("end_date", format!("{ends_on} is before start_date {starts_on}")));
-        }
-        let name = match campaign_type {
-            Some(kind) => format!("Campaign {campaign_id} ({kind})"),
-            None => format!("Campaign {campaign_id}"),
-        };
-        run.writer.campaign(&mut run.report, campaign_id, &name, campaign_type, &starts_on, &ends_on)?;
-        run.campaigns.insert(campaign_id);
-        Ok(())
-    })?;
-
-    read_table(source, CAMPAIGNS, &spec(CAMPAIGNS_COLUMNS), options, progress, &mut rejects, |row| {
-        let campaign_id = row.parse("campaign_id", parse_id)?;
-        let household_id = row.parse("household_id", parse_id)?;
-        if !run.campaigns.contains(&campaign_id) {
-            return Err(invalid("campaign_id", format!("unknown campaign {campaign_id} (not in {CAMPAIGN_DESCRIPTIONS})")));
-        }
-        run.member(household_id)?;
-        run.writer.campaign_target(&mut run.report, campaign_id, household_id)?;
-        Ok(())
-    })?;
-
-    read_table(source, COUPONS, &spec(COUPONS_COLUMNS), options, progress, &mut rejects, |row| {
-        let code = row.parse("coupon_upc", |text| parse_id(text).map(|_| text.to_owned()))?;
-        let product_id = row.parse("product_id", parse_id)?;
-        let campaign_id = row.parse("campaign_id", parse_id)?;
-        if !run.campaigns.contains(&campaign_id) {
-            return Err(invalid("campaign_id", format!("unknown campaign {campaign_id} (not in {CAMPAIGN_DESCRIPTIONS})")));
-        }
-        run.known_product("product_id", product_id, COUPONS)?;
-        let key = (code, campaign_id);
-        let coupon_id = match run.coupons.get(&key) {
-            Some(id) => *id,
-            None => {
-                let id = run.writer.coupon(&mut run.report, &key.0, campaign_id, None, None, None)?;
-                run.coupons.insert(key, id);
-                id
-            }
-        };
-        run.writer.coupon_product(&mut run.report, coupon_id, product_id)?;
-        Ok(())
-    })?;
-
-    let mut baskets: HashMap<i64, BasketSeen> = HashMap::new();
-    // (store, product) -> (latest timestamp, shelf price in cents)
-    let mut prices: HashMap<(i64, i64), (String, i64)> = HashMap::new();
-    let mut visits: HashMap<i64, HashMap<i64, u32>> = HashMap::new();
-    read_table(source, TRANSACTIONS, &spec(TRANSACTIONS_COLUMNS), options, progress, &mut rejects, |row| {
-        let household_id = row.parse("household_id", parse_id)?;
-        let store_id = row.parse("store_id", parse_id)?;
-        let basket_id = row.parse("basket_id", parse_id)?;
-        let product_id = row.parse("product_id", parse_id)?;
-        let quantity = row.parse("quantity", parse_int)?;
-        let sales_cents = row.parse("sales_value", parse_cents)?;
-        let retail_disc_cents = row.parse("retail_disc", parse_cents)?;
-        let coupon_disc_cents = row.parse("coupon_disc", parse_cents)?;
-        let coupon_match_disc_cents = row.parse("coupon_match_disc", parse_cents)?;
-        let week = row.parse("week", parse_int)?;
-        if !(1..=53).contains(&week) {
-            return Err(invalid("week", format!("{week} is not a week number (1-53)")));
-        }
-        let purchased_at = row.parse("transaction_timestamp", parse_timestamp)?;
-        if quantity < 0 {
-            return Err(invalid("quantity", format!("{quantity} is negative")));
-        }
-        run.known_product("product_id", product_id, TRANSACTIONS)?;
-        let line = row.line();
-        let line_no = match baskets.get_mut(&basket_id) {
-            Some(seen) => {
-                let differs = if seen.member_id != household_id {
-                    Some(("household_id", seen.member_id.to_string()))
-                } else if seen.store_id != store_id {
-                    Some(("store_id", seen.store_id.to_string()))
-                } else if seen.purchased_at != purchased_at {
-                    Some(("transaction_timestamp", seen.purchased_at.clone()))
-                } else {
-                    None
-                };
-                if let Some((column, earlier)) = differs {
-                    return Err(invalid(column, format!(
-                        "basket {basket_id} has {column} {earlier} on line {}; one basket is one trip",
-                        seen.first_line
-                    )));
+    read_table(
+        source,
+        PRODUCTS,
+        &spec(PRODUCTS_COLUMNS),
+        options,
+        progress,
+        &mut rejects,
+        |row| {
+            let product_id = row.parse("product_id", parse_id)?;
+            let department = row.text("department")?;
+            let category = row.text("product_category")?;
+            let product_type = row.text("product_type")?;
+            let package_size = row.text("package_size")?;
+            let brand_type = match row.text("brand")? {
+                Some("National") => Some("national"),
+                Some("Private") => Some("private"),
+                None => None,
+                Some(other) => {
+                    return Err(invalid(
+                        "brand",
+                        format!("{other:?} is neither National nor Private"),
+                    ));
                 }
-                seen.n_lines += 1;
-                seen.n_lines
-            }
-            None => {
-                run.store(store_id)?;
-                run.member(household_id)?;
-                run.writer.basket(&mut run.report, basket_id, Some(household_id), store_id, &purchased_at)?;
-                *visits.entry(household_id).or_default().entry(store_id).or_default() += 1;
-                baskets.insert(basket_id, BasketSeen { member_id: household_id, store_id, purchased_at: purchased_at.clone(), first_line: line, n_lines: 1 });
-                1
-            }
-        };
-        run.writer.line(&mut run.report, &Line {
-            basket_id,
-            line_no,
-            product_id,
-            quantity,
-            sales_cents,
-            retail_disc_cents,
-            coupon_disc_cents,
-            coupon_match_disc_cents,
-        })?;
-        if quantity > 0 {
-            let shelf_cents = sales_cents + retail_disc_cents + coupon_match_disc_cents;
-            let unit = (shelf_cents + quantity / 2) / quantity;
-            let entry = prices.entry((store_id, product_id)).or_insert_with(|| (String::new(), 0));
-            if purchased_at >= entry.0 {
-                *entry = (purchased_at, unit.max(0));
-            }
-        }
-        Ok(())
-    })?;
+            };
+            let name = product_name(product_id, product_type, category, department, package_size);
+            let product = Product {
+                product_id,
+                name: &name,
+                gtin: None,
+                manufacturer_id: row.parse_opt("manufacturer_id", parse_id)?,
+                department,
+                category,
+                product_type,
+                brand: None,
+                brand_type,
+                package_size,
+                active: true,
+            };
+            run.writer.product(&mut run.report, &product)?;
+            run.products.insert(product_id);
+            Ok(())
+        },
+    )?;
 
-    read_table(source, COUPON_REDEMPTIONS, &spec(COUPON_REDEMPTIONS_COLUMNS), options, progress, &mut rejects, |row| {
-        let household_id = row.parse("household_id", parse_id)?;
-        let code = row.parse("coupon_upc", |text| parse_id(text).map(|_| text.to_owned()))?;
-        let campaign_id = row.parse("campaign_id", parse_id)?;
-        let redeemed_on = row.parse("redemption_date", parse_date)?;
-        let coupon_id = match run.coupons.get(&(code.clone(), campaign_id)) {
-            Some(id) => *id,
-            None => run.writer.coupon_id(&code, campaign_id)?.ok_or_else(|| {
-                invalid("coupon_upc", format!("unknown coupon {code} in campaign {campaign_id} (not in {COUPONS})"))
-            })?,
-        };
-        run.member(household_id)?;
-        let source_key = format!("{HOUSEHOLD_SOURCE}:{household_id}:{code}:{campaign_id}:{redeemed_on}");
-        run.writer.redemption(&mut run.report, &source_key, coupon_id, household_id, None, &redeemed_on)?;
-        Ok(())
-    })?;
+    let mut seen_demographics: HashMap<i64, u64> = HashMap::default();
+    read_table(
+        source,
+        DEMOGRAPHICS,
+        &spec(DEMOGRAPHICS_COLUMNS),
+        options,
+        progress,
+        &mut rejects,
+        |row| {
+            let household_id = row.parse("household_id", parse_id)?;
+            let line = row.line();
+            if let Some(first) = seen_demographics.insert(household_id, line) {
+                return Err(invalid(
+                    "household_id",
+                    format!("duplicate household {household_id} (first on line {first})"),
+                ));
+            }
+            let values = [
+                row.text("age")?,
+                row.text("income")?,
+                row.text("home_ownership")?,
+                row.text("marital_status")?,
+                row.text("household_size")?,
+                row.text("household_comp")?,
+                row.text("kids_count")?,
+            ];
+            run.member(household_id)?;
+            run.writer
+                .demographics(&mut run.report, household_id, values)?;
+            Ok(())
+        },
+    )?;
+
+    read_table(
+        source,
+        CAMPAIGN_DESCRIPTIONS,
+        &spec(CAMPAIGN_DESCRIPTIONS_COLUMNS),
+        options,
+        progress,
+        &mut rejects,
+        |row| {
+            let campaign_id = row.parse("campaign_id", parse_id)?;
+            let campaign_type = row.text("campaign_type")?;
+            let starts_on = row.parse("start_date", parse_date)?;
+            let ends_on = row.parse("end_date", parse_date)?;
+            if ends_on < starts_on {
+                return Err(invalid(
+                    "end_date",
+                    format!("{ends_on} is before start_date {starts_on}"),
+                ));
+            }
+            let name = match campaign_type {
+                Some(kind) => format!("Campaign {campaign_id} ({kind})"),
+                None => format!("Campaign {campaign_id}"),
+            };
+            run.writer.campaign(
+                &mut run.report,
+                campaign_id,
+                &name,
+                campaign_type,
+                &starts_on,
+                &ends_on,
+            )?;
+            run.campaigns.insert(campaign_id);
+            Ok(())
+        },
+    )?;
+
+    read_table(
+        source,
+        CAMPAIGNS,
+        &spec(CAMPAIGNS_COLUMNS),
+        options,
+        progress,
+        &mut rejects,
+        |row| {
+            let campaign_id = row.parse("campaign_id", parse_id)?;
+            let household_id = row.parse("household_id", parse_id)?;
+            if !run.campaigns.contains(&campaign_id) {
+                return Err(invalid(
+                    "campaign_id",
+                    format!("unknown campaign {campaign_id} (not in {CAMPAIGN_DESCRIPTIONS})"),
+                ));
+            }
+            run.member(household_id)?;
+            run.writer
+                .campaign_target(&mut run.report, campaign_id, household_id)?;
+            Ok(())
+        },
+    )?;
+
+    read_table(
+        source,
+        COUPONS,
+        &spec(COUPONS_COLUMNS),
+        options,
+        progress,
+        &mut rejects,
+        |row| {
+            let code = row.parse("coupon_upc", |text| parse_id(text).map(|_| text.to_owned()))?;
+            let product_id = row.parse("product_id", parse_id)?;
+            let campaign_id = row.parse("campaign_id", parse_id)?;
+            if !run.campaigns.contains(&campaign_id) {
+                return Err(invalid(
+                    "campaign_id",
+                    format!("unknown campaign {campaign_id} (not in {CAMPAIGN_DESCRIPTIONS})"),
+                ));
+            }
+            run.known_product("product_id", product_id, COUPONS)?;
+            let key = (code, campaign_id);
+            let coupon_id = match run.coupons.get(&key) {
+                Some(id) => *id,
+                None => {
+                    let id = run.writer.coupon(
+                        &mut run.report,
+                        &key.0,
+                        campaign_id,
+                        None,
+                        None,
+                        None,
+                    )?;
+                    run.coupons.insert(key, id);
+                    id
+                }
+            };
+            run.writer
+                .coupon_product(&mut run.report, coupon_id, product_id)?;
+            Ok(())
+        },
+    )?;
+
+    let mut baskets: HashMap<i64, BasketSeen> = HashMap::default();
+    // (store, product) -> (latest timestamp, shelf price in cents)
+    let mut prices: HashMap<(i64, i64), (String, i64)> = HashMap::default();
+    let mut visits: HashMap<i64, HashMap<i64, u32>> = HashMap::default();
+    read_table(
+        source,
+        TRANSACTIONS,
+        &spec(TRANSACTIONS_COLUMNS),
+        options,
+        progress,
+        &mut rejects,
+        |row| {
+            let household_id = row.parse("household_id", parse_id)?;
+            let store_id = row.parse("store_id", parse_id)?;
+            let basket_id = row.parse("basket_id", parse_id)?;
+            let product_id = row.parse("product_id", parse_id)?;
+            let quantity = row.parse("quantity", parse_int)?;
+            let sales_cents = row.parse("sales_value", parse_cents)?;
+            let retail_disc_cents = row.parse("retail_disc", parse_cents)?;
+            let coupon_disc_cents = row.parse("coupon_disc", parse_cents)?;
+            let coupon_match_disc_cents = row.parse("coupon_match_disc", parse_cents)?;
+            let week = row.parse("week", parse_int)?;
+            if !(1..=53).contains(&week) {
+                return Err(invalid(
+                    "week",
+                    format!("{week} is not a week number (1-53)"),
+                ));
+            }
+            let purchased_at = row.parse("transaction_timestamp", parse_timestamp)?;
+            if quantity < 0 {
+                return Err(invalid("quantity", format!("{quantity} is negative")));
+            }
+            run.known_product("product_id", product_id, TRANSACTIONS)?;
+            let line = row.line();
+            let line_no = match baskets.get_mut(&basket_id) {
+                Some(seen) => {
+                    let differs = if seen.member_id != household_id {
+                        Some(("household_id", seen.member_id.to_string()))
+                    } else if seen.store_id != store_id {
+                        Some(("store_id", seen.store_id.to_string()))
+                    } else if seen.purchased_at != purchased_at {
+                        Some(("transaction_timestamp", seen.purchased_at.clone()))
+                    } else {
+                        None
+                    };
+                    if let Some((column, earlier)) = differs {
+                        return Err(invalid(
+                            column,
+                            format!(
+                                "basket {basket_id} has {column} {earlier} on line {}; one basket is one trip",
+                                seen.first_line
+                            ),
+                        ));
+                    }
+                    seen.n_lines += 1;
+                    seen.n_lines
+                }
+                None => {
+                    run.store(store_id)?;
+                    run.member(household_id)?;
+                    run.writer.basket(
+                        &mut run.report,
+                        basket_id,
+                        Some(household_id),
+                        store_id,
+                        &purchased_at,
+                    )?;
+                    *visits
+                        .entry(household_id)
+                        .or_default()
+                        .entry(store_id)
+                        .or_default() += 1;
+                    baskets.insert(
+                        basket_id,
+                        BasketSeen {
+                            member_id: household_id,
+                            store_id,
+                            purchased_at: purchased_at.clone(),
+                            first_line: line,
+                            n_lines: 1,
+                        },
+                    );
+                    1
+                }
+            };
+            run.writer.line(
+                &mut run.report,
+                &Line {
+                    basket_id,
+                    line_no,
+                    product_id,
+                    quantity,
+                    sales_cents,
+                    retail_disc_cents,
+                    coupon_disc_cents,
+                    coupon_match_disc_cents,
+                },
+            )?;
+            if quantity > 0 {
+                let shelf_cents = sales_cents + retail_disc_cents + coupon_match_disc_cents;
+                let unit = (shelf_cents + quantity / 2) / quantity;
+                let entry = prices
+                    .entry((store_id, product_id))
+                    .or_insert_with(|| (String::new(), 0));
+                if purchased_at >= entry.0 {
+                    *entry = (purchased_at, unit.max(0));
+                }
+            }
+            Ok(())
+        },
+    )?;
+
+    read_table(
+        source,
+        COUPON_REDEMPTIONS,
+        &spec(COUPON_REDEMPTIONS_COLUMNS),
+        options,
+        progress,
+        &mut rejects,
+        |row| {
+            let household_id = row.parse("household_id", parse_id)?;
+            let code = row.parse("coupon_upc", |text| parse_id(text).map(|_| text.to_owned()))?;
+            let campaign_id = row.parse("campaign_id", parse_id)?;
+            let redeemed_on = row.parse("redemption_date", parse_date)?;
+            let coupon_id = match run.coupons.get(&(code.clone(), campaign_id)) {
+                Some(id) => *id,
+                None => run.writer.coupon_id(&code, campaign_id)?.ok_or_else(|| {
+                    invalid(
+                        "coupon_upc",
+                        format!(
+                            "unknown coupon {code} in campaign {campaign_id} (not in {COUPONS})"
+                        ),
+                    )
+                })?,
+            };
+            run.member(household_id)?;
+            let source_key =
+                format!("{HOUSEHOLD_SOURCE}:{household_id}:{code}:{campaign_id}:{redeemed_on}");
+            run.writer.redemption(
+                &mut run.report,
+                &source_key,
+                coupon_id,
+                household_id,
+                None,
+                &redeemed_on,
+            )?;
+            Ok(())
+        },
+    )?;
 
     // Derived: this store's shelf prices, stock and locations.
     let mut price_rows: Vec<_> = prices.into_iter().collect();
     price_rows.sort_unstable_by_key(|((store_id, product_id), _)| (*store_id, *product_id));
     let departments = product_departments(tx)?;
     for ((store_id, product_id), (updated_at, price_cents)) in price_rows {
-        let mut rng = SplitMix64::for_key(options.seed, "stock", (store_id as u64) << 32 ^ product_id as u64);
-        let stock_qty = if rng.below(100) < 4 { 0 } else { 1 + rng.below(40) as i64 };
-        let location = departments.get(&product_id).map(|dept| store_location(options.seed, store_id, dept));
-        run.writer.store_product(&mut run.report, &StoreProduct {
-            store_id,
-            product_id,
-            price_cents,
-            stock_qty,
-            location: location.as_deref(),
-            updated_at: &updated_at,
-        })?;
+        let mut rng = SplitMix64::for_key(
+            options.seed,
+            "stock",
+            (store_id as u64) << 32 ^ product_id as u64,
+        );
+        let stock_qty = if rng.below(100) < 4 {
+            0
+        } else {
+            1 + rng.below(40) as i64
+        };
+        let location = departments
+            .get(&product_id)
+            .map(|dept| store_location(options.seed, store_id, dept));
+        run.writer.store_product(
+            &mut run.report,
+            &StoreProduct {
+                store_id,
+                product_id,
+                price_cents,
+                stock_qty,
+                location: location.as_deref(),
+                updated_at: &updated_at,
+            },
+        )?;
     }
     // Derived: home store = the store of most baskets (ties: lowest store id).
     let mut homes: Vec<(i64, i64)> = visits
         .into_iter()
         .filter_map(|(member_id, stores)| {
-            stores.into_iter().max_by_key(|(store_id, n)| (*n, -store_id)).map(|(store_id, _)| (member_id, store_id))
+            stores
+                .into_iter()
+                .max_by_key(|(store_id, n)| (*n, -store_id))
+                .map(|(store_id, _)| (member_id, store_id))
         })
         .collect();
     homes.sort_unstable();
     for (member_id, store_id) in homes {
-        run.writer.home_store(&mut run.report, member_id, store_id, &options.now)?;
+        run.writer
+            .home_store(&mut run.report, member_id, store_id, &options.now)?;
     }
 
     let mut report = run.report;
     report.records = rejects.records;
     report.rejects = rejects.rejects;
-    tracing::info!(written = report.written(), rejects = report.rejects.len(), "complete journey import read");
+    tracing::info!(
+        written = report.written(),
+        rejects = report.rejects.len(),
+        "complete journey import read"
+    );
     Ok(report)
 }
 
 fn product_departments(tx: &Transaction<'_>) -> rusqlite::Result<HashMap<i64, String>> {
-    let mut stmt = tx.prepare("SELECT product_id, coalesce(department, 'GENERAL') FROM products")?;
+    let mut stmt =
+        tx.prepare("SELECT product_id, coalesce(department, 'GENERAL') FROM products")?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     rows.collect()
 }
@@ -463,10 +679,19 @@ mod tests {
     fn names_read_well() {
         assert_eq!(title_case("ICE - CRUSHED/CUBED"), "Ice - Crushed/Cubed");
         assert_eq!(
-            product_name(1, Some("BREAD:ITALIAN/FRENCH"), Some("BREAD"), Some("PASTRY"), Some("20 OZ")),
+            product_name(
+                1,
+                Some("BREAD:ITALIAN/FRENCH"),
+                Some("BREAD"),
+                Some("PASTRY"),
+                Some("20 OZ")
+            ),
             "Bread:Italian/French, 20 oz"
         );
         assert_eq!(product_name(7, None, None, None, None), "Product 7");
-        assert_eq!(product_name(7, None, None, Some("MISCELLANEOUS"), None), "Miscellaneous");
+        assert_eq!(
+            product_name(7, None, None, Some("MISCELLANEOUS"), None),
+            "Miscellaneous"
+        );
     }
 }

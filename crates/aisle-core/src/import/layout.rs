@@ -8,13 +8,16 @@
 //! unknown product is an error, not a silent orphan. Within one file an id may
 //! appear once.
 
-use std::collections::{HashMap, HashSet};
+use crate::rng::{IdMap as HashMap, IdSet as HashSet};
 
 use rusqlite::Transaction;
 
 use super::values::{parse_cents, parse_date, parse_flag, parse_id, parse_int, parse_timestamp};
 use super::writer::{Line, Member, MemberWrite, Product, Store, StoreProduct, Writer};
-use super::{ImportError, ImportOptions, ImportReport, Progress, RowFault, Source, TableSpec, invalid, read_table};
+use super::{
+    ImportError, ImportOptions, ImportReport, Progress, RowFault, Source, TableSpec, invalid,
+    read_table,
+};
 use crate::card;
 
 /// One file of the layout.
@@ -26,44 +29,76 @@ pub struct LayoutFile {
 
 pub const STORES: LayoutFile = LayoutFile {
     stem: "stores",
-    spec: TableSpec { required: &["store_id", "name"], optional: &["region", "timezone"] },
+    spec: TableSpec {
+        required: &["store_id", "name"],
+        optional: &["region", "timezone"],
+    },
 };
 pub const PRODUCTS: LayoutFile = LayoutFile {
     stem: "products",
     spec: TableSpec {
         required: &["product_id", "name"],
         optional: &[
-            "gtin", "manufacturer_id", "department", "category", "product_type", "brand", "brand_type",
-            "package_size", "active",
+            "gtin",
+            "manufacturer_id",
+            "department",
+            "category",
+            "product_type",
+            "brand",
+            "brand_type",
+            "package_size",
+            "active",
         ],
     },
 };
 pub const STORE_PRODUCTS: LayoutFile = LayoutFile {
     stem: "store_products",
-    spec: TableSpec { required: &["store_id", "product_id", "price"], optional: &["stock_qty", "location", "updated_at"] },
+    spec: TableSpec {
+        required: &["store_id", "product_id", "price"],
+        optional: &["stock_qty", "location", "updated_at"],
+    },
 };
 pub const MEMBERS: LayoutFile = LayoutFile {
     stem: "members",
     spec: TableSpec {
         required: &["member_id"],
         optional: &[
-            "card_number", "given_name", "family_name", "display_name", "phone", "email", "home_store_id", "tier",
-            "consent_personalization", "consent_personalization_at", "consent_marketing", "consent_marketing_at",
+            "card_number",
+            "given_name",
+            "family_name",
+            "display_name",
+            "phone",
+            "email",
+            "home_store_id",
+            "tier",
+            "consent_personalization",
+            "consent_personalization_at",
+            "consent_marketing",
+            "consent_marketing_at",
             "enrolled_on",
         ],
     },
 };
 pub const MEMBER_PREFERENCES: LayoutFile = LayoutFile {
     stem: "member_preferences",
-    spec: TableSpec { required: &["member_id", "kind", "value"], optional: &[] },
+    spec: TableSpec {
+        required: &["member_id", "kind", "value"],
+        optional: &[],
+    },
 };
 pub const CAMPAIGNS: LayoutFile = LayoutFile {
     stem: "campaigns",
-    spec: TableSpec { required: &["campaign_id", "name", "starts_on", "ends_on"], optional: &["campaign_type"] },
+    spec: TableSpec {
+        required: &["campaign_id", "name", "starts_on", "ends_on"],
+        optional: &["campaign_type"],
+    },
 };
 pub const CAMPAIGN_MEMBERS: LayoutFile = LayoutFile {
     stem: "campaign_members",
-    spec: TableSpec { required: &["campaign_id", "member_id"], optional: &[] },
+    spec: TableSpec {
+        required: &["campaign_id", "member_id"],
+        optional: &[],
+    },
 };
 pub const COUPONS: LayoutFile = LayoutFile {
     stem: "coupons",
@@ -74,13 +109,29 @@ pub const COUPONS: LayoutFile = LayoutFile {
 };
 pub const COUPON_PRODUCTS: LayoutFile = LayoutFile {
     stem: "coupon_products",
-    spec: TableSpec { required: &["coupon_code", "campaign_id", "product_id"], optional: &[] },
+    spec: TableSpec {
+        required: &["coupon_code", "campaign_id", "product_id"],
+        optional: &[],
+    },
 };
 pub const PURCHASES: LayoutFile = LayoutFile {
     stem: "purchases",
     spec: TableSpec {
-        required: &["basket_id", "store_id", "purchased_at", "line_no", "product_id", "quantity", "sales_value"],
-        optional: &["member_id", "retail_disc", "coupon_disc", "coupon_match_disc"],
+        required: &[
+            "basket_id",
+            "store_id",
+            "purchased_at",
+            "line_no",
+            "product_id",
+            "quantity",
+            "sales_value",
+        ],
+        optional: &[
+            "member_id",
+            "retail_disc",
+            "coupon_disc",
+            "coupon_match_disc",
+        ],
     },
 };
 pub const COUPON_REDEMPTIONS: LayoutFile = LayoutFile {
@@ -108,9 +159,12 @@ pub const FILES: [LayoutFile; 11] = [
 
 /// The name under which `file` is present in `source` (`.csv` or `.csv.gz`).
 fn present(source: &dyn Source, file: &LayoutFile) -> Option<String> {
-    [format!("{}.csv", file.stem), format!("{}.csv.gz", file.stem)]
-        .into_iter()
-        .find(|name| source.contains(name))
+    [
+        format!("{}.csv", file.stem),
+        format!("{}.csv.gz", file.stem),
+    ]
+    .into_iter()
+    .find(|name| source.contains(name))
 }
 
 /// Ids of one table: what the replica had plus what this import added.
@@ -121,7 +175,9 @@ struct Known {
 impl Known {
     fn load(tx: &Transaction<'_>, table: &str, column: &str) -> rusqlite::Result<Self> {
         let mut stmt = tx.prepare(&format!("SELECT {column} FROM {table}"))?;
-        let ids = stmt.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+        let ids = stmt
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
         Ok(Self { ids })
     }
 
@@ -135,20 +191,32 @@ impl Known {
 }
 
 /// Refuses an id seen earlier in the same file.
-fn once(seen: &mut HashMap<i64, u64>, column: &str, what: &str, id: i64, line: u64) -> Result<(), RowFault> {
+fn once(
+    seen: &mut HashMap<i64, u64>,
+    column: &str,
+    what: &str,
+    id: i64,
+    line: u64,
+) -> Result<(), RowFault> {
     match seen.insert(id, line) {
         Some(first) => {
             seen.insert(id, first);
-            Err(invalid(column, format!("duplicate {what} {id} (first on line {first})")))
+            Err(invalid(
+                column,
+                format!("duplicate {what} {id} (first on line {first})"),
+            ))
         }
         None => Ok(()),
     }
 }
 
 fn coupon_id(writer: &Writer<'_>, code: &str, campaign_id: i64) -> Result<i64, RowFault> {
-    writer
-        .coupon_id(code, campaign_id)?
-        .ok_or_else(|| invalid("coupon_code", format!("unknown coupon {code} in campaign {campaign_id}")))
+    writer.coupon_id(code, campaign_id)?.ok_or_else(|| {
+        invalid(
+            "coupon_code",
+            format!("unknown coupon {code} in campaign {campaign_id}"),
+        )
+    })
 }
 
 /// Imports every layout file present in `source` inside `tx`. The caller commits.
@@ -164,8 +232,15 @@ pub fn import(
         .filter_map(|file| present(source, file).map(|name| (*file, name)))
         .collect();
     if files.is_empty() {
-        let expected = FILES.iter().map(|f| format!("{}.csv", f.stem)).collect::<Vec<_>>().join(", ");
-        return Err(ImportError::NothingToImport { place: source.describe(), expected });
+        let expected = FILES
+            .iter()
+            .map(|f| format!("{}.csv", f.stem))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ImportError::NothingToImport {
+            place: source.describe(),
+            expected,
+        });
     }
     let mut writer = Writer::new(tx)?;
     let mut report = ImportReport::default();
@@ -175,233 +250,320 @@ pub fn import(
     let mut members = Known::load(tx, "members", "member_id")?;
     let mut campaigns = Known::load(tx, "campaigns", "campaign_id")?;
     let now = options.now.as_str();
-    let mut baskets: HashMap<i64, (Option<i64>, i64, String)> = HashMap::new();
+    let mut baskets: HashMap<i64, (Option<i64>, i64, String)> = HashMap::default();
 
     for (file, name) in &files {
-        let mut seen: HashMap<i64, u64> = HashMap::new();
+        let mut seen: HashMap<i64, u64> = HashMap::default();
         let name = name.as_str();
         let report = &mut report;
         let writer = &mut writer;
-        read_table(source, name, &file.spec, options, progress, &mut io, |row| {
-            let line = row.line();
-            match file.stem {
-                "stores" => {
-                    let store_id = row.parse("store_id", parse_id)?;
-                    once(&mut seen, "store_id", "store", store_id, line)?;
-                    let store = Store {
-                        store_id,
-                        name: row.required("name")?,
-                        region: row.text("region")?,
-                        timezone: row.text("timezone")?.unwrap_or("UTC"),
-                    };
-                    writer.store(report, &store)?;
-                    stores.ids.insert(store_id);
-                }
-                "products" => {
-                    let product_id = row.parse("product_id", parse_id)?;
-                    once(&mut seen, "product_id", "product", product_id, line)?;
-                    let brand_type = match row.text("brand_type")?.map(str::to_ascii_lowercase).as_deref() {
-                        None => None,
-                        Some("national") => Some("national"),
-                        Some("private") => Some("private"),
-                        Some(other) => return Err(invalid("brand_type", format!("{other:?} is neither national nor private"))),
-                    };
-                    let gtin = row.text("gtin")?;
-                    row.parse_opt("gtin", |text| {
-                        if (8..=14).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
-                            Ok(())
-                        } else {
-                            Err(format!("{text:?} is not a GTIN (8 to 14 digits)"))
-                        }
-                    })?;
-                    let product = Product {
-                        product_id,
-                        name: row.required("name")?,
-                        gtin,
-                        manufacturer_id: row.parse_opt("manufacturer_id", parse_id)?,
-                        department: row.text("department")?,
-                        category: row.text("category")?,
-                        product_type: row.text("product_type")?,
-                        brand: row.text("brand")?,
-                        brand_type,
-                        package_size: row.text("package_size")?,
-                        active: row.parse_opt("active", parse_flag)?.unwrap_or(true),
-                    };
-                    writer.product(report, &product)?;
-                    products.ids.insert(product_id);
-                }
-                "store_products" => {
-                    let store_id = row.parse("store_id", parse_id)?;
-                    let product_id = row.parse("product_id", parse_id)?;
-                    stores.check("store_id", "store", store_id)?;
-                    products.check("product_id", "product", product_id)?;
-                    let price_cents = row.parse("price", parse_cents)?;
-                    if price_cents < 0 {
-                        return Err(invalid("price", "a price cannot be negative"));
+        read_table(
+            source,
+            name,
+            &file.spec,
+            options,
+            progress,
+            &mut io,
+            |row| {
+                let line = row.line();
+                match file.stem {
+                    "stores" => {
+                        let store_id = row.parse("store_id", parse_id)?;
+                        once(&mut seen, "store_id", "store", store_id, line)?;
+                        let store = Store {
+                            store_id,
+                            name: row.required("name")?,
+                            region: row.text("region")?,
+                            timezone: row.text("timezone")?.unwrap_or("UTC"),
+                        };
+                        writer.store(report, &store)?;
+                        stores.ids.insert(store_id);
                     }
-                    let updated_at = row.parse_opt("updated_at", parse_timestamp)?;
-                    writer.store_product(report, &StoreProduct {
-                        store_id,
-                        product_id,
-                        price_cents,
-                        stock_qty: row.parse_opt("stock_qty", parse_int)?.unwrap_or(0),
-                        location: row.text("location")?,
-                        updated_at: updated_at.as_deref().unwrap_or(now),
-                    })?;
-                }
-                "members" => {
-                    let member_id = row.parse("member_id", parse_id)?;
-                    once(&mut seen, "member_id", "member", member_id, line)?;
-                    let home_store_id = row.parse_opt("home_store_id", parse_id)?;
-                    if let Some(store_id) = home_store_id {
-                        stores.check("home_store_id", "store", store_id)?;
-                    }
-                    let tier = row.text("tier")?.unwrap_or("standard");
-                    if !["standard", "silver", "gold", "platinum"].contains(&tier) {
-                        return Err(invalid("tier", format!("{tier:?} is not standard, silver, gold or platinum")));
-                    }
-                    let card_number = row.parse_opt("card_number", |text| card::validate(text).map_err(|e| e.to_string()))?;
-                    let consent_personalization_at = row.parse_opt("consent_personalization_at", parse_timestamp)?;
-                    let consent_marketing_at = row.parse_opt("consent_marketing_at", parse_timestamp)?;
-                    let enrolled_on = row.parse_opt("enrolled_on", parse_date)?;
-                    let given_name = row.text("given_name")?;
-                    let family_name = row.text("family_name")?;
-                    let joined = match (given_name, family_name) {
-                        (Some(g), Some(f)) => Some(format!("{g} {f}")),
-                        (g, f) => g.or(f).map(str::to_owned),
-                    };
-                    let member = Member {
-                        member_id,
-                        given_name,
-                        family_name,
-                        display_name: row.text("display_name")?.or(joined.as_deref()),
-                        phone: row.text("phone")?,
-                        email: row.text("email")?,
-                        home_store_id,
-                        tier,
-                        consent_personalization: row.parse_opt("consent_personalization", parse_flag)?.unwrap_or(false),
-                        consent_personalization_at: consent_personalization_at.as_deref(),
-                        consent_marketing: row.parse_opt("consent_marketing", parse_flag)?.unwrap_or(false),
-                        consent_marketing_at: consent_marketing_at.as_deref(),
-                        enrolled_on: enrolled_on.as_deref(),
-                    };
-                    let write = writer.member(report, &member, now, false)?;
-                    members.ids.insert(member_id);
-                    if let (Some(card), false) = (card_number, write == MemberWrite::Erased) {
-                        if let Err(owner) = writer.card(report, &card, member_id, enrolled_on.as_deref())? {
-                            return Err(invalid("card_number", format!("card {card} already belongs to member {owner}")));
-                        }
-                    }
-                }
-                "member_preferences" => {
-                    let member_id = row.parse("member_id", parse_id)?;
-                    members.check("member_id", "member", member_id)?;
-                    let kind = row.required("kind")?;
-                    if !["brand", "category", "size", "dietary"].contains(&kind) {
-                        return Err(invalid("kind", format!("{kind:?} is not brand, category, size or dietary")));
-                    }
-                    writer.preference(report, member_id, kind, row.required("value")?)?;
-                }
-                "campaigns" => {
-                    let campaign_id = row.parse("campaign_id", parse_id)?;
-                    once(&mut seen, "campaign_id", "campaign", campaign_id, line)?;
-                    let starts_on = row.parse("starts_on", parse_date)?;
-                    let ends_on = row.parse("ends_on", parse_date)?;
-                    if ends_on < starts_on {
-                        return Err(invalid("ends_on", format!("{ends_on} is before starts_on {starts_on}")));
-                    }
-                    let name = row.required("name")?;
-                    writer.campaign(report, campaign_id, name, row.text("campaign_type")?, &starts_on, &ends_on)?;
-                    campaigns.ids.insert(campaign_id);
-                }
-                "campaign_members" => {
-                    let campaign_id = row.parse("campaign_id", parse_id)?;
-                    let member_id = row.parse("member_id", parse_id)?;
-                    campaigns.check("campaign_id", "campaign", campaign_id)?;
-                    members.check("member_id", "member", member_id)?;
-                    writer.campaign_target(report, campaign_id, member_id)?;
-                }
-                "coupons" => {
-                    let code = row.required("coupon_code")?;
-                    let campaign_id = row.parse("campaign_id", parse_id)?;
-                    campaigns.check("campaign_id", "campaign", campaign_id)?;
-                    let discount_cents = row.parse_opt("discount", parse_cents)?;
-                    let discount_percent = row.parse_opt("discount_percent", parse_int)?;
-                    if discount_cents.is_some_and(|d| d < 0) {
-                        return Err(invalid("discount", "a discount cannot be negative"));
-                    }
-                    if discount_percent.is_some_and(|p| !(0..=100).contains(&p)) {
-                        return Err(invalid("discount_percent", "a percentage is between 0 and 100"));
-                    }
-                    writer.coupon(report, code, campaign_id, row.text("description")?, discount_cents, discount_percent)?;
-                }
-                "coupon_products" => {
-                    let code = row.required("coupon_code")?;
-                    let campaign_id = row.parse("campaign_id", parse_id)?;
-                    let product_id = row.parse("product_id", parse_id)?;
-                    products.check("product_id", "product", product_id)?;
-                    let coupon_id = coupon_id(writer, code, campaign_id)?;
-                    writer.coupon_product(report, coupon_id, product_id)?;
-                }
-                "purchases" => {
-                    let basket_id = row.parse("basket_id", parse_id)?;
-                    let member_id = row.parse_opt("member_id", parse_id)?;
-                    let store_id = row.parse("store_id", parse_id)?;
-                    let purchased_at = row.parse("purchased_at", parse_timestamp)?;
-                    let line_no = row.parse("line_no", parse_id)?;
-                    let product_id = row.parse("product_id", parse_id)?;
-                    let quantity = row.parse("quantity", parse_int)?;
-                    let sales_cents = row.parse("sales_value", parse_cents)?;
-                    let retail_disc_cents = row.parse_opt("retail_disc", parse_cents)?.unwrap_or(0);
-                    let coupon_disc_cents = row.parse_opt("coupon_disc", parse_cents)?.unwrap_or(0);
-                    let coupon_match_disc_cents = row.parse_opt("coupon_match_disc", parse_cents)?.unwrap_or(0);
-                    products.check("product_id", "product", product_id)?;
-                    match baskets.get(&basket_id) {
-                        Some((m, s, at)) => {
-                            if (*m, *s, at.as_str()) != (member_id, store_id, purchased_at.as_str()) {
-                                return Err(invalid("basket_id", format!(
-                                    "basket {basket_id} appears with another member, store or time; one basket is one trip"
-                                )));
+                    "products" => {
+                        let product_id = row.parse("product_id", parse_id)?;
+                        once(&mut seen, "product_id", "product", product_id, line)?;
+                        let brand_type = match row
+                            .text("brand_type")?
+                            .map(str::to_ascii_lowercase)
+                            .as_deref()
+                        {
+                            None => None,
+                            Some("national") => Some("national"),
+                            Some("private") => Some("private"),
+                            Some(other) => {
+                                return Err(invalid(
+                                    "brand_type",
+                                    format!("{other:?} is neither national nor private"),
+                                ));
                             }
-                        }
-                        None => {
-                            stores.check("store_id", "store", store_id)?;
-                            if let Some(member_id) = member_id {
-                                members.check("member_id", "member", member_id)?;
+                        };
+                        let gtin = row.text("gtin")?;
+                        row.parse_opt("gtin", |text| {
+                            if (8..=14).contains(&text.len())
+                                && text.bytes().all(|b| b.is_ascii_digit())
+                            {
+                                Ok(())
+                            } else {
+                                Err(format!("{text:?} is not a GTIN (8 to 14 digits)"))
                             }
-                            writer.basket(report, basket_id, member_id, store_id, &purchased_at)?;
-                            baskets.insert(basket_id, (member_id, store_id, purchased_at));
-                        }
+                        })?;
+                        let product = Product {
+                            product_id,
+                            name: row.required("name")?,
+                            gtin,
+                            manufacturer_id: row.parse_opt("manufacturer_id", parse_id)?,
+                            department: row.text("department")?,
+                            category: row.text("category")?,
+                            product_type: row.text("product_type")?,
+                            brand: row.text("brand")?,
+                            brand_type,
+                            package_size: row.text("package_size")?,
+                            active: row.parse_opt("active", parse_flag)?.unwrap_or(true),
+                        };
+                        writer.product(report, &product)?;
+                        products.ids.insert(product_id);
                     }
-                    writer.line(report, &Line {
-                        basket_id,
-                        line_no,
-                        product_id,
-                        quantity,
-                        sales_cents,
-                        retail_disc_cents,
-                        coupon_disc_cents,
-                        coupon_match_disc_cents,
-                    })?;
-                }
-                "coupon_redemptions" => {
-                    let member_id = row.parse("member_id", parse_id)?;
-                    let code = row.required("coupon_code")?;
-                    let campaign_id = row.parse("campaign_id", parse_id)?;
-                    let redeemed_on = row.parse("redeemed_on", parse_date)?;
-                    let store_id = row.parse_opt("store_id", parse_id)?;
-                    members.check("member_id", "member", member_id)?;
-                    if let Some(store_id) = store_id {
+                    "store_products" => {
+                        let store_id = row.parse("store_id", parse_id)?;
+                        let product_id = row.parse("product_id", parse_id)?;
                         stores.check("store_id", "store", store_id)?;
+                        products.check("product_id", "product", product_id)?;
+                        let price_cents = row.parse("price", parse_cents)?;
+                        if price_cents < 0 {
+                            return Err(invalid("price", "a price cannot be negative"));
+                        }
+                        let updated_at = row.parse_opt("updated_at", parse_timestamp)?;
+                        writer.store_product(
+                            report,
+                            &StoreProduct {
+                                store_id,
+                                product_id,
+                                price_cents,
+                                stock_qty: row.parse_opt("stock_qty", parse_int)?.unwrap_or(0),
+                                location: row.text("location")?,
+                                updated_at: updated_at.as_deref().unwrap_or(now),
+                            },
+                        )?;
                     }
-                    let coupon_id = coupon_id(writer, code, campaign_id)?;
-                    let source_key = format!("csv:{member_id}:{code}:{campaign_id}:{redeemed_on}");
-                    writer.redemption(report, &source_key, coupon_id, member_id, store_id, &redeemed_on)?;
+                    "members" => {
+                        let member_id = row.parse("member_id", parse_id)?;
+                        once(&mut seen, "member_id", "member", member_id, line)?;
+                        let home_store_id = row.parse_opt("home_store_id", parse_id)?;
+                        if let Some(store_id) = home_store_id {
+                            stores.check("home_store_id", "store", store_id)?;
+                        }
+                        let tier = row.text("tier")?.unwrap_or("standard");
+                        if !["standard", "silver", "gold", "platinum"].contains(&tier) {
+                            return Err(invalid(
+                                "tier",
+                                format!("{tier:?} is not standard, silver, gold or platinum"),
+                            ));
+                        }
+                        let card_number = row.parse_opt("card_number", |text| {
+                            card::validate(text).map_err(|e| e.to_string())
+                        })?;
+                        let consent_personalization_at =
+                            row.parse_opt("consent_personalization_at", parse_timestamp)?;
+                        let consent_marketing_at =
+                            row.parse_opt("consent_marketing_at", parse_timestamp)?;
+                        let enrolled_on = row.parse_opt("enrolled_on", parse_date)?;
+                        let given_name = row.text("given_name")?;
+                        let family_name = row.text("family_name")?;
+                        let joined = match (given_name, family_name) {
+                            (Some(g), Some(f)) => Some(format!("{g} {f}")),
+                            (g, f) => g.or(f).map(str::to_owned),
+                        };
+                        let member = Member {
+                            member_id,
+                            given_name,
+                            family_name,
+                            display_name: row.text("display_name")?.or(joined.as_deref()),
+                            phone: row.text("phone")?,
+                            email: row.text("email")?,
+                            home_store_id,
+                            tier,
+                            consent_personalization: row
+                                .parse_opt("consent_personalization", parse_flag)?
+                                .unwrap_or(false),
+                            consent_personalization_at: consent_personalization_at.as_deref(),
+                            consent_marketing: row
+                                .parse_opt("consent_marketing", parse_flag)?
+                                .unwrap_or(false),
+                            consent_marketing_at: consent_marketing_at.as_deref(),
+                            enrolled_on: enrolled_on.as_deref(),
+                        };
+                        let write = writer.member(report, &member, now, false)?;
+                        members.ids.insert(member_id);
+                        if let (Some(card), false) = (card_number, write == MemberWrite::Erased) {
+                            if let Err(owner) =
+                                writer.card(report, &card, member_id, enrolled_on.as_deref())?
+                            {
+                                return Err(invalid(
+                                    "card_number",
+                                    format!("card {card} already belongs to member {owner}"),
+                                ));
+                            }
+                        }
+                    }
+                    "member_preferences" => {
+                        let member_id = row.parse("member_id", parse_id)?;
+                        members.check("member_id", "member", member_id)?;
+                        let kind = row.required("kind")?;
+                        if !["brand", "category", "size", "dietary"].contains(&kind) {
+                            return Err(invalid(
+                                "kind",
+                                format!("{kind:?} is not brand, category, size or dietary"),
+                            ));
+                        }
+                        writer.preference(report, member_id, kind, row.required("value")?)?;
+                    }
+                    "campaigns" => {
+                        let campaign_id = row.parse("campaign_id", parse_id)?;
+                        once(&mut seen, "campaign_id", "campaign", campaign_id, line)?;
+                        let starts_on = row.parse("starts_on", parse_date)?;
+                        let ends_on = row.parse("ends_on", parse_date)?;
+                        if ends_on < starts_on {
+                            return Err(invalid(
+                                "ends_on",
+                                format!("{ends_on} is before starts_on {starts_on}"),
+                            ));
+                        }
+                        let name = row.required("name")?;
+                        writer.campaign(
+                            report,
+                            campaign_id,
+                            name,
+                            row.text("campaign_type")?,
+                            &starts_on,
+                            &ends_on,
+                        )?;
+                        campaigns.ids.insert(campaign_id);
+                    }
+                    "campaign_members" => {
+                        let campaign_id = row.parse("campaign_id", parse_id)?;
+                        let member_id = row.parse("member_id", parse_id)?;
+                        campaigns.check("campaign_id", "campaign", campaign_id)?;
+                        members.check("member_id", "member", member_id)?;
+                        writer.campaign_target(report, campaign_id, member_id)?;
+                    }
+                    "coupons" => {
+                        let code = row.required("coupon_code")?;
+                        let campaign_id = row.parse("campaign_id", parse_id)?;
+                        campaigns.check("campaign_id", "campaign", campaign_id)?;
+                        let discount_cents = row.parse_opt("discount", parse_cents)?;
+                        let discount_percent = row.parse_opt("discount_percent", parse_int)?;
+                        if discount_cents.is_some_and(|d| d < 0) {
+                            return Err(invalid("discount", "a discount cannot be negative"));
+                        }
+                        if discount_percent.is_some_and(|p| !(0..=100).contains(&p)) {
+                            return Err(invalid(
+                                "discount_percent",
+                                "a percentage is between 0 and 100",
+                            ));
+                        }
+                        writer.coupon(
+                            report,
+                            code,
+                            campaign_id,
+                            row.text("description")?,
+                            discount_cents,
+                            discount_percent,
+                        )?;
+                    }
+                    "coupon_products" => {
+                        let code = row.required("coupon_code")?;
+                        let campaign_id = row.parse("campaign_id", parse_id)?;
+                        let product_id = row.parse("product_id", parse_id)?;
+                        products.check("product_id", "product", product_id)?;
+                        let coupon_id = coupon_id(writer, code, campaign_id)?;
+                        writer.coupon_product(report, coupon_id, product_id)?;
+                    }
+                    "purchases" => {
+                        let basket_id = row.parse("basket_id", parse_id)?;
+                        let member_id = row.parse_opt("member_id", parse_id)?;
+                        let store_id = row.parse("store_id", parse_id)?;
+                        let purchased_at = row.parse("purchased_at", parse_timestamp)?;
+                        let line_no = row.parse("line_no", parse_id)?;
+                        let product_id = row.parse("product_id", parse_id)?;
+                        let quantity = row.parse("quantity", parse_int)?;
+                        let sales_cents = row.parse("sales_value", parse_cents)?;
+                        let retail_disc_cents =
+                            row.parse_opt("retail_disc", parse_cents)?.unwrap_or(0);
+                        let coupon_disc_cents =
+                            row.parse_opt("coupon_disc", parse_cents)?.unwrap_or(0);
+                        let coupon_match_disc_cents = row
+                            .parse_opt("coupon_match_disc", parse_cents)?
+                            .unwrap_or(0);
+                        products.check("product_id", "product", product_id)?;
+                        match baskets.get(&basket_id) {
+                            Some((m, s, at)) => {
+                                if (*m, *s, at.as_str())
+                                    != (member_id, store_id, purchased_at.as_str())
+                                {
+                                    return Err(invalid(
+                                        "basket_id",
+                                        format!(
+                                            "basket {basket_id} appears with another member, store or time; one basket is one trip"
+                                        ),
+                                    ));
+                                }
+                            }
+                            None => {
+                                stores.check("store_id", "store", store_id)?;
+                                if let Some(member_id) = member_id {
+                                    members.check("member_id", "member", member_id)?;
+                                }
+                                writer.basket(
+                                    report,
+                                    basket_id,
+                                    member_id,
+                                    store_id,
+                                    &purchased_at,
+                                )?;
+                                baskets.insert(basket_id, (member_id, store_id, purchased_at));
+                            }
+                        }
+                        writer.line(
+                            report,
+                            &Line {
+                                basket_id,
+                                line_no,
+                                product_id,
+                                quantity,
+                                sales_cents,
+                                retail_disc_cents,
+                                coupon_disc_cents,
+                                coupon_match_disc_cents,
+                            },
+                        )?;
+                    }
+                    "coupon_redemptions" => {
+                        let member_id = row.parse("member_id", parse_id)?;
+                        let code = row.required("coupon_code")?;
+                        let campaign_id = row.parse("campaign_id", parse_id)?;
+                        let redeemed_on = row.parse("redeemed_on", parse_date)?;
+                        let store_id = row.parse_opt("store_id", parse_id)?;
+                        members.check("member_id", "member", member_id)?;
+                        if let Some(store_id) = store_id {
+                            stores.check("store_id", "store", store_id)?;
+                        }
+                        let coupon_id = coupon_id(writer, code, campaign_id)?;
+                        let source_key =
+                            format!("csv:{member_id}:{code}:{campaign_id}:{redeemed_on}");
+                        writer.redemption(
+                            report,
+                            &source_key,
+                            coupon_id,
+                            member_id,
+                            store_id,
+                            &redeemed_on,
+                        )?;
+                    }
+                    other => unreachable!("layout file {other} has no reader"),
                 }
-                other => unreachable!("layout file {other} has no reader"),
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
     }
     report.records = io.records;
     report.rejects = io.rejects;

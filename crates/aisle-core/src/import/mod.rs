@@ -142,6 +142,35 @@ impl ImportError {
     }
 }
 
+/// Runs `import` in one transaction on the replica's writer connection and
+/// commits only if it succeeds.
+///
+/// Foreign-key enforcement is switched off for the transaction (SQLite allows
+/// that only outside one) because the importers check every reference
+/// themselves, with a precise error, before writing; the per-row parent
+/// look-ups SQLite would repeat cost a third of the import time. It is
+/// switched back on afterwards whatever happens, and tests assert
+/// `PRAGMA foreign_key_check` stays clean after imports.
+pub fn in_transaction<T, E>(
+    conn: &mut rusqlite::Connection,
+    import: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<rusqlite::Error>,
+{
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let result = (|| -> Result<T, E> {
+        let tx = conn.transaction()?;
+        let value = import(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    })();
+    let restored = conn.pragma_update(None, "foreign_keys", true);
+    let value = result?;
+    restored?;
+    Ok(value)
+}
+
 /// Receives progress while files are read (the CLI draws a bar; tests ignore it).
 pub trait Progress {
     fn start_file(&mut self, file: &str, total_bytes: Option<u64>);
@@ -181,14 +210,23 @@ impl Columns {
             .map(|(idx, raw)| {
                 let text = String::from_utf8_lossy(raw);
                 // A UTF-8 byte-order mark on the first column is common in spreadsheet exports.
-                let text = if idx == 0 { text.trim_start_matches('\u{feff}') } else { &text };
+                let text = if idx == 0 {
+                    text.trim_start_matches('\u{feff}')
+                } else {
+                    &text
+                };
                 text.trim().to_owned()
             })
             .collect();
         let mut index = BTreeMap::new();
         let mut unknown = Vec::new();
         for (idx, name) in names.iter().enumerate() {
-            match spec.required.iter().chain(spec.optional).find(|known| **known == name) {
+            match spec
+                .required
+                .iter()
+                .chain(spec.optional)
+                .find(|known| **known == name)
+            {
                 Some(known) if index.contains_key(known) => {
                     return Err(format!("column {name:?} appears twice"));
                 }
@@ -420,7 +458,10 @@ pub fn read_table(
             }
             Err(error) => {
                 let line = error.position().map_or(last_line + 1, |p| p.line());
-                if let csv::ErrorKind::UnequalLengths { expected_len, len, .. } = error.kind() {
+                if let csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } = error.kind()
+                {
                     n_records += 1;
                     last_line = line;
                     let reason = format!("{len} fields, the header has {expected_len}");

@@ -44,7 +44,10 @@ pub struct EmbeddedSource(pub &'static [(&'static str, &'static [u8])]);
 
 impl EmbeddedSource {
     fn find(&self, name: &str) -> Option<&'static [u8]> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, bytes)| *bytes)
     }
 }
 
@@ -52,7 +55,9 @@ impl Source for EmbeddedSource {
     fn open(&self, name: &str) -> io::Result<Box<dyn Read + '_>> {
         self.find(name)
             .map(|bytes| Box::new(bytes) as Box<dyn Read>)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name} is not embedded")))
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("{name} is not embedded"))
+            })
     }
 
     fn size(&self, name: &str) -> Option<u64> {

@@ -28,13 +28,11 @@ pub fn parse_int(text: &str) -> Result<i64, String> {
 /// Exports written from floating point ("4.4408900000000007e-16", as in the
 /// Complete Journey data) are rounded to the nearest cent.
 pub fn parse_cents(text: &str) -> Result<i64, String> {
-    parse_decimal_cents(text).or_else(|error| {
-        match text.parse::<f64>() {
-            Ok(value) if value.is_finite() && value.abs() < 1e13 && text.contains(['e', 'E']) => {
-                Ok((value * 100.0).round() as i64)
-            }
-            _ => Err(error),
+    parse_decimal_cents(text).or_else(|error| match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value.abs() < 1e13 && text.contains(['e', 'E']) => {
+            Ok((value * 100.0).round() as i64)
         }
+        _ => Err(error),
     })
 }
 
@@ -113,7 +111,9 @@ pub fn parse_flag(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "y" => Ok(true),
         "0" | "false" | "no" | "n" => Ok(false),
-        _ => Err(format!("{text:?} is not a yes/no flag (1/0, true/false, yes/no)")),
+        _ => Err(format!(
+            "{text:?} is not a yes/no flag (1/0, true/false, yes/no)"
+        )),
     }
 }
 

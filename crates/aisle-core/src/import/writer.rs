@@ -90,7 +90,8 @@ pub struct Writer<'tx> {
     line: Statement<'tx>,
 }
 
-const MEMBER_COLUMNS: &str = "member_id, given_name, family_name, display_name, phone, email, home_store_id, tier,
+const MEMBER_COLUMNS: &str =
+    "member_id, given_name, family_name, display_name, phone, email, home_store_id, tier,
      consent_personalization, consent_personalization_at, consent_marketing, consent_marketing_at,
      enrolled_on, updated_at";
 const MEMBER_VALUES: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14";
@@ -196,7 +197,9 @@ impl<'tx> Writer<'tx> {
     }
 
     pub fn store(&mut self, report: &mut ImportReport, s: &Store<'_>) -> rusqlite::Result<()> {
-        let n = self.store.execute(params![s.store_id, s.name, s.region, s.timezone])?;
+        let n = self
+            .store
+            .execute(params![s.store_id, s.name, s.region, s.timezone])?;
         report.count("stores", n > 0);
         Ok(())
     }
@@ -219,7 +222,11 @@ impl<'tx> Writer<'tx> {
         Ok(())
     }
 
-    pub fn store_product(&mut self, report: &mut ImportReport, sp: &StoreProduct<'_>) -> rusqlite::Result<()> {
+    pub fn store_product(
+        &mut self,
+        report: &mut ImportReport,
+        sp: &StoreProduct<'_>,
+    ) -> rusqlite::Result<()> {
         let n = self.store_product.execute(params![
             sp.store_id,
             sp.product_id,
@@ -283,7 +290,9 @@ impl<'tx> Writer<'tx> {
         member_id: i64,
         issued_on: Option<&str>,
     ) -> rusqlite::Result<Result<(), i64>> {
-        let n = self.card.execute(params![card_number, member_id, issued_on])?;
+        let n = self
+            .card
+            .execute(params![card_number, member_id, issued_on])?;
         if n == 0 {
             let owner: i64 = self.card_owner.query_row([card_number], |row| row.get(0))?;
             if owner != member_id {
@@ -302,7 +311,9 @@ impl<'tx> Writer<'tx> {
         store_id: i64,
         purchased_at: &str,
     ) -> rusqlite::Result<()> {
-        let n = self.basket.execute(params![basket_id, member_id, store_id, purchased_at])?;
+        let n = self
+            .basket
+            .execute(params![basket_id, member_id, store_id, purchased_at])?;
         report.count("baskets", n > 0);
         Ok(())
     }
@@ -323,12 +334,20 @@ impl<'tx> Writer<'tx> {
     }
 
     /// Sets a member's home store if it differs.
-    pub fn home_store(&self, report: &mut ImportReport, member_id: i64, store_id: i64, now: &str) -> rusqlite::Result<()> {
-        let n = self.tx.prepare_cached(
-            "UPDATE members SET home_store_id = ?2, updated_at = ?3
+    pub fn home_store(
+        &self,
+        report: &mut ImportReport,
+        member_id: i64,
+        store_id: i64,
+        now: &str,
+    ) -> rusqlite::Result<()> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "UPDATE members SET home_store_id = ?2, updated_at = ?3
              WHERE member_id = ?1 AND erased_at IS NULL AND home_store_id IS NOT ?2",
-        )?
-        .execute(params![member_id, store_id, now])?;
+            )?
+            .execute(params![member_id, store_id, now])?;
         report.count("members", n > 0);
         Ok(())
     }
@@ -355,7 +374,12 @@ impl<'tx> Writer<'tx> {
         Ok(())
     }
 
-    pub fn campaign_target(&self, report: &mut ImportReport, campaign_id: i64, member_id: i64) -> rusqlite::Result<()> {
+    pub fn campaign_target(
+        &self,
+        report: &mut ImportReport,
+        campaign_id: i64,
+        member_id: i64,
+    ) -> rusqlite::Result<()> {
         let n = self.tx.prepare_cached(
             "INSERT INTO campaign_targets (campaign_id, member_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?
@@ -397,7 +421,12 @@ impl<'tx> Writer<'tx> {
             .optional()
     }
 
-    pub fn coupon_product(&self, report: &mut ImportReport, coupon_id: i64, product_id: i64) -> rusqlite::Result<()> {
+    pub fn coupon_product(
+        &self,
+        report: &mut ImportReport,
+        coupon_id: i64,
+        product_id: i64,
+    ) -> rusqlite::Result<()> {
         let n = self.tx.prepare_cached(
             "INSERT INTO coupon_products (coupon_id, product_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?
@@ -431,9 +460,16 @@ impl<'tx> Writer<'tx> {
         Ok(())
     }
 
-    pub fn demographics(&self, report: &mut ImportReport, member_id: i64, values: [Option<&str>; 7]) -> rusqlite::Result<()> {
-        let n = self.tx.prepare_cached(
-            "INSERT INTO member_demographics (member_id, age_band, income_band, home_ownership,
+    pub fn demographics(
+        &self,
+        report: &mut ImportReport,
+        member_id: i64,
+        values: [Option<&str>; 7],
+    ) -> rusqlite::Result<()> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO member_demographics (member_id, age_band, income_band, home_ownership,
                  marital_status, household_size, household_comp, kids_count)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (member_id) DO UPDATE SET
@@ -448,15 +484,22 @@ impl<'tx> Writer<'tx> {
                IS NOT (excluded.age_band, excluded.income_band, excluded.home_ownership,
                     excluded.marital_status, excluded.household_size, excluded.household_comp,
                     excluded.kids_count)",
-        )?
-        .execute(params![
-            member_id, values[0], values[1], values[2], values[3], values[4], values[5], values[6]
-        ])?;
+            )?
+            .execute(params![
+                member_id, values[0], values[1], values[2], values[3], values[4], values[5],
+                values[6]
+            ])?;
         report.count("member_demographics", n > 0);
         Ok(())
     }
 
-    pub fn preference(&self, report: &mut ImportReport, member_id: i64, kind: &str, value: &str) -> rusqlite::Result<()> {
+    pub fn preference(
+        &self,
+        report: &mut ImportReport,
+        member_id: i64,
+        kind: &str,
+        value: &str,
+    ) -> rusqlite::Result<()> {
         let n = self.tx.prepare_cached(
             "INSERT INTO member_preferences (member_id, kind, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         )?
