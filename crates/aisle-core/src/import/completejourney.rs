@@ -15,11 +15,11 @@ use crate::rng::{IdMap as HashMap, IdSet as HashSet};
 
 use rusqlite::Transaction;
 
-use super::values::{parse_cents, parse_date, parse_id, parse_int, parse_timestamp};
+use super::values::{Stamp, parse_cents, parse_date, parse_id, parse_int, parse_stamp};
 use super::writer::{Line, Member, Product, Store, StoreProduct, Writer};
 use super::{
-    ImportError, ImportOptions, ImportReport, Progress, RowFault, Source, TableSpec, invalid,
-    read_table,
+    ImportError, ImportOptions, ImportReport, Progress, Row, RowFault, Source, TableSpec, invalid,
+    read_rows, read_table,
 };
 use crate::identity;
 use crate::rng::SplitMix64;
@@ -96,10 +96,51 @@ pub const COUPON_REDEMPTIONS_COLUMNS: &[&str] = &[
     "redemption_date",
 ];
 
+/// One parsed line of `transactions.csv.gz`.
+struct TransactionLine {
+    household_id: i64,
+    store_id: i64,
+    basket_id: i64,
+    product_id: i64,
+    quantity: i64,
+    sales_cents: i64,
+    retail_disc_cents: i64,
+    coupon_disc_cents: i64,
+    coupon_match_disc_cents: i64,
+    purchased_at: Stamp,
+}
+
+/// Text to values, with no replica access: runs on the reading thread.
+fn parse_transaction(row: &Row<'_>) -> Result<TransactionLine, RowFault> {
+    let week = row.parse("week", parse_int)?;
+    if !(1..=53).contains(&week) {
+        return Err(invalid(
+            "week",
+            format!("{week} is not a week number (1-53)"),
+        ));
+    }
+    let quantity = row.parse("quantity", parse_int)?;
+    if quantity < 0 {
+        return Err(invalid("quantity", format!("{quantity} is negative")));
+    }
+    Ok(TransactionLine {
+        household_id: row.parse("household_id", parse_id)?,
+        store_id: row.parse("store_id", parse_id)?,
+        basket_id: row.parse("basket_id", parse_id)?,
+        product_id: row.parse("product_id", parse_id)?,
+        quantity,
+        sales_cents: row.parse("sales_value", parse_cents)?,
+        retail_disc_cents: row.parse("retail_disc", parse_cents)?,
+        coupon_disc_cents: row.parse("coupon_disc", parse_cents)?,
+        coupon_match_disc_cents: row.parse("coupon_match_disc", parse_cents)?,
+        purchased_at: row.parse("transaction_timestamp", parse_stamp)?,
+    })
+}
+
 struct BasketSeen {
     member_id: i64,
     store_id: i64,
-    purchased_at: String,
+    purchased_at: Stamp,
     first_line: u64,
     n_lines: i64,
 }
@@ -155,12 +196,12 @@ impl Run<'_, '_> {
                 ));
             }
         }
-        let n = self.writer.tx().prepare_cached(
-            "INSERT INTO member_external_ids (source, external_id, member_id) VALUES (?1, ?2, ?3)
-             ON CONFLICT DO NOTHING",
-        )?
-        .execute(rusqlite::params![HOUSEHOLD_SOURCE, household_id.to_string(), household_id])?;
-        self.report.count("member_external_ids", n > 0);
+        self.writer.external_id(
+            &mut self.report,
+            HOUSEHOLD_SOURCE,
+            &household_id.to_string(),
+            household_id,
+        )?;
         Ok(())
     }
 
@@ -268,7 +309,7 @@ pub fn import(
     };
     let mut rejects = ImportReport::default();
 
-    read_table(
+    read_rows(
         source,
         PRODUCTS,
         &spec(PRODUCTS_COLUMNS),
@@ -313,7 +354,7 @@ pub fn import(
     )?;
 
     let mut seen_demographics: HashMap<i64, u64> = HashMap::default();
-    read_table(
+    read_rows(
         source,
         DEMOGRAPHICS,
         &spec(DEMOGRAPHICS_COLUMNS),
@@ -345,7 +386,7 @@ pub fn import(
         },
     )?;
 
-    read_table(
+    read_rows(
         source,
         CAMPAIGN_DESCRIPTIONS,
         &spec(CAMPAIGN_DESCRIPTIONS_COLUMNS),
@@ -380,7 +421,7 @@ pub fn import(
         },
     )?;
 
-    read_table(
+    read_rows(
         source,
         CAMPAIGNS,
         &spec(CAMPAIGNS_COLUMNS),
@@ -403,7 +444,7 @@ pub fn import(
         },
     )?;
 
-    read_table(
+    read_rows(
         source,
         COUPONS,
         &spec(COUPONS_COLUMNS),
@@ -445,7 +486,7 @@ pub fn import(
 
     let mut baskets: HashMap<i64, BasketSeen> = HashMap::default();
     // (store, product) -> (latest timestamp, shelf price in cents)
-    let mut prices: HashMap<(i64, i64), (String, i64)> = HashMap::default();
+    let mut prices: HashMap<(i64, i64), (Stamp, i64)> = HashMap::default();
     let mut visits: HashMap<i64, HashMap<i64, u32>> = HashMap::default();
     read_table(
         source,
@@ -454,27 +495,20 @@ pub fn import(
         options,
         progress,
         &mut rejects,
-        |row| {
-            let household_id = row.parse("household_id", parse_id)?;
-            let store_id = row.parse("store_id", parse_id)?;
-            let basket_id = row.parse("basket_id", parse_id)?;
-            let product_id = row.parse("product_id", parse_id)?;
-            let quantity = row.parse("quantity", parse_int)?;
-            let sales_cents = row.parse("sales_value", parse_cents)?;
-            let retail_disc_cents = row.parse("retail_disc", parse_cents)?;
-            let coupon_disc_cents = row.parse("coupon_disc", parse_cents)?;
-            let coupon_match_disc_cents = row.parse("coupon_match_disc", parse_cents)?;
-            let week = row.parse("week", parse_int)?;
-            if !(1..=53).contains(&week) {
-                return Err(invalid(
-                    "week",
-                    format!("{week} is not a week number (1-53)"),
-                ));
-            }
-            let purchased_at = row.parse("transaction_timestamp", parse_timestamp)?;
-            if quantity < 0 {
-                return Err(invalid("quantity", format!("{quantity} is negative")));
-            }
+        parse_transaction,
+        |row, t| {
+            let TransactionLine {
+                household_id,
+                store_id,
+                basket_id,
+                product_id,
+                quantity,
+                sales_cents,
+                retail_disc_cents,
+                coupon_disc_cents,
+                coupon_match_disc_cents,
+                purchased_at,
+            } = t;
             run.known_product("product_id", product_id, TRANSACTIONS)?;
             let line = row.line();
             let line_no = match baskets.get_mut(&basket_id) {
@@ -484,7 +518,10 @@ pub fn import(
                     } else if seen.store_id != store_id {
                         Some(("store_id", seen.store_id.to_string()))
                     } else if seen.purchased_at != purchased_at {
-                        Some(("transaction_timestamp", seen.purchased_at.clone()))
+                        Some((
+                            "transaction_timestamp",
+                            seen.purchased_at.as_str().to_owned(),
+                        ))
                     } else {
                         None
                     };
@@ -508,7 +545,7 @@ pub fn import(
                         basket_id,
                         Some(household_id),
                         store_id,
-                        &purchased_at,
+                        purchased_at.as_str(),
                     )?;
                     *visits
                         .entry(household_id)
@@ -520,7 +557,7 @@ pub fn import(
                         BasketSeen {
                             member_id: household_id,
                             store_id,
-                            purchased_at: purchased_at.clone(),
+                            purchased_at,
                             first_line: line,
                             n_lines: 1,
                         },
@@ -546,7 +583,7 @@ pub fn import(
                 let unit = (shelf_cents + quantity / 2) / quantity;
                 let entry = prices
                     .entry((store_id, product_id))
-                    .or_insert_with(|| (String::new(), 0));
+                    .or_insert((purchased_at, unit));
                 if purchased_at >= entry.0 {
                     *entry = (purchased_at, unit.max(0));
                 }
@@ -555,7 +592,7 @@ pub fn import(
         },
     )?;
 
-    read_table(
+    read_rows(
         source,
         COUPON_REDEMPTIONS,
         &spec(COUPON_REDEMPTIONS_COLUMNS),
@@ -593,10 +630,12 @@ pub fn import(
         },
     )?;
 
+    let derived_started = std::time::Instant::now();
     // Derived: this store's shelf prices, stock and locations.
     let mut price_rows: Vec<_> = prices.into_iter().collect();
     price_rows.sort_unstable_by_key(|((store_id, product_id), _)| (*store_id, *product_id));
     let departments = product_departments(tx)?;
+    let mut locations: HashMap<(i64, &str), String> = HashMap::default();
     for ((store_id, product_id), (updated_at, price_cents)) in price_rows {
         let mut rng = SplitMix64::for_key(
             options.seed,
@@ -608,9 +647,12 @@ pub fn import(
         } else {
             1 + rng.below(40) as i64
         };
-        let location = departments
-            .get(&product_id)
-            .map(|dept| store_location(options.seed, store_id, dept));
+        let location = departments.get(&product_id).map(|dept| {
+            locations
+                .entry((store_id, dept.as_str()))
+                .or_insert_with(|| store_location(options.seed, store_id, dept))
+                .as_str()
+        });
         run.writer.store_product(
             &mut run.report,
             &StoreProduct {
@@ -618,8 +660,8 @@ pub fn import(
                 product_id,
                 price_cents,
                 stock_qty,
-                location: location.as_deref(),
-                updated_at: &updated_at,
+                location,
+                updated_at: updated_at.as_str(),
             },
         )?;
     }
@@ -639,6 +681,8 @@ pub fn import(
             .home_store(&mut run.report, member_id, store_id, &options.now)?;
     }
 
+    let elapsed_ms = derived_started.elapsed().as_millis() as u64;
+    tracing::info!(elapsed_ms, "derived prices, stock and home stores");
     let mut report = run.report;
     report.records = rejects.records;
     report.rejects = rejects.rejects;

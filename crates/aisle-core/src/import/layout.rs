@@ -16,7 +16,7 @@ use super::values::{parse_cents, parse_date, parse_flag, parse_id, parse_int, pa
 use super::writer::{Line, Member, MemberWrite, Product, Store, StoreProduct, Writer};
 use super::{
     ImportError, ImportOptions, ImportReport, Progress, RowFault, Source, TableSpec, invalid,
-    read_table,
+    read_rows,
 };
 use crate::card;
 
@@ -210,7 +210,7 @@ fn once(
     }
 }
 
-fn coupon_id(writer: &Writer<'_>, code: &str, campaign_id: i64) -> Result<i64, RowFault> {
+fn coupon_id(writer: &mut Writer<'_>, code: &str, campaign_id: i64) -> Result<i64, RowFault> {
     writer.coupon_id(code, campaign_id)?.ok_or_else(|| {
         invalid(
             "coupon_code",
@@ -257,7 +257,7 @@ pub fn import(
         let name = name.as_str();
         let report = &mut report;
         let writer = &mut writer;
-        read_table(
+        read_rows(
             source,
             name,
             &file.spec,

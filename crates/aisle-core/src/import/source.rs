@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// A set of named files. Names are as in the layouts (`transactions.csv.gz`, `members.csv`).
 pub trait Source {
     /// Opens `name`; `NotFound` when it is absent.
-    fn open(&self, name: &str) -> io::Result<Box<dyn Read + '_>>;
+    fn open(&self, name: &str) -> io::Result<Box<dyn Read + Send + '_>>;
     /// Size in bytes as stored, for progress.
     fn size(&self, name: &str) -> Option<u64>;
     /// Whether `name` is present.
@@ -21,7 +21,7 @@ pub trait Source {
 pub struct DirSource(pub PathBuf);
 
 impl Source for DirSource {
-    fn open(&self, name: &str) -> io::Result<Box<dyn Read + '_>> {
+    fn open(&self, name: &str) -> io::Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(std::fs::File::open(self.0.join(name))?))
     }
 
@@ -52,9 +52,9 @@ impl EmbeddedSource {
 }
 
 impl Source for EmbeddedSource {
-    fn open(&self, name: &str) -> io::Result<Box<dyn Read + '_>> {
+    fn open(&self, name: &str) -> io::Result<Box<dyn Read + Send + '_>> {
         self.find(name)
-            .map(|bytes| Box::new(bytes) as Box<dyn Read>)
+            .map(|bytes| Box::new(bytes) as Box<dyn Read + Send>)
             .ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotFound, format!("{name} is not embedded"))
             })

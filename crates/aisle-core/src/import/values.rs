@@ -81,10 +81,22 @@ pub fn parse_date(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// A validated local timestamp, `YYYY-MM-DD HH:MM:SS`, held inline (no
+/// allocation: the importers keep one per basket and per shelf price).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stamp([u8; 19]);
+
+impl Stamp {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, '-', ' ' and ':' are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
 /// A local timestamp, `YYYY-MM-DD HH:MM:SS` (a `T` separator is accepted), normalised with a space.
-pub fn parse_timestamp(text: &str) -> Result<String, String> {
+pub fn parse_stamp(text: &str) -> Result<Stamp, String> {
     let bad = || format!("{text:?} is not a timestamp (YYYY-MM-DD HH:MM:SS)");
-    if text.len() != 19 {
+    if text.len() != 19 || !text.is_ascii() {
         return Err(bad());
     }
     let (date, time) = (&text[..10], &text[11..]);
@@ -103,7 +115,15 @@ pub fn parse_timestamp(text: &str) -> Result<String, String> {
     if hour > 23 || minute > 59 || second > 60 {
         return Err(bad());
     }
-    Ok(format!("{date} {time}"))
+    let mut bytes = [0u8; 19];
+    bytes.copy_from_slice(text.as_bytes());
+    bytes[10] = b' ';
+    Ok(Stamp(bytes))
+}
+
+/// [`parse_stamp`] as an owned string.
+pub fn parse_timestamp(text: &str) -> Result<String, String> {
+    parse_stamp(text).map(|stamp| stamp.as_str().to_owned())
 }
 
 /// A yes/no flag: 1/0, true/false, yes/no, y/n.
