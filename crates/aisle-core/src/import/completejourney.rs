@@ -149,7 +149,6 @@ struct BasketSeen {
 struct Run<'w, 'tx> {
     writer: &'w mut Writer<'tx>,
     options: &'w ImportOptions,
-    report: ImportReport,
     members: HashSet<i64>,
     stores: HashSet<i64>,
     products: HashSet<i64>,
@@ -178,16 +177,11 @@ impl Run<'_, '_> {
             consent_marketing_at: Some(&derived.enrolled_on),
             enrolled_on: Some(&derived.enrolled_on),
         };
-        let write = self
-            .writer
-            .member(&mut self.report, &member, &self.options.now, true)?;
+        let write = self.writer.member(&member, &self.options.now, true)?;
         if write != super::writer::MemberWrite::Erased {
             let card = &derived.card_number;
             let issued_on = Some(derived.enrolled_on.as_str());
-            if let Err(owner) = self
-                .writer
-                .card(&mut self.report, card, household_id, issued_on)?
-            {
+            if let Err(owner) = self.writer.card(card, household_id, issued_on)? {
                 return Err(invalid(
                     "household_id",
                     format!(
@@ -196,12 +190,8 @@ impl Run<'_, '_> {
                 ));
             }
         }
-        self.writer.external_id(
-            &mut self.report,
-            HOUSEHOLD_SOURCE,
-            &household_id.to_string(),
-            household_id,
-        )?;
+        self.writer
+            .external_id(HOUSEHOLD_SOURCE, &household_id.to_string(), household_id)?;
         Ok(())
     }
 
@@ -214,7 +204,7 @@ impl Run<'_, '_> {
                 region: None,
                 timezone: "America/New_York",
             };
-            self.writer.store(&mut self.report, &store)?;
+            self.writer.store(&store)?;
         }
         Ok(())
     }
@@ -299,7 +289,6 @@ pub fn import(
     let mut writer = Writer::new(tx)?;
     let mut run = Run {
         options,
-        report: ImportReport::default(),
         members: HashSet::default(),
         stores: HashSet::default(),
         products: existing_ids(tx, "products", "product_id")?,
@@ -347,7 +336,7 @@ pub fn import(
                 package_size,
                 active: true,
             };
-            run.writer.product(&mut run.report, &product)?;
+            run.writer.product(&product)?;
             run.products.insert(product_id);
             Ok(())
         },
@@ -380,8 +369,7 @@ pub fn import(
                 row.text("kids_count")?,
             ];
             run.member(household_id)?;
-            run.writer
-                .demographics(&mut run.report, household_id, values)?;
+            run.writer.demographics(household_id, values)?;
             Ok(())
         },
     )?;
@@ -408,14 +396,8 @@ pub fn import(
                 Some(kind) => format!("Campaign {campaign_id} ({kind})"),
                 None => format!("Campaign {campaign_id}"),
             };
-            run.writer.campaign(
-                &mut run.report,
-                campaign_id,
-                &name,
-                campaign_type,
-                &starts_on,
-                &ends_on,
-            )?;
+            run.writer
+                .campaign(campaign_id, &name, campaign_type, &starts_on, &ends_on)?;
             run.campaigns.insert(campaign_id);
             Ok(())
         },
@@ -438,8 +420,7 @@ pub fn import(
                 ));
             }
             run.member(household_id)?;
-            run.writer
-                .campaign_target(&mut run.report, campaign_id, household_id)?;
+            run.writer.campaign_target(campaign_id, household_id)?;
             Ok(())
         },
     )?;
@@ -466,20 +447,12 @@ pub fn import(
             let coupon_id = match run.coupons.get(&key) {
                 Some(id) => *id,
                 None => {
-                    let id = run.writer.coupon(
-                        &mut run.report,
-                        &key.0,
-                        campaign_id,
-                        None,
-                        None,
-                        None,
-                    )?;
+                    let id = run.writer.coupon(&key.0, campaign_id, None, None, None)?;
                     run.coupons.insert(key, id);
                     id
                 }
             };
-            run.writer
-                .coupon_product(&mut run.report, coupon_id, product_id)?;
+            run.writer.coupon_product(coupon_id, product_id)?;
             Ok(())
         },
     )?;
@@ -541,7 +514,6 @@ pub fn import(
                     run.store(store_id)?;
                     run.member(household_id)?;
                     run.writer.basket(
-                        &mut run.report,
                         basket_id,
                         Some(household_id),
                         store_id,
@@ -565,19 +537,16 @@ pub fn import(
                     1
                 }
             };
-            run.writer.line(
-                &mut run.report,
-                &Line {
-                    basket_id,
-                    line_no,
-                    product_id,
-                    quantity,
-                    sales_cents,
-                    retail_disc_cents,
-                    coupon_disc_cents,
-                    coupon_match_disc_cents,
-                },
-            )?;
+            run.writer.line(&Line {
+                basket_id,
+                line_no,
+                product_id,
+                quantity,
+                sales_cents,
+                retail_disc_cents,
+                coupon_disc_cents,
+                coupon_match_disc_cents,
+            })?;
             if quantity > 0 {
                 let shelf_cents = sales_cents + retail_disc_cents + coupon_match_disc_cents;
                 let unit = (shelf_cents + quantity / 2) / quantity;
@@ -618,14 +587,8 @@ pub fn import(
             run.member(household_id)?;
             let source_key =
                 format!("{HOUSEHOLD_SOURCE}:{household_id}:{code}:{campaign_id}:{redeemed_on}");
-            run.writer.redemption(
-                &mut run.report,
-                &source_key,
-                coupon_id,
-                household_id,
-                None,
-                &redeemed_on,
-            )?;
+            run.writer
+                .redemption(&source_key, coupon_id, household_id, None, &redeemed_on)?;
             Ok(())
         },
     )?;
@@ -653,17 +616,14 @@ pub fn import(
                 .or_insert_with(|| store_location(options.seed, store_id, dept))
                 .as_str()
         });
-        run.writer.store_product(
-            &mut run.report,
-            &StoreProduct {
-                store_id,
-                product_id,
-                price_cents,
-                stock_qty,
-                location,
-                updated_at: updated_at.as_str(),
-            },
-        )?;
+        run.writer.store_product(&StoreProduct {
+            store_id,
+            product_id,
+            price_cents,
+            stock_qty,
+            location,
+            updated_at: updated_at.as_str(),
+        })?;
     }
     // Derived: home store = the store of most baskets (ties: lowest store id).
     let mut homes: Vec<(i64, i64)> = visits
@@ -677,15 +637,13 @@ pub fn import(
         .collect();
     homes.sort_unstable();
     for (member_id, store_id) in homes {
-        run.writer
-            .home_store(&mut run.report, member_id, store_id, &options.now)?;
+        run.writer.home_store(member_id, store_id, &options.now)?;
     }
 
     let elapsed_ms = derived_started.elapsed().as_millis() as u64;
     tracing::info!(elapsed_ms, "derived prices, stock and home stores");
-    let mut report = run.report;
-    report.records = rejects.records;
-    report.rejects = rejects.rejects;
+    let mut report = rejects;
+    writer.add_counts(&mut report);
     tracing::info!(
         written = report.written(),
         rejects = report.rejects.len(),

@@ -12,11 +12,13 @@ use crate::rng::{IdMap as HashMap, IdSet as HashSet};
 
 use rusqlite::Transaction;
 
-use super::values::{parse_cents, parse_date, parse_flag, parse_id, parse_int, parse_timestamp};
+use super::values::{
+    Stamp, parse_cents, parse_date, parse_flag, parse_id, parse_int, parse_stamp, parse_timestamp,
+};
 use super::writer::{Line, Member, MemberWrite, Product, Store, StoreProduct, Writer};
 use super::{
-    ImportError, ImportOptions, ImportReport, Progress, RowFault, Source, TableSpec, invalid,
-    read_rows,
+    ImportError, ImportOptions, ImportReport, Progress, Row, RowFault, Source, TableSpec, invalid,
+    read_rows, read_table,
 };
 use crate::card;
 
@@ -219,6 +221,35 @@ fn coupon_id(writer: &mut Writer<'_>, code: &str, campaign_id: i64) -> Result<i6
     })
 }
 
+/// One parsed line of `purchases.csv`.
+struct Purchase {
+    member_id: Option<i64>,
+    store_id: i64,
+    purchased_at: Stamp,
+    line: Line,
+}
+
+/// Text to values, with no replica access: runs on the reading thread.
+fn parse_purchase(row: &Row<'_>) -> Result<Purchase, RowFault> {
+    Ok(Purchase {
+        member_id: row.parse_opt("member_id", parse_id)?,
+        store_id: row.parse("store_id", parse_id)?,
+        purchased_at: row.parse("purchased_at", parse_stamp)?,
+        line: Line {
+            basket_id: row.parse("basket_id", parse_id)?,
+            line_no: row.parse("line_no", parse_id)?,
+            product_id: row.parse("product_id", parse_id)?,
+            quantity: row.parse("quantity", parse_int)?,
+            sales_cents: row.parse("sales_value", parse_cents)?,
+            retail_disc_cents: row.parse_opt("retail_disc", parse_cents)?.unwrap_or(0),
+            coupon_disc_cents: row.parse_opt("coupon_disc", parse_cents)?.unwrap_or(0),
+            coupon_match_disc_cents: row
+                .parse_opt("coupon_match_disc", parse_cents)?
+                .unwrap_or(0),
+        },
+    })
+}
+
 /// Imports every layout file present in `source` inside `tx`. The caller commits.
 #[tracing::instrument(skip_all, fields(source = %source.describe()), err)]
 pub fn import(
@@ -243,20 +274,61 @@ pub fn import(
         });
     }
     let mut writer = Writer::new(tx)?;
-    let mut report = ImportReport::default();
     let mut io = ImportReport::default();
     let mut stores = Known::load(tx, "stores", "store_id")?;
     let mut products = Known::load(tx, "products", "product_id")?;
     let mut members = Known::load(tx, "members", "member_id")?;
     let mut campaigns = Known::load(tx, "campaigns", "campaign_id")?;
     let now = options.now.as_str();
-    let mut baskets: HashMap<i64, (Option<i64>, i64, String)> = HashMap::default();
+    let mut baskets: HashMap<i64, (Option<i64>, i64, Stamp)> = HashMap::default();
 
     for (file, name) in &files {
         let mut seen: HashMap<i64, u64> = HashMap::default();
         let name = name.as_str();
-        let report = &mut report;
         let writer = &mut writer;
+        if file.stem == PURCHASES.stem {
+            read_table(
+                source,
+                name,
+                &file.spec,
+                options,
+                progress,
+                &mut io,
+                parse_purchase,
+                |_, purchase| {
+                    let Purchase {
+                        member_id,
+                        store_id,
+                        purchased_at,
+                        line,
+                    } = purchase;
+                    let basket_id = line.basket_id;
+                    products.check("product_id", "product", line.product_id)?;
+                    match baskets.get(&basket_id) {
+                        Some(seen) if *seen != (member_id, store_id, purchased_at) => {
+                            return Err(invalid(
+                                "basket_id",
+                                format!(
+                                    "basket {basket_id} appears with another member, store or time; one basket is one trip"
+                                ),
+                            ));
+                        }
+                        Some(_) => {}
+                        None => {
+                            stores.check("store_id", "store", store_id)?;
+                            if let Some(member_id) = member_id {
+                                members.check("member_id", "member", member_id)?;
+                            }
+                            writer.basket(basket_id, member_id, store_id, purchased_at.as_str())?;
+                            baskets.insert(basket_id, (member_id, store_id, purchased_at));
+                        }
+                    }
+                    writer.line(&line)?;
+                    Ok(())
+                },
+            )?;
+            continue;
+        }
         read_rows(
             source,
             name,
@@ -276,7 +348,7 @@ pub fn import(
                             region: row.text("region")?,
                             timezone: row.text("timezone")?.unwrap_or("UTC"),
                         };
-                        writer.store(report, &store)?;
+                        writer.store(&store)?;
                         stores.ids.insert(store_id);
                     }
                     "products" => {
@@ -320,7 +392,7 @@ pub fn import(
                             package_size: row.text("package_size")?,
                             active: row.parse_opt("active", parse_flag)?.unwrap_or(true),
                         };
-                        writer.product(report, &product)?;
+                        writer.product(&product)?;
                         products.ids.insert(product_id);
                     }
                     "store_products" => {
@@ -333,17 +405,14 @@ pub fn import(
                             return Err(invalid("price", "a price cannot be negative"));
                         }
                         let updated_at = row.parse_opt("updated_at", parse_timestamp)?;
-                        writer.store_product(
-                            report,
-                            &StoreProduct {
-                                store_id,
-                                product_id,
-                                price_cents,
-                                stock_qty: row.parse_opt("stock_qty", parse_int)?.unwrap_or(0),
-                                location: row.text("location")?,
-                                updated_at: updated_at.as_deref().unwrap_or(now),
-                            },
-                        )?;
+                        writer.store_product(&StoreProduct {
+                            store_id,
+                            product_id,
+                            price_cents,
+                            stock_qty: row.parse_opt("stock_qty", parse_int)?.unwrap_or(0),
+                            location: row.text("location")?,
+                            updated_at: updated_at.as_deref().unwrap_or(now),
+                        })?;
                     }
                     "members" => {
                         let member_id = row.parse("member_id", parse_id)?;
@@ -392,11 +461,11 @@ pub fn import(
                             consent_marketing_at: consent_marketing_at.as_deref(),
                             enrolled_on: enrolled_on.as_deref(),
                         };
-                        let write = writer.member(report, &member, now, false)?;
+                        let write = writer.member(&member, now, false)?;
                         members.ids.insert(member_id);
                         if let (Some(card), false) = (card_number, write == MemberWrite::Erased) {
                             if let Err(owner) =
-                                writer.card(report, &card, member_id, enrolled_on.as_deref())?
+                                writer.card(&card, member_id, enrolled_on.as_deref())?
                             {
                                 return Err(invalid(
                                     "card_number",
@@ -415,7 +484,7 @@ pub fn import(
                                 format!("{kind:?} is not brand, category, size or dietary"),
                             ));
                         }
-                        writer.preference(report, member_id, kind, row.required("value")?)?;
+                        writer.preference(member_id, kind, row.required("value")?)?;
                     }
                     "campaigns" => {
                         let campaign_id = row.parse("campaign_id", parse_id)?;
@@ -430,7 +499,6 @@ pub fn import(
                         }
                         let name = row.required("name")?;
                         writer.campaign(
-                            report,
                             campaign_id,
                             name,
                             row.text("campaign_type")?,
@@ -444,7 +512,7 @@ pub fn import(
                         let member_id = row.parse("member_id", parse_id)?;
                         campaigns.check("campaign_id", "campaign", campaign_id)?;
                         members.check("member_id", "member", member_id)?;
-                        writer.campaign_target(report, campaign_id, member_id)?;
+                        writer.campaign_target(campaign_id, member_id)?;
                     }
                     "coupons" => {
                         let code = row.required("coupon_code")?;
@@ -462,7 +530,6 @@ pub fn import(
                             ));
                         }
                         writer.coupon(
-                            report,
                             code,
                             campaign_id,
                             row.text("description")?,
@@ -476,66 +543,7 @@ pub fn import(
                         let product_id = row.parse("product_id", parse_id)?;
                         products.check("product_id", "product", product_id)?;
                         let coupon_id = coupon_id(writer, code, campaign_id)?;
-                        writer.coupon_product(report, coupon_id, product_id)?;
-                    }
-                    "purchases" => {
-                        let basket_id = row.parse("basket_id", parse_id)?;
-                        let member_id = row.parse_opt("member_id", parse_id)?;
-                        let store_id = row.parse("store_id", parse_id)?;
-                        let purchased_at = row.parse("purchased_at", parse_timestamp)?;
-                        let line_no = row.parse("line_no", parse_id)?;
-                        let product_id = row.parse("product_id", parse_id)?;
-                        let quantity = row.parse("quantity", parse_int)?;
-                        let sales_cents = row.parse("sales_value", parse_cents)?;
-                        let retail_disc_cents =
-                            row.parse_opt("retail_disc", parse_cents)?.unwrap_or(0);
-                        let coupon_disc_cents =
-                            row.parse_opt("coupon_disc", parse_cents)?.unwrap_or(0);
-                        let coupon_match_disc_cents = row
-                            .parse_opt("coupon_match_disc", parse_cents)?
-                            .unwrap_or(0);
-                        products.check("product_id", "product", product_id)?;
-                        match baskets.get(&basket_id) {
-                            Some((m, s, at)) => {
-                                if (*m, *s, at.as_str())
-                                    != (member_id, store_id, purchased_at.as_str())
-                                {
-                                    return Err(invalid(
-                                        "basket_id",
-                                        format!(
-                                            "basket {basket_id} appears with another member, store or time; one basket is one trip"
-                                        ),
-                                    ));
-                                }
-                            }
-                            None => {
-                                stores.check("store_id", "store", store_id)?;
-                                if let Some(member_id) = member_id {
-                                    members.check("member_id", "member", member_id)?;
-                                }
-                                writer.basket(
-                                    report,
-                                    basket_id,
-                                    member_id,
-                                    store_id,
-                                    &purchased_at,
-                                )?;
-                                baskets.insert(basket_id, (member_id, store_id, purchased_at));
-                            }
-                        }
-                        writer.line(
-                            report,
-                            &Line {
-                                basket_id,
-                                line_no,
-                                product_id,
-                                quantity,
-                                sales_cents,
-                                retail_disc_cents,
-                                coupon_disc_cents,
-                                coupon_match_disc_cents,
-                            },
-                        )?;
+                        writer.coupon_product(coupon_id, product_id)?;
                     }
                     "coupon_redemptions" => {
                         let member_id = row.parse("member_id", parse_id)?;
@@ -551,7 +559,6 @@ pub fn import(
                         let source_key =
                             format!("csv:{member_id}:{code}:{campaign_id}:{redeemed_on}");
                         writer.redemption(
-                            report,
                             &source_key,
                             coupon_id,
                             member_id,
@@ -565,7 +572,7 @@ pub fn import(
             },
         )?;
     }
-    report.records = io.records;
-    report.rejects = io.rejects;
+    let mut report = io;
+    writer.add_counts(&mut report);
     Ok(report)
 }

@@ -78,15 +78,6 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
-    pub(crate) fn count(&mut self, table: &'static str, written: bool) {
-        let counts = self.tables.entry(table).or_default();
-        if written {
-            counts.written += 1;
-        } else {
-            counts.unchanged += 1;
-        }
-    }
-
     /// Rows written over all tables.
     pub fn written(&self) -> u64 {
         self.tables.values().map(|c| c.written).sum()

@@ -10,7 +10,7 @@
 
 use rusqlite::{OptionalExtension, Statement, ToSql, Transaction, params};
 
-use super::ImportReport;
+use super::{ImportReport, TableCounts};
 
 pub struct Store<'a> {
     pub store_id: i64,
@@ -83,14 +83,16 @@ pub enum MemberWrite {
 /// Parameters are bound in the order keys, compared values, touched values
 /// (set when the row changes, never compared, e.g. `updated_at`).
 struct Upsert<'tx> {
+    table: &'static str,
     insert: Statement<'tx>,
     update: Option<Statement<'tx>>,
+    counts: TableCounts,
 }
 
 impl<'tx> Upsert<'tx> {
     fn new(
         tx: &'tx Transaction<'tx>,
-        table: &str,
+        table: &'static str,
         keys: &[&str],
         values: &[&str],
         touched: &[&str],
@@ -134,23 +136,67 @@ impl<'tx> Upsert<'tx> {
                 conditions.join(" AND ")
             ))?)
         };
-        Ok(Self { insert, update })
+        Ok(Self {
+            table,
+            insert,
+            update,
+            counts: TableCounts::default(),
+        })
+    }
+
+    fn count(&mut self, written: bool) -> bool {
+        if written {
+            self.counts.written += 1;
+        } else {
+            self.counts.unchanged += 1;
+        }
+        written
     }
 
     /// Inserts or updates; true when a row was written.
     fn run(&mut self, values: &[&dyn ToSql]) -> rusqlite::Result<bool> {
-        if self.insert.execute(values)? > 0 {
-            return Ok(true);
-        }
-        match &mut self.update {
-            Some(update) => Ok(update.execute(values)? > 0),
-            None => Ok(false),
-        }
+        let written = self.insert.execute(values)? > 0
+            || match &mut self.update {
+                Some(update) => update.execute(values)? > 0,
+                None => false,
+            };
+        Ok(self.count(written))
     }
 
     /// Inserts only; an existing row is left as it is.
     fn insert_only(&mut self, values: &[&dyn ToSql]) -> rusqlite::Result<bool> {
-        Ok(self.insert.execute(values)? > 0)
+        let written = self.insert.execute(values)? > 0;
+        Ok(self.count(written))
+    }
+}
+
+impl Writer<'_> {
+    /// Rows written and unchanged per table, into `report`.
+    pub fn add_counts(&self, report: &mut ImportReport) {
+        let upserts = [
+            &self.store,
+            &self.product,
+            &self.store_product,
+            &self.member,
+            &self.card,
+            &self.basket,
+            &self.line,
+            &self.campaign,
+            &self.campaign_target,
+            &self.coupon,
+            &self.coupon_product,
+            &self.redemption,
+            &self.demographics,
+            &self.preference,
+            &self.external_id,
+        ];
+        for upsert in upserts {
+            if upsert.counts != TableCounts::default() {
+                let total = report.tables.entry(upsert.table).or_default();
+                total.written += upsert.counts.written;
+                total.unchanged += upsert.counts.unchanged;
+            }
+        }
     }
 }
 
@@ -350,16 +396,14 @@ impl<'tx> Writer<'tx> {
         })
     }
 
-    pub fn store(&mut self, report: &mut ImportReport, s: &Store<'_>) -> rusqlite::Result<()> {
-        let written = self
-            .store
+    pub fn store(&mut self, s: &Store<'_>) -> rusqlite::Result<()> {
+        self.store
             .run(params![s.store_id, s.name, s.region, s.timezone])?;
-        report.count("stores", written);
         Ok(())
     }
 
-    pub fn product(&mut self, report: &mut ImportReport, p: &Product<'_>) -> rusqlite::Result<()> {
-        let written = self.product.run(params![
+    pub fn product(&mut self, p: &Product<'_>) -> rusqlite::Result<()> {
+        self.product.run(params![
             p.product_id,
             p.name,
             p.gtin,
@@ -372,16 +416,11 @@ impl<'tx> Writer<'tx> {
             p.package_size,
             p.active
         ])?;
-        report.count("products", written);
         Ok(())
     }
 
-    pub fn store_product(
-        &mut self,
-        report: &mut ImportReport,
-        sp: &StoreProduct<'_>,
-    ) -> rusqlite::Result<()> {
-        let written = self.store_product.run(params![
+    pub fn store_product(&mut self, sp: &StoreProduct<'_>) -> rusqlite::Result<()> {
+        self.store_product.run(params![
             sp.store_id,
             sp.product_id,
             sp.price_cents,
@@ -389,7 +428,6 @@ impl<'tx> Writer<'tx> {
             sp.location,
             sp.updated_at
         ])?;
-        report.count("store_products", written);
         Ok(())
     }
 
@@ -397,7 +435,6 @@ impl<'tx> Writer<'tx> {
     /// (derived identities never overwrite a profile).
     pub fn member(
         &mut self,
-        report: &mut ImportReport,
         m: &Member<'_>,
         now: &str,
         only_if_new: bool,
@@ -423,7 +460,6 @@ impl<'tx> Writer<'tx> {
         } else {
             self.member.run(values)?
         };
-        report.count("members", written);
         if written {
             return Ok(MemberWrite::Written);
         }
@@ -439,7 +475,6 @@ impl<'tx> Writer<'tx> {
     /// refused: the owner is returned as `Err(owner)`.
     pub fn card(
         &mut self,
-        report: &mut ImportReport,
         card_number: &str,
         member_id: i64,
         issued_on: Option<&str>,
@@ -453,41 +488,34 @@ impl<'tx> Writer<'tx> {
                 return Ok(Err(owner));
             }
         }
-        report.count("member_cards", written);
         Ok(Ok(()))
     }
 
     pub fn external_id(
         &mut self,
-        report: &mut ImportReport,
         source: &str,
         external_id: &str,
         member_id: i64,
     ) -> rusqlite::Result<()> {
-        let written = self
-            .external_id
+        self.external_id
             .insert_only(params![source, external_id, member_id])?;
-        report.count("member_external_ids", written);
         Ok(())
     }
 
     pub fn basket(
         &mut self,
-        report: &mut ImportReport,
         basket_id: i64,
         member_id: Option<i64>,
         store_id: i64,
         purchased_at: &str,
     ) -> rusqlite::Result<()> {
-        let written = self
-            .basket
+        self.basket
             .run(params![basket_id, member_id, store_id, purchased_at])?;
-        report.count("baskets", written);
         Ok(())
     }
 
-    pub fn line(&mut self, report: &mut ImportReport, l: &Line) -> rusqlite::Result<()> {
-        let written = self.line.run(params![
+    pub fn line(&mut self, l: &Line) -> rusqlite::Result<()> {
+        self.line.run(params![
             l.basket_id,
             l.line_no,
             l.product_id,
@@ -497,74 +525,56 @@ impl<'tx> Writer<'tx> {
             l.coupon_disc_cents,
             l.coupon_match_disc_cents
         ])?;
-        report.count("purchase_lines", written);
         Ok(())
     }
 
     /// Sets a member's home store if it differs.
-    pub fn home_store(
-        &mut self,
-        report: &mut ImportReport,
-        member_id: i64,
-        store_id: i64,
-        now: &str,
-    ) -> rusqlite::Result<()> {
+    pub fn home_store(&mut self, member_id: i64, store_id: i64, now: &str) -> rusqlite::Result<()> {
         let n = self.home_store.execute(params![member_id, store_id, now])?;
-        report.count("members", n > 0);
+        self.member.count(n > 0);
         Ok(())
     }
 
     pub fn campaign(
         &mut self,
-        report: &mut ImportReport,
         campaign_id: i64,
         name: &str,
         campaign_type: Option<&str>,
         starts_on: &str,
         ends_on: &str,
     ) -> rusqlite::Result<()> {
-        let written = self.campaign.run(params![
+        self.campaign.run(params![
             campaign_id,
             name,
             campaign_type,
             starts_on,
             ends_on
         ])?;
-        report.count("campaigns", written);
         Ok(())
     }
 
-    pub fn campaign_target(
-        &mut self,
-        report: &mut ImportReport,
-        campaign_id: i64,
-        member_id: i64,
-    ) -> rusqlite::Result<()> {
-        let written = self
-            .campaign_target
+    pub fn campaign_target(&mut self, campaign_id: i64, member_id: i64) -> rusqlite::Result<()> {
+        self.campaign_target
             .insert_only(params![campaign_id, member_id])?;
-        report.count("campaign_targets", written);
         Ok(())
     }
 
     /// Upserts a coupon and returns its id.
     pub fn coupon(
         &mut self,
-        report: &mut ImportReport,
         code: &str,
         campaign_id: i64,
         description: Option<&str>,
         discount_cents: Option<i64>,
         discount_percent: Option<i64>,
     ) -> rusqlite::Result<i64> {
-        let written = self.coupon.run(params![
+        self.coupon.run(params![
             code,
             campaign_id,
             description,
             discount_cents,
             discount_percent
         ])?;
-        report.count("coupons", written);
         self.coupon_id(code, campaign_id)?
             .ok_or(rusqlite::Error::QueryReturnedNoRows)
     }
@@ -575,63 +585,44 @@ impl<'tx> Writer<'tx> {
             .optional()
     }
 
-    pub fn coupon_product(
-        &mut self,
-        report: &mut ImportReport,
-        coupon_id: i64,
-        product_id: i64,
-    ) -> rusqlite::Result<()> {
-        let written = self
-            .coupon_product
+    pub fn coupon_product(&mut self, coupon_id: i64, product_id: i64) -> rusqlite::Result<()> {
+        self.coupon_product
             .insert_only(params![coupon_id, product_id])?;
-        report.count("coupon_products", written);
         Ok(())
     }
 
     pub fn redemption(
         &mut self,
-        report: &mut ImportReport,
         source_key: &str,
         coupon_id: i64,
         member_id: i64,
         store_id: Option<i64>,
         redeemed_on: &str,
     ) -> rusqlite::Result<()> {
-        let written = self.redemption.run(params![
+        self.redemption.run(params![
             source_key,
             coupon_id,
             member_id,
             store_id,
             redeemed_on
         ])?;
-        report.count("coupon_redemptions", written);
         Ok(())
     }
 
     pub fn demographics(
         &mut self,
-        report: &mut ImportReport,
         member_id: i64,
         values: [Option<&str>; 7],
     ) -> rusqlite::Result<()> {
-        let written = self.demographics.run(params![
+        self.demographics.run(params![
             member_id, values[0], values[1], values[2], values[3], values[4], values[5], values[6]
         ])?;
-        report.count("member_demographics", written);
         Ok(())
     }
 
-    pub fn preference(
-        &mut self,
-        report: &mut ImportReport,
-        member_id: i64,
-        kind: &str,
-        value: &str,
-    ) -> rusqlite::Result<()> {
-        let written = self
-            .preference
+    pub fn preference(&mut self, member_id: i64, kind: &str, value: &str) -> rusqlite::Result<()> {
+        self.preference
             .insert_only(params![member_id, kind, value])?;
-        report.count("member_preferences", written);
         Ok(())
     }
 }
