@@ -29,7 +29,7 @@ CREATE VIRTUAL TABLE member_search USING fts5 (
     content = '',
     contentless_delete = 1,
     tokenize = 'unicode61 remove_diacritics 2',
-    prefix = '2 3 4'
+    prefix = '1 2 3 4'
 );
 
 CREATE TRIGGER member_search_after_member_insert AFTER INSERT ON members BEGIN

@@ -244,7 +244,8 @@ fn run(cli: &Cli) -> Result<()> {
             out.json(&serde_json::json!({ "replica": db, "bytes": size, "stats": stats }))
         }
         Command::Demo { replica: path } => run_demo(
-            path.clone()
+            &path
+                .clone()
                 .unwrap_or_else(|| data_dir().join("demo/replica.db")),
             out,
         ),
@@ -338,9 +339,9 @@ fn run_import(
     Ok(report)
 }
 
-fn run_demo(path: PathBuf, out: &mut Out) -> Result<()> {
+fn run_demo(path: &Path, out: &mut Out) -> Result<()> {
     for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.clone().into_os_string();
+        let mut name = path.as_os_str().to_owned();
         name.push(suffix);
         match std::fs::remove_file(&name) {
             Ok(()) => {}
@@ -352,7 +353,7 @@ fn run_demo(path: PathBuf, out: &mut Out) -> Result<()> {
             }
         }
     }
-    let mut conn = replica::open_writer(&path)?;
+    let mut conn = replica::open_writer(path)?;
     let options = ImportOptions {
         now: output::now_utc(),
         ..ImportOptions::default()

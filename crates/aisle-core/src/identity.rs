@@ -177,7 +177,7 @@ pub fn card_body(seed: u64, household_id: u64) -> u64 {
     let mut rng = SplitMix64::new(seed);
     // A multiplier coprime with 10^10 (odd, not a multiple of 5) makes the map a bijection.
     let mut multiplier = rng.below(MODULUS) | 1;
-    if multiplier % 5 == 0 {
+    if multiplier.is_multiple_of(5) {
         multiplier += 2;
     }
     let offset = rng.below(MODULUS);

@@ -79,6 +79,11 @@ pub enum ReplicaError {
         name: String,
         source: rusqlite::Error,
     },
+    #[error("cannot create the folder of replica {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not an Aisle replica (no schema); run `aisle init` first")]
     NotInitialized { path: String },
     #[error(transparent)]
@@ -111,9 +116,9 @@ pub fn open_writer(path: &Path) -> Result<Connection, ReplicaError> {
 pub fn open_writer_at_version(path: &Path, target: u32) -> Result<Connection, ReplicaError> {
     let display = path.display().to_string();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| ReplicaError::Open {
+        std::fs::create_dir_all(parent).map_err(|source| ReplicaError::CreateDir {
             path: display.clone(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            source,
         })?;
     }
     let mut conn = Connection::open(path).map_err(|source| ReplicaError::Open {

@@ -463,15 +463,14 @@ pub fn import(
                         };
                         let write = writer.member(&member, now, false)?;
                         members.ids.insert(member_id);
-                        if let (Some(card), false) = (card_number, write == MemberWrite::Erased) {
-                            if let Err(owner) =
+                        if let (Some(card), false) = (card_number, write == MemberWrite::Erased)
+                            && let Err(owner) =
                                 writer.card(&card, member_id, enrolled_on.as_deref())?
-                            {
-                                return Err(invalid(
-                                    "card_number",
-                                    format!("card {card} already belongs to member {owner}"),
-                                ));
-                            }
+                        {
+                            return Err(invalid(
+                                "card_number",
+                                format!("card {card} already belongs to member {owner}"),
+                            ));
                         }
                     }
                     "member_preferences" => {

@@ -520,17 +520,11 @@ pub fn read_table<T: Send>(
                 {
                     return;
                 }
-                match interruption {
-                    Some(chunk @ Chunk::Broken { .. }) => {
-                        let _ = sender.send(chunk);
+                if let Some(chunk) = interruption {
+                    let broken = matches!(chunk, Chunk::Broken { .. });
+                    if sender.send(chunk).is_err() || broken {
                         return;
                     }
-                    Some(chunk) => {
-                        if sender.send(chunk).is_err() {
-                            return;
-                        }
-                    }
-                    None => {}
                 }
             }
             if !records.is_empty() {
@@ -564,10 +558,7 @@ pub fn read_table<T: Send>(
                 Chunk::Rows(records, parsed) => {
                     for (record, parsed) in records.iter().zip(parsed) {
                         n_records += 1;
-                        let row = Row {
-                            columns: &columns,
-                            record,
-                        };
+                        let row = Row { columns, record };
                         let fault = match parsed.and_then(|value| write(&row, value)) {
                             Ok(()) => continue,
                             Err(RowFault::Fatal(error)) => return Err(error),

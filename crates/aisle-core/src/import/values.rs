@@ -145,7 +145,9 @@ fn digits(bytes: &[u8]) -> Option<u32> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -183,7 +185,11 @@ mod tests {
         assert_eq!(parse_id("42"), Ok(42));
         assert!(parse_id("0").is_err());
         assert!(parse_id("-3").is_err());
-        assert!(parse_id("12x").unwrap_err().contains("not a whole number"));
+        assert!(
+            parse_id("12x")
+                .expect_err("not a number")
+                .contains("not a whole number")
+        );
         assert_eq!(parse_int("3.0"), Ok(3));
         assert_eq!(parse_int("-2"), Ok(-2));
         assert!(parse_int("3.5").is_err());
