@@ -110,6 +110,48 @@ struct TransactionLine {
     purchased_at: Stamp,
 }
 
+/// One parsed line of `products.csv.gz`, its name derived.
+struct ProductRecord {
+    product_id: i64,
+    name: String,
+    manufacturer_id: Option<i64>,
+    department: Option<String>,
+    category: Option<String>,
+    product_type: Option<String>,
+    brand_type: Option<&'static str>,
+    package_size: Option<String>,
+}
+
+/// Text to values, with no replica access: runs on the reading thread.
+fn parse_product(row: &Row<'_>) -> Result<ProductRecord, RowFault> {
+    let product_id = row.parse("product_id", parse_id)?;
+    let department = row.text("department")?;
+    let category = row.text("product_category")?;
+    let product_type = row.text("product_type")?;
+    let package_size = row.text("package_size")?;
+    let brand_type = match row.text("brand")? {
+        Some("National") => Some("national"),
+        Some("Private") => Some("private"),
+        None => None,
+        Some(other) => {
+            return Err(invalid(
+                "brand",
+                format!("{other:?} is neither National nor Private"),
+            ));
+        }
+    };
+    Ok(ProductRecord {
+        product_id,
+        name: product_name(product_id, product_type, category, department, package_size),
+        manufacturer_id: row.parse_opt("manufacturer_id", parse_id)?,
+        department: department.map(str::to_owned),
+        category: category.map(str::to_owned),
+        product_type: product_type.map(str::to_owned),
+        brand_type,
+        package_size: package_size.map(str::to_owned),
+    })
+}
+
 /// Text to values, with no replica access: runs on the reading thread.
 fn parse_transaction(row: &Row<'_>) -> Result<TransactionLine, RowFault> {
     let week = row.parse("week", parse_int)?;
@@ -135,6 +177,13 @@ fn parse_transaction(row: &Row<'_>) -> Result<TransactionLine, RowFault> {
         coupon_match_disc_cents: row.parse("coupon_match_disc", parse_cents)?,
         purchased_at: row.parse("transaction_timestamp", parse_stamp)?,
     })
+}
+
+struct PriceSeen {
+    store_id: i64,
+    product_id: i64,
+    purchased_at: Stamp,
+    price_cents: i64,
 }
 
 struct BasketSeen {
@@ -298,46 +347,30 @@ pub fn import(
     };
     let mut rejects = ImportReport::default();
 
-    read_rows(
+    read_table(
         source,
         PRODUCTS,
         &spec(PRODUCTS_COLUMNS),
         options,
         progress,
         &mut rejects,
-        |row| {
-            let product_id = row.parse("product_id", parse_id)?;
-            let department = row.text("department")?;
-            let category = row.text("product_category")?;
-            let product_type = row.text("product_type")?;
-            let package_size = row.text("package_size")?;
-            let brand_type = match row.text("brand")? {
-                Some("National") => Some("national"),
-                Some("Private") => Some("private"),
-                None => None,
-                Some(other) => {
-                    return Err(invalid(
-                        "brand",
-                        format!("{other:?} is neither National nor Private"),
-                    ));
-                }
-            };
-            let name = product_name(product_id, product_type, category, department, package_size);
+        parse_product,
+        |_, p| {
             let product = Product {
-                product_id,
-                name: &name,
+                product_id: p.product_id,
+                name: &p.name,
                 gtin: None,
-                manufacturer_id: row.parse_opt("manufacturer_id", parse_id)?,
-                department,
-                category,
-                product_type,
+                manufacturer_id: p.manufacturer_id,
+                department: p.department.as_deref(),
+                category: p.category.as_deref(),
+                product_type: p.product_type.as_deref(),
                 brand: None,
-                brand_type,
-                package_size,
+                brand_type: p.brand_type,
+                package_size: p.package_size.as_deref(),
                 active: true,
             };
             run.writer.product(&product)?;
-            run.products.insert(product_id);
+            run.products.insert(p.product_id);
             Ok(())
         },
     )?;
@@ -425,7 +458,7 @@ pub fn import(
         },
     )?;
 
-    read_rows(
+    read_table(
         source,
         COUPONS,
         &spec(COUPONS_COLUMNS),
@@ -433,9 +466,13 @@ pub fn import(
         progress,
         &mut rejects,
         |row| {
-            let code = row.parse("coupon_upc", |text| parse_id(text).map(|_| text.to_owned()))?;
-            let product_id = row.parse("product_id", parse_id)?;
-            let campaign_id = row.parse("campaign_id", parse_id)?;
+            Ok((
+                row.parse("coupon_upc", |text| parse_id(text).map(|_| text.to_owned()))?,
+                row.parse("product_id", parse_id)?,
+                row.parse("campaign_id", parse_id)?,
+            ))
+        },
+        |_, (code, product_id, campaign_id)| {
             if !run.campaigns.contains(&campaign_id) {
                 return Err(invalid(
                     "campaign_id",
@@ -459,7 +496,9 @@ pub fn import(
 
     let mut baskets: HashMap<i64, BasketSeen> = HashMap::default();
     // (store, product) -> (latest timestamp, shelf price in cents)
-    let mut prices: HashMap<(i64, i64), (Stamp, i64)> = HashMap::default();
+    // Every shelf-price observation, appended in file order (sorting once at
+    // the end is cheaper than a 500 k-entry map touched at random per line).
+    let mut prices: Vec<PriceSeen> = Vec::new();
     let mut visits: HashMap<i64, HashMap<i64, u32>> = HashMap::default();
     read_table(
         source,
@@ -550,12 +589,12 @@ pub fn import(
             if quantity > 0 {
                 let shelf_cents = sales_cents + retail_disc_cents + coupon_match_disc_cents;
                 let unit = (shelf_cents + quantity / 2) / quantity;
-                let entry = prices
-                    .entry((store_id, product_id))
-                    .or_insert((purchased_at, unit));
-                if purchased_at >= entry.0 {
-                    *entry = (purchased_at, unit.max(0));
-                }
+                prices.push(PriceSeen {
+                    store_id,
+                    product_id,
+                    purchased_at,
+                    price_cents: unit.max(0),
+                });
             }
             Ok(())
         },
@@ -595,8 +634,16 @@ pub fn import(
 
     let derived_started = std::time::Instant::now();
     // Derived: this store's shelf prices, stock and locations.
-    let mut price_rows: Vec<_> = prices.into_iter().collect();
-    price_rows.sort_unstable_by_key(|((store_id, product_id), _)| (*store_id, *product_id));
+    // The latest observation per (store, product); at equal times the later line in the file.
+    prices.sort_by_key(|p| (p.store_id, p.product_id, p.purchased_at));
+    let mut price_rows: Vec<((i64, i64), (Stamp, i64))> = Vec::with_capacity(prices.len() / 2);
+    for p in prices {
+        let row = ((p.store_id, p.product_id), (p.purchased_at, p.price_cents));
+        match price_rows.last_mut() {
+            Some(last) if last.0 == row.0 => *last = row,
+            _ => price_rows.push(row),
+        }
+    }
     let departments = product_departments(tx)?;
     let mut locations: HashMap<(i64, &str), String> = HashMap::default();
     for ((store_id, product_id), (updated_at, price_cents)) in price_rows {
