@@ -258,6 +258,17 @@ impl Run<'_, '_> {
         Ok(())
     }
 
+    fn known_campaign(&self, campaign_id: i64) -> Result<(), RowFault> {
+        if self.campaigns.contains(&campaign_id) {
+            Ok(())
+        } else {
+            Err(invalid(
+                "campaign_id",
+                format!("unknown campaign {campaign_id} (not in {CAMPAIGN_DESCRIPTIONS})"),
+            ))
+        }
+    }
+
     fn known_product(&self, column: &str, product_id: i64, file: &str) -> Result<(), RowFault> {
         if self.products.contains(&product_id) {
             Ok(())
@@ -446,12 +457,7 @@ pub fn import(
         |row| {
             let campaign_id = row.parse("campaign_id", parse_id)?;
             let household_id = row.parse("household_id", parse_id)?;
-            if !run.campaigns.contains(&campaign_id) {
-                return Err(invalid(
-                    "campaign_id",
-                    format!("unknown campaign {campaign_id} (not in {CAMPAIGN_DESCRIPTIONS})"),
-                ));
-            }
+            run.known_campaign(campaign_id)?;
             run.member(household_id)?;
             run.writer.campaign_target(campaign_id, household_id)?;
             Ok(())
@@ -473,12 +479,7 @@ pub fn import(
             ))
         },
         |_, (code, product_id, campaign_id)| {
-            if !run.campaigns.contains(&campaign_id) {
-                return Err(invalid(
-                    "campaign_id",
-                    format!("unknown campaign {campaign_id} (not in {CAMPAIGN_DESCRIPTIONS})"),
-                ));
-            }
+            run.known_campaign(campaign_id)?;
             run.known_product("product_id", product_id, COUPONS)?;
             let key = (code, campaign_id);
             let coupon_id = match run.coupons.get(&key) {
