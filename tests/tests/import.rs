@@ -108,7 +108,7 @@ fn demo_extract_imports_row_for_row() {
         let want = (
             row[0].parse().expect("household"),
             row[1].parse().expect("store"),
-            row[10].clone(),
+            eastern_2017(&row[10]),
             row[4].parse().expect("quantity"),
             cents(&row[5]),
             cents(&row[6]),
@@ -125,6 +125,37 @@ fn demo_extract_imports_row_for_row() {
         count(&conn, "SELECT count(*) FROM pragma_foreign_key_check"),
         0
     );
+}
+
+/// The data's UTC timestamps in US Eastern time, for 2017 only: written
+/// independently of aisle-core's calendar code (daylight saving time from
+/// 2017-03-12 07:00 UTC to 2017-11-05 06:00 UTC).
+fn eastern_2017(utc: &str) -> String {
+    assert!(utc.starts_with("2017-"), "{utc}");
+    let month_days = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let number = |range: std::ops::Range<usize>| utc[range].parse::<i64>().expect("digits");
+    let (month, day) = (number(5..7), number(8..10));
+    let day_of_year = month_days[..(month - 1) as usize].iter().sum::<i64>() + day - 1;
+    let hour_of_year = day_of_year * 24 + number(11..13);
+    let (dst_start, dst_end) = ((31 + 28 + 11) * 24 + 7, (304 + 4) * 24 + 6);
+    let local = hour_of_year
+        - if (dst_start..dst_end).contains(&hour_of_year) {
+            4
+        } else {
+            5
+        };
+    let (mut local_day, local_hour) = (local.div_euclid(24), local.rem_euclid(24));
+    let mut local_month = 0;
+    while local_day >= month_days[local_month] {
+        local_day -= month_days[local_month];
+        local_month += 1;
+    }
+    format!(
+        "2017-{:02}-{:02} {local_hour:02}{}",
+        local_month + 1,
+        local_day + 1,
+        &utc[13..]
+    )
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! every decision and every byte written to a replica is aisle-core's.
 
 mod bench;
+mod eval;
 mod output;
 
 use std::io::{IsTerminal, Write};
@@ -80,6 +81,9 @@ enum Command {
         #[arg(long, default_value_t = aisle_core::identity::DEFAULT_SEED)]
         seed: u64,
     },
+    /// Measure quality against built-in baselines (see docs/BENCHMARKS.md).
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Measure the replica (look-ups, search); see docs/BENCHMARKS.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -284,6 +288,7 @@ fn run(cli: &Cli) -> Result<()> {
             out.json(&report)
         }
         Command::Bench(command) => bench::run(command, &db, out),
+        Command::Eval(command) => eval::run(command, &db, out),
     }
 }
 

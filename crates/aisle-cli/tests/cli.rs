@@ -161,7 +161,7 @@ fn kill_9_mid_import_leaves_the_replica_as_it_was() {
     let mut state: u64 = 0x5eed_1234;
     let mut db = home.path().join("r.db");
     let mut killed_mid_import = 0;
-    for attempt in 0..3 {
+    for attempt in 0..5 {
         db = home.path().join(format!("r{attempt}.db"));
         ok(aisle(home.path())
             .arg("--db")
@@ -172,7 +172,7 @@ fn kill_9_mid_import_leaves_the_replica_as_it_was() {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let delay = Duration::from_millis(150 + (state >> 33) % 600);
+        let delay = Duration::from_millis(30 + (state >> 33) % 300);
         let mut child = aisle(home.path())
             .arg("--db")
             .arg(&db)

@@ -47,6 +47,39 @@ pub fn timestamp_string(seconds: i64) -> String {
     )
 }
 
+/// Seconds since 1970-01-01 00:00:00 of a `YYYY-MM-DD HH:MM:SS` text.
+pub fn seconds_of(text: &str) -> Option<i64> {
+    let year: i64 = text.get(0..4)?.parse().ok()?;
+    let month: u32 = text.get(5..7)?.parse().ok()?;
+    let day: u32 = text.get(8..10)?.parse().ok()?;
+    let hour: i64 = text.get(11..13)?.parse().ok()?;
+    let minute: i64 = text.get(14..16)?.parse().ok()?;
+    let second: i64 = text.get(17..19)?.parse().ok()?;
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Day of the week, 0 = Monday, of `days` after 1970-01-01 (a Thursday).
+pub fn weekday(days: i64) -> i64 {
+    (days + 3).rem_euclid(7)
+}
+
+/// The `n`-th (1-based) Sunday of a month, as days since 1970-01-01.
+fn nth_sunday(year: i64, month: u32, n: i64) -> i64 {
+    let first = days_from_civil(year, month, 1);
+    first + (6 - weekday(first)).rem_euclid(7) + 7 * (n - 1)
+}
+
+/// US Eastern local time (America/New_York, US daylight-saving rules since
+/// 2007) of a UTC instant, both as seconds since the epoch.
+pub fn new_york_from_utc(utc: i64) -> i64 {
+    let (year, _, _) = civil_from_days(utc.div_euclid(86_400));
+    // DST: from the second Sunday of March 02:00 EST (07:00 UTC) to the first Sunday of November 02:00 EDT (06:00 UTC).
+    let starts = nth_sunday(year, 3, 2) * 86_400 + 7 * 3600;
+    let ends = nth_sunday(year, 11, 1) * 86_400 + 6 * 3600;
+    let offset_hours = if (starts..ends).contains(&utc) { 4 } else { 5 };
+    utc - offset_hours * 3600
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

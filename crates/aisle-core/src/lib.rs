@@ -22,6 +22,7 @@ pub mod generate;
 pub mod identity;
 pub mod import;
 pub mod members;
+pub mod recommend;
 pub mod replica;
 pub mod rng;
 pub mod stats;

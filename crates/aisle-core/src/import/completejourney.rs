@@ -5,7 +5,9 @@
 //! - member identities (names, cards, contacts, tier, consents) from
 //!   [`crate::identity::derive`] with the import's seed;
 //! - product names from product type, category and package size;
-//! - stores ("Store 367") as they appear in transactions;
+//! - stores ("Store 367", in America/New_York) as they appear in transactions;
+//!   transaction timestamps, which are UTC in the data, are stored in the
+//!   stores' local time (the data's own weeks start at local midnight);
 //! - each store's shelf price of a product: the latest observed
 //!   `(sales_value + retail_disc + coupon_match_disc) / quantity` there;
 //!   stock and in-store location drawn per (store, product) from the seed;
@@ -175,7 +177,10 @@ fn parse_transaction(row: &Row<'_>) -> Result<TransactionLine, RowFault> {
         retail_disc_cents: row.parse("retail_disc", parse_cents)?,
         coupon_disc_cents: row.parse("coupon_disc", parse_cents)?,
         coupon_match_disc_cents: row.parse("coupon_match_disc", parse_cents)?,
-        purchased_at: row.parse("transaction_timestamp", parse_stamp)?,
+        // The data's timestamps are UTC; its weeks, like the replica, use the stores' local time.
+        purchased_at: row
+            .parse("transaction_timestamp", parse_stamp)?
+            .utc_to_new_york(),
     })
 }
 

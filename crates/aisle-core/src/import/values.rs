@@ -87,6 +87,17 @@ pub fn parse_date(text: &str) -> Result<String, String> {
 pub struct Stamp([u8; 19]);
 
 impl Stamp {
+    /// US Eastern local time of this stamp read as UTC (see [`crate::dates::new_york_from_utc`]).
+    pub fn utc_to_new_york(self) -> Self {
+        let Some(seconds) = crate::dates::seconds_of(self.as_str()) else {
+            return self;
+        };
+        let text = crate::dates::timestamp_string(crate::dates::new_york_from_utc(seconds));
+        let mut bytes = [0u8; 19];
+        bytes.copy_from_slice(&text.as_bytes()[..19]);
+        Self(bytes)
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII digits, '-', ' ' and ':' are ever stored.
         std::str::from_utf8(&self.0).unwrap_or("")

@@ -1,0 +1,161 @@
+//! `aisle eval recommend`: the next-basket evaluation of the recommendation
+//! models against built-in baselines, on a replica or a Complete Journey folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aisle_core::import::{self, DirSource, ImportOptions};
+use aisle_core::recommend::eval::{self, Metrics, Weeks};
+use aisle_core::recommend::history::History;
+use aisle_core::recommend::{baseline, model};
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use crate::output::Out;
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Fit on the training weeks, predict each member's first basket of the test weeks.
+    Recommend {
+        /// A Complete Journey folder to import into a temporary replica first
+        /// (without it, the --db replica is used as it is).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "1-39")]
+        train_weeks: String,
+        #[arg(long, default_value = "40-44")]
+        test_weeks: String,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+    },
+}
+
+pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
+    let EvalCommand::Recommend {
+        data,
+        train_weeks,
+        test_weeks,
+        k,
+    } = command;
+    let train_weeks = Weeks::parse(train_weeks).map_err(anyhow::Error::msg)?;
+    let test_weeks = Weeks::parse(test_weeks).map_err(anyhow::Error::msg)?;
+    let scratch = tempfile_dir()?;
+    let db = match data {
+        Some(dir) => {
+            let path = scratch.join("eval.db");
+            let mut conn = aisle_core::replica::open_writer(&path)?;
+            let options = ImportOptions {
+                skip_invalid: true,
+                ..ImportOptions::default()
+            };
+            let report = import::in_transaction(&mut conn, |tx| {
+                import::completejourney::import(
+                    tx,
+                    &DirSource(dir.clone()),
+                    &options,
+                    &mut import::NoProgress,
+                )
+            })
+            .with_context(|| format!("importing {}", dir.display()))?;
+            out.line(format_args!(
+                "imported {} ({} rows rejected)",
+                dir.display(),
+                report.rejects.len()
+            ))?;
+            path
+        }
+        None => db.to_owned(),
+    };
+    let conn = aisle_core::replica::open_reader(&db)?;
+    let origin = eval::origin_day(&conn)?.context("the replica has no baskets")?;
+    let (train_from, train_until) = train_weeks.bounds(origin);
+    let (test_from, test_until) = test_weeks.bounds(origin);
+    let started = Instant::now();
+    let train = History::load(&conn, &train_from, &train_until)?;
+    let cases = eval::cases(&conn, &train, &test_from, &test_until)?;
+    out.line(format_args!(
+        "train {train_from} .. {train_until} ({} members, {} items), test {test_from} .. {test_until}: {} members; loaded in {:.1} s",
+        train.members.len(),
+        train.n_items(),
+        cases.len(),
+        started.elapsed().as_secs_f64()
+    ))?;
+
+    let popular = baseline::popularity(&train);
+    let as_ids = |items: Vec<u32>| {
+        items
+            .into_iter()
+            .map(|i| train.products[i as usize])
+            .collect::<Vec<i64>>()
+    };
+    let mut results: Vec<(String, Metrics)> = Vec::new();
+    results.push((
+        "baseline: global popularity".into(),
+        eval::evaluate(&cases, &train, *k, |_| {
+            as_ids(popular.iter().take(*k).copied().collect())
+        }),
+    ));
+    results.push((
+        "baseline: personal top-frequency".into(),
+        eval::evaluate(&cases, &train, *k, |c| {
+            as_ids(baseline::top_frequency(&train, c.member, &popular, *k))
+        }),
+    ));
+    results.push((
+        "baseline: popular items never bought".into(),
+        eval::evaluate(&cases, &train, *k, |c| {
+            as_ids(baseline::popular_unbought(&train, c.member, &popular, *k))
+        }),
+    ));
+    let started = Instant::now();
+    let kinds = model::kinds_of(&conn, &train.products)?;
+    let as_of = aisle_core::recommend::history::day_of(&train_until).context("train window end")?;
+    let fitted = model::fit(&train, &kinds, as_of, &model::FitOptions::default());
+    out.line(format_args!(
+        "fitted in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ))?;
+    for list in [
+        model::List::Blended,
+        model::List::BuyAgain,
+        model::List::Discover,
+    ] {
+        results.push((
+            format!("aisle: {}", list.name()),
+            eval::evaluate(&cases, &train, *k, |c| {
+                fitted.predict(
+                    &train,
+                    c.member,
+                    model::home_store(&train.trips[c.member as usize]),
+                    list,
+                    *k,
+                )
+            }),
+        ));
+    }
+
+    out.line(format_args!(
+        "\n{:<40} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8}",
+        format!("list (k = {k}, {} members)", cases.len()),
+        "Recall",
+        "NDCG",
+        "HitRate",
+        "Rec.rep",
+        "Rec.expl",
+        "Cover."
+    ))?;
+    for (name, m) in &results {
+        out.line(format_args!(
+            "{name:<40} {:>8.4} {:>8.4} {:>8.4} {:>10.4} {:>10.4} {:>8.4}",
+            m.recall, m.ndcg, m.hit_rate, m.recall_repeat, m.recall_explore, m.coverage
+        ))?;
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    out.json(&results)
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("aisle-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
