@@ -91,3 +91,306 @@ fn model_beats_the_baselines_on_held_out_weeks_and_is_deterministic() {
         assert_eq!(first, predict(&again, case, List::Blended), "deterministic");
     }
 }
+
+mod serving {
+    use aisle_core::recommend::artifact::{self, Artifact};
+    use aisle_core::recommend::history::{History, day_of};
+    use aisle_core::recommend::model::{self, FitOptions};
+    use aisle_core::recommend::serve::{self, Policy, Reason, Request, Served};
+    use aisle_core::replica;
+    use aisle_tests::*;
+    use rusqlite::Connection;
+
+    const UNTIL: &str = "2017-09-25";
+
+    /// A demo replica with a model fitted before `UNTIL`, stored and loaded back as a store would.
+    fn setup() -> (tempfile::TempDir, Connection, Served) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut conn = replica::open_writer(&tmp.path().join("r.db")).expect("open");
+        import_cj(&mut conn, &demo_dir(), &options()).expect("import demo");
+        let history = History::load(&conn, "0000", UNTIL).expect("history");
+        let kinds = model::kinds_of(&conn, &history.products).expect("kinds");
+        let fitted = model::fit(
+            &history,
+            &kinds,
+            day_of(UNTIL).expect("day"),
+            &FitOptions::default(),
+        );
+        let artifact = Artifact {
+            trained_until: UNTIL.into(),
+            created_at: "2026-01-01 00:00:00".into(),
+            seed: 1,
+            model: fitted,
+        };
+        artifact::store(&conn, &artifact).expect("store");
+        let loaded = artifact::load_newest(&conn).expect("load");
+        (tmp, conn, Served::new(loaded.artifact.model))
+    }
+
+    /// The member with the most baskets who consents to personalization.
+    fn regular(conn: &Connection) -> (i64, i64) {
+        let member_id = aisle_core::demo::showcase_member(conn)
+            .expect("query")
+            .expect("member");
+        let store_id: i64 = conn
+            .query_row(
+                "SELECT home_store_id FROM members WHERE member_id = ?1",
+                [member_id],
+                |r| r.get(0),
+            )
+            .expect("home");
+        (member_id, store_id)
+    }
+
+    fn request(member_id: Option<i64>, store_id: i64) -> Request {
+        Request {
+            member_id,
+            store_id,
+            now: format!("{UNTIL} 10:00:00"),
+            k: 8,
+            public_screen: false,
+            shown: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_regular_gets_personal_lists_with_true_reasons() {
+        let (_tmp, conn, served) = setup();
+        let (member_id, store_id) = regular(&conn);
+        let lists = serve::recommend(
+            &conn,
+            &served,
+            &request(Some(member_id), store_id),
+            &Policy::default(),
+        )
+        .expect("serve");
+        assert!(lists.personal && lists.notice.is_none());
+        assert_eq!(lists.buy_again.len(), 8);
+        assert_eq!(lists.discover.len(), 8);
+        let bought = |product_id: i64| -> i64 {
+            conn.query_row(
+                "SELECT count(DISTINCT b.basket_id) FROM baskets AS b JOIN purchase_lines AS l USING (basket_id)
+                 WHERE b.member_id = ?1 AND l.product_id = ?2 AND b.purchased_at < ?3",
+                rusqlite::params![member_id, product_id, UNTIL],
+                |r| r.get(0),
+            )
+            .expect("count")
+        };
+        for pick in &lists.buy_again {
+            let times = bought(pick.product_id);
+            assert!(times >= 1, "{} was never bought", pick.name);
+            match &pick.reason {
+                Reason::Cycle { .. } => {
+                    assert!(times >= 3, "a cycle needs three purchases: {}", pick.name);
+                }
+                Reason::Bought { times: said } => assert_eq!(i64::from(*said), times),
+                other => panic!("buy-again reason {other:?}"),
+            }
+            let stock: i64 = conn
+                .query_row(
+                    "SELECT stock_qty FROM store_products WHERE store_id = ?1 AND product_id = ?2",
+                    [store_id, pick.product_id],
+                    |r| r.get(0),
+                )
+                .expect("stocked");
+            assert!(stock > 0);
+        }
+        for pick in &lists.discover {
+            assert_eq!(
+                bought(pick.product_id),
+                0,
+                "{} is not new to the member",
+                pick.name
+            );
+            if let Reason::BoughtWith { product_id, .. } = &pick.reason {
+                assert!(
+                    bought(*product_id) >= 2,
+                    "the reason names an item the member really buys"
+                );
+                let together: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM purchase_lines AS a JOIN purchase_lines AS b USING (basket_id)
+                         WHERE a.product_id = ?1 AND b.product_id = ?2",
+                        [*product_id, pick.product_id],
+                        |r| r.get(0),
+                    )
+                    .expect("co-purchases");
+                assert!(
+                    together >= 2,
+                    "{} is really bought with {product_id}",
+                    pick.name
+                );
+            }
+        }
+        // Diversity: at most two of a kind.
+        let mut kinds = std::collections::HashMap::new();
+        for pick in lists.buy_again.iter() {
+            let kind: String = conn
+                .query_row(
+                    "SELECT coalesce(product_type, category, department, '') FROM products WHERE product_id = ?1",
+                    [pick.product_id],
+                    |r| r.get(0),
+                )
+                .expect("kind");
+            *kinds.entry(kind).or_insert(0) += 1;
+        }
+        assert!(kinds.values().all(|n| *n <= 2), "{kinds:?}");
+    }
+
+    #[test]
+    fn filters_remove_what_must_not_be_shown() {
+        let (_tmp, conn, served) = setup();
+        let (member_id, store_id) = regular(&conn);
+        let policy = Policy::default();
+        let first = serve::recommend(&conn, &served, &request(Some(member_id), store_id), &policy)
+            .expect("serve");
+        let top = first.buy_again[0].product_id;
+        let second = first.buy_again[1].product_id;
+
+        // Out of stock at this store.
+        conn.execute(
+            "UPDATE store_products SET stock_qty = 0 WHERE store_id = ?1 AND product_id = ?2",
+            [store_id, top],
+        )
+        .expect("stock");
+        // An excluded category, on a public screen only.
+        conn.execute(
+            "UPDATE products SET department = 'SPIRITS' WHERE product_id = ?1",
+            [second],
+        )
+        .expect("dept");
+        let private =
+            serve::recommend(&conn, &served, &request(Some(member_id), store_id), &policy)
+                .expect("serve");
+        assert!(
+            private.buy_again.iter().all(|p| p.product_id != top),
+            "out of stock"
+        );
+        assert!(
+            private.buy_again.iter().any(|p| p.product_id == second),
+            "allowed off public screens"
+        );
+        let public = Request {
+            public_screen: true,
+            ..request(Some(member_id), store_id)
+        };
+        let public = serve::recommend(&conn, &served, &public, &policy).expect("serve");
+        assert!(
+            public.buy_again.iter().all(|p| p.product_id != second),
+            "excluded on a public screen"
+        );
+
+        // Already shown in this session.
+        let shown_ids: Vec<i64> = public
+            .buy_again
+            .iter()
+            .take(3)
+            .map(|p| p.product_id)
+            .collect();
+        let again = Request {
+            public_screen: true,
+            shown: shown_ids.clone(),
+            ..request(Some(member_id), store_id)
+        };
+        let again = serve::recommend(&conn, &served, &again, &policy).expect("serve");
+        assert!(
+            again
+                .buy_again
+                .iter()
+                .chain(&again.discover)
+                .all(|p| !shown_ids.contains(&p.product_id))
+        );
+
+        // An inactive product is never shown.
+        let third = again.buy_again[0].product_id;
+        conn.execute(
+            "UPDATE products SET active = 0 WHERE product_id = ?1",
+            [third],
+        )
+        .expect("inactive");
+        let later = serve::recommend(&conn, &served, &request(Some(member_id), store_id), &policy)
+            .expect("serve");
+        assert!(
+            later
+                .buy_again
+                .iter()
+                .chain(&later.discover)
+                .all(|p| p.product_id != third)
+        );
+    }
+
+    #[test]
+    fn without_consent_or_history_only_popular_picks() {
+        let (_tmp, conn, served) = setup();
+        let (member_id, store_id) = regular(&conn);
+        let policy = Policy::default();
+        let check = |lists: &serve::Lists, notice: &str| {
+            assert!(!lists.personal);
+            assert!(
+                lists.notice.as_deref().is_some_and(|n| n.contains(notice)),
+                "{:?}",
+                lists.notice
+            );
+            assert!(lists.buy_again.is_empty(), "no personal list");
+            assert_eq!(lists.discover.len(), 8, "bestsellers fill the screen");
+            assert!(
+                lists
+                    .discover
+                    .iter()
+                    .all(|p| matches!(p.reason, Reason::PopularHere | Reason::Popular))
+            );
+        };
+        let anonymous =
+            serve::recommend(&conn, &served, &request(None, store_id), &policy).expect("serve");
+        check(&anonymous, "Popular");
+        let unknown = serve::recommend(&conn, &served, &request(Some(987_654), store_id), &policy)
+            .expect("serve");
+        check(&unknown, "don't know");
+        conn.execute(
+            "UPDATE members SET consent_personalization = 0 WHERE member_id = ?1",
+            [member_id],
+        )
+        .expect("consent");
+        let refused =
+            serve::recommend(&conn, &served, &request(Some(member_id), store_id), &policy)
+                .expect("serve");
+        check(&refused, "off");
+        conn.execute(
+            "INSERT INTO members (member_id, given_name, consent_personalization, updated_at) VALUES (5, 'New', 1, '2017-09-01 00:00:00')",
+            [],
+        )
+        .expect("new member");
+        let new =
+            serve::recommend(&conn, &served, &request(Some(5), store_id), &policy).expect("serve");
+        check(&new, "Welcome");
+    }
+
+    #[test]
+    fn a_tiny_catalog_gives_short_lists_not_errors() {
+        let (_tmp, conn, served) = setup();
+        let (member_id, store_id) = regular(&conn);
+        conn.execute(
+            "UPDATE store_products SET stock_qty = 0 WHERE store_id = ?1 AND product_id NOT IN
+             (SELECT product_id FROM store_products WHERE store_id = ?1 ORDER BY product_id LIMIT 3)",
+            [store_id],
+        )
+        .expect("empty the shelves");
+        let lists = serve::recommend(
+            &conn,
+            &served,
+            &request(Some(member_id), store_id),
+            &Policy::default(),
+        )
+        .expect("serve");
+        assert!(lists.buy_again.len() + lists.discover.len() <= 3);
+        let companions = serve::bought_together(
+            &conn,
+            &served,
+            1,
+            &request(None, store_id),
+            &Policy::default(),
+        )
+        .expect("serve");
+        assert!(companions.len() <= 3);
+    }
+}

@@ -6,6 +6,7 @@
 mod bench;
 mod eval;
 mod output;
+mod recommend;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -81,6 +82,10 @@ enum Command {
         #[arg(long, default_value_t = aisle_core::identity::DEFAULT_SEED)]
         seed: u64,
     },
+    /// Fit the recommendation model on the replica's purchases and store it there.
+    Train(recommend::TrainArgs),
+    /// Recommendations: a member's lists, a product's companions, or a batch export.
+    Recommend(recommend::RecommendArgs),
     /// Measure quality against built-in baselines (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -289,6 +294,8 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Command::Bench(command) => bench::run(command, &db, out),
         Command::Eval(command) => eval::run(command, &db, out),
+        Command::Train(args) => recommend::train(args, &db, &output::now_utc(), out),
+        Command::Recommend(args) => recommend::recommend(args, &db, out),
     }
 }
 

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_member_search.sql",
         sql: include_str!("../../../migrations/0002_member_search.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_model_artifacts.sql",
+        sql: include_str!("../../../migrations/0003_model_artifacts.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

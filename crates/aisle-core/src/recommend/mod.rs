@@ -7,8 +7,10 @@
 //! function ranks, filters and explains. [`eval`] measures everything against
 //! the [`baseline`]s in the same run.
 
+pub mod artifact;
 pub mod baseline;
 pub mod eval;
 pub mod history;
 pub mod model;
+pub mod serve;
 pub mod trees;

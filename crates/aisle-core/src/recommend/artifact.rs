@@ -1,0 +1,266 @@
+//! The model artifact: a versioned, checksummed file format for a fitted
+//! [`Model`], and its storage in the replica (`model_artifacts`).
+//!
+//! Layout (little-endian): magic `AISLEREC`, format version (u32), payload
+//! length (u64), SHA-256 of the payload (32 bytes), payload (postcard encoding
+//! of [`Artifact`]). A reader refuses anything that is short, of another
+//! format, or whose bytes do not hash to the recorded checksum, with an error
+//! that says which; serving then falls back to the previous good artifact.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::model::Model;
+
+pub const MAGIC: &[u8; 8] = b"AISLEREC";
+/// Bumped whenever the payload's shape changes.
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 8 + 32;
+
+/// What an artifact holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Purchases strictly before this time were seen (`YYYY-MM-DD ...`).
+    pub trained_until: String,
+    pub created_at: String,
+    pub seed: u64,
+    pub model: Model,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("model artifact is truncated: {0} bytes, a header alone is {HEADER}")]
+    Truncated(usize),
+    #[error("not an Aisle recommendation artifact (bad magic bytes)")]
+    BadMagic,
+    #[error(
+        "model artifact has format version {found}; this build reads version {FORMAT_VERSION}: refit or upgrade"
+    )]
+    Incompatible { found: u32 },
+    #[error(
+        "model artifact is corrupt: SHA-256 of its {len} payload bytes is {found}, the header says {expected}"
+    )]
+    Checksum {
+        len: usize,
+        expected: String,
+        found: String,
+    },
+    #[error("model artifact does not decode: {0}")]
+    Decode(String),
+    #[error("no usable recommendation model in the replica; run `aisle train`{}", .0.as_deref().map(|e| format!(" (newest: {e})")).unwrap_or_default())]
+    Missing(Option<String>),
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Encodes an artifact to bytes.
+pub fn encode(artifact: &Artifact) -> Result<Vec<u8>, ArtifactError> {
+    let payload =
+        postcard::to_allocvec(artifact).map_err(|e| ArtifactError::Decode(e.to_string()))?;
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&payload));
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Verifies and decodes artifact bytes.
+pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
+    if bytes.len() < HEADER {
+        return Err(ArtifactError::Truncated(bytes.len()));
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(ArtifactError::BadMagic);
+    }
+    let version = u32::from_le_bytes(
+        bytes[8..12]
+            .try_into()
+            .map_err(|_| ArtifactError::BadMagic)?,
+    );
+    if version != FORMAT_VERSION {
+        return Err(ArtifactError::Incompatible { found: version });
+    }
+    let len = u64::from_le_bytes(
+        bytes[12..20]
+            .try_into()
+            .map_err(|_| ArtifactError::BadMagic)?,
+    ) as usize;
+    let payload = &bytes[HEADER..];
+    if payload.len() != len {
+        return Err(ArtifactError::Truncated(bytes.len()));
+    }
+    let found = Sha256::digest(payload);
+    if found.as_slice() != &bytes[20..52] {
+        return Err(ArtifactError::Checksum {
+            len,
+            expected: hex(&bytes[20..52]),
+            found: hex(&found),
+        });
+    }
+    postcard::from_bytes(payload).map_err(|e| ArtifactError::Decode(e.to_string()))
+}
+
+/// Stores an artifact in the replica; returns its id.
+pub fn store(conn: &Connection, artifact: &Artifact) -> Result<i64, ArtifactError> {
+    let bytes = encode(artifact)?;
+    conn.execute(
+        "INSERT INTO model_artifacts (kind, format_version, created_at, trained_until, sha256, size_bytes, bytes)
+         VALUES ('recommend', ?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            FORMAT_VERSION,
+            artifact.created_at,
+            artifact.trained_until,
+            hex(&bytes[20..52]),
+            bytes.len() as i64,
+            bytes
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// A usable artifact and what was skipped to find it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub artifact_id: i64,
+    pub artifact: Artifact,
+    /// Newer artifacts that were refused, with why.
+    pub refused: Vec<(i64, ArtifactError)>,
+}
+
+/// The newest artifact that verifies; newer broken ones are reported in `refused`.
+pub fn load_newest(conn: &Connection) -> Result<Loaded, ArtifactError> {
+    let mut stmt = conn.prepare(
+        "SELECT artifact_id, bytes FROM model_artifacts WHERE kind = 'recommend' ORDER BY artifact_id DESC",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut refused = Vec::new();
+    while let Some(row) = rows.next()? {
+        let artifact_id: i64 = row.get(0)?;
+        let bytes: Vec<u8> = row.get(1)?;
+        match decode(&bytes) {
+            Ok(artifact) => {
+                for (id, error) in &refused {
+                    tracing::warn!(artifact_id = id, %error, "model artifact refused; serving an older one");
+                }
+                return Ok(Loaded {
+                    artifact_id,
+                    artifact,
+                    refused,
+                });
+            }
+            Err(error) => refused.push((artifact_id, error)),
+        }
+    }
+    Err(ArtifactError::Missing(
+        refused.first().map(|(_, e)| e.to_string()),
+    ))
+}
+
+/// Size in bytes of the newest stored artifact, if any.
+pub fn newest_size(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT size_bytes FROM model_artifacts WHERE kind = 'recommend' ORDER BY artifact_id DESC LIMIT 1",
+        [],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Artifact {
+        Artifact {
+            trained_until: "2017-09-25".into(),
+            created_at: "2026-01-01 00:00:00".into(),
+            seed: 1,
+            model: Model {
+                products: vec![10, 20, 30],
+                popular: vec![2, 0, 1],
+                ..Model::default()
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = encode(&sample()).expect("encode");
+        let back = decode(&bytes).expect("decode");
+        assert_eq!(back.model.products, vec![10, 20, 30]);
+        assert_eq!(back.model.popular, vec![2, 0, 1]);
+        assert_eq!(back.trained_until, "2017-09-25");
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_named() {
+        let bytes = encode(&sample()).expect("encode");
+        assert!(matches!(
+            decode(&bytes[..10]),
+            Err(ArtifactError::Truncated(10))
+        ));
+        let mut magic = bytes.clone();
+        magic[0] = b'X';
+        assert!(matches!(decode(&magic), Err(ArtifactError::BadMagic)));
+        let mut version = bytes.clone();
+        version[8] = 99;
+        assert!(matches!(
+            decode(&version),
+            Err(ArtifactError::Incompatible { found: 99 })
+        ));
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        let error = decode(&flipped).expect_err("corrupt");
+        assert!(matches!(error, ArtifactError::Checksum { .. }), "{error}");
+        assert!(error.to_string().contains("corrupt"));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(ArtifactError::Truncated(_))
+        ));
+    }
+
+    #[test]
+    fn a_corrupt_newest_artifact_falls_back_to_the_previous_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("open");
+        assert!(matches!(
+            load_newest(&conn),
+            Err(ArtifactError::Missing(None))
+        ));
+        let first = store(&conn, &sample()).expect("store");
+        let mut newer = sample();
+        newer.trained_until = "2017-10-02".into();
+        let second = store(&conn, &newer).expect("store");
+        assert_eq!(load_newest(&conn).expect("load").artifact_id, second);
+        // Damage the newest in place.
+        let mut bytes: Vec<u8> = conn
+            .query_row(
+                "SELECT bytes FROM model_artifacts WHERE artifact_id = ?1",
+                [second],
+                |r| r.get(0),
+            )
+            .expect("read");
+        bytes[60] ^= 0xff;
+        conn.execute(
+            "UPDATE model_artifacts SET bytes = ?2 WHERE artifact_id = ?1",
+            params![second, bytes],
+        )
+        .expect("damage");
+        let loaded = load_newest(&conn).expect("falls back");
+        assert_eq!(loaded.artifact_id, first);
+        assert_eq!(loaded.artifact.trained_until, "2017-09-25");
+        assert_eq!(loaded.refused.len(), 1);
+        assert!(matches!(
+            loaded.refused[0].1,
+            ArtifactError::Checksum { .. }
+        ));
+    }
+}

@@ -1,0 +1,489 @@
+//! The serving path: for a member (or nobody) at a store, now, the "Buy again"
+//! and "Discover" lists with reasons, and "often bought together" for a product.
+//!
+//! A function of (replica read view, model, request with `now`): it reads the
+//! member's consent and history and the store's catalog through `&Connection`,
+//! and decides nothing from the clock or the environment. Steps:
+//! candidates -> scoring -> business filters (active and in stock here;
+//! personalization consent; categories excluded on public screens;
+//! items already shown this session) -> diversity (at most N per kind) ->
+//! fallback (store bestsellers, then overall bestsellers) to fill short lists.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::history::{Trip, day_of};
+use super::model::{Model, Scored, member_stats};
+use crate::rng::{IdMap, IdSet};
+
+/// Rules a retailer sets.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Never shown on a public screen: matched case-insensitively against a
+    /// product's department, category and type.
+    pub public_excluded: Vec<String>,
+    /// Never recommended anywhere (not merchandise: fuel, coupons, fees).
+    pub never: Vec<String>,
+    /// At most this many items of one kind (product type) per list.
+    pub per_kind: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        let words = |list: &[&str]| list.iter().map(|w| (*w).to_owned()).collect();
+        Self {
+            public_excluded: words(&[
+                "SPIRITS",
+                "BEER",
+                "WINE",
+                "LIQUOR",
+                "TOBACCO",
+                "CIGAR",
+                "CIGARETTE",
+            ]),
+            never: words(&[
+                "COUPON",
+                "FUEL",
+                "GASOLINE",
+                "KIOSK-GAS",
+                "CNTRL/STORE SUP",
+                "POSTAL",
+                "CHARITABLE",
+            ]),
+            per_kind: 2,
+        }
+    }
+}
+
+/// What is asked.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub member_id: Option<i64>,
+    pub store_id: i64,
+    /// `YYYY-MM-DD HH:MM:SS`, store-local; history after it is ignored.
+    pub now: String,
+    pub k: usize,
+    /// A kiosk screen others can see.
+    pub public_screen: bool,
+    /// Products already shown in this session.
+    pub shown: Vec<i64>,
+}
+
+/// Why an item is on a list, in words a shopper understands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// "You buy this about every 14 days"
+    Cycle { every_days: u32 },
+    /// "You have bought this 5 times"
+    Bought { times: u32 },
+    /// "Often bought with Greek yogurt"
+    BoughtWith { product_id: i64, name: String },
+    /// "Popular at this store"
+    PopularHere,
+    /// "Popular with shoppers"
+    Popular,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Cycle { every_days } if *every_days <= 8 => {
+                write!(f, "you buy this every week or so")
+            }
+            Reason::Cycle { every_days } => write!(f, "you buy this about every {every_days} days"),
+            Reason::Bought { times: 1 } => write!(f, "you bought this before"),
+            Reason::Bought { times } => write!(f, "you have bought this {times} times"),
+            Reason::BoughtWith { name, .. } => write!(f, "often bought with {name}"),
+            Reason::PopularHere => write!(f, "popular at this store"),
+            Reason::Popular => write!(f, "popular with shoppers"),
+        }
+    }
+}
+
+/// One recommended product, ready for a screen.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pick {
+    pub product_id: i64,
+    pub name: String,
+    pub department: Option<String>,
+    pub price_cents: Option<i64>,
+    pub location: Option<String>,
+    pub reason: Reason,
+    pub score: f64,
+}
+
+/// The answer for a member or an anonymous shopper.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lists {
+    pub buy_again: Vec<Pick>,
+    pub discover: Vec<Pick>,
+    /// False when the lists are not personal (anonymous, no consent, unknown, erased, no history).
+    pub personal: bool,
+    /// Why they are not personal, for the screen.
+    pub notice: Option<String>,
+}
+
+/// A model ready to serve: the artifact's model and its product index.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub model: Model,
+    pub index: IdMap<i64, u32>,
+}
+
+impl Served {
+    pub fn new(model: Model) -> Self {
+        let index = model
+            .products
+            .iter()
+            .enumerate()
+            .map(|(idx, id)| (*id, idx as u32))
+            .collect();
+        Self { model, index }
+    }
+}
+
+struct ProductInfo {
+    name: String,
+    department: Option<String>,
+    labels: String,
+    kind: String,
+    active: bool,
+    price_cents: Option<i64>,
+    stock_qty: Option<i64>,
+    location: Option<String>,
+}
+
+fn product_info(
+    conn: &Connection,
+    product_id: i64,
+    store_id: i64,
+) -> rusqlite::Result<Option<ProductInfo>> {
+    conn.prepare_cached(
+        "SELECT p.name, p.department,
+                upper(coalesce(p.department, '') || ' ' || coalesce(p.category, '') || ' ' || coalesce(p.product_type, '')),
+                coalesce(p.product_type, p.category, p.department, ''), p.active,
+                sp.price_cents, sp.stock_qty, sp.location
+         FROM products AS p LEFT JOIN store_products AS sp ON sp.product_id = p.product_id AND sp.store_id = ?2
+         WHERE p.product_id = ?1",
+    )?
+    .query_row(params![product_id, store_id], |row| {
+        Ok(ProductInfo {
+            name: row.get(0)?,
+            department: row.get(1)?,
+            labels: row.get(2)?,
+            kind: row.get(3)?,
+            active: row.get(4)?,
+            price_cents: row.get(5)?,
+            stock_qty: row.get(6)?,
+            location: row.get(7)?,
+        })
+    })
+    .optional()
+}
+
+/// The member's trips before `now`, in the model's item space.
+pub fn member_trips(
+    conn: &Connection,
+    served: &Served,
+    member_id: i64,
+    now: &str,
+) -> rusqlite::Result<Vec<Trip>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT b.basket_id, b.store_id, b.purchased_at, l.product_id
+         FROM baskets AS b JOIN purchase_lines AS l ON l.basket_id = b.basket_id
+         WHERE b.member_id = ?1 AND b.purchased_at < ?2
+         ORDER BY b.purchased_at, b.basket_id",
+    )?;
+    let mut rows = stmt.query(params![member_id, now])?;
+    let mut trips: Vec<Trip> = Vec::new();
+    let mut current = None;
+    while let Some(row) = rows.next()? {
+        let basket_id: i64 = row.get(0)?;
+        if current != Some(basket_id) {
+            current = Some(basket_id);
+            let at: String = row.get(2)?;
+            trips.push(Trip {
+                day: day_of(&at).unwrap_or_default(),
+                store_id: row.get(1)?,
+                items: Vec::new(),
+            });
+        }
+        if let (Some(item), Some(trip)) =
+            (served.index.get(&row.get::<_, i64>(3)?), trips.last_mut())
+        {
+            trip.items.push(*item);
+        }
+    }
+    for trip in &mut trips {
+        trip.items.sort_unstable();
+        trip.items.dedup();
+    }
+    trips.retain(|t| !t.items.is_empty());
+    Ok(trips)
+}
+
+/// Filters, diversity and the list being filled, for one list.
+struct Filler<'a> {
+    conn: &'a Connection,
+    policy: &'a Policy,
+    request: &'a Request,
+    taken: IdSet<i64>,
+    per_kind: IdMap<String, usize>,
+    list: Vec<Pick>,
+}
+
+impl Filler<'_> {
+    /// Adds `product_id` if it passes every rule; true when added.
+    fn offer(&mut self, product_id: i64, reason: Reason, score: f64) -> rusqlite::Result<bool> {
+        if self.list.len() >= self.request.k
+            || self.taken.contains(&product_id)
+            || self.request.shown.contains(&product_id)
+        {
+            return Ok(false);
+        }
+        let Some(info) = product_info(self.conn, product_id, self.request.store_id)? else {
+            return Ok(false);
+        };
+        let matches = |words: &[String]| {
+            words
+                .iter()
+                .any(|w| info.labels.contains(&w.to_uppercase()))
+        };
+        let in_stock = info.stock_qty.is_some_and(|qty| qty > 0);
+        if !info.active || !in_stock || matches(&self.policy.never) {
+            return Ok(false);
+        }
+        if self.request.public_screen && matches(&self.policy.public_excluded) {
+            return Ok(false);
+        }
+        // Two catalog entries with one name (sizes the catalog does not tell apart) look like a repeat.
+        if self.list.iter().any(|pick| pick.name == info.name) {
+            return Ok(false);
+        }
+        let count = self.per_kind.entry(info.kind.clone()).or_default();
+        if *count >= self.policy.per_kind {
+            return Ok(false);
+        }
+        *count += 1;
+        self.taken.insert(product_id);
+        self.list.push(Pick {
+            product_id,
+            name: info.name,
+            department: info.department,
+            price_cents: info.price_cents,
+            location: info.location,
+            reason,
+            score,
+        });
+        Ok(true)
+    }
+
+    fn full(&self) -> bool {
+        self.list.len() >= self.request.k
+    }
+}
+
+/// Store bestsellers, then overall bestsellers, into `filler`, skipping `exclude` items.
+fn fill_popular(
+    filler: &mut Filler<'_>,
+    model: &Model,
+    store_id: i64,
+    exclude: &IdSet<u32>,
+) -> rusqlite::Result<()> {
+    let store_top: &[(u32, f32)] = model
+        .store_popularity
+        .binary_search_by_key(&store_id, |(id, _)| *id)
+        .map_or(&[], |idx| model.store_popularity[idx].1.as_slice());
+    for (item, share) in store_top {
+        if filler.full() {
+            return Ok(());
+        }
+        if !exclude.contains(item) {
+            // Fallback scores stay below any model probability, so merged lists keep them last.
+            filler.offer(
+                model.products[*item as usize],
+                Reason::PopularHere,
+                1e-6 * f64::from(*share),
+            )?;
+        }
+    }
+    for (rank, item) in model.popular.iter().enumerate() {
+        if filler.full() || rank > 5_000 {
+            break;
+        }
+        if !exclude.contains(item) {
+            filler.offer(
+                model.products[*item as usize],
+                Reason::Popular,
+                1e-9 / (rank + 1) as f64,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn product_name(conn: &Connection, product_id: i64) -> rusqlite::Result<String> {
+    Ok(conn
+        .prepare_cached("SELECT name FROM products WHERE product_id = ?1")?
+        .query_row([product_id], |row| row.get(0))
+        .optional()?
+        .unwrap_or_else(|| format!("product {product_id}")))
+}
+
+/// Both lists for `request`.
+pub fn recommend(
+    conn: &Connection,
+    served: &Served,
+    request: &Request,
+    policy: &Policy,
+) -> rusqlite::Result<Lists> {
+    let model = &served.model;
+    let now_day = day_of(&request.now).unwrap_or(model.as_of_day);
+    let filler = |conn| Filler {
+        conn,
+        policy,
+        request,
+        taken: IdSet::default(),
+        per_kind: IdMap::default(),
+        list: Vec::new(),
+    };
+    let (mut buy_again, mut discover) = (filler(conn), filler(conn));
+
+    let consent: Option<(bool, bool)> = match request.member_id {
+        Some(member_id) => conn
+            .query_row(
+                "SELECT consent_personalization, erased_at IS NOT NULL FROM members WHERE member_id = ?1",
+                [member_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?,
+        None => None,
+    };
+    let trips = match (request.member_id, consent) {
+        (Some(member_id), Some((true, false))) => {
+            member_trips(conn, served, member_id, &request.now)?
+        }
+        _ => Vec::new(),
+    };
+    let notice = match (request.member_id, consent) {
+        (None, _) => Some("Popular picks at this store".to_owned()),
+        (Some(_), None) => {
+            Some("We don't know this card yet: here is what's popular at this store".to_owned())
+        }
+        (Some(_), Some((_, true))) | (Some(_), Some((false, _))) => Some(
+            "Personal picks are off for your account: here is what's popular at this store"
+                .to_owned(),
+        ),
+        (Some(_), Some((true, false))) if trips.is_empty() => {
+            Some("Welcome! Once you shop with us, picks will be chosen for you".to_owned())
+        }
+        _ => None,
+    };
+    let personal = notice.is_none();
+    let bought: IdSet<u32> = trips.iter().flat_map(|t| t.items.iter().copied()).collect();
+    if personal {
+        let stats = member_stats(&trips, model.decay);
+        let scored: Vec<Scored> = model.score(&trips, request.store_id, now_day);
+        for candidate in scored {
+            if buy_again.full() && discover.full() {
+                break;
+            }
+            let product_id = model.products[candidate.item as usize];
+            if candidate.repeat {
+                if buy_again.full() {
+                    continue;
+                }
+                let stat = stats.get(&candidate.item).copied().unwrap_or_default();
+                let reason = if stat.trips >= 3 && stat.last_day > stat.first_day {
+                    let every =
+                        f64::from(stat.last_day - stat.first_day) / f64::from(stat.trips - 1);
+                    Reason::Cycle {
+                        every_days: every.round().max(1.0) as u32,
+                    }
+                } else {
+                    Reason::Bought { times: stat.trips }
+                };
+                buy_again.offer(product_id, reason, candidate.probability)?;
+            } else {
+                if discover.full() {
+                    continue;
+                }
+                // The member's item most specifically linked to this one: the highest
+                // co-purchase similarity among items they bought more than once.
+                let because = bought
+                    .iter()
+                    .filter(|own| stats.get(own).is_some_and(|s| s.trips >= 2))
+                    .filter_map(|own| {
+                        model.neighbors[*own as usize]
+                            .iter()
+                            .find(|(n, _)| *n == candidate.item)
+                            .map(|(_, sim)| (*own, f64::from(*sim)))
+                    })
+                    .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+                let reason = match because {
+                    Some((own, _)) => {
+                        let own_id = model.products[own as usize];
+                        Reason::BoughtWith {
+                            product_id: own_id,
+                            name: product_name(conn, own_id)?,
+                        }
+                    }
+                    None => Reason::Popular,
+                };
+                discover.offer(product_id, reason, candidate.probability)?;
+            }
+        }
+    }
+    // Fallbacks: a personal Discover is topped up with bestsellers the member has not bought;
+    // a non-personal answer is bestsellers only, in Discover.
+    fill_popular(&mut discover, model, request.store_id, &bought)?;
+    Ok(Lists {
+        buy_again: buy_again.list,
+        discover: discover.list,
+        personal,
+        notice,
+    })
+}
+
+/// "Often bought together" with `product_id`, in stock at the store.
+pub fn bought_together(
+    conn: &Connection,
+    served: &Served,
+    product_id: i64,
+    request: &Request,
+    policy: &Policy,
+) -> rusqlite::Result<Vec<Pick>> {
+    let mut filler = Filler {
+        conn,
+        policy,
+        request,
+        taken: IdSet::default(),
+        per_kind: IdMap::default(),
+        list: Vec::new(),
+    };
+    filler.taken.insert(product_id);
+    if let Some(item) = served.index.get(&product_id) {
+        let name = product_name(conn, product_id)?;
+        for (neighbor, similarity) in &served.model.neighbors[*item as usize] {
+            let reason = Reason::BoughtWith {
+                product_id,
+                name: name.clone(),
+            };
+            filler.offer(
+                served.model.products[*neighbor as usize],
+                reason,
+                f64::from(*similarity),
+            )?;
+        }
+    }
+    if filler.list.is_empty() {
+        fill_popular(
+            &mut filler,
+            &served.model,
+            request.store_id,
+            &IdSet::default(),
+        )?;
+    }
+    Ok(filler.list)
+}
