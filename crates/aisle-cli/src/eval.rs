@@ -115,6 +115,37 @@ pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
         "fitted in {:.1} s",
         started.elapsed().as_secs_f64()
     ))?;
+    // The serving path itself, as the batch export runs it (consent, active products),
+    // with the model stored in the replica when it was fitted on the same window.
+    let stored = aisle_core::recommend::artifact::load_newest(&conn)
+        .ok()
+        .filter(|loaded| loaded.artifact.trained_until == train_until);
+    let served = aisle_core::recommend::serve::Served::new(match stored {
+        Some(loaded) => {
+            out.line(format_args!(
+                "serving path uses stored artifact #{}",
+                loaded.artifact_id
+            ))?;
+            loaded.artifact.model
+        }
+        None => fitted.clone(),
+    });
+    let now = format!("{train_until} 00:00:00");
+    results.push((
+        "aisle: blended, through the serving path".into(),
+        eval::evaluate(&cases, &train, *k, |c| {
+            aisle_core::recommend::serve::batch_list(
+                &conn,
+                &served,
+                c.member_id,
+                &now,
+                *k,
+                model::List::Blended,
+            )
+            .map(|picks| picks.into_iter().map(|p| p.product_id).collect())
+            .unwrap_or_default()
+        }),
+    ));
     for list in [
         model::List::Blended,
         model::List::BuyAgain,

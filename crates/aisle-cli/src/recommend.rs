@@ -31,7 +31,9 @@ pub struct RecommendArgs {
     /// "Often bought together" for this product.
     #[arg(long, conflicts_with = "households")]
     pub product: Option<i64>,
-    /// Batch export for evaluation: a CSV with a `household_id` column.
+    /// Batch export for evaluation: a CSV with a `household_id` column. Lists are
+    /// the model's ranking under the rules that hold everywhere (consent, active
+    /// products); stock, diversity and screen rules are the kiosk's.
     #[arg(long, value_name = "FILE", requires = "out")]
     pub households: Option<PathBuf>,
     /// With --households: where to write `household_id,rank,product_id`.
@@ -154,9 +156,7 @@ pub fn recommend(args: &RecommendArgs, db: &Path, out: &mut Out) -> Result<()> {
             .out
             .as_ref()
             .context("--out is required with --households")?;
-        return export(
-            &conn, &served, households, out_path, list, args, &now, &policy, out,
-        );
+        return export(&conn, &served, households, out_path, list, args, &now, out);
     }
     if let Some(product_id) = args.product {
         let request = Request {
@@ -235,7 +235,6 @@ fn export(
     list: model::List,
     args: &RecommendArgs,
     now: &str,
-    policy: &Policy,
     out: &mut Out,
 ) -> Result<()> {
     let mut reader = csv::Reader::from_path(households)
@@ -260,33 +259,8 @@ fn export(
                 line + 2
             )
         })?;
-        let member = member_id(conn, household)?;
-        let request = Request {
-            member_id: Some(member.unwrap_or(household)),
-            store_id: match args.store {
-                Some(store) => store,
-                None => home_store(conn, member)?,
-            },
-            now: now.to_owned(),
-            k: args.k,
-            public_screen: args.public,
-            shown: Vec::new(),
-        };
-        let lists = serve::recommend(conn, served, &request, policy)?;
-        let picks: Vec<Pick> = match list {
-            model::List::BuyAgain => lists.buy_again,
-            model::List::Discover => lists.discover,
-            model::List::Blended => {
-                let mut all: Vec<Pick> =
-                    lists.buy_again.into_iter().chain(lists.discover).collect();
-                all.sort_by(|a, b| {
-                    b.score
-                        .total_cmp(&a.score)
-                        .then(a.product_id.cmp(&b.product_id))
-                });
-                all
-            }
-        };
+        let member = member_id(conn, household)?.unwrap_or(household);
+        let picks = serve::batch_list(conn, served, member, now, args.k, list)?;
         for (rank, pick) in picks.iter().take(args.k).enumerate() {
             writer.write_record([
                 household.to_string(),

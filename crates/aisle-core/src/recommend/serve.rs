@@ -26,6 +26,24 @@ pub struct Policy {
     pub never: Vec<String>,
     /// At most this many items of one kind (product type) per list.
     pub per_kind: usize,
+    /// Only items in stock at the store (a kiosk, a tablet); off for a batch
+    /// export that has no store at hand.
+    pub require_stock: bool,
+}
+
+impl Policy {
+    /// For offline evaluation and batch exports: the model's own ranking,
+    /// with only the rules that hold everywhere (active products, consent,
+    /// items already shown). Stock, diversity and screen rules belong to a
+    /// store's screen, not to a household's list.
+    pub fn batch() -> Self {
+        Self {
+            public_excluded: Vec::new(),
+            never: Vec::new(),
+            per_kind: usize::MAX,
+            require_stock: false,
+        }
+    }
 }
 
 impl Default for Policy {
@@ -51,6 +69,7 @@ impl Default for Policy {
                 "CHARITABLE",
             ]),
             per_kind: 2,
+            require_stock: true,
         }
     }
 }
@@ -223,6 +242,16 @@ pub fn member_trips(
     Ok(trips)
 }
 
+/// The store of most of the member's baskets before `now` (ties: lowest id).
+pub fn usual_store(conn: &Connection, member_id: i64, now: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT store_id FROM baskets WHERE member_id = ?1 AND purchased_at < ?2
+         GROUP BY store_id ORDER BY count(*) DESC, store_id LIMIT 1",
+    )?
+    .query_row(params![member_id, now], |row| row.get(0))
+    .optional()
+}
+
 /// Filters, diversity and the list being filled, for one list.
 struct Filler<'a> {
     conn: &'a Connection,
@@ -250,7 +279,7 @@ impl Filler<'_> {
                 .iter()
                 .any(|w| info.labels.contains(&w.to_uppercase()))
         };
-        let in_stock = info.stock_qty.is_some_and(|qty| qty > 0);
+        let in_stock = !self.policy.require_stock || info.stock_qty.is_some_and(|qty| qty > 0);
         if !info.active || !in_stock || matches(&self.policy.never) {
             return Ok(false);
         }
@@ -258,7 +287,8 @@ impl Filler<'_> {
             return Ok(false);
         }
         // Two catalog entries with one name (sizes the catalog does not tell apart) look like a repeat.
-        if self.list.iter().any(|pick| pick.name == info.name) {
+        if self.policy.per_kind < usize::MAX && self.list.iter().any(|pick| pick.name == info.name)
+        {
             return Ok(false);
         }
         let count = self.per_kind.entry(info.kind.clone()).or_default();
@@ -486,4 +516,41 @@ pub fn bought_together(
         )?;
     }
     Ok(filler.list)
+}
+
+/// One household's list for a batch export or an evaluation: the serving path
+/// with [`Policy::batch`], at the member's usual store before `now`, the two
+/// lists merged by probability for [`List::Blended`](super::model::List::Blended).
+pub fn batch_list(
+    conn: &Connection,
+    served: &Served,
+    member_id: i64,
+    now: &str,
+    k: usize,
+    list: super::model::List,
+) -> rusqlite::Result<Vec<Pick>> {
+    let store_id = usual_store(conn, member_id, now)?.unwrap_or_default();
+    let request = Request {
+        member_id: Some(member_id),
+        store_id,
+        now: now.to_owned(),
+        k,
+        public_screen: false,
+        shown: Vec::new(),
+    };
+    let lists = recommend(conn, served, &request, &Policy::batch())?;
+    Ok(match list {
+        super::model::List::BuyAgain => lists.buy_again,
+        super::model::List::Discover => lists.discover,
+        super::model::List::Blended => {
+            let mut all: Vec<Pick> = lists.buy_again.into_iter().chain(lists.discover).collect();
+            all.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then(a.product_id.cmp(&b.product_id))
+            });
+            all.truncate(k);
+            all
+        }
+    })
 }
