@@ -166,7 +166,13 @@ mod serving {
         .expect("serve");
         assert!(lists.personal && lists.notice.is_none());
         assert_eq!(lists.buy_again.len(), 8);
-        assert_eq!(lists.discover.len(), 8);
+        // The demo stores stock only what 200 households bought there, and this is the
+        // member who bought most of it: Discover may come out short, never empty.
+        assert!(
+            (1..=8).contains(&lists.discover.len()),
+            "{}",
+            lists.discover.len()
+        );
         let bought = |product_id: i64| -> i64 {
             conn.query_row(
                 "SELECT count(DISTINCT b.basket_id) FROM baskets AS b JOIN purchase_lines AS l USING (basket_id)

@@ -20,6 +20,88 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Both recommendation lists for random members, model loaded (run `aisle train` first).
+    Recommend {
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// Resident memory of this process, from /proc (Linux), in MB.
+fn resident_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn bench_recommend(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Result<()> {
+    use aisle_core::recommend::{artifact, serve};
+    let conn = aisle_core::replica::open_reader(db)?;
+    let before = resident_mb().unwrap_or(0.0);
+    let started = Instant::now();
+    let loaded = artifact::load_newest(&conn)?;
+    let served = serve::Served::new(loaded.artifact.model);
+    let load = started.elapsed();
+    let after = resident_mb().unwrap_or(0.0);
+    let size = artifact::newest_size(&conn)?.unwrap_or(0);
+    let now = format!("{} 00:00:00", loaded.artifact.trained_until)
+        .chars()
+        .take(19)
+        .collect::<String>();
+    let members: Vec<(i64, Option<i64>)> = conn
+        .prepare("SELECT member_id, home_store_id FROM members WHERE erased_at IS NULL")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(!members.is_empty(), "the replica has no members");
+    let mut rng = SplitMix64::new(seed);
+    let policy = serve::Policy::default();
+    let mut baseline = Vec::with_capacity(queries);
+    let mut lists = Vec::with_capacity(queries);
+    let mut stmt = conn.prepare("SELECT member_id FROM members WHERE member_id = ?1")?;
+    let mut empty = 0usize;
+    for _ in 0..queries {
+        let (member_id, home) = members[rng.below(members.len() as u64) as usize];
+        let started = Instant::now();
+        let _: i64 = stmt.query_row([member_id], |row| row.get(0))?;
+        baseline.push(started.elapsed());
+        let request = serve::Request {
+            member_id: Some(member_id),
+            store_id: home.unwrap_or_default(),
+            now: now.clone(),
+            k: 10,
+            public_screen: true,
+            shown: Vec::new(),
+        };
+        let started = Instant::now();
+        let answer = serve::recommend(&conn, &served, &request, &policy)?;
+        lists.push(started.elapsed());
+        empty += usize::from(answer.discover.is_empty() && answer.buy_again.is_empty());
+    }
+    let results = [
+        summarize("baseline: member by primary key", baseline),
+        summarize("both lists for one member", lists),
+    ];
+    out.line(format_args!(
+        "model artifact {:.1} MB loaded in {:.0} ms; resident memory {:.0} MB -> {:.0} MB",
+        size as f64 / 1e6,
+        load.as_secs_f64() * 1e3,
+        before,
+        after
+    ))?;
+    for r in &results {
+        out.line(format_args!(
+            "  {:<40} p50 {:>8.1} us  p99 {:>8.1} us  max {:>9.1} us  mean {:>8.1} us",
+            r.name, r.p50_us, r.p99_us, r.max_us, r.mean_us
+        ))?;
+    }
+    out.line(format_args!(
+        "  lists p99 / baseline p99 = {:.1}x; {empty} of {queries} answers empty (nothing in stock to show)",
+        results[1].p99_us / results[0].p99_us
+    ))?;
+    out.json(&results)
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -47,7 +129,12 @@ fn summarize(name: &str, mut samples: Vec<Duration>) -> Summary {
 }
 
 pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
-    let BenchCommand::Lookup { queries, seed } = command;
+    let (queries, seed) = match command {
+        BenchCommand::Lookup { queries, seed } => (queries, seed),
+        BenchCommand::Recommend { queries, seed } => {
+            return bench_recommend(db, *queries, *seed, out);
+        }
+    };
     let conn = aisle_core::replica::open_reader(db)?;
     let ids: Vec<i64> = conn
         .prepare("SELECT member_id FROM members WHERE erased_at IS NULL")?

@@ -61,6 +61,9 @@ pub struct FitOptions {
     pub validation_splits: usize,
     /// Explore candidates per member.
     pub explore_candidates: usize,
+    /// Members whose histories train the rankers, at most (a seeded sample
+    /// beyond that: a million members teach no more than tens of thousands).
+    pub max_training_members: usize,
     /// The rankers fitted for repeat and for explore candidates.
     pub repeat_ranker: RankerKind,
     pub explore_ranker: RankerKind,
@@ -76,6 +79,7 @@ impl Default for FitOptions {
             neighbors: 50,
             validation_days: 35,
             validation_splits: 1,
+            max_training_members: 25_000,
             // Measured on Complete Journey weeks 1-39 (docs/RECOMMEND.md): the mean of a
             // logistic regression and boosted trees ranks repeat items best.
             repeat_ranker: RankerKind::Both,
@@ -886,7 +890,15 @@ pub fn fit(
     for split in 1..=options.validation_splits {
         let split_day = as_of_day - options.validation_days * split as i32;
         let validation = statistics(train, split_day, options, catalog(kind_names));
-        for trips in &train.trips {
+        let share = options.max_training_members as f64 / train.trips.len().max(1) as f64;
+        for (member, trips) in train.trips.iter().enumerate() {
+            if share < 1.0
+                && crate::rng::SplitMix64::for_key(options.seed, "train-member", member as u64)
+                    .unit()
+                    >= share
+            {
+                continue;
+            }
             let history_end = trips.partition_point(|t| t.day < split_day);
             let (history, future) = trips.split_at(history_end);
             let Some(target) = future.first() else {
