@@ -109,6 +109,26 @@ fn errors_are_specific_and_exit_nonzero() {
     assert!(!out.status.success());
     assert!(stderr.contains("check digit is 9, expected 8"), "{stderr}");
 
+    let garbage = home.path().join("garbage.db");
+    std::fs::write(&garbage, b"this is not a replica").expect("write");
+    let out = aisle(home.path())
+        .arg("--db")
+        .arg(&garbage)
+        .arg("stats")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot open replica") && stderr.contains("not a database"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&garbage).expect("read"),
+        b"this is not a replica",
+        "left as it was"
+    );
+
     let out = aisle(home.path())
         .arg("--db")
         .arg(&db)

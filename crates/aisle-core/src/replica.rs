@@ -56,7 +56,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
-    #[error("cannot open replica {path}: {source}")]
+    #[error("cannot open replica {path}")]
     Open {
         path: String,
         source: rusqlite::Error,
@@ -78,13 +78,13 @@ pub enum ReplicaError {
         found: String,
         expected: String,
     },
-    #[error("replica {path}: migration {name} failed: {source}")]
+    #[error("replica {path}: migration {name} failed")]
     Migrate {
         path: String,
         name: String,
         source: rusqlite::Error,
     },
-    #[error("cannot create the folder of replica {path}: {source}")]
+    #[error("cannot create the folder of replica {path}")]
     CreateDir {
         path: String,
         source: std::io::Error,
@@ -111,7 +111,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Opens (creating if needed) the replica's single writer connection and brings
 /// the schema up to date.
-#[tracing::instrument(skip_all, fields(path = %path.display()), err)]
+#[tracing::instrument(skip_all, fields(path = %path.display()))]
 pub fn open_writer(path: &Path) -> Result<Connection, ReplicaError> {
     open_writer_at_version(path, latest_version())
 }
@@ -130,11 +130,17 @@ pub fn open_writer_at_version(path: &Path, target: u32) -> Result<Connection, Re
         path: display.clone(),
         source,
     })?;
-    let journal: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let not_a_replica = |source| ReplicaError::Open {
+        path: display.clone(),
+        source,
+    };
+    let journal: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(not_a_replica)?;
     debug_assert!(journal.eq_ignore_ascii_case("wal") || journal.eq_ignore_ascii_case("memory"));
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    configure(&conn)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(not_a_replica)?;
+    configure(&conn).map_err(not_a_replica)?;
     migrate(&mut conn, &display, target)?;
     Ok(conn)
 }
@@ -152,9 +158,14 @@ pub fn open_reader(path: &Path) -> Result<Connection, ReplicaError> {
         path: display.clone(),
         source,
     })?;
-    configure(&conn)?;
-    conn.pragma_update(None, "query_only", true)?;
-    let version = schema_version(&conn)?;
+    let not_a_replica = |source| ReplicaError::Open {
+        path: display.clone(),
+        source,
+    };
+    configure(&conn).map_err(not_a_replica)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(not_a_replica)?;
+    let version = schema_version(&conn).map_err(not_a_replica)?;
     if version == 0 {
         return Err(ReplicaError::NotInitialized { path: display });
     }

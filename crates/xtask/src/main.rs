@@ -198,7 +198,48 @@ fn test(args: &[&str]) -> Result<()> {
     run(cargo()
         .args(["doc", "--workspace", "--no-deps", "--quiet"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
-    run(cargo().args(["test", "--workspace"]).args(args))
+    run_tests(cargo().args(["test", "--workspace"]).args(args))
+}
+
+/// Runs the test command, passing its output through, and ends with one line
+/// that sums every test binary's results.
+fn run_tests(cmd: &mut Command) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("$ {}", describe(cmd));
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| describe(cmd))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| {
+                    rest.split(';')
+                        .find_map(|part| {
+                            part.trim().strip_suffix(word).map(|n| {
+                                n.trim()
+                                    .trim_start_matches("ok. ")
+                                    .trim_start_matches("FAILED. ")
+                                    .to_owned()
+                            })
+                        })
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                passed += count("passed");
+                failed += count("failed");
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("\n{passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("{} failed: {status}", describe(cmd));
+    }
+    Ok(())
 }
 
 fn release_aisle() -> Result<PathBuf> {

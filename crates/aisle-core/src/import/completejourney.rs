@@ -336,7 +336,7 @@ pub fn product_name(
 }
 
 /// Imports a Complete Journey folder inside `tx`. The caller commits.
-#[tracing::instrument(skip_all, fields(source = %source.describe()), err)]
+#[tracing::instrument(skip_all, fields(source = %source.describe()))]
 pub fn import(
     tx: &Transaction<'_>,
     source: &dyn Source,

@@ -251,7 +251,7 @@ fn parse_purchase(row: &Row<'_>) -> Result<Purchase, RowFault> {
 }
 
 /// Imports every layout file present in `source` inside `tx`. The caller commits.
-#[tracing::instrument(skip_all, fields(source = %source.describe()), err)]
+#[tracing::instrument(skip_all, fields(source = %source.describe()))]
 pub fn import(
     tx: &Transaction<'_>,
     source: &dyn Source,
