@@ -392,6 +392,33 @@ fn run_demo(path: &Path, out: &mut Out) -> Result<()> {
         .cards
         .first()
         .map_or("CARD", |c| c.card_number.as_str());
+    // The model, fitted here in seconds, and what the kiosk would show this member.
+    out.line(format_args!(""))?;
+    recommend::train(
+        &recommend::TrainArgs {
+            until: None,
+            seed: 1,
+        },
+        path,
+        &output::now_utc(),
+        out,
+    )?;
+    out.line(format_args!(
+        "\nWhat {} would see at the kiosk:",
+        profile.given_name.as_deref().unwrap_or("they")
+    ))?;
+    let args = recommend::RecommendArgs {
+        member: Some(member_id),
+        product: None,
+        households: None,
+        out: None,
+        list: "blended".to_owned(),
+        k: 5,
+        store: None,
+        now: None,
+        public: true,
+    };
+    recommend::recommend(&args, path, out)?;
     out.line(format_args!(
         "\nTry:  aisle --db {} member search {}\n      aisle --db {} member show {card}",
         path.display(),
