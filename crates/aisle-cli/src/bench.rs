@@ -91,12 +91,7 @@ fn bench_recommend(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Resul
         before,
         after
     ))?;
-    for r in &results {
-        out.line(format_args!(
-            "  {:<40} p50 {:>8.1} us  p99 {:>8.1} us  max {:>9.1} us  mean {:>8.1} us",
-            r.name, r.p50_us, r.p99_us, r.max_us, r.mean_us
-        ))?;
-    }
+    print_summaries(out, &results)?;
     out.line(format_args!(
         "  lists p99 / baseline p99 = {:.1}x; {empty} of {queries} answers empty (nothing in stock to show)",
         results[1].p99_us / results[0].p99_us
@@ -112,6 +107,16 @@ struct Summary {
     p99_us: f64,
     max_us: f64,
     mean_us: f64,
+}
+
+fn print_summaries(out: &mut Out, results: &[Summary]) -> Result<()> {
+    for r in results {
+        out.line(format_args!(
+            "  {:<40} p50 {:>8.1} us  p99 {:>8.1} us  max {:>9.1} us  mean {:>8.1} us",
+            r.name, r.p50_us, r.p99_us, r.max_us, r.mean_us
+        ))?;
+    }
+    Ok(())
 }
 
 fn summarize(name: &str, mut samples: Vec<Duration>) -> Summary {
@@ -212,12 +217,7 @@ pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
         ids.len(),
         db.display()
     ))?;
-    for r in &results {
-        out.line(format_args!(
-            "  {:<40} p50 {:>8.1} us  p99 {:>8.1} us  max {:>9.1} us  mean {:>8.1} us",
-            r.name, r.p50_us, r.p99_us, r.max_us, r.mean_us
-        ))?;
-    }
+    print_summaries(out, &results)?;
     out.line(format_args!(
         "  card p99 / baseline p99 = {:.1}x; search p99 / baseline p99 = {:.1}x",
         results[1].p99_us / results[0].p99_us,
