@@ -15,7 +15,7 @@ use super::model::Model;
 
 pub const MAGIC: &[u8; 8] = b"AISLEREC";
 /// Bumped whenever the payload's shape changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 32;
 
 /// What an artifact holds.

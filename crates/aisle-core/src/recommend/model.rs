@@ -91,8 +91,10 @@ impl Default for FitOptions {
     }
 }
 
-const N_REPEAT: usize = 27;
-const N_EXPLORE: usize = 15;
+const N_REPEAT: usize = 28;
+/// A member's items that define them for the shopper-neighbour signal.
+const STAPLES: usize = 40;
+const N_EXPLORE: usize = 16;
 
 /// Which ranker to fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,6 +407,10 @@ pub struct Model {
     pub store_popularity: Vec<(i64, Vec<(u32, f32)>)>,
     /// Per item: its most similar items (cosine over baskets), best first.
     pub neighbors: Vec<Vec<(u32, f32)>>,
+    /// Per item: items most often among the same shoppers' staples (cosine over
+    /// members), best first: the collaborative signal of TIFU-KNN's neighbours,
+    /// without keeping every member's vector in the artifact.
+    pub shopper_neighbors: Vec<Vec<(u32, f32)>>,
     /// Per item, over all members who bought it: the share who bought it on
     /// two trips or more, their mean days between purchases, and how many
     /// bought it for the first time in the recent window (ln 1+n).
@@ -456,6 +462,39 @@ fn catalog(kind_names: &[Option<String>]) -> Catalog {
     Catalog { item_kind, kinds }
 }
 
+/// Top `keep` neighbours per item by cosine from co-occurrence `pairs`
+/// (`a << 32 | b`, a < b) over per-item `counts`, ignoring pairs seen fewer than `min_together` times.
+fn cosine_neighbors(
+    mut pairs: Vec<u64>,
+    counts: &[u32],
+    min_together: usize,
+    keep: usize,
+) -> Vec<Vec<(u32, f32)>> {
+    pairs.sort_unstable();
+    let mut neighbors: Vec<Vec<(u32, f32)>> = vec![Vec::new(); counts.len()];
+    let mut idx = 0;
+    while idx < pairs.len() {
+        let pair = pairs[idx];
+        let mut end = idx + 1;
+        while end < pairs.len() && pairs[end] == pair {
+            end += 1;
+        }
+        let (a, b) = ((pair >> 32) as u32, (pair & 0xffff_ffff) as u32);
+        if end - idx >= min_together {
+            let cosine = (end - idx) as f64
+                / (f64::from(counts[a as usize]) * f64::from(counts[b as usize])).sqrt();
+            neighbors[a as usize].push((b, cosine as f32));
+            neighbors[b as usize].push((a, cosine as f32));
+        }
+        idx = end;
+    }
+    for list in &mut neighbors {
+        list.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        list.truncate(keep);
+    }
+    neighbors
+}
+
 /// Statistics that do not depend on the rankers: popularity, store
 /// popularity, neighbours. Fitted from `trips` with days < `as_of_day`.
 fn statistics(train: &History, as_of_day: i32, options: &FitOptions, catalog: Catalog) -> Model {
@@ -488,9 +527,21 @@ fn statistics(train: &History, as_of_day: i32, options: &FitOptions, catalog: Ca
     let mut repeaters = vec![0u32; n_items];
     let mut interval_sum = vec![0.0f64; n_items];
     let mut new_buyers = vec![0u32; n_items];
+    let mut staple_pairs: Vec<u64> = Vec::new();
     for trips in &train.trips {
         let end = trips.partition_point(|t| t.day < as_of_day);
-        for (item, stat) in member_stats(&trips[..end], options.decay) {
+        let stats = member_stats(&trips[..end], options.decay);
+        let mut staples: Vec<(u32, f64)> = stats.iter().map(|(i, s)| (*i, s.decayed)).collect();
+        staples.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        staples.truncate(STAPLES);
+        let mut items: Vec<u32> = staples.into_iter().map(|(i, _)| i).collect();
+        items.sort_unstable();
+        for (a_idx, a) in items.iter().enumerate() {
+            for b in &items[a_idx + 1..] {
+                staple_pairs.push(u64::from(*a) << 32 | u64::from(*b));
+            }
+        }
+        for (item, stat) in stats {
             let item = item as usize;
             buyers[item] += 1;
             if stat.trips >= 2 {
@@ -503,29 +554,8 @@ fn statistics(train: &History, as_of_day: i32, options: &FitOptions, catalog: Ca
             }
         }
     }
-    pairs.sort_unstable();
-    let mut neighbors: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_items];
-    let mut idx = 0;
-    while idx < pairs.len() {
-        let pair = pairs[idx];
-        let mut end = idx + 1;
-        while end < pairs.len() && pairs[end] == pair {
-            end += 1;
-        }
-        let together = (end - idx) as f64;
-        let (a, b) = ((pair >> 32) as u32, (pair & 0xffff_ffff) as u32);
-        if together >= 2.0 {
-            let cosine =
-                together / (f64::from(counts[a as usize]) * f64::from(counts[b as usize])).sqrt();
-            neighbors[a as usize].push((b, cosine as f32));
-            neighbors[b as usize].push((a, cosine as f32));
-        }
-        idx = end;
-    }
-    for list in &mut neighbors {
-        list.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-        list.truncate(options.neighbors);
-    }
+    let shopper_neighbors = cosine_neighbors(staple_pairs, &buyers, 3, options.neighbors);
+    let neighbors = cosine_neighbors(pairs, &counts, 2, options.neighbors);
     let mut popular: Vec<u32> = (0..n_items as u32).collect();
     popular.sort_by_key(|item| (std::cmp::Reverse(counts[*item as usize]), *item));
     let mut kind_top: Vec<Vec<u32>> = vec![Vec::new(); catalog.kinds.len()];
@@ -577,6 +607,7 @@ fn statistics(train: &History, as_of_day: i32, options: &FitOptions, catalog: Ca
         popular,
         store_popularity,
         neighbors,
+        shopper_neighbors,
         repeat_rate: buyers
             .iter()
             .zip(&repeaters)
@@ -629,7 +660,7 @@ impl Model {
         now: i32,
         store_share: f64,
         item: u32,
-    ) -> [f64; N_REPEAT - 5] {
+    ) -> [f64; N_REPEAT - 6] {
         let n = member.n_trips.max(1) as f64;
         let since_last = f64::from((now - stat.last_day).max(0));
         let own_interval = if stat.trips >= 2 {
@@ -682,7 +713,7 @@ impl Model {
         store_share: f64,
         item: u32,
         member: &MemberSummary,
-    ) -> [f64; N_EXPLORE - 5] {
+    ) -> [f64; N_EXPLORE - 6] {
         [
             (1.0 + knn).ln(),
             knn / member.n_trips.max(1) as f64,
@@ -740,6 +771,17 @@ impl Model {
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
         let share = |item: u32| f64::from(shares.get(&item).copied().unwrap_or(0.0));
+        // "Shoppers who buy what you buy also buy": over the member's staples.
+        let mut staples: Vec<(u32, f64)> = stats.iter().map(|(i, s)| (*i, s.decayed)).collect();
+        staples.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        staples.truncate(STAPLES);
+        let mut shoppers: IdMap<u32, f64> = IdMap::default();
+        for (item, weight) in &staples {
+            for (neighbor, similarity) in &self.shopper_neighbors[*item as usize] {
+                *shoppers.entry(*neighbor).or_default() +=
+                    weight / decay_norm * f64::from(*similarity);
+            }
+        }
         let kind_features = |item: u32, own_trips: u32| {
             let kind = kind_of(item);
             [
@@ -748,6 +790,7 @@ impl Model {
                 f64::from((now - kind.last_day).max(0)) * f64::from(u8::from(kind.trips > 0)),
                 f64::from(own_trips) / f64::from(kind.trips.max(1)),
                 f64::from(self.kind_share[item as usize]),
+                shoppers.get(&item).copied().unwrap_or(0.0),
             ]
         };
         let mut repeat: Vec<(u32, [f64; N_REPEAT])> = stats
@@ -755,8 +798,8 @@ impl Model {
             .map(|(item, stat)| {
                 let base = self.repeat_features(stat, &member, now, share(*item), *item);
                 let mut x = [0.0; N_REPEAT];
-                x[..N_REPEAT - 5].copy_from_slice(&base);
-                x[N_REPEAT - 5..].copy_from_slice(&kind_features(*item, stat.trips));
+                x[..N_REPEAT - 6].copy_from_slice(&base);
+                x[N_REPEAT - 6..].copy_from_slice(&kind_features(*item, stat.trips));
                 (*item, x)
             })
             .collect();
@@ -775,6 +818,18 @@ impl Model {
         pool.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         pool.truncate(self.explore_candidates / 2);
         let mut seen: IdSet<u32> = pool.iter().map(|(i, _)| *i).collect();
+        // ... what shoppers like them buy ...
+        let mut alike: Vec<(u32, f64)> = shoppers
+            .iter()
+            .filter(|(i, _)| !stats.contains_key(i))
+            .map(|(i, w)| (*i, *w))
+            .collect();
+        alike.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (item, _) in alike.into_iter().take(50) {
+            if seen.insert(item) {
+                pool.push((item, knn.get(&item).copied().unwrap_or(0.0)));
+            }
+        }
         // ... popular items of the kinds they buy most ...
         let mut top_kinds: Vec<(u16, f64)> =
             kinds.iter().map(|(k, stat)| (*k, stat.decayed)).collect();
@@ -803,8 +858,8 @@ impl Model {
             .map(|(item, score)| {
                 let base = self.explore_features(score, share(item), item, &member);
                 let mut x = [0.0; N_EXPLORE];
-                x[..N_EXPLORE - 5].copy_from_slice(&base);
-                x[N_EXPLORE - 5..].copy_from_slice(&kind_features(item, 0));
+                x[..N_EXPLORE - 6].copy_from_slice(&base);
+                x[N_EXPLORE - 6..].copy_from_slice(&kind_features(item, 0));
                 (item, x)
             })
             .collect();
