@@ -11,11 +11,16 @@
 //!   type: a member who buys yogurt every week is a likely buyer of a popular
 //!   yogurt they have not tried, a substitute that co-purchase never shows).
 //!
-//! Both are logistic regressions over those features, fitted on a validation
-//! split *inside* the training window (history up to five weeks before its
-//! end, labels from the first basket after), so nothing is tuned on test
-//! data. Their probabilities are comparable, so the blended list the kiosk
-//! shows is simply the most probable items of either kind.
+//! Both use "shopper neighbours" too: items found among the staples of the
+//! same shoppers (TIFU-KNN's collaborative part, kept per item so the
+//! artifact does not carry every member's vector).
+//!
+//! Each ranker is the mean of a logistic regression and boosted trees
+//! ([`super::trees`]) over those features, fitted on a validation split
+//! *inside* the training window (history up to five weeks before its end,
+//! labels from the first basket after), so nothing is tuned on test data.
+//! Their probabilities are comparable, so the blended list the kiosk shows is
+//! simply the most probable items of either kind.
 
 use super::history::{History, Trip};
 use super::trees::{BoostOptions, Forest};
