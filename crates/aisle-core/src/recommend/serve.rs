@@ -277,7 +277,18 @@ struct Filler<'a> {
     list: Vec<Pick>,
 }
 
-impl Filler<'_> {
+impl<'a> Filler<'a> {
+    fn new(conn: &'a Connection, policy: &'a Policy, request: &'a Request) -> Self {
+        Self {
+            conn,
+            policy,
+            request,
+            taken: IdSet::default(),
+            per_kind: IdMap::default(),
+            list: Vec::new(),
+        }
+    }
+
     /// Adds `product_id` if it passes every rule; true when added.
     fn offer(&mut self, product_id: i64, reason: Reason, score: f64) -> rusqlite::Result<bool> {
         if self.list.len() >= self.request.k
@@ -390,15 +401,10 @@ pub fn recommend(
 ) -> rusqlite::Result<Lists> {
     let model = &served.model;
     let now_day = day_of(&request.now).unwrap_or(model.as_of_day);
-    let filler = |conn| Filler {
-        conn,
-        policy,
-        request,
-        taken: IdSet::default(),
-        per_kind: IdMap::default(),
-        list: Vec::new(),
-    };
-    let (mut buy_again, mut discover) = (filler(conn), filler(conn));
+    let (mut buy_again, mut discover) = (
+        Filler::new(conn, policy, request),
+        Filler::new(conn, policy, request),
+    );
 
     let consent: Option<(bool, bool)> = match request.member_id {
         Some(member_id) => conn
@@ -501,14 +507,7 @@ pub fn bought_together(
     request: &Request,
     policy: &Policy,
 ) -> rusqlite::Result<Vec<Pick>> {
-    let mut filler = Filler {
-        conn,
-        policy,
-        request,
-        taken: IdSet::default(),
-        per_kind: IdMap::default(),
-        list: Vec::new(),
-    };
+    let mut filler = Filler::new(conn, policy, request);
     filler.taken.insert(product_id);
     if let Some(item) = served.index.get(&product_id) {
         let name = product_name(conn, product_id)?;
