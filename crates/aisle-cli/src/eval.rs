@@ -27,6 +27,9 @@ pub enum EvalCommand {
         test_weeks: String,
         #[arg(long, default_value_t = 10)]
         k: usize,
+        /// TIFU-style decay per trip of the personal frequencies [default: the model's].
+        #[arg(long)]
+        decay: Option<f64>,
     },
 }
 
@@ -36,6 +39,7 @@ pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
         train_weeks,
         test_weeks,
         k,
+        decay,
     } = command;
     let train_weeks = Weeks::parse(train_weeks).map_err(anyhow::Error::msg)?;
     let test_weeks = Weeks::parse(test_weeks).map_err(anyhow::Error::msg)?;
@@ -109,8 +113,13 @@ pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
     ));
     let started = Instant::now();
     let kinds = model::kinds_of(&conn, &train.products)?;
+    let defaults = model::FitOptions::default();
+    let options = model::FitOptions {
+        decay: decay.unwrap_or(defaults.decay),
+        ..defaults
+    };
     let as_of = aisle_core::recommend::history::day_of(&train_until).context("train window end")?;
-    let fitted = model::fit(&train, &kinds, as_of, &model::FitOptions::default());
+    let fitted = model::fit(&train, &kinds, as_of, &options);
     out.line(format_args!(
         "fitted in {:.1} s",
         started.elapsed().as_secs_f64()
