@@ -107,7 +107,6 @@ pub enum RankerKind {
     Logistic,
     Forest,
     Both,
-    Pairwise,
 }
 
 /// A fitted ranker: P(item in the next basket | features).
@@ -117,14 +116,6 @@ pub enum Ranker {
     Forest(Forest),
     /// The mean probability of both.
     Both(Logistic, Forest),
-    /// A linear scorer fitted on within-member pairs (a positive against
-    /// negatives of the same member), so it learns how to rank one member's
-    /// candidates rather than which members buy more; then calibrated to a
-    /// probability by a one-feature logistic regression on its score.
-    Pairwise {
-        scorer: Logistic,
-        calibration: Logistic,
-    },
 }
 
 impl Default for Ranker {
@@ -139,30 +130,11 @@ impl Ranker {
             Ranker::Logistic(model) => model.probability(x),
             Ranker::Forest(model) => model.probability(x),
             Ranker::Both(linear, forest) => (linear.probability(x) + forest.probability(x)) / 2.0,
-            Ranker::Pairwise {
-                scorer,
-                calibration,
-            } => calibration.probability(&[scorer.margin(x)]),
         }
     }
 
-    fn fit(
-        rows: &[Vec<f64>],
-        labels: &[bool],
-        groups: &[u32],
-        kind: RankerKind,
-        seed: u64,
-    ) -> Self {
+    fn fit(rows: &[Vec<f64>], labels: &[bool], kind: RankerKind) -> Self {
         match kind {
-            RankerKind::Pairwise => {
-                let scorer = Logistic::fit_pairwise(rows, labels, groups, seed);
-                let scores: Vec<Vec<f64>> = rows.iter().map(|x| vec![scorer.margin(x)]).collect();
-                let calibration = Logistic::fit(&scores, labels, 200);
-                Ranker::Pairwise {
-                    scorer,
-                    calibration,
-                }
-            }
             RankerKind::Forest => {
                 Ranker::Forest(Forest::fit(rows, labels, &BoostOptions::default()))
             }
@@ -198,46 +170,6 @@ impl Logistic {
 
     pub fn probability(&self, x: &[f64]) -> f64 {
         1.0 / (1.0 + (-self.margin(x)).exp())
-    }
-
-    /// Fits on differences x_pos - x_neg of candidates of the same group
-    /// (label true) and their opposites (label false): a RankNet-style linear
-    /// ranker. Up to 10 negatives per positive, drawn with `seed`.
-    pub fn fit_pairwise(rows: &[Vec<f64>], labels: &[bool], groups: &[u32], seed: u64) -> Self {
-        let mut rng = crate::rng::SplitMix64::new(seed);
-        let mut pairs: Vec<Vec<f64>> = Vec::new();
-        let mut pair_labels: Vec<bool> = Vec::new();
-        let mut start = 0;
-        while start < rows.len() {
-            let mut end = start + 1;
-            while end < rows.len() && groups[end] == groups[start] {
-                end += 1;
-            }
-            let positives: Vec<usize> = (start..end).filter(|i| labels[*i]).collect();
-            let negatives: Vec<usize> = (start..end).filter(|i| !labels[*i]).collect();
-            if !negatives.is_empty() {
-                for pos in positives {
-                    for _ in 0..10.min(negatives.len()) {
-                        let neg = negatives[rng.below(negatives.len() as u64) as usize];
-                        let diff: Vec<f64> = rows[pos]
-                            .iter()
-                            .zip(&rows[neg])
-                            .map(|(a, b)| a - b)
-                            .collect();
-                        pairs.push(diff.iter().map(|d| -d).collect());
-                        pair_labels.push(false);
-                        pairs.push(diff);
-                        pair_labels.push(true);
-                    }
-                }
-            }
-            start = end;
-        }
-        let mut fitted = Self::fit(&pairs, &pair_labels, 300);
-        // Differences are centred by construction: score candidates, not their offsets.
-        fitted.mean.iter_mut().for_each(|m| *m = 0.0);
-        fitted.bias = 0.0;
-        fitted
     }
 
     /// Full-batch Adam on the log loss with a small L2 penalty; deterministic.
@@ -759,8 +691,13 @@ impl Model {
     }
 
     /// Candidates with their feature rows for one member, as of `now` at `store_id`.
-    fn candidates(&self, trips: &[Trip], store_id: i64, now: i32) -> Candidates {
-        let stats = member_stats(trips, self.decay);
+    fn candidates(
+        &self,
+        trips: &[Trip],
+        stats: &IdMap<u32, ItemStat>,
+        store_id: i64,
+        now: i32,
+    ) -> Candidates {
         let kinds = self.kind_stats(trips);
         let member = MemberSummary::of(trips, stats.len(), now);
         let decay_norm =
@@ -812,7 +749,7 @@ impl Model {
 
         // Explore: neighbours of what the member buys, weighted by how much they buy it ...
         let mut knn: IdMap<u32, f64> = IdMap::default();
-        for (item, stat) in &stats {
+        for (item, stat) in stats {
             for (neighbor, similarity) in &self.neighbors[*item as usize] {
                 if !stats.contains_key(neighbor) {
                     *knn.entry(*neighbor).or_default() += stat.decayed * f64::from(*similarity);
@@ -873,7 +810,19 @@ impl Model {
 
     /// Every candidate with its probability of being in the next basket, best first.
     pub fn score(&self, trips: &[Trip], store_id: i64, now: i32) -> Vec<Scored> {
-        let (repeat, explore) = self.candidates(trips, store_id, now);
+        let stats = member_stats(trips, self.decay);
+        self.score_with(trips, &stats, store_id, now)
+    }
+
+    /// [`Self::score`] for a caller that already has the member's item statistics.
+    pub fn score_with(
+        &self,
+        trips: &[Trip],
+        stats: &IdMap<u32, ItemStat>,
+        store_id: i64,
+        now: i32,
+    ) -> Vec<Scored> {
+        let (repeat, explore) = self.candidates(trips, stats, store_id, now);
         let mut scored: Vec<Scored> = repeat
             .iter()
             .map(|(item, x)| Scored {
@@ -944,9 +893,6 @@ pub fn fit(
     let mut repeat_labels = Vec::new();
     let mut explore_rows = Vec::new();
     let mut explore_labels = Vec::new();
-    let mut repeat_groups = Vec::new();
-    let mut explore_groups = Vec::new();
-    let mut group = 0u32;
     for split in 1..=options.validation_splits {
         let split_day = as_of_day - options.validation_days * split as i32;
         let validation = statistics(train, split_day, options, catalog(kind_names));
@@ -968,10 +914,9 @@ pub fn fit(
                 continue;
             }
             let truth: IdSet<u32> = target.items.iter().copied().collect();
-            let (repeat, explore) = validation.candidates(history, home_store(history), split_day);
-            group += 1;
-            repeat_groups.extend(std::iter::repeat_n(group, repeat.len()));
-            explore_groups.extend(std::iter::repeat_n(group, explore.len()));
+            let stats = member_stats(history, validation.decay);
+            let (repeat, explore) =
+                validation.candidates(history, &stats, home_store(history), split_day);
             for (item, x) in repeat {
                 repeat_rows.push(x.to_vec());
                 repeat_labels.push(truth.contains(&item));
@@ -983,20 +928,8 @@ pub fn fit(
         }
     }
     let mut model = statistics(train, as_of_day, options, catalog(kind_names));
-    model.repeat = Ranker::fit(
-        &repeat_rows,
-        &repeat_labels,
-        &repeat_groups,
-        options.repeat_ranker,
-        options.seed,
-    );
-    model.explore = Ranker::fit(
-        &explore_rows,
-        &explore_labels,
-        &explore_groups,
-        options.explore_ranker,
-        options.seed,
-    );
+    model.repeat = Ranker::fit(&repeat_rows, &repeat_labels, options.repeat_ranker);
+    model.explore = Ranker::fit(&explore_rows, &explore_labels, options.explore_ranker);
     tracing::info!(
         repeat_rows = repeat_rows.len(),
         explore_rows = explore_rows.len(),

@@ -437,7 +437,7 @@ pub fn recommend(
     let bought: IdSet<u32> = trips.iter().flat_map(|t| t.items.iter().copied()).collect();
     if personal {
         let stats = member_stats(&trips, model.decay);
-        let scored: Vec<Scored> = model.score(&trips, request.store_id, now_day);
+        let scored: Vec<Scored> = model.score_with(&trips, &stats, request.store_id, now_day);
         for candidate in scored {
             if buy_again.full() && discover.full() {
                 break;

@@ -259,30 +259,19 @@ mod tests {
             .map(|_| (0..4).map(|_| rng.unit()).collect())
             .collect();
         let labels: Vec<bool> = rows.iter().map(|r| (r[0] > 0.5) != (r[1] > 0.5)).collect();
-        let forest = Forest::fit(
-            &rows,
-            &labels,
-            &BoostOptions {
-                trees: 60,
-                depth: 3,
-                ..BoostOptions::default()
-            },
-        );
+        let options = BoostOptions {
+            trees: 60,
+            depth: 3,
+            ..BoostOptions::default()
+        };
+        let forest = Forest::fit(&rows, &labels, &options);
         let correct = rows
             .iter()
             .zip(&labels)
             .filter(|(r, l)| (forest.probability(r) > 0.5) == **l)
             .count();
         assert!(correct > 3800, "{correct} of 4000");
-        let again = Forest::fit(
-            &rows,
-            &labels,
-            &BoostOptions {
-                trees: 60,
-                depth: 3,
-                ..BoostOptions::default()
-            },
-        );
+        let again = Forest::fit(&rows, &labels, &options);
         assert_eq!(
             forest.margin(&rows[0]).to_bits(),
             again.margin(&rows[0]).to_bits(),
