@@ -85,7 +85,7 @@ impl Default for FitOptions {
             validation_days: 35,
             validation_splits: 1,
             max_training_members: 25_000,
-            // Measured on Complete Journey weeks 1-39 (docs/RECOMMEND.md): the mean of a
+            // Measured on Complete Journey weeks 1-39 (docs/BENCHMARKS.md): the mean of a
             // logistic regression and boosted trees ranks repeat items best.
             repeat_ranker: RankerKind::Both,
             explore_ranker: RankerKind::Both,
