@@ -3,6 +3,8 @@
 //! Every test works in its own temp dir on real SQLite files; nothing here
 //! touches the network or `../shared`.
 
+pub mod hq;
+
 use std::path::{Path, PathBuf};
 
 use aisle_core::import::{self, DirSource, ImportError, ImportOptions, ImportReport, NoProgress};

@@ -7,6 +7,7 @@ mod bench;
 mod eval;
 mod output;
 mod recommend;
+mod sync;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -92,6 +93,8 @@ enum Command {
     /// Measure the replica (look-ups, search); see docs/BENCHMARKS.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Sync with HQ: bootstrap, upload the outbox, apply signed changes (see docs/PROTOCOL.md).
+    Sync(sync::SyncArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,6 +296,7 @@ fn run(cli: &Cli) -> Result<()> {
             out.json(&report)
         }
         Command::Bench(command) => bench::run(command, &db, out),
+        Command::Sync(args) => sync::run(args, &db, out),
         Command::Eval(command) => eval::run(command, &db, out),
         Command::Train(args) => recommend::train(args, &db, &output::now_utc(), out),
         Command::Recommend(args) => recommend::recommend(args, &db, out),

@@ -18,6 +18,7 @@
 pub mod card;
 pub mod dates;
 pub mod demo;
+pub mod edits;
 pub mod generate;
 pub mod identity;
 pub mod import;
@@ -27,3 +28,4 @@ pub mod replica;
 pub mod rng;
 pub mod stats;
 pub mod subset;
+pub mod sync;

@@ -247,6 +247,85 @@ fn migrate(conn: &mut Connection, path: &str, target: u32) -> Result<(), Replica
     Ok(())
 }
 
+/// Applies an add-on schema (e.g. HQ's own tables) on top of a replica:
+/// its migrations are tracked, checksummed and refused when edited exactly
+/// like the replica's, in their own table `table` (the replica's
+/// `user_version` stays the replica schema's).
+pub fn migrate_addon(
+    conn: &mut Connection,
+    path: &Path,
+    table: &str,
+    migrations: &[Migration],
+) -> Result<(), ReplicaError> {
+    let display = path.display().to_string();
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             checksum   TEXT NOT NULL,
+             applied_at TEXT NOT NULL DEFAULT (datetime('now'))
+         ) STRICT;"
+    ))?;
+    let applied: Vec<(u32, String, String)> = {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT version, name, checksum FROM {table} ORDER BY version"
+        ))?;
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    if let Some((found, _, _)) = applied
+        .iter()
+        .find(|(v, _, _)| *v as usize > migrations.len())
+    {
+        return Err(ReplicaError::TooNew {
+            path: display,
+            found: *found,
+            supported: migrations.len() as u32,
+        });
+    }
+    for (version, name, found) in &applied {
+        let expected = migrations
+            .iter()
+            .find(|m| m.version == *version)
+            .map(|m| checksum(m.sql))
+            .unwrap_or_default();
+        if *found != expected {
+            return Err(ReplicaError::MigrationChanged {
+                path: display,
+                name: name.clone(),
+                found: found.clone(),
+                expected,
+            });
+        }
+    }
+    for migration in migrations
+        .iter()
+        .filter(|m| m.version as usize > applied.len())
+    {
+        let tx = conn.transaction()?;
+        let result = tx.execute_batch(migration.sql).and_then(|()| {
+            tx.execute(
+                &format!("INSERT INTO {table} (version, name, checksum) VALUES (?1, ?2, ?3)"),
+                params![migration.version, migration.name, checksum(migration.sql)],
+            )
+            .map(|_| ())
+        });
+        result.map_err(|source| ReplicaError::Migrate {
+            path: display.clone(),
+            name: migration.name.to_owned(),
+            source,
+        })?;
+        tx.commit()?;
+        tracing::info!(
+            table,
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
+    }
+    Ok(())
+}
+
 /// A value from `replica_meta`.
 pub fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row(

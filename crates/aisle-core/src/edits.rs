@@ -1,0 +1,140 @@
+//! Local changes made in a store: each writes the replica and its outbox
+//! event in ONE transaction, so a change never exists without the event
+//! that carries it to HQ, nor an event without its change.
+
+use aisle_proto::{EventKind, Preference};
+use rusqlite::{Connection, params};
+use serde_json::json;
+
+use crate::sync::SyncError;
+
+/// A member identified at the kiosk (known to the replica or not: an
+/// unknown member's visit is kept for HQ, which adds them to the partition).
+pub fn record_visit(
+    conn: &mut Connection,
+    member_id: i64,
+    store_id: Option<i64>,
+    now: &str,
+) -> Result<String, SyncError> {
+    let tx = conn.transaction()?;
+    let key = crate::sync::outbox::record(
+        &tx,
+        EventKind::KioskVisit,
+        &json!({ "member_id": member_id, "store_id": store_id, "at": now }),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(key)
+}
+
+/// An associate's note on a member.
+pub fn add_note(
+    conn: &mut Connection,
+    member_id: i64,
+    author: &str,
+    body: &str,
+    now: &str,
+) -> Result<String, SyncError> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![member_id, author, body, now],
+    )?;
+    let key = crate::sync::outbox::record(
+        &tx,
+        EventKind::AssociateNote,
+        &json!({ "member_id": member_id, "author": author, "body": body }),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(key)
+}
+
+/// Replaces a member's stated preferences.
+pub fn set_preferences(
+    conn: &mut Connection,
+    member_id: i64,
+    preferences: &[Preference],
+    now: &str,
+) -> Result<String, SyncError> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM member_preferences WHERE member_id = ?1",
+        [member_id],
+    )?;
+    for preference in preferences {
+        tx.execute(
+            "INSERT OR IGNORE INTO member_preferences (member_id, kind, value) VALUES (?1, ?2, ?3)",
+            params![member_id, preference.kind, preference.value],
+        )?;
+    }
+    tx.execute(
+        "UPDATE members SET updated_at = ?2 WHERE member_id = ?1",
+        params![member_id, now],
+    )?;
+    let key = crate::sync::outbox::record(
+        &tx,
+        EventKind::PreferencesSet,
+        &json!({ "member_id": member_id, "preferences": preferences }),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(key)
+}
+
+/// Which consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    Personalization,
+    Marketing,
+}
+
+/// Grants or withdraws a consent here and now (a withdrawal is effective
+/// locally at once, whatever HQ says later).
+pub fn set_consent(
+    conn: &mut Connection,
+    member_id: i64,
+    consent: Consent,
+    granted: bool,
+    now: &str,
+) -> Result<String, SyncError> {
+    let tx = conn.transaction()?;
+    let (name, sql) = match consent {
+        Consent::Personalization => (
+            "personalization",
+            "UPDATE members SET consent_personalization = ?2, consent_personalization_at = ?3, updated_at = ?3 WHERE member_id = ?1",
+        ),
+        Consent::Marketing => (
+            "marketing",
+            "UPDATE members SET consent_marketing = ?2, consent_marketing_at = ?3, updated_at = ?3 WHERE member_id = ?1",
+        ),
+    };
+    tx.execute(sql, params![member_id, granted, now])?;
+    let key = crate::sync::outbox::record(
+        &tx,
+        EventKind::ConsentChanged,
+        &json!({ "member_id": member_id, "consent": name, "granted": granted, "at": now }),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(key)
+}
+
+/// Queues an erasure request for HQ; the profile leaves the replica when
+/// HQ's tombstone arrives (HQ erases everywhere, not only here).
+pub fn request_erasure(
+    conn: &mut Connection,
+    member_id: i64,
+    requested_by: &str,
+    now: &str,
+) -> Result<String, SyncError> {
+    let tx = conn.transaction()?;
+    let key = crate::sync::outbox::record(
+        &tx,
+        EventKind::ErasureRequested,
+        &json!({ "member_id": member_id, "requested_by": requested_by }),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(key)
+}

@@ -1,0 +1,192 @@
+//! The HTTP side of sync: one blocking HTTPS client per store device,
+//! bearer authentication, the protocol header, and the verification of
+//! everything HQ signs. Nothing here touches the replica.
+
+use std::time::Duration;
+
+use aisle_proto::{
+    ApiError, EventAck, EventUpload, MemberLookup, PROTOCOL_HEADER, PROTOCOL_VERSION, Signed, paths,
+};
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::de::DeserializeOwned;
+
+use super::{Credentials, SyncError};
+
+/// A connection to HQ for one device.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    client: reqwest::blocking::Client,
+    base: String,
+    authorization: String,
+    key: VerifyingKey,
+}
+
+impl Transport {
+    /// A client trusting only the CA in the credentials when there is one
+    /// (and the platform's roots otherwise: none are built in).
+    pub fn new(credentials: &Credentials) -> Result<Self, SyncError> {
+        let mut builder = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .tls_built_in_root_certs(false)
+            .user_agent(concat!("aisle/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &credentials.ca_pem {
+            let certificate = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|err| {
+                SyncError::Config {
+                    what: format!("the HQ certificate authority is not a PEM certificate: {err}"),
+                }
+            })?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let client = builder.build().map_err(|err| SyncError::Config {
+            what: format!("cannot build the HTTPS client: {err}"),
+        })?;
+        let key = credentials.verifying_key()?;
+        Ok(Self {
+            client,
+            base: credentials.hq_url.trim_end_matches('/').to_owned(),
+            authorization: format!("Bearer {}.{}", credentials.device_id, credentials.secret),
+            key,
+        })
+    }
+
+    fn send(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+        what: &str,
+    ) -> Result<reqwest::blocking::Response, SyncError> {
+        let response = request
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .header(reqwest::header::AUTHORIZATION, &self.authorization)
+            .send()
+            .map_err(|err| SyncError::Unreachable {
+                what: what.to_owned(),
+                reason: error_chain(&err),
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().unwrap_or_default();
+        let error: Option<ApiError> = serde_json::from_str(&body).ok();
+        Err(SyncError::Refused {
+            what: what.to_owned(),
+            status: status.as_u16(),
+            code: error
+                .as_ref()
+                .map_or_else(|| "http".to_owned(), |e| e.code.clone()),
+            message: error
+                .map_or_else(|| body.chars().take(200).collect::<String>(), |e| e.message),
+        })
+    }
+
+    fn body(
+        &self,
+        response: reqwest::blocking::Response,
+        what: &str,
+    ) -> Result<Vec<u8>, SyncError> {
+        response
+            .bytes()
+            .map(|b| b.to_vec())
+            .map_err(|err| SyncError::Unreachable {
+                what: what.to_owned(),
+                reason: error_chain(&err),
+            })
+    }
+
+    fn json<T: DeserializeOwned>(&self, bytes: &[u8], what: &str) -> Result<T, SyncError> {
+        serde_json::from_slice(bytes).map_err(|err| SyncError::Malformed {
+            what: what.to_owned(),
+            reason: err.to_string(),
+        })
+    }
+
+    /// A signed document, verified against HQ's key, then parsed.
+    fn signed<T: DeserializeOwned>(&self, bytes: &[u8], what: &str) -> Result<T, SyncError> {
+        let signed: Signed = self.json(bytes, what)?;
+        verify(&self.key, &signed, what)?;
+        self.json(signed.payload.as_bytes(), what)
+    }
+
+    pub fn snapshot_manifest(&self) -> Result<aisle_proto::SnapshotManifest, SyncError> {
+        let what = "the snapshot manifest";
+        let response = self.send(
+            self.client.get(format!("{}{}", self.base, paths::SNAPSHOT)),
+            what,
+        )?;
+        let bytes = self.body(response, what)?;
+        self.signed(&bytes, what)
+    }
+
+    pub fn snapshot_chunk(&self, snapshot_id: &str, index: u32) -> Result<Vec<u8>, SyncError> {
+        let what = format!("snapshot chunk {index}");
+        let url = format!("{}/v1/snapshot/{snapshot_id}/chunks/{index}", self.base);
+        let response = self.send(
+            self.client.get(url).timeout(Duration::from_secs(300)),
+            &what,
+        )?;
+        self.body(response, &what)
+    }
+
+    pub fn changes(&self, after: u64, limit: usize) -> Result<aisle_proto::ChangeBatch, SyncError> {
+        let what = format!("the changes after {after}");
+        let request = self
+            .client
+            .get(format!("{}{}", self.base, paths::CHANGES))
+            .query(&[("after", after.to_string()), ("limit", limit.to_string())]);
+        let response = self.send(request, &what)?;
+        let bytes = self.body(response, &what)?;
+        self.signed(&bytes, &what)
+    }
+
+    pub fn upload(&self, upload: &EventUpload) -> Result<EventAck, SyncError> {
+        let what = format!("an upload of {} events", upload.events.len());
+        let request = self
+            .client
+            .post(format!("{}{}", self.base, paths::EVENTS))
+            .json(upload);
+        let response = self.send(request, &what)?;
+        let bytes = self.body(response, &what)?;
+        self.json(&bytes, &what)
+    }
+
+    pub fn lookup(&self, query: &super::LookupKey) -> Result<MemberLookup, SyncError> {
+        let what = "a member look-up";
+        let pair = match query {
+            super::LookupKey::Card(card) => ("card", card.clone()),
+            super::LookupKey::MemberId(id) => ("member_id", id.to_string()),
+        };
+        let request = self
+            .client
+            .get(format!("{}{}", self.base, paths::MEMBER_LOOKUP))
+            .query(&[pair]);
+        let response = self.send(request, what)?;
+        let bytes = self.body(response, what)?;
+        self.json(&bytes, what)
+    }
+}
+
+/// Checks HQ's signature over the payload's exact bytes.
+pub fn verify(key: &VerifyingKey, signed: &Signed, what: &str) -> Result<(), SyncError> {
+    let bad = |reason: &str| SyncError::BadSignature {
+        what: what.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let bytes = hex::decode(&signed.signature).map_err(|_| bad("the signature is not hex"))?;
+    let signature =
+        Signature::from_slice(&bytes).map_err(|_| bad("the signature is not 64 bytes"))?;
+    key.verify_strict(signed.payload.as_bytes(), &signature)
+        .map_err(|_| bad("it does not verify with HQ's key"))
+}
+
+/// An error and its causes on one line (reqwest hides the useful part in sources).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

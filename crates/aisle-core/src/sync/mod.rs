@@ -1,0 +1,676 @@
+//! Store-side sync with HQ: bootstrap, signed deltas, the outbox, member
+//! look-ups on demand, and the status a store team reads.
+//!
+//! The plan is pure ([`decide_batch`], [`backoff`]); [`run_once`] executes it:
+//! 1. **Bootstrap** when the replica has no cursor: the signed manifest, then
+//!    each chunk, verified by its SHA-256 and kept in a staging folder (so a
+//!    killed bootstrap resumes where it stopped), then every record applied in
+//!    ONE transaction with the cursor; nothing is replaced before all of it
+//!    verified.
+//! 2. **Upload** the outbox, oldest first, in batches; HQ records each
+//!    idempotency key once; a row is deleted only once HQ acknowledged it.
+//! 3. **Deltas**: signed batches after the cursor, each applied in ONE
+//!    transaction together with the cursor advance; a duplicated or replayed
+//!    batch changes nothing, a gap is refused.
+//!
+//! Every failure is recorded in `sync_state` with a stable code and reason.
+
+pub mod client;
+pub mod outbox;
+pub mod records;
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use aisle_proto::{Change, ChangeBatch, EventUpload, PROTOCOL_VERSION, SnapshotManifest};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+pub use client::Transport;
+
+/// The one partition a store replicates (its store's).
+const PARTITION: &str = "store";
+
+/// What can go wrong, each with a stable [`SyncError::code`].
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("this replica is not provisioned for sync (run `aisle sync provision`)")]
+    NotProvisioned,
+    #[error("sync configuration: {what}")]
+    Config { what: String },
+    #[error("HQ unreachable while fetching {what}: {reason}")]
+    Unreachable { what: String, reason: String },
+    #[error("HQ refused {what}: {status} {code}: {message}")]
+    Refused {
+        what: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{what} is not valid: {reason}")]
+    Malformed { what: String, reason: String },
+    #[error("{what} has a bad signature ({reason}); nothing from it was applied")]
+    BadSignature { what: String, reason: String },
+    #[error("{what} does not match its checksum; it will be fetched again")]
+    Checksum { what: String },
+    #[error("{what}")]
+    Protocol { what: String },
+    #[error("the replica holds something unreadable: {what}")]
+    Corrupt { what: String },
+    #[error("staging file {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no randomness from the operating system")]
+    Random,
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl SyncError {
+    /// A stable code for status displays and UIs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SyncError::NotProvisioned => "not_provisioned",
+            SyncError::Config { .. } => "config",
+            SyncError::Unreachable { .. } => "unreachable",
+            SyncError::Refused { status: 401, .. } => "unauthorized",
+            SyncError::Refused { .. } => "refused",
+            SyncError::Malformed { .. } => "malformed",
+            SyncError::BadSignature { .. } => "bad_signature",
+            SyncError::Checksum { .. } => "checksum",
+            SyncError::Protocol { .. } => "protocol",
+            SyncError::Corrupt { .. } => "corrupt",
+            SyncError::Io { .. } => "io",
+            SyncError::Random => "random",
+            SyncError::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], SyncError> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).map_err(|_| SyncError::Random)?;
+    Ok(bytes)
+}
+
+/// What a device needs to talk to HQ, kept in `replica_meta` (`sync.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub hq_url: String,
+    pub device_id: String,
+    pub store_id: i64,
+    pub secret: String,
+    /// HQ's Ed25519 verifying key, hex.
+    pub hq_public_key: String,
+    /// The certificate authority HQ's TLS certificate chains to (PEM).
+    pub ca_pem: Option<String>,
+}
+
+impl Credentials {
+    pub fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, SyncError> {
+        let bad = || SyncError::Config {
+            what: format!(
+                "HQ's public key {:?} is not 32 bytes of hex",
+                self.hq_public_key
+            ),
+        };
+        let bytes: [u8; 32] = hex::decode(&self.hq_public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(bad)?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| bad())
+    }
+
+    /// Stores the credentials (provisioning). Refuses to move a replica to another store.
+    pub fn save(&self, conn: &mut Connection) -> Result<(), SyncError> {
+        self.verifying_key()?;
+        if let Some(existing) = Self::load(conn)?.filter(|e| e.store_id != self.store_id) {
+            return Err(SyncError::Config {
+                what: format!(
+                    "this replica belongs to store {}, not {}",
+                    existing.store_id, self.store_id
+                ),
+            });
+        }
+        let tx = conn.transaction()?;
+        for (key, value) in [
+            ("sync.hq_url", Some(self.hq_url.clone())),
+            ("sync.device_id", Some(self.device_id.clone())),
+            ("sync.store_id", Some(self.store_id.to_string())),
+            ("sync.secret", Some(self.secret.clone())),
+            ("sync.hq_public_key", Some(self.hq_public_key.clone())),
+            ("sync.ca_pem", self.ca_pem.clone()),
+        ] {
+            match value {
+                Some(value) => crate::replica::set_meta(&tx, key, &value)?,
+                None => {
+                    tx.execute("DELETE FROM replica_meta WHERE key = ?1", [key])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn load(conn: &Connection) -> Result<Option<Self>, SyncError> {
+        let get = |key: &str| crate::replica::meta(conn, key);
+        let (Some(hq_url), Some(device_id), Some(store_id), Some(secret), Some(hq_public_key)) = (
+            get("sync.hq_url")?,
+            get("sync.device_id")?,
+            get("sync.store_id")?,
+            get("sync.secret")?,
+            get("sync.hq_public_key")?,
+        ) else {
+            return Ok(None);
+        };
+        let store_id = store_id.parse().map_err(|_| SyncError::Corrupt {
+            what: format!("sync.store_id {store_id:?}"),
+        })?;
+        Ok(Some(Self {
+            hq_url,
+            device_id,
+            store_id,
+            secret,
+            hq_public_key,
+            ca_pem: get("sync.ca_pem")?,
+        }))
+    }
+}
+
+/// How to look a member up at HQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupKey {
+    Card(String),
+    MemberId(i64),
+}
+
+/// What to do with a received batch, given the replica's cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchDecision {
+    Apply,
+    /// Already applied (a duplicate or a replay): change nothing.
+    AlreadyApplied,
+    /// It does not start at the cursor: refuse, ask again from the cursor.
+    Gap,
+}
+
+/// Pure: a batch applies only when it starts exactly at the cursor.
+pub fn decide_batch(cursor: u64, from: u64, to: u64) -> BatchDecision {
+    if from == cursor && to >= from {
+        BatchDecision::Apply
+    } else if to <= cursor {
+        BatchDecision::AlreadyApplied
+    } else {
+        BatchDecision::Gap
+    }
+}
+
+/// Pure: the delay before retry `attempt` (0-based): "full jitter"
+/// exponential backoff, `unit` in [0, 1) drawn by the caller.
+pub fn backoff(
+    attempt: u32,
+    base: std::time::Duration,
+    max: std::time::Duration,
+    unit: f64,
+) -> std::time::Duration {
+    let ceiling = base
+        .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+        .min(max);
+    ceiling.mul_f64(unit.clamp(0.0, 1.0)).max(base / 4)
+}
+
+/// Knobs of one sync run.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Changes per delta batch asked of HQ.
+    pub batch_limit: usize,
+    /// Events per upload.
+    pub upload_batch: usize,
+    /// Where snapshot chunks wait until all are verified.
+    pub staging_dir: PathBuf,
+}
+
+impl SyncOptions {
+    /// Defaults, staging beside the replica file.
+    pub fn for_replica(path: &Path) -> Self {
+        let mut staging = path.as_os_str().to_owned();
+        staging.push(".sync");
+        Self {
+            batch_limit: 5_000,
+            upload_batch: 1_000,
+            staging_dir: PathBuf::from(staging),
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncReport {
+    pub bootstrapped_records: Option<u64>,
+    pub batches_applied: u64,
+    pub changes_applied: u64,
+    pub batches_ignored: u64,
+    pub events_uploaded: u64,
+    pub events_duplicate_at_hq: u64,
+    pub cursor: Option<u64>,
+}
+
+/// The replica's sync status.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    pub provisioned: bool,
+    pub hq_url: Option<String>,
+    pub device_id: Option<String>,
+    pub store_id: Option<i64>,
+    pub cursor: Option<u64>,
+    /// HQ's newest feed position when last asked; lag = head - cursor.
+    pub hq_head: Option<u64>,
+    pub lag: Option<u64>,
+    pub last_success_at: Option<String>,
+    pub last_error_at: Option<String>,
+    pub last_error: Option<String>,
+    pub pending_events: u64,
+    pub oldest_pending_at: Option<String>,
+}
+
+pub fn cursor(conn: &Connection) -> rusqlite::Result<Option<u64>> {
+    Ok(conn
+        .query_row(
+            "SELECT cursor FROM sync_state WHERE partition = ?1",
+            [PARTITION],
+            |row| row.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten()
+        .and_then(|c| c.parse().ok()))
+}
+
+fn set_cursor(tx: &Connection, cursor: u64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO sync_state (partition, cursor) VALUES (?1, ?2)
+         ON CONFLICT (partition) DO UPDATE SET cursor = excluded.cursor",
+        params![PARTITION, cursor.to_string()],
+    )?;
+    Ok(())
+}
+
+pub fn status(conn: &Connection) -> Result<Status, SyncError> {
+    let credentials = Credentials::load(conn)?;
+    type Row = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = conn
+        .query_row(
+            "SELECT cursor, last_success_at, last_error_at, last_error FROM sync_state WHERE partition = ?1",
+            [PARTITION],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+    let (cursor, last_success_at, last_error_at, last_error) = row.unwrap_or_default();
+    let cursor: Option<u64> = cursor.and_then(|c| c.parse().ok());
+    let hq_head: Option<u64> =
+        crate::replica::meta(conn, "sync.hq_head")?.and_then(|h| h.parse().ok());
+    Ok(Status {
+        provisioned: credentials.is_some(),
+        hq_url: credentials.as_ref().map(|c| c.hq_url.clone()),
+        device_id: credentials.as_ref().map(|c| c.device_id.clone()),
+        store_id: credentials.as_ref().map(|c| c.store_id),
+        cursor,
+        hq_head,
+        lag: hq_head.map(|head| head.saturating_sub(cursor.unwrap_or(0))),
+        last_success_at,
+        last_error_at,
+        last_error,
+        pending_events: outbox::pending(conn)?,
+        oldest_pending_at: conn
+            .query_row("SELECT min(created_at) FROM outbox", [], |row| row.get(0))?,
+    })
+}
+
+fn record_outcome(conn: &Connection, now: &str, error: Option<&SyncError>) -> rusqlite::Result<()> {
+    match error {
+        None => conn.execute(
+            "INSERT INTO sync_state (partition, last_success_at) VALUES (?1, ?2)
+             ON CONFLICT (partition) DO UPDATE SET last_success_at = excluded.last_success_at,
+                 last_error = NULL, last_error_at = NULL",
+            params![PARTITION, now],
+        )?,
+        Some(err) => conn.execute(
+            "INSERT INTO sync_state (partition, last_error_at, last_error) VALUES (?1, ?2, ?3)
+             ON CONFLICT (partition) DO UPDATE SET last_error_at = excluded.last_error_at,
+                 last_error = excluded.last_error",
+            params![PARTITION, now, format!("{}: {err}", err.code())],
+        )?,
+    };
+    Ok(())
+}
+
+/// One full sync (bootstrap if needed, upload, deltas), with its outcome
+/// recorded in `sync_state` either way.
+pub fn run_once(
+    conn: &mut Connection,
+    transport: &Transport,
+    options: &SyncOptions,
+    now: &str,
+) -> Result<SyncReport, SyncError> {
+    let result = run_steps(conn, transport, options, now);
+    if let Err(err) = &result {
+        tracing::warn!(code = err.code(), error = %err, "sync failed");
+    }
+    record_outcome(conn, now, result.as_ref().err())?;
+    result
+}
+
+fn run_steps(
+    conn: &mut Connection,
+    transport: &Transport,
+    options: &SyncOptions,
+    now: &str,
+) -> Result<SyncReport, SyncError> {
+    let credentials = Credentials::load(conn)?.ok_or(SyncError::NotProvisioned)?;
+    let mut report = SyncReport::default();
+    if cursor(conn)?.is_none() {
+        report.bootstrapped_records =
+            Some(bootstrap(conn, transport, options, credentials.store_id)?);
+    }
+    upload(conn, transport, options, now, &mut report)?;
+    pull(conn, transport, options, credentials.store_id, &mut report)?;
+    report.cursor = cursor(conn)?;
+    Ok(report)
+}
+
+/// Uploads the whole outbox in order.
+pub fn upload(
+    conn: &mut Connection,
+    transport: &Transport,
+    options: &SyncOptions,
+    now: &str,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    loop {
+        let events = outbox::oldest(conn, options.upload_batch)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = events.iter().map(|e| e.idempotency_key.clone()).collect();
+        let ack = match transport.upload(&EventUpload { events }) {
+            Ok(ack) => ack,
+            Err(err) => {
+                outbox::note_failure(conn, &keys, now, &err.to_string())?;
+                return Err(err);
+            }
+        };
+        let acknowledged: std::collections::HashSet<&String> = ack.acknowledged.iter().collect();
+        let sent_and_acked: Vec<String> = keys
+            .iter()
+            .filter(|k| acknowledged.contains(k))
+            .cloned()
+            .collect();
+        let deleted = outbox::acknowledge(conn, &sent_and_acked)?;
+        report.events_uploaded += deleted as u64;
+        report.events_duplicate_at_hq += ack.duplicates;
+        if sent_and_acked.len() < keys.len() {
+            return Err(SyncError::Protocol {
+                what: format!(
+                    "HQ acknowledged {} of {} uploaded events; the rest stay queued",
+                    sent_and_acked.len(),
+                    keys.len()
+                ),
+            });
+        }
+    }
+}
+
+/// Applies delta batches until HQ has no more.
+pub fn pull(
+    conn: &mut Connection,
+    transport: &Transport,
+    options: &SyncOptions,
+    store_id: i64,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    loop {
+        let position = cursor(conn)?.unwrap_or(0);
+        let batch = transport.changes(position, options.batch_limit)?;
+        let more = batch.more;
+        match apply_batch(conn, &batch, store_id)? {
+            BatchDecision::Apply => {
+                report.batches_applied += 1;
+                report.changes_applied += batch.changes.len() as u64;
+            }
+            BatchDecision::AlreadyApplied => {
+                report.batches_ignored += 1;
+                // A replayed answer: ask again once; HQ's real answer starts at the cursor.
+                if !more {
+                    return Ok(());
+                }
+                continue;
+            }
+            BatchDecision::Gap => unreachable_gap(position, &batch)?,
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+fn unreachable_gap(position: u64, batch: &ChangeBatch) -> Result<(), SyncError> {
+    Err(SyncError::Protocol {
+        what: format!(
+            "HQ sent changes ({}, {}] but the replica is at {position}; nothing applied",
+            batch.from_cursor, batch.to_cursor
+        ),
+    })
+}
+
+/// Applies one verified batch in one transaction with the cursor advance,
+/// when it starts at the cursor; otherwise changes nothing.
+pub fn apply_batch(
+    conn: &mut Connection,
+    batch: &ChangeBatch,
+    store_id: i64,
+) -> Result<BatchDecision, SyncError> {
+    if batch.protocol != PROTOCOL_VERSION || batch.store_id != store_id {
+        return Err(SyncError::Protocol {
+            what: format!(
+                "a batch for store {} in protocol {} reached store {store_id} (protocol {PROTOCOL_VERSION})",
+                batch.store_id, batch.protocol
+            ),
+        });
+    }
+    let tx = conn.transaction()?;
+    let position = cursor(&tx)?.unwrap_or(0);
+    let decision = decide_batch(position, batch.from_cursor, batch.to_cursor);
+    if decision == BatchDecision::Apply {
+        for change in &batch.changes {
+            records::apply_change(&tx, change)?;
+        }
+        set_cursor(&tx, batch.to_cursor)?;
+        crate::replica::set_meta(&tx, "sync.hq_head", &batch.to_cursor.to_string())?;
+        tx.commit()?;
+    }
+    Ok(decision)
+}
+
+/// Bootstraps an empty replica; returns the number of records applied.
+pub fn bootstrap(
+    conn: &mut Connection,
+    transport: &Transport,
+    options: &SyncOptions,
+    store_id: i64,
+) -> Result<u64, SyncError> {
+    let manifest = transport.snapshot_manifest()?;
+    if manifest.protocol != PROTOCOL_VERSION || manifest.store_id != store_id {
+        return Err(SyncError::Protocol {
+            what: format!(
+                "HQ offered a snapshot of store {} (protocol {}) to store {store_id}",
+                manifest.store_id, manifest.protocol
+            ),
+        });
+    }
+    let folder = options.staging_dir.join(sanitize(&manifest.snapshot_id));
+    std::fs::create_dir_all(&folder).map_err(|source| io(&folder, source))?;
+    let mut files = Vec::with_capacity(manifest.chunks.len());
+    for chunk in &manifest.chunks {
+        let path = folder.join(format!("chunk-{:05}.jsonl.gz", chunk.index));
+        let have = std::fs::read(&path)
+            .ok()
+            .filter(|bytes| sha256_hex(bytes) == chunk.sha256);
+        if have.is_none() {
+            let bytes = transport.snapshot_chunk(&manifest.snapshot_id, chunk.index)?;
+            if bytes.len() as u64 != chunk.bytes || sha256_hex(&bytes) != chunk.sha256 {
+                return Err(SyncError::Checksum {
+                    what: format!("snapshot chunk {}", chunk.index),
+                });
+            }
+            write_atomically(&path, &bytes)?;
+        }
+        files.push(path);
+    }
+    let applied = apply_snapshot(conn, &manifest, &files)?;
+    std::fs::remove_dir_all(&folder).ok();
+    Ok(applied)
+}
+
+/// Applies verified chunk files and the snapshot's cursor in one transaction.
+pub fn apply_snapshot(
+    conn: &mut Connection,
+    manifest: &SnapshotManifest,
+    files: &[PathBuf],
+) -> Result<u64, SyncError> {
+    let tx = conn.transaction()?;
+    if cursor(&tx)?.is_some() {
+        return Err(SyncError::Protocol {
+            what: "the replica already has a cursor; a snapshot only fills an empty replica".into(),
+        });
+    }
+    // The partition's own rows reference each other in chunk order; checks at commit.
+    tx.pragma_update(None, "defer_foreign_keys", true)?;
+    let mut applied = 0u64;
+    for (chunk, path) in manifest.chunks.iter().zip(files) {
+        let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
+        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+        let mut records = 0u64;
+        for line in reader.lines() {
+            let line = line.map_err(|err| SyncError::Malformed {
+                what: format!("snapshot chunk {}", chunk.index),
+                reason: err.to_string(),
+            })?;
+            if line.is_empty() {
+                continue;
+            }
+            let change: Change =
+                serde_json::from_str(&line).map_err(|err| SyncError::Malformed {
+                    what: format!("snapshot chunk {} record {}", chunk.index, records + 1),
+                    reason: err.to_string(),
+                })?;
+            records::apply_change(&tx, &change)?;
+            records += 1;
+        }
+        if records != chunk.records {
+            return Err(SyncError::Malformed {
+                what: format!("snapshot chunk {}", chunk.index),
+                reason: format!("{records} records, the manifest says {}", chunk.records),
+            });
+        }
+        applied += records;
+    }
+    set_cursor(&tx, manifest.cursor)?;
+    crate::replica::set_meta(&tx, "sync.hq_head", &manifest.cursor.to_string())?;
+    tx.commit()?;
+    Ok(applied)
+}
+
+/// Looks a member up at HQ and keeps the profile (HQ adds the member to
+/// this store's partition, so later changes follow). `Ok(None)`: unknown or erased.
+pub fn lookup_member(
+    conn: &mut Connection,
+    transport: &Transport,
+    key: &LookupKey,
+) -> Result<Option<i64>, SyncError> {
+    let found = transport.lookup(key)?;
+    let Some(member) = found.member else {
+        return Ok(None);
+    };
+    let tx = conn.transaction()?;
+    let kept = records::write_member(&tx, &member)?;
+    tx.commit()?;
+    Ok(kept.then_some(member.member_id))
+}
+
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn io(path: &Path, source: std::io::Error) -> SyncError {
+    SyncError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes a file so that it is either absent or whole, even after a kill.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
+    let partial = path.with_extension("partial");
+    let mut file = std::fs::File::create(&partial).map_err(|source| io(&partial, source))?;
+    file.write_all(bytes)
+        .map_err(|source| io(&partial, source))?;
+    file.sync_all().map_err(|source| io(&partial, source))?;
+    std::fs::rename(&partial, path).map_err(|source| io(path, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn batches_apply_only_at_the_cursor() {
+        assert_eq!(decide_batch(10, 10, 15), BatchDecision::Apply);
+        assert_eq!(
+            decide_batch(10, 10, 10),
+            BatchDecision::Apply,
+            "an empty batch moves nothing"
+        );
+        assert_eq!(
+            decide_batch(15, 10, 15),
+            BatchDecision::AlreadyApplied,
+            "a duplicate"
+        );
+        assert_eq!(
+            decide_batch(20, 10, 15),
+            BatchDecision::AlreadyApplied,
+            "a replay"
+        );
+        assert_eq!(decide_batch(10, 12, 15), BatchDecision::Gap, "a gap");
+        assert_eq!(decide_batch(12, 10, 15), BatchDecision::Gap, "an overlap");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let (base, max) = (Duration::from_secs(1), Duration::from_secs(60));
+        assert_eq!(backoff(0, base, max, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(3, base, max, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(30, base, max, 1.0), max);
+        assert_eq!(backoff(3, base, max, 0.5), Duration::from_secs(4));
+        assert_eq!(backoff(3, base, max, 0.0), base / 4, "never a busy loop");
+    }
+}

@@ -1,0 +1,434 @@
+//! Wire records <-> replica rows, both ways. The same tables hold a store's
+//! replica and HQ's master data, so HQ reads its records with these
+//! functions and a store writes them with these functions.
+
+use aisle_proto::{
+    CampaignRecord, CardRecord, Change, CouponRecord, MemberRecord, Preference, ProductRecord,
+    StoreProductRecord, StoreRecord,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+/// The member's whole profile, or `None` when absent or erased.
+pub fn read_member(conn: &Connection, member_id: i64) -> rusqlite::Result<Option<MemberRecord>> {
+    let member = conn
+        .prepare_cached(
+            "SELECT member_id, given_name, family_name, display_name, phone, email, home_store_id,
+                    tier, consent_personalization, consent_personalization_at, consent_marketing,
+                    consent_marketing_at, enrolled_on, updated_at
+             FROM members WHERE member_id = ?1 AND erased_at IS NULL",
+        )?
+        .query_row([member_id], |row| {
+            Ok(MemberRecord {
+                member_id: row.get(0)?,
+                given_name: row.get(1)?,
+                family_name: row.get(2)?,
+                display_name: row.get(3)?,
+                phone: row.get(4)?,
+                email: row.get(5)?,
+                home_store_id: row.get(6)?,
+                tier: row.get(7)?,
+                consent_personalization: row.get(8)?,
+                consent_personalization_at: row.get(9)?,
+                consent_marketing: row.get(10)?,
+                consent_marketing_at: row.get(11)?,
+                enrolled_on: row.get(12)?,
+                updated_at: row.get(13)?,
+                cards: Vec::new(),
+                preferences: Vec::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut member) = member else {
+        return Ok(None);
+    };
+    member.cards = conn
+        .prepare_cached(
+            "SELECT card_number, status, issued_on FROM member_cards
+             WHERE member_id = ?1 ORDER BY card_number",
+        )?
+        .query_map([member_id], |row| {
+            Ok(CardRecord {
+                card_number: row.get(0)?,
+                status: row.get(1)?,
+                issued_on: row.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    member.preferences = conn
+        .prepare_cached(
+            "SELECT kind, value FROM member_preferences WHERE member_id = ?1 ORDER BY kind, value",
+        )?
+        .query_map([member_id], |row| {
+            Ok(Preference {
+                kind: row.get(0)?,
+                value: row.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(member))
+}
+
+/// Writes a member's whole profile: the row, exactly these cards and exactly
+/// these preferences. A member erased here stays erased (erasure always wins).
+pub fn write_member(tx: &Transaction<'_>, member: &MemberRecord) -> rusqlite::Result<bool> {
+    let erased: Option<bool> = tx
+        .prepare_cached("SELECT erased_at IS NOT NULL FROM members WHERE member_id = ?1")?
+        .query_row([member.member_id], |row| row.get(0))
+        .optional()?;
+    if erased == Some(true) {
+        return Ok(false);
+    }
+    if let Some(store_id) = member.home_store_id {
+        ensure_store(tx, store_id)?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO members (member_id, given_name, family_name, display_name, phone, email,
+             home_store_id, tier, consent_personalization, consent_personalization_at,
+             consent_marketing, consent_marketing_at, enrolled_on, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT (member_id) DO UPDATE SET
+             given_name = excluded.given_name, family_name = excluded.family_name,
+             display_name = excluded.display_name, phone = excluded.phone, email = excluded.email,
+             home_store_id = excluded.home_store_id, tier = excluded.tier,
+             consent_personalization = excluded.consent_personalization,
+             consent_personalization_at = excluded.consent_personalization_at,
+             consent_marketing = excluded.consent_marketing,
+             consent_marketing_at = excluded.consent_marketing_at,
+             enrolled_on = excluded.enrolled_on, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        member.member_id,
+        member.given_name,
+        member.family_name,
+        member.display_name,
+        member.phone,
+        member.email,
+        member.home_store_id,
+        member.tier,
+        member.consent_personalization,
+        member.consent_personalization_at,
+        member.consent_marketing,
+        member.consent_marketing_at,
+        member.enrolled_on,
+        member.updated_at,
+    ])?;
+    tx.prepare_cached("DELETE FROM member_cards WHERE member_id = ?1")?
+        .execute([member.member_id])?;
+    for card in &member.cards {
+        tx.prepare_cached(
+            "INSERT INTO member_cards (card_number, member_id, status, issued_on)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (card_number) DO UPDATE SET member_id = excluded.member_id,
+                 status = excluded.status, issued_on = excluded.issued_on",
+        )?
+        .execute(params![
+            card.card_number,
+            member.member_id,
+            card.status,
+            card.issued_on
+        ])?;
+    }
+    tx.prepare_cached("DELETE FROM member_preferences WHERE member_id = ?1")?
+        .execute([member.member_id])?;
+    for preference in &member.preferences {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO member_preferences (member_id, kind, value) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![member.member_id, preference.kind, preference.value])?;
+    }
+    Ok(true)
+}
+
+/// Removes every personal datum of a member: names, contacts, consents,
+/// cards, preferences, notes, demographics, external ids and campaign
+/// targeting; baskets stay as anonymous sales. The row remains as a
+/// tombstone (`erased_at`), so nothing later can bring the member back.
+pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> rusqlite::Result<()> {
+    for sql in [
+        "DELETE FROM member_cards WHERE member_id = ?1",
+        "DELETE FROM member_preferences WHERE member_id = ?1",
+        "DELETE FROM member_notes WHERE member_id = ?1",
+        "DELETE FROM member_demographics WHERE member_id = ?1",
+        "DELETE FROM member_external_ids WHERE member_id = ?1",
+        "DELETE FROM campaign_targets WHERE member_id = ?1",
+        "UPDATE baskets SET member_id = NULL WHERE member_id = ?1",
+        "UPDATE coupon_issues SET member_id = NULL WHERE member_id = ?1",
+        "UPDATE coupon_redemptions SET member_id = NULL WHERE member_id = ?1",
+    ] {
+        tx.prepare_cached(sql)?.execute([member_id])?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO members (member_id, updated_at, erased_at) VALUES (?1, ?2, ?2)
+         ON CONFLICT (member_id) DO UPDATE SET
+             given_name = NULL, family_name = NULL, display_name = NULL, phone = NULL,
+             email = NULL, home_store_id = NULL, tier = 'standard',
+             consent_personalization = 0, consent_personalization_at = NULL,
+             consent_marketing = 0, consent_marketing_at = NULL, enrolled_on = NULL,
+             erased_at = coalesce(members.erased_at, excluded.erased_at),
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![member_id, erased_at])?;
+    Ok(())
+}
+
+fn ensure_store(tx: &Transaction<'_>, store_id: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO stores (store_id, name) VALUES (?1, 'Store ' || ?1)")?
+        .execute([store_id])?;
+    Ok(())
+}
+
+pub fn read_store(conn: &Connection, store_id: i64) -> rusqlite::Result<Option<StoreRecord>> {
+    conn.prepare_cached("SELECT store_id, name, region, timezone FROM stores WHERE store_id = ?1")?
+        .query_row([store_id], |row| {
+            Ok(StoreRecord {
+                store_id: row.get(0)?,
+                name: row.get(1)?,
+                region: row.get(2)?,
+                timezone: row.get(3)?,
+            })
+        })
+        .optional()
+}
+
+pub const PRODUCT_COLUMNS: &str = "product_id, name, gtin, manufacturer_id, department, category, \
+     product_type, brand, brand_type, package_size, active";
+
+pub fn product_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProductRecord> {
+    Ok(ProductRecord {
+        product_id: row.get(0)?,
+        name: row.get(1)?,
+        gtin: row.get(2)?,
+        manufacturer_id: row.get(3)?,
+        department: row.get(4)?,
+        category: row.get(5)?,
+        product_type: row.get(6)?,
+        brand: row.get(7)?,
+        brand_type: row.get(8)?,
+        package_size: row.get(9)?,
+        active: row.get(10)?,
+    })
+}
+
+pub fn read_product(conn: &Connection, product_id: i64) -> rusqlite::Result<Option<ProductRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products WHERE product_id = ?1"
+    ))?
+    .query_row([product_id], product_from_row)
+    .optional()
+}
+
+pub fn store_product_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreProductRecord> {
+    Ok(StoreProductRecord {
+        store_id: row.get(0)?,
+        product_id: row.get(1)?,
+        price_cents: row.get(2)?,
+        stock_qty: row.get(3)?,
+        location: row.get(4)?,
+        updated_at: row.get(5)?,
+    })
+}
+
+pub fn read_store_product(
+    conn: &Connection,
+    store_id: i64,
+    product_id: i64,
+) -> rusqlite::Result<Option<StoreProductRecord>> {
+    conn.prepare_cached(
+        "SELECT store_id, product_id, price_cents, stock_qty, location, updated_at
+         FROM store_products WHERE store_id = ?1 AND product_id = ?2",
+    )?
+    .query_row([store_id, product_id], store_product_from_row)
+    .optional()
+}
+
+/// A campaign with every member it targets (HQ narrows the list to a store's partition).
+pub fn read_campaign(
+    conn: &Connection,
+    campaign_id: i64,
+) -> rusqlite::Result<Option<CampaignRecord>> {
+    let campaign = conn
+        .prepare_cached(
+            "SELECT campaign_id, name, campaign_type, starts_on, ends_on FROM campaigns
+             WHERE campaign_id = ?1",
+        )?
+        .query_row([campaign_id], |row| {
+            Ok(CampaignRecord {
+                campaign_id: row.get(0)?,
+                name: row.get(1)?,
+                campaign_type: row.get(2)?,
+                starts_on: row.get(3)?,
+                ends_on: row.get(4)?,
+                targets: Vec::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut campaign) = campaign else {
+        return Ok(None);
+    };
+    campaign.targets = conn
+        .prepare_cached(
+            "SELECT member_id FROM campaign_targets WHERE campaign_id = ?1 ORDER BY member_id",
+        )?
+        .query_map([campaign_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(campaign))
+}
+
+pub fn read_coupon(conn: &Connection, coupon_id: i64) -> rusqlite::Result<Option<CouponRecord>> {
+    let coupon = conn
+        .prepare_cached(
+            "SELECT coupon_id, code, campaign_id, description, discount_cents, discount_percent
+             FROM coupons WHERE coupon_id = ?1",
+        )?
+        .query_row([coupon_id], |row| {
+            Ok(CouponRecord {
+                coupon_id: row.get(0)?,
+                code: row.get(1)?,
+                campaign_id: row.get(2)?,
+                description: row.get(3)?,
+                discount_cents: row.get(4)?,
+                discount_percent: row.get(5)?,
+                product_ids: Vec::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut coupon) = coupon else {
+        return Ok(None);
+    };
+    coupon.product_ids = conn
+        .prepare_cached(
+            "SELECT product_id FROM coupon_products WHERE coupon_id = ?1 ORDER BY product_id",
+        )?
+        .query_map([coupon_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(coupon))
+}
+
+/// Applies one change. Every change is a whole state, so applying it again
+/// changes nothing. Records that refer to rows the replica does not hold
+/// (a target outside the partition, a product not in the catalog) are
+/// skipped for those rows, never failed: HQ owns the catalog and the partition.
+pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
+    match change {
+        Change::Store(store) => {
+            tx.prepare_cached(
+                "INSERT INTO stores (store_id, name, region, timezone) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (store_id) DO UPDATE SET name = excluded.name,
+                     region = excluded.region, timezone = excluded.timezone",
+            )?
+            .execute(params![
+                store.store_id,
+                store.name,
+                store.region,
+                store.timezone
+            ])?;
+        }
+        Change::Product(product) => {
+            tx.prepare_cached(
+                "INSERT INTO products (product_id, name, gtin, manufacturer_id, department, category,
+                     product_type, brand, brand_type, package_size, active)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (product_id) DO UPDATE SET name = excluded.name,
+                     gtin = excluded.gtin, manufacturer_id = excluded.manufacturer_id,
+                     department = excluded.department, category = excluded.category,
+                     product_type = excluded.product_type, brand = excluded.brand,
+                     brand_type = excluded.brand_type, package_size = excluded.package_size,
+                     active = excluded.active",
+            )?
+            .execute(params![
+                product.product_id,
+                product.name,
+                product.gtin,
+                product.manufacturer_id,
+                product.department,
+                product.category,
+                product.product_type,
+                product.brand,
+                product.brand_type,
+                product.package_size,
+                product.active,
+            ])?;
+        }
+        Change::StoreProduct(row) => {
+            ensure_store(tx, row.store_id)?;
+            tx.prepare_cached(
+                "INSERT INTO store_products (store_id, product_id, price_cents, stock_qty, location, updated_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM products WHERE product_id = ?2)
+                 ON CONFLICT (store_id, product_id) DO UPDATE SET price_cents = excluded.price_cents,
+                     stock_qty = excluded.stock_qty, location = excluded.location,
+                     updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                row.store_id,
+                row.product_id,
+                row.price_cents,
+                row.stock_qty,
+                row.location,
+                row.updated_at
+            ])?;
+        }
+        Change::Member(member) => {
+            write_member(tx, member)?;
+        }
+        Change::MemberErased {
+            member_id,
+            erased_at,
+        } => erase_member(tx, *member_id, erased_at)?,
+        Change::Campaign(campaign) => {
+            tx.prepare_cached(
+                "INSERT INTO campaigns (campaign_id, name, campaign_type, starts_on, ends_on)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (campaign_id) DO UPDATE SET name = excluded.name,
+                     campaign_type = excluded.campaign_type, starts_on = excluded.starts_on,
+                     ends_on = excluded.ends_on",
+            )?
+            .execute(params![
+                campaign.campaign_id,
+                campaign.name,
+                campaign.campaign_type,
+                campaign.starts_on,
+                campaign.ends_on
+            ])?;
+            tx.prepare_cached("DELETE FROM campaign_targets WHERE campaign_id = ?1")?
+                .execute([campaign.campaign_id])?;
+            for member_id in &campaign.targets {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO campaign_targets (campaign_id, member_id)
+                     SELECT ?1, ?2 WHERE EXISTS
+                         (SELECT 1 FROM members WHERE member_id = ?2 AND erased_at IS NULL)",
+                )?
+                .execute([campaign.campaign_id, *member_id])?;
+            }
+        }
+        Change::Coupon(coupon) => {
+            tx.prepare_cached(
+                "INSERT INTO coupons (coupon_id, code, campaign_id, description, discount_cents, discount_percent)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6
+                 WHERE EXISTS (SELECT 1 FROM campaigns WHERE campaign_id = ?3)
+                 ON CONFLICT (coupon_id) DO UPDATE SET code = excluded.code,
+                     campaign_id = excluded.campaign_id, description = excluded.description,
+                     discount_cents = excluded.discount_cents,
+                     discount_percent = excluded.discount_percent",
+            )?
+            .execute(params![
+                coupon.coupon_id,
+                coupon.code,
+                coupon.campaign_id,
+                coupon.description,
+                coupon.discount_cents,
+                coupon.discount_percent
+            ])?;
+            tx.prepare_cached("DELETE FROM coupon_products WHERE coupon_id = ?1")?
+                .execute([coupon.coupon_id])?;
+            for product_id in &coupon.product_ids {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO coupon_products (coupon_id, product_id)
+                     SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM products WHERE product_id = ?2)
+                         AND EXISTS (SELECT 1 FROM coupons WHERE coupon_id = ?1)",
+                )?
+                .execute([coupon.coupon_id, *product_id])?;
+            }
+        }
+    }
+    Ok(())
+}

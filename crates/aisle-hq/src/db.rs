@@ -1,0 +1,775 @@
+//! HQ's storage: the master data (the replica schema, loaded with the same
+//! importers as a store) plus HQ's own tables (`migrations/hq/`): devices,
+//! store partitions, the change feed and the store event log. Synchronous
+//! functions over a connection; the HTTP layer runs them on blocking threads.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aisle_core::replica::Migration;
+use aisle_core::sync::records;
+use aisle_proto::{
+    CampaignRecord, CardRecord, Change, ChangeBatch, ChunkInfo, CouponRecord, Event, EventAck,
+    EventKind, MemberLookup, MemberRecord, PROTOCOL_VERSION, Preference, SnapshotManifest,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
+
+/// HQ's own migrations, applied on top of the replica schema.
+pub const HQ_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_hq.sql",
+    sql: include_str!("../../../migrations/hq/0001_hq.sql"),
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub enum HqError {
+    #[error(transparent)]
+    Replica(#[from] aisle_core::replica::ReplicaError),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("snapshot folder {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens (creating and migrating) HQ's database: the writer connection.
+pub fn open(path: &Path) -> Result<Connection, HqError> {
+    let mut conn = aisle_core::replica::open_writer(path)?;
+    aisle_core::replica::migrate_addon(&mut conn, path, "hq_migrations", HQ_MIGRATIONS)?;
+    Ok(conn)
+}
+
+/// A read-only connection (after [`open`] has migrated the file).
+pub fn open_reader(path: &Path) -> Result<Connection, HqError> {
+    Ok(aisle_core::replica::open_reader(path)?)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Registers a device for a store and returns its secret (shown once).
+pub fn register_device(
+    conn: &Connection,
+    device_id: &str,
+    store_id: i64,
+    now: &str,
+) -> Result<String, HqError> {
+    if device_id.is_empty()
+        || device_id.len() > 64
+        || !device_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(HqError::Invalid(format!(
+            "device id {device_id:?}: use 1-64 letters, digits, '-' or '_'"
+        )));
+    }
+    if records::read_store(conn, store_id)?.is_none() {
+        return Err(HqError::NotFound(format!(
+            "store {store_id} is not in HQ's master data"
+        )));
+    }
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret).map_err(|_| HqError::Invalid("no randomness".into()))?;
+    let secret = hex::encode(secret);
+    let inserted = conn.execute(
+        "INSERT INTO devices (device_id, store_id, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (device_id) DO NOTHING",
+        params![device_id, store_id, sha256_hex(secret.as_bytes()), now],
+    )?;
+    if inserted == 0 {
+        return Err(HqError::Invalid(format!(
+            "device {device_id} is already registered"
+        )));
+    }
+    Ok(secret)
+}
+
+/// The store of an active device whose secret matches.
+pub fn authenticate(
+    conn: &Connection,
+    device_id: &str,
+    secret: &str,
+) -> rusqlite::Result<Option<i64>> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT store_id, secret_sha256 FROM devices WHERE device_id = ?1 AND revoked_at IS NULL")?
+        .query_row([device_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(row.and_then(|(store_id, expected)| {
+        let given = sha256_hex(secret.as_bytes());
+        // Compare digests in constant time.
+        let same = given.len() == expected.len()
+            && given
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        same.then_some(store_id)
+    }))
+}
+
+/// Fills store partitions from the master data: each member belongs to their
+/// home store and to every store they shopped at. Idempotent.
+pub fn refresh_partitions(conn: &Connection) -> rusqlite::Result<usize> {
+    let home = conn.execute(
+        "INSERT OR IGNORE INTO store_members (store_id, member_id)
+         SELECT home_store_id, member_id FROM members
+         WHERE home_store_id IS NOT NULL AND erased_at IS NULL",
+        [],
+    )?;
+    let seen = conn.execute(
+        "INSERT OR IGNORE INTO store_members (store_id, member_id)
+         SELECT DISTINCT b.store_id, b.member_id FROM baskets AS b JOIN members AS m USING (member_id)
+         WHERE m.erased_at IS NULL",
+        [],
+    )?;
+    Ok(home + seen)
+}
+
+/// Who receives a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Store(i64),
+    Member(i64),
+}
+
+/// Appends a change to the feed (inside the transaction making it).
+pub fn log_change(
+    tx: &Transaction<'_>,
+    scope: Scope,
+    change: &Change,
+    now: &str,
+) -> Result<i64, HqError> {
+    let (name, store_id, member_id) = match scope {
+        Scope::All => ("all", None, None),
+        Scope::Store(id) => ("store", Some(id), None),
+        Scope::Member(id) => ("member", None, Some(id)),
+    };
+    let body = serde_json::to_string(change).map_err(|err| HqError::Invalid(err.to_string()))?;
+    tx.prepare_cached(
+        "INSERT INTO changes (scope, store_id, member_id, body, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![name, store_id, member_id, body, now])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// The newest feed position.
+pub fn head(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .map(|h| h as u64)
+}
+
+fn in_partition(conn: &Connection, store_id: i64, member_id: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM store_members WHERE store_id = ?1 AND member_id = ?2")?
+        .exists([store_id, member_id])
+}
+
+/// Narrows a change to what one store may see (campaign targets outside its partition go).
+fn for_store(conn: &Connection, store_id: i64, change: Change) -> rusqlite::Result<Change> {
+    Ok(match change {
+        Change::Campaign(mut campaign) => {
+            let mut kept = Vec::with_capacity(campaign.targets.len());
+            for member_id in campaign.targets {
+                if in_partition(conn, store_id, member_id)? {
+                    kept.push(member_id);
+                }
+            }
+            campaign.targets = kept;
+            Change::Campaign(campaign)
+        }
+        other => other,
+    })
+}
+
+/// The store's changes after `after`, at most `limit`, read in one snapshot.
+pub fn changes_after(
+    conn: &mut Connection,
+    store_id: i64,
+    after: u64,
+    limit: usize,
+) -> Result<ChangeBatch, HqError> {
+    let tx = conn.transaction()?;
+    let head = head(&tx)?;
+    let mut rows: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT seq, body FROM changes
+             WHERE seq > ?1 AND (scope = 'all'
+                OR (scope = 'store' AND store_id = ?2)
+                OR (scope = 'member' AND EXISTS (SELECT 1 FROM store_members AS s
+                     WHERE s.store_id = ?2 AND s.member_id = changes.member_id)))
+             ORDER BY seq LIMIT ?3",
+        )?
+        .query_map(params![after as i64, store_id, limit as i64 + 1], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let to_cursor = if more {
+        rows.last().map_or(after, |(seq, _)| *seq as u64)
+    } else {
+        head.max(after)
+    };
+    let mut changes = Vec::with_capacity(rows.len());
+    for (seq, body) in rows {
+        let change: Change = serde_json::from_str(&body)
+            .map_err(|err| HqError::Invalid(format!("feed entry {seq} is unreadable: {err}")))?;
+        changes.push(for_store(&tx, store_id, change)?);
+    }
+    Ok(ChangeBatch {
+        protocol: PROTOCOL_VERSION,
+        store_id,
+        from_cursor: after,
+        to_cursor,
+        more,
+        changes,
+    })
+}
+
+/// Builds (or reuses) the store's bootstrap snapshot under `folder`: chunk
+/// files of at most `chunk_records` records and the manifest. Everything is
+/// read in one read transaction, consistent with the cursor it names.
+pub fn build_snapshot(
+    conn: &mut Connection,
+    store_id: i64,
+    folder: &Path,
+    chunk_records: usize,
+    max_age: std::time::Duration,
+    now: &str,
+) -> Result<(SnapshotManifest, PathBuf), HqError> {
+    if let Some(reused) = recent_snapshot(folder, store_id, max_age) {
+        return Ok(reused);
+    }
+    let tx = conn.transaction()?;
+    let cursor = head(&tx)?;
+    let snapshot_id = format!("{store_id}-{cursor}");
+    let dir = folder.join(&snapshot_id);
+    let manifest_path = dir.join("manifest.json");
+    if let Some(manifest) = std::fs::read_to_string(&manifest_path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<SnapshotManifest>(&text).ok())
+    {
+        return Ok((manifest, dir));
+    }
+    let io = |path: &Path, source| HqError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let building = folder.join(format!("{snapshot_id}.building"));
+    std::fs::remove_dir_all(&building).ok();
+    std::fs::create_dir_all(&building).map_err(|e| io(&building, e))?;
+    let mut writer = ChunkWriter {
+        dir: building.clone(),
+        chunk_records,
+        chunks: Vec::new(),
+        current: None,
+        records: 0,
+        total: 0,
+    };
+    {
+        let mut stmt = tx.prepare("SELECT store_id FROM stores ORDER BY store_id")?;
+        let ids: Vec<i64> = stmt
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in ids {
+            if let Some(store) = records::read_store(&tx, id)? {
+                writer.push(&Change::Store(store))?;
+            }
+        }
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {} FROM products ORDER BY product_id",
+            records::PRODUCT_COLUMNS
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            writer.push(&Change::Product(records::product_from_row(row)?))?;
+        }
+        let mut stmt = tx.prepare(
+            "SELECT store_id, product_id, price_cents, stock_qty, location, updated_at
+             FROM store_products WHERE store_id = ?1 ORDER BY product_id",
+        )?;
+        let mut rows = stmt.query([store_id])?;
+        while let Some(row) = rows.next()? {
+            writer.push(&Change::StoreProduct(records::store_product_from_row(row)?))?;
+        }
+        for member in partition_members(&tx, store_id)? {
+            writer.push(&Change::Member(member))?;
+        }
+        let ids: Vec<i64> = tx
+            .prepare("SELECT campaign_id FROM campaigns ORDER BY campaign_id")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in ids {
+            if let Some(campaign) = records::read_campaign(&tx, id)? {
+                writer.push(&for_store(&tx, store_id, Change::Campaign(campaign))?)?;
+            }
+        }
+        let ids: Vec<i64> = tx
+            .prepare("SELECT coupon_id FROM coupons ORDER BY coupon_id")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in ids {
+            if let Some(coupon) = records::read_coupon(&tx, id)? {
+                writer.push(&Change::Coupon(coupon))?;
+            }
+        }
+    }
+    writer.finish()?;
+    let manifest = SnapshotManifest {
+        protocol: PROTOCOL_VERSION,
+        snapshot_id: snapshot_id.clone(),
+        store_id,
+        cursor,
+        created_at: now.to_owned(),
+        total_records: writer.total,
+        chunks: writer.chunks,
+    };
+    let text = serde_json::to_string(&manifest).map_err(|err| HqError::Invalid(err.to_string()))?;
+    std::fs::write(building.join("manifest.json"), text).map_err(|e| io(&building, e))?;
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::rename(&building, &dir).map_err(|e| io(&dir, e))?;
+    // Older snapshots of this store are no longer offered.
+    if let Ok(entries) = std::fs::read_dir(folder) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{store_id}-")) && name != snapshot_id {
+                std::fs::remove_dir_all(entry.path()).ok();
+            }
+        }
+    }
+    Ok((manifest, dir))
+}
+
+/// The store's newest snapshot if it was built less than `max_age` ago. A
+/// store bootstraps from it and then catches up through the feed, so a slow
+/// or interrupted bootstrap resumes on the same chunks while HQ keeps changing.
+fn recent_snapshot(
+    folder: &Path,
+    store_id: i64,
+    max_age: std::time::Duration,
+) -> Option<(SnapshotManifest, PathBuf)> {
+    let prefix = format!("{store_id}-");
+    std::fs::read_dir(folder)
+        .ok()?
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(&prefix)
+                .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|entry| {
+            let manifest_path = entry.path().join("manifest.json");
+            let age = std::fs::metadata(&manifest_path)
+                .ok()?
+                .modified()
+                .ok()?
+                .elapsed()
+                .ok()?;
+            if age > max_age {
+                return None;
+            }
+            let text = std::fs::read_to_string(&manifest_path).ok()?;
+            let manifest: SnapshotManifest = serde_json::from_str(&text).ok()?;
+            Some((manifest, entry.path()))
+        })
+        .max_by_key(|(manifest, _)| manifest.cursor)
+}
+
+/// Every member of a store's partition with cards and preferences (three
+/// ordered scans merged, not a query per member).
+fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<MemberRecord>> {
+    let mut members: Vec<MemberRecord> = conn
+        .prepare(
+            "SELECT m.member_id, given_name, family_name, display_name, phone, email, home_store_id,
+                    tier, consent_personalization, consent_personalization_at, consent_marketing,
+                    consent_marketing_at, enrolled_on, updated_at
+             FROM store_members AS s JOIN members AS m ON m.member_id = s.member_id
+             WHERE s.store_id = ?1 AND m.erased_at IS NULL ORDER BY m.member_id",
+        )?
+        .query_map([store_id], |row| {
+            Ok(MemberRecord {
+                member_id: row.get(0)?,
+                given_name: row.get(1)?,
+                family_name: row.get(2)?,
+                display_name: row.get(3)?,
+                phone: row.get(4)?,
+                email: row.get(5)?,
+                home_store_id: row.get(6)?,
+                tier: row.get(7)?,
+                consent_personalization: row.get(8)?,
+                consent_personalization_at: row.get(9)?,
+                consent_marketing: row.get(10)?,
+                consent_marketing_at: row.get(11)?,
+                enrolled_on: row.get(12)?,
+                updated_at: row.get(13)?,
+                cards: Vec::new(),
+                preferences: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let index: std::collections::HashMap<i64, usize> = members
+        .iter()
+        .enumerate()
+        .map(|(idx, m)| (m.member_id, idx))
+        .collect();
+    let mut stmt = conn.prepare(
+        "SELECT c.member_id, card_number, status, issued_on
+         FROM store_members AS s JOIN member_cards AS c ON c.member_id = s.member_id
+         WHERE s.store_id = ?1 ORDER BY c.member_id, card_number",
+    )?;
+    let mut rows = stmt.query([store_id])?;
+    while let Some(row) = rows.next()? {
+        if let Some(idx) = index.get(&row.get::<_, i64>(0)?) {
+            members[*idx].cards.push(CardRecord {
+                card_number: row.get(1)?,
+                status: row.get(2)?,
+                issued_on: row.get(3)?,
+            });
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT p.member_id, kind, value
+         FROM store_members AS s JOIN member_preferences AS p ON p.member_id = s.member_id
+         WHERE s.store_id = ?1 ORDER BY p.member_id, kind, value",
+    )?;
+    let mut rows = stmt.query([store_id])?;
+    while let Some(row) = rows.next()? {
+        if let Some(idx) = index.get(&row.get::<_, i64>(0)?) {
+            members[*idx].preferences.push(Preference {
+                kind: row.get(1)?,
+                value: row.get(2)?,
+            });
+        }
+    }
+    Ok(members)
+}
+
+struct ChunkWriter {
+    dir: PathBuf,
+    chunk_records: usize,
+    chunks: Vec<ChunkInfo>,
+    current: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    records: u64,
+    total: u64,
+}
+
+impl ChunkWriter {
+    fn push(&mut self, change: &Change) -> Result<(), HqError> {
+        let encoder = self.current.get_or_insert_with(|| {
+            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
+        });
+        serde_json::to_writer(&mut *encoder, change)
+            .map_err(|err| HqError::Invalid(err.to_string()))?;
+        encoder.write_all(b"\n").map_err(|source| HqError::Io {
+            path: self.dir.display().to_string(),
+            source,
+        })?;
+        self.records += 1;
+        self.total += 1;
+        if self.records as usize >= self.chunk_records {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), HqError> {
+        let Some(encoder) = self.current.take() else {
+            return Ok(());
+        };
+        let io = |source| HqError::Io {
+            path: self.dir.display().to_string(),
+            source,
+        };
+        let bytes = encoder.finish().map_err(io)?;
+        let index = self.chunks.len() as u32;
+        std::fs::write(self.dir.join(chunk_name(index)), &bytes).map_err(io)?;
+        self.chunks.push(ChunkInfo {
+            index,
+            sha256: sha256_hex(&bytes),
+            bytes: bytes.len() as u64,
+            records: self.records,
+        });
+        self.records = 0;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), HqError> {
+        self.flush()
+    }
+}
+
+pub fn chunk_name(index: u32) -> String {
+    format!("chunk-{index:05}.jsonl.gz")
+}
+
+/// Records uploaded events once each and applies the profile-changing ones
+/// (one transaction). Returns every key HQ now holds from this upload.
+pub fn record_events(
+    conn: &mut Connection,
+    device_id: &str,
+    store_id: i64,
+    events: &[Event],
+    now: &str,
+) -> Result<EventAck, HqError> {
+    let tx = conn.transaction()?;
+    let mut acknowledged = Vec::with_capacity(events.len());
+    let mut duplicates = 0u64;
+    for event in events {
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO store_events (idempotency_key, device_id, store_id, seq, kind, payload, created_at, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (idempotency_key) DO NOTHING",
+            )?
+            .execute(params![
+                event.idempotency_key,
+                device_id,
+                store_id,
+                event.seq,
+                event.kind.name(),
+                event.payload.to_string(),
+                event.created_at,
+                now
+            ])?;
+        if inserted == 0 {
+            duplicates += 1;
+        } else {
+            apply_event(&tx, store_id, event, now)?;
+        }
+        acknowledged.push(event.idempotency_key.clone());
+    }
+    tx.commit()?;
+    Ok(EventAck {
+        acknowledged,
+        duplicates,
+    })
+}
+
+fn member_of(event: &Event) -> Option<i64> {
+    event
+        .payload
+        .get("member_id")
+        .and_then(serde_json::Value::as_i64)
+}
+
+/// The conflict rules (docs/PROTOCOL.md): HQ owns the catalog and offers;
+/// member edits from stores merge into the master record and come back to
+/// every store holding the member; a consent withdrawal or an erasure always wins.
+fn apply_event(
+    tx: &Transaction<'_>,
+    store_id: i64,
+    event: &Event,
+    now: &str,
+) -> Result<(), HqError> {
+    let Some(member_id) = member_of(event) else {
+        return Ok(());
+    };
+    let exists = records::read_member(tx, member_id)?.is_some();
+    if !exists {
+        // Unknown or erased at HQ: the event is kept as a fact, nothing else changes.
+        return Ok(());
+    }
+    match event.kind {
+        EventKind::KioskVisit => {
+            let added = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO store_members (store_id, member_id) VALUES (?1, ?2)",
+                )?
+                .execute([store_id, member_id])?;
+            if added > 0
+                && let Some(member) = records::read_member(tx, member_id)?
+            {
+                log_change(tx, Scope::Store(store_id), &Change::Member(member), now)?;
+            }
+        }
+        EventKind::PreferencesSet => {
+            let preferences: Vec<Preference> = event
+                .payload
+                .get("preferences")
+                .cloned()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default();
+            if let Some(mut member) = records::read_member(tx, member_id)? {
+                member.preferences = preferences;
+                member.preferences.sort();
+                member.preferences.dedup();
+                member.updated_at = now.to_owned();
+                save_member(tx, &member, now)?;
+            }
+        }
+        EventKind::ConsentChanged => {
+            let consent = event
+                .payload
+                .get("consent")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let granted = event
+                .payload
+                .get("granted")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false);
+            let at = event
+                .payload
+                .get("at")
+                .and_then(|v| v.as_str())
+                .unwrap_or(&event.created_at)
+                .to_owned();
+            if let Some(mut member) = records::read_member(tx, member_id)? {
+                let (flag, flag_at) = match consent {
+                    "personalization" => (
+                        &mut member.consent_personalization,
+                        &mut member.consent_personalization_at,
+                    ),
+                    "marketing" => (
+                        &mut member.consent_marketing,
+                        &mut member.consent_marketing_at,
+                    ),
+                    _ => return Ok(()),
+                };
+                // A withdrawal always wins; a grant only over an older decision.
+                let newer = flag_at.as_deref().is_none_or(|old| at.as_str() >= old);
+                if !granted || newer {
+                    *flag = granted && newer;
+                    *flag_at = Some(at);
+                    member.updated_at = now.to_owned();
+                    save_member(tx, &member, now)?;
+                }
+            }
+        }
+        EventKind::AssociateNote => {
+            let author = event
+                .payload
+                .get("author")
+                .and_then(|v| v.as_str())
+                .unwrap_or("associate");
+            let body = event
+                .payload
+                .get("body")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            tx.prepare_cached("INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![member_id, author, body, event.created_at])?;
+        }
+        EventKind::ErasureRequested => erase(tx, member_id, now)?,
+        EventKind::CouponIssued | EventKind::CouponRedeemed => {}
+    }
+    Ok(())
+}
+
+/// Writes a member's master record and sends it to every store holding them.
+pub fn save_member(tx: &Transaction<'_>, member: &MemberRecord, now: &str) -> Result<(), HqError> {
+    if records::write_member(tx, member)? {
+        if let Some(store_id) = member.home_store_id {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO store_members (store_id, member_id) VALUES (?1, ?2)",
+            )?
+            .execute([store_id, member.member_id])?;
+        }
+        let saved = records::read_member(tx, member.member_id)?
+            .ok_or_else(|| HqError::NotFound(format!("member {}", member.member_id)))?;
+        log_change(
+            tx,
+            Scope::Member(member.member_id),
+            &Change::Member(saved),
+            now,
+        )?;
+        Ok(())
+    } else {
+        Err(HqError::Invalid(format!(
+            "member {} is erased",
+            member.member_id
+        )))
+    }
+}
+
+/// Erases a member at HQ and sends the tombstone to every store holding them.
+pub fn erase(tx: &Transaction<'_>, member_id: i64, now: &str) -> Result<(), HqError> {
+    records::erase_member(tx, member_id, now)?;
+    log_change(
+        tx,
+        Scope::Member(member_id),
+        &Change::MemberErased {
+            member_id,
+            erased_at: now.to_owned(),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// Applies an admin change to the master data and logs it for the stores.
+pub fn admin_change(conn: &mut Connection, change: &Change, now: &str) -> Result<u64, HqError> {
+    let tx = conn.transaction()?;
+    match change {
+        Change::Member(member) => save_member(&tx, member, now)?,
+        Change::MemberErased { member_id, .. } => erase(&tx, *member_id, now)?,
+        Change::StoreProduct(row) => {
+            records::apply_change(&tx, change)?;
+            if records::read_store_product(&tx, row.store_id, row.product_id)?.is_none() {
+                return Err(HqError::NotFound(format!("product {}", row.product_id)));
+            }
+            log_change(&tx, Scope::Store(row.store_id), change, now)?;
+        }
+        Change::Campaign(CampaignRecord { .. })
+        | Change::Coupon(CouponRecord { .. })
+        | Change::Product(_)
+        | Change::Store(_) => {
+            records::apply_change(&tx, change)?;
+            log_change(&tx, Scope::All, change, now)?;
+        }
+    }
+    let seq = head(&tx)?;
+    tx.commit()?;
+    Ok(seq)
+}
+
+/// A member for a store that does not hold them yet: adds them to its partition.
+pub fn lookup(
+    conn: &mut Connection,
+    store_id: i64,
+    card: Option<&str>,
+    member_id: Option<i64>,
+) -> Result<MemberLookup, HqError> {
+    let tx = conn.transaction()?;
+    let id: Option<i64> = match (card, member_id) {
+        (Some(card), _) => tx
+            .prepare_cached(
+                "SELECT member_id FROM member_cards WHERE card_number = ?1 AND status = 'active'",
+            )?
+            .query_row([card], |row| row.get(0))
+            .optional()?,
+        (None, Some(id)) => Some(id),
+        (None, None) => return Err(HqError::Invalid("give card or member_id".into())),
+    };
+    let Some(id) = id else {
+        return Ok(MemberLookup {
+            member: None,
+            erased: false,
+        });
+    };
+    let erased: bool = tx
+        .prepare_cached("SELECT erased_at IS NOT NULL FROM members WHERE member_id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .unwrap_or(false);
+    let member = records::read_member(&tx, id)?;
+    if member.is_some() {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO store_members (store_id, member_id) VALUES (?1, ?2)",
+        )?
+        .execute([store_id, id])?;
+    }
+    tx.commit()?;
+    Ok(MemberLookup { member, erased })
+}

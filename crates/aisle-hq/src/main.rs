@@ -1,0 +1,155 @@
+//! `aisle-hq`: the reference HQ server (a thin shell over the library).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "aisle-hq", version, about = "Aisle's reference HQ server")]
+struct Cli {
+    /// HQ's data folder (database, signing key, snapshots).
+    #[arg(long, env = "AISLE_HQ_DATA", default_value = "hq-data")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve HTTPS (or HTTP with --insecure-http, for local experiments only).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        /// PEM certificate chain and key.
+        #[arg(long, required_unless_present = "insecure_http")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, required_unless_present = "insecure_http")]
+        tls_key: Option<PathBuf>,
+        #[arg(long)]
+        insecure_http: bool,
+        /// File holding the admin API's bearer token.
+        #[arg(long)]
+        admin_token_file: PathBuf,
+        /// Write the bound address to this file once listening (for scripts and tests).
+        #[arg(long)]
+        address_file: Option<PathBuf>,
+    },
+    /// Load a Complete Journey folder into HQ's master data.
+    ImportCompletejourney {
+        dir: PathBuf,
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Register a store device; prints its credentials as JSON (shown once).
+    RegisterDevice {
+        #[arg(long)]
+        device_id: String,
+        #[arg(long)]
+        store_id: i64,
+    },
+    /// Print HQ's signing public key (hex).
+    PublicKey,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            insecure_http,
+            admin_token_file,
+            address_file,
+        } => {
+            let admin_token = std::fs::read_to_string(&admin_token_file)
+                .with_context(|| format!("reading {}", admin_token_file.display()))?
+                .trim()
+                .to_owned();
+            let mut config = aisle_hq::Config::new(cli.data, admin_token);
+            if !insecure_http {
+                let read = |path: &Option<PathBuf>| -> anyhow::Result<String> {
+                    let path = path
+                        .as_ref()
+                        .context("--tls-cert and --tls-key are required")?;
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))
+                };
+                config.tls = Some(aisle_hq::tls::TlsFiles {
+                    cert_chain_pem: read(&tls_cert)?,
+                    key_pem: read(&tls_key)?,
+                });
+            }
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                let address = listener.local_addr()?;
+                tracing::info!(%address, "HQ listening");
+                if let Some(path) = address_file {
+                    std::fs::write(&path, address.to_string())?;
+                }
+                aisle_hq::serve(listener, config, async {
+                    tokio::signal::ctrl_c().await.ok();
+                })
+                .await
+            })
+        }
+        Command::ImportCompletejourney { dir, skip_invalid } => {
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let report = hq.write(|conn| {
+                let options = aisle_core::import::ImportOptions {
+                    skip_invalid,
+                    ..aisle_core::import::ImportOptions::default()
+                };
+                let report = aisle_core::import::in_transaction(conn, |tx| {
+                    aisle_core::import::completejourney::import(
+                        tx,
+                        &aisle_core::import::DirSource(dir.clone()),
+                        &options,
+                        &mut aisle_core::import::NoProgress,
+                    )
+                })?;
+                aisle_hq::db::refresh_partitions(conn)?;
+                anyhow::Ok(report)
+            })?;
+            tracing::info!(rejects = report.rejects.len(), "imported");
+            Ok(())
+        }
+        Command::RegisterDevice {
+            device_id,
+            store_id,
+        } => {
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let secret = hq.write(|conn| {
+                aisle_hq::db::register_device(conn, &device_id, store_id, &aisle_hq::now_text())
+            })?;
+            let credentials = aisle_proto::DeviceCredentials {
+                device_id,
+                store_id,
+                secret,
+                hq_public_key: hq.signer.public_hex(),
+                protocol: aisle_proto::PROTOCOL_VERSION,
+            };
+            let text = serde_json::to_string_pretty(&credentials)?;
+            std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
+            Ok(())
+        }
+        Command::PublicKey => {
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            std::io::Write::write_all(
+                &mut std::io::stdout(),
+                format!("{}\n", hq.signer.public_hex()).as_bytes(),
+            )?;
+            Ok(())
+        }
+    }
+}

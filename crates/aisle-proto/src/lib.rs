@@ -1,0 +1,336 @@
+//! The wire protocol between a store and HQ: message types and the protocol
+//! version. Serde only, no I/O; `docs/PROTOCOL.md` is the prose version, and
+//! anything a retailer's own HQ sends must match these shapes.
+//!
+//! Every body is JSON except snapshot chunks (gzip of JSON lines of
+//! [`Change`]). HQ signs what the store will apply (snapshot manifests and
+//! change batches) with Ed25519: the signed bytes are exactly the `payload`
+//! text of a [`Signed`] envelope, so no canonical JSON is needed.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks. Sent by the store in the
+/// [`PROTOCOL_HEADER`] header of every request; HQ refuses other versions
+/// with 426 and an [`ApiError`] of code `protocol_version`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Request header carrying [`PROTOCOL_VERSION`].
+pub const PROTOCOL_HEADER: &str = "aisle-protocol";
+
+/// Paths, relative to HQ's base URL.
+pub mod paths {
+    /// `GET`: the signed [`super::SnapshotManifest`] of the device's store partition.
+    pub const SNAPSHOT: &str = "/v1/snapshot";
+    /// `GET /v1/snapshot/{snapshot_id}/chunks/{index}`: one chunk's bytes.
+    pub const SNAPSHOT_CHUNKS: &str = "/v1/snapshot/{snapshot_id}/chunks/{index}";
+    /// `GET ?after=CURSOR&limit=N`: a signed [`super::ChangeBatch`].
+    pub const CHANGES: &str = "/v1/changes";
+    /// `POST` an [`super::EventUpload`], answered by an [`super::EventAck`].
+    pub const EVENTS: &str = "/v1/events";
+    /// `GET ?card=NUMBER` or `?member_id=ID`: a [`super::MemberLookup`].
+    pub const MEMBER_LOOKUP: &str = "/v1/members/lookup";
+    /// Admin API (bearer token of HQ's administrator).
+    pub const ADMIN_DEVICES: &str = "/admin/v1/devices";
+    pub const ADMIN_MEMBERS: &str = "/admin/v1/members";
+    pub const ADMIN_PRODUCTS: &str = "/admin/v1/products";
+    pub const ADMIN_STORE_PRODUCTS: &str = "/admin/v1/store-products";
+    pub const ADMIN_CAMPAIGNS: &str = "/admin/v1/campaigns";
+    pub const ADMIN_COUPONS: &str = "/admin/v1/coupons";
+    pub const ADMIN_ERASURES: &str = "/admin/v1/erasures";
+    pub const ADMIN_EVENTS: &str = "/admin/v1/events";
+    pub const ADMIN_PARTITION: &str = "/admin/v1/partition";
+}
+
+/// Every error body, with a stable code a client branches on and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+/// A payload signed by HQ: `signature` is the Ed25519 signature (hex) of the
+/// UTF-8 bytes of `payload`, itself a JSON document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed {
+    pub payload: String,
+    /// Hex, 128 characters.
+    pub signature: String,
+}
+
+/// Admin: register a store device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRegistration {
+    pub device_id: String,
+    pub store_id: i64,
+}
+
+/// Admin's answer to a registration: everything the store needs, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCredentials {
+    pub device_id: String,
+    pub store_id: i64,
+    /// The device's bearer secret (hex, 32 random bytes); HQ keeps only its SHA-256.
+    pub secret: String,
+    /// HQ's Ed25519 verifying key (hex, 32 bytes).
+    pub hq_public_key: String,
+    pub protocol: u32,
+}
+
+/// The manifest of a bootstrap snapshot (signed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotManifest {
+    pub protocol: u32,
+    pub snapshot_id: String,
+    pub store_id: i64,
+    /// The change-feed cursor the snapshot is consistent with: after applying
+    /// it, ask for changes after this cursor.
+    pub cursor: u64,
+    pub created_at: String,
+    pub chunks: Vec<ChunkInfo>,
+    pub total_records: u64,
+}
+
+/// One chunk of a snapshot: gzip of JSON lines, each a [`Change`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkInfo {
+    pub index: u32,
+    /// SHA-256 (hex) of the chunk's bytes as served (compressed).
+    pub sha256: String,
+    pub bytes: u64,
+    pub records: u64,
+}
+
+/// A batch of the change feed (signed). Changes with feed positions in
+/// `(from_cursor, to_cursor]` that concern the store, in feed order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeBatch {
+    pub protocol: u32,
+    pub store_id: i64,
+    pub from_cursor: u64,
+    pub to_cursor: u64,
+    /// More changes are waiting after `to_cursor`.
+    pub more: bool,
+    pub changes: Vec<Change>,
+}
+
+/// One change to the store's partition. Records are whole (state, not
+/// diffs): applying one twice leaves the same replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    Store(StoreRecord),
+    Product(ProductRecord),
+    StoreProduct(StoreProductRecord),
+    /// The member's whole profile (cards and preferences included): what HQ holds now.
+    Member(MemberRecord),
+    /// Erasure: the store removes every personal datum of the member.
+    MemberErased {
+        member_id: i64,
+        erased_at: String,
+    },
+    Campaign(CampaignRecord),
+    Coupon(CouponRecord),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRecord {
+    pub store_id: i64,
+    pub name: String,
+    pub region: Option<String>,
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductRecord {
+    pub product_id: i64,
+    pub name: String,
+    pub gtin: Option<String>,
+    pub manufacturer_id: Option<i64>,
+    pub department: Option<String>,
+    pub category: Option<String>,
+    pub product_type: Option<String>,
+    pub brand: Option<String>,
+    pub brand_type: Option<String>,
+    pub package_size: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreProductRecord {
+    pub store_id: i64,
+    pub product_id: i64,
+    pub price_cents: i64,
+    pub stock_qty: i64,
+    pub location: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub member_id: i64,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub home_store_id: Option<i64>,
+    pub tier: String,
+    pub consent_personalization: bool,
+    pub consent_personalization_at: Option<String>,
+    pub consent_marketing: bool,
+    pub consent_marketing_at: Option<String>,
+    pub enrolled_on: Option<String>,
+    pub updated_at: String,
+    pub cards: Vec<CardRecord>,
+    pub preferences: Vec<Preference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardRecord {
+    pub card_number: String,
+    pub status: String,
+    pub issued_on: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Preference {
+    /// `brand`, `category`, `size` or `dietary`.
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignRecord {
+    pub campaign_id: i64,
+    pub name: String,
+    pub campaign_type: Option<String>,
+    pub starts_on: String,
+    pub ends_on: String,
+    /// Targeted members of this store's partition.
+    pub targets: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponRecord {
+    pub coupon_id: i64,
+    pub code: String,
+    pub campaign_id: i64,
+    pub description: Option<String>,
+    pub discount_cents: Option<i64>,
+    pub discount_percent: Option<i64>,
+    pub product_ids: Vec<i64>,
+}
+
+/// Store events, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventUpload {
+    pub events: Vec<Event>,
+}
+
+/// One local event of a store. `idempotency_key` is unique forever: HQ
+/// records each key once, however often it is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub idempotency_key: String,
+    /// The store's outbox sequence number (increasing per store).
+    pub seq: i64,
+    pub kind: EventKind,
+    pub payload: serde_json::Value,
+    pub created_at: String,
+}
+
+/// What happened in the store. HQ applies the profile-changing kinds to its
+/// master record (see the conflict rules in `docs/PROTOCOL.md`) and keeps the
+/// others as facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// `{member_id, at}`: a member identified at a kiosk (HQ adds the member to the store's partition).
+    KioskVisit,
+    /// `{serial, coupon_id, member_id, expires_at}`.
+    CouponIssued,
+    /// `{serial, coupon_id, member_id}`.
+    CouponRedeemed,
+    /// `{member_id, preferences: [{kind, value}]}`: the member's whole preference set.
+    PreferencesSet,
+    /// `{member_id, consent: "personalization"|"marketing", granted, at}`.
+    ConsentChanged,
+    /// `{member_id, author, body}`.
+    AssociateNote,
+    /// `{member_id, requested_by}`.
+    ErasureRequested,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        EventKind::KioskVisit,
+        EventKind::CouponIssued,
+        EventKind::CouponRedeemed,
+        EventKind::PreferencesSet,
+        EventKind::ConsentChanged,
+        EventKind::AssociateNote,
+        EventKind::ErasureRequested,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::KioskVisit => "kiosk_visit",
+            EventKind::CouponIssued => "coupon_issued",
+            EventKind::CouponRedeemed => "coupon_redeemed",
+            EventKind::PreferencesSet => "preferences_set",
+            EventKind::ConsentChanged => "consent_changed",
+            EventKind::AssociateNote => "associate_note",
+            EventKind::ErasureRequested => "erasure_requested",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+/// HQ's answer to an upload: every key it now holds (new or seen before).
+/// The store deletes exactly these from its outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAck {
+    pub acknowledged: Vec<String>,
+    /// How many of them HQ had already recorded (duplicates, ignored).
+    pub duplicates: u64,
+}
+
+/// The answer to a member look-up: the profile, now part of the store's partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberLookup {
+    pub member: Option<MemberRecord>,
+    pub erased: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_tagged_snake_case() {
+        let change = Change::MemberErased {
+            member_id: 7,
+            erased_at: "2026-01-02 03:04:05".into(),
+        };
+        let text = serde_json::to_string(&change).expect("json");
+        assert_eq!(
+            text,
+            r#"{"type":"member_erased","member_id":7,"erased_at":"2026-01-02 03:04:05"}"#
+        );
+        let back: Change = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, change);
+    }
+
+    #[test]
+    fn event_kinds_round_trip_by_name() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.name()), Some(kind));
+            let json = serde_json::to_string(&kind).expect("json");
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+        }
+        assert_eq!(EventKind::parse("nope"), None);
+    }
+}

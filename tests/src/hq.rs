@@ -1,0 +1,252 @@
+//! A real `aisle-hq` on loopback for tests: HTTPS with a CA generated for the
+//! test, master data from the embedded demo extract, its own temp folder.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use aisle_proto::{DeviceCredentials, DeviceRegistration};
+use rusqlite::Connection;
+
+/// A running HQ; stopped when dropped.
+#[derive(Debug)]
+pub struct TestHq {
+    pub data: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub ca_pem: String,
+    pub admin_token: String,
+    tls: aisle_hq::tls::TlsFiles,
+    runtime: Option<tokio::runtime::Runtime>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it.
+pub fn test_pki() -> (String, aisle_hq::tls::TlsFiles) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Aisle test CA");
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("server params");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let cert = params.signed_by(&key, &ca, &ca_key).expect("server cert");
+    (
+        ca.pem(),
+        aisle_hq::tls::TlsFiles {
+            cert_chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        },
+    )
+}
+
+impl TestHq {
+    /// HQ with the demo extract as master data.
+    pub fn start_with_demo() -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let config = aisle_hq::Config::new(data.path().to_owned(), "admin-secret".into());
+        let hq = aisle_hq::Hq::open(config).expect("open HQ");
+        hq.write(|conn| {
+            aisle_core::import::in_transaction(conn, |tx| {
+                aisle_core::import::completejourney::import(
+                    tx,
+                    &aisle_core::demo::source(),
+                    &aisle_core::import::ImportOptions::default(),
+                    &mut aisle_core::import::NoProgress,
+                )
+            })
+            .expect("import demo at HQ");
+            aisle_hq::db::refresh_partitions(conn).expect("partitions");
+        });
+        drop(hq);
+        let (ca_pem, tls) = test_pki();
+        let mut this = Self {
+            data,
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            ca_pem,
+            admin_token: "admin-secret".into(),
+            tls,
+            runtime: None,
+            shutdown: None,
+        };
+        this.start();
+        this
+    }
+
+    /// Starts serving (on the same port as before, if it ran before).
+    pub fn start(&mut self) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(self.addr))
+            .expect("bind loopback");
+        self.addr = listener.local_addr().expect("addr");
+        let mut config =
+            aisle_hq::Config::new(self.data.path().to_owned(), self.admin_token.clone());
+        config.tls = Some(self.tls.clone());
+        config.chunk_records = 2_000;
+        let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(async move {
+            let stopped = async {
+                receiver.await.ok();
+            };
+            if let Err(err) = aisle_hq::serve(listener, config, stopped).await {
+                tracing::error!(error = %err, "test HQ stopped");
+            }
+        });
+        self.runtime = Some(runtime);
+        self.shutdown = Some(sender);
+    }
+
+    /// Stops serving (in-flight connections are dropped, as in a crash).
+    pub fn stop(&mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            sender.send(()).ok();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// An HTTPS client trusting only the test CA.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca"),
+            )
+            .build()
+            .expect("client")
+    }
+
+    /// Calls the admin API; panics on failure.
+    pub fn admin<T: serde::Serialize + ?Sized>(&self, path: &str, body: &T) -> serde_json::Value {
+        let response = self
+            .client()
+            .post(format!("{}{path}", self.url()))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .expect("admin request");
+        let status = response.status();
+        let value: serde_json::Value = response.json().expect("admin json");
+        assert!(status.is_success(), "{path}: {status} {value}");
+        value
+    }
+
+    pub fn register(&self, device_id: &str, store_id: i64) -> DeviceCredentials {
+        let value = self.admin(
+            aisle_proto::paths::ADMIN_DEVICES,
+            &DeviceRegistration {
+                device_id: device_id.to_owned(),
+                store_id,
+            },
+        );
+        serde_json::from_value(value).expect("credentials")
+    }
+
+    /// A read-only look at HQ's database.
+    pub fn db(&self) -> Connection {
+        Connection::open(self.data.path().join("hq.db")).expect("open HQ db")
+    }
+
+    /// Idempotency keys HQ recorded, with how often each appears (always once: it is the key).
+    pub fn event_keys(&self) -> Vec<String> {
+        let conn = self.db();
+        let mut stmt = conn
+            .prepare("SELECT idempotency_key FROM store_events ORDER BY idempotency_key")
+            .expect("prepare");
+        stmt.query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
+
+    /// A store with members and stock at HQ (the demo's best-stocked store).
+    pub fn busy_store(&self) -> i64 {
+        self.db()
+            .query_row(
+                "SELECT s.store_id FROM store_members AS s GROUP BY s.store_id ORDER BY count(*) DESC, s.store_id LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .expect("a store")
+    }
+}
+
+impl Drop for TestHq {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Provisions a store replica for `credentials` at `hq`.
+pub fn provision(db: &Path, hq: &TestHq, credentials: &DeviceCredentials) {
+    let mut conn = aisle_core::replica::open_writer(db).expect("replica");
+    aisle_core::sync::Credentials {
+        hq_url: hq.url(),
+        device_id: credentials.device_id.clone(),
+        store_id: credentials.store_id,
+        secret: credentials.secret.clone(),
+        hq_public_key: credentials.hq_public_key.clone(),
+        ca_pem: Some(hq.ca_pem.clone()),
+    }
+    .save(&mut conn)
+    .expect("provision");
+}
+
+/// What a store must hold of its partition, as comparable text rows:
+/// members (with cards and preferences), this store's prices and stock, products.
+pub fn partition_rows(conn: &Connection, store_id: i64, members_sql: &str) -> Vec<String> {
+    let mut rows = Vec::new();
+    let mut stmt = conn.prepare(members_sql).expect("members sql");
+    let ids: Vec<i64> = stmt
+        .query_map([store_id], |row| row.get(0))
+        .expect("ids")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    for id in ids {
+        if let Some(member) = aisle_core::sync::records::read_member(conn, id).expect("member") {
+            rows.push(serde_json::to_string(&member).expect("json"));
+        }
+    }
+    let mut stmt = conn
+        .prepare("SELECT product_id, price_cents, stock_qty, coalesce(location, '') FROM store_products WHERE store_id = ?1 ORDER BY product_id")
+        .expect("prices");
+    let prices = stmt
+        .query_map([store_id], |row| {
+            Ok(format!(
+                "price {} {} {} {}",
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?
+            ))
+        })
+        .expect("query")
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .expect("rows");
+    rows.extend(prices);
+    let products: i64 = conn
+        .query_row("SELECT count(*) FROM products", [], |row| row.get(0))
+        .expect("products");
+    rows.push(format!("products {products}"));
+    rows
+}
+
+/// The partition's members at HQ.
+pub const HQ_MEMBERS: &str =
+    "SELECT s.member_id FROM store_members AS s JOIN members AS m USING (member_id)
+     WHERE s.store_id = ?1 AND m.erased_at IS NULL ORDER BY s.member_id";
+/// The members a store replica holds.
+pub const STORE_MEMBERS: &str =
+    "SELECT member_id FROM members WHERE erased_at IS NULL AND ?1 IS NOT NULL ORDER BY member_id";
