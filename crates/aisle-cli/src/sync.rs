@@ -25,7 +25,7 @@ pub struct SyncArgs {
 enum SyncCommand {
     /// Store HQ's address and this device's credentials (from HQ's registration) in the replica.
     Provision {
-        /// HQ's base URL, e.g. https://hq.example:8443
+        /// HQ's base URL, e.g. `https://hq.example:8443`
         #[arg(long)]
         hq: String,
         /// The JSON credentials HQ returned when the device was registered.
