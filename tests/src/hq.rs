@@ -14,7 +14,9 @@ pub struct TestHq {
     pub addr: SocketAddr,
     pub ca_pem: String,
     pub admin_token: String,
-    tls: aisle_hq::tls::TlsFiles,
+    pub tls: aisle_hq::tls::TlsFiles,
+    /// Serve plain HTTP (behind a test proxy that does the TLS).
+    plain: bool,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -43,8 +45,17 @@ pub fn test_pki() -> (String, aisle_hq::tls::TlsFiles) {
 }
 
 impl TestHq {
-    /// HQ with the demo extract as master data.
+    /// HQ with the demo extract as master data, over HTTPS.
     pub fn start_with_demo() -> Self {
+        Self::with_demo(false)
+    }
+
+    /// The same over plain HTTP, for a TLS-terminating fault proxy in front.
+    pub fn start_with_demo_plain() -> Self {
+        Self::with_demo(true)
+    }
+
+    fn with_demo(plain: bool) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         let config = aisle_hq::Config::new(data.path().to_owned(), "admin-secret".into());
         let hq = aisle_hq::Hq::open(config).expect("open HQ");
@@ -68,6 +79,7 @@ impl TestHq {
             ca_pem,
             admin_token: "admin-secret".into(),
             tls,
+            plain,
             runtime: None,
             shutdown: None,
         };
@@ -88,7 +100,7 @@ impl TestHq {
         self.addr = listener.local_addr().expect("addr");
         let mut config =
             aisle_hq::Config::new(self.data.path().to_owned(), self.admin_token.clone());
-        config.tls = Some(self.tls.clone());
+        config.tls = (!self.plain).then(|| self.tls.clone());
         config.chunk_records = 2_000;
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(async move {
@@ -114,7 +126,8 @@ impl TestHq {
     }
 
     pub fn url(&self) -> String {
-        format!("https://{}", self.addr)
+        let scheme = if self.plain { "http" } else { "https" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// An HTTPS client trusting only the test CA.
@@ -191,9 +204,14 @@ impl Drop for TestHq {
 
 /// Provisions a store replica for `credentials` at `hq`.
 pub fn provision(db: &Path, hq: &TestHq, credentials: &DeviceCredentials) {
+    provision_at(db, &hq.url(), hq, credentials);
+}
+
+/// Provisions a store replica to reach HQ at `url` (e.g. through a proxy).
+pub fn provision_at(db: &Path, url: &str, hq: &TestHq, credentials: &DeviceCredentials) {
     let mut conn = aisle_core::replica::open_writer(db).expect("replica");
     aisle_core::sync::Credentials {
-        hq_url: hq.url(),
+        hq_url: url.to_owned(),
         device_id: credentials.device_id.clone(),
         store_id: credentials.store_id,
         secret: credentials.secret.clone(),

@@ -4,6 +4,7 @@
 //! touches the network or `../shared`.
 
 pub mod hq;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 

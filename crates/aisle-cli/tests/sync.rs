@@ -418,3 +418,161 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
         .expect("outbox");
     assert_eq!(pending, 0, "nothing stuck");
 }
+
+/// A long outage: 100,000 local events queued offline, then one sync
+/// uploads them all, exactly once.
+#[test]
+fn a_long_outage_catches_up_exactly_once() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let credentials = hq.register("kiosk-1", store_id);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("replica.db");
+    provision(&db, &hq, &credentials);
+    sync_ok(&db);
+    let member_id = a_member(&db);
+    let mut created = Vec::with_capacity(100_000);
+    {
+        let mut conn = aisle_core::replica::open_writer(&db).expect("writer");
+        let tx = conn.transaction().expect("tx");
+        for idx in 0..100_000 {
+            let at = format!(
+                "2026-11-25 {:02}:{:02}:{:02}",
+                idx / 3600 % 24,
+                idx / 60 % 60,
+                idx % 60
+            );
+            created.push(
+                aisle_core::sync::outbox::record(
+                    &tx,
+                    aisle_proto::EventKind::KioskVisit,
+                    &serde_json::json!({ "member_id": member_id, "store_id": store_id, "at": at }),
+                    &at,
+                )
+                .expect("event"),
+            );
+        }
+        tx.commit().expect("commit");
+    }
+    // HQ is unreachable meanwhile: a sync fails, says why, and keeps every event.
+    let mut offline = hq;
+    offline.stop();
+    let output = aisle(&db, &["sync"]);
+    assert!(!output.status.success());
+    let status = text(&aisle(&db, &["sync", "status"]));
+    assert!(status.contains("pending outbox events: 100000"), "{status}");
+    assert!(status.contains("unreachable"), "{status}");
+    offline.start();
+    let report = sync_ok(&db);
+    assert!(
+        report.contains("uploaded 100000 events (0 already at HQ)"),
+        "{report}"
+    );
+    let mut at_hq = offline.event_keys();
+    at_hq.sort();
+    created.sort();
+    assert_eq!(at_hq, created, "every event once");
+}
+
+/// Faults between store and HQ (a TLS-terminating proxy): a corrupted
+/// chunk, bit-flipped, truncated and replayed batches, 5xx, connections cut
+/// mid-body, on downloads and uploads. Nothing from a bad answer is
+/// applied, status says why, and sync converges once the faults stop.
+#[test]
+fn faults_apply_nothing_and_sync_converges_when_they_stop() {
+    use aisle_tests::proxy::{Fault, FaultProxy};
+    let hq = TestHq::start_with_demo_plain();
+    let proxy = FaultProxy::start(hq.url(), hq.tls.clone());
+    let store_id = hq.busy_store();
+    let credentials = hq.register("kiosk-1", store_id);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("replica.db");
+    aisle_tests::hq::provision_at(&db, &proxy.url(), &hq, &credentials);
+    let dump = || aisle_tests::dump(&Connection::open(&db).expect("replica"));
+    let fails_with = |faults: &[Fault], code: &str| {
+        let before = dump();
+        proxy.script(faults);
+        let output = aisle(&db, &["sync"]);
+        assert!(!output.status.success(), "{faults:?}: {}", text(&output));
+        let status = text(&aisle(&db, &["sync", "status"]));
+        assert!(
+            status.contains(code),
+            "{faults:?}: expected {code} in {status}"
+        );
+        assert_eq!(proxy.pending(), 0, "{faults:?} were all used");
+        let after = dump();
+        // Only the status row and outbox attempt counters may change.
+        let strip = |rows: Vec<String>| -> Vec<String> {
+            rows.into_iter()
+                .filter(|r| {
+                    !r.contains("sync_state")
+                        && !r.contains("outbox")
+                        && !r.contains("sync.hq_head")
+                })
+                .collect()
+        };
+        assert_eq!(
+            strip(after),
+            strip(before),
+            "{faults:?} changed the replica"
+        );
+    };
+
+    // Bootstrap: the manifest passes, a chunk arrives corrupted, then cut.
+    fails_with(&[Fault::Pass, Fault::FlipBit(300)], "checksum");
+    fails_with(&[Fault::Pass, Fault::DropAfter(100)], "unreachable");
+    fails_with(&[Fault::FlipBit(40)], "bad_signature");
+    sync_ok(&db);
+    converged(&hq, &db, store_id);
+
+    // Deltas: HQ changes a member; its batch arrives damaged in every way.
+    let member_id = a_member(&db);
+    let conn = Connection::open(&db).expect("replica");
+    let mut member = aisle_core::sync::records::read_member(&conn, member_id)
+        .expect("read")
+        .expect("member");
+    member.tier = "platinum".into();
+    hq.admin(aisle_proto::paths::ADMIN_MEMBERS, &member);
+    fails_with(&[Fault::FlipBit(60)], "bad_signature");
+    fails_with(&[Fault::Truncate(50)], "malformed");
+    fails_with(&[Fault::Status(503)], "refused");
+    fails_with(&[Fault::DropAfter(30)], "unreachable");
+    sync_ok(&db);
+    converged(&hq, &db, store_id);
+    // A replayed older batch (the answer before the next change) is ignored,
+    // and the real one is asked for again and applied.
+    member.tier = "gold".into();
+    hq.admin(aisle_proto::paths::ADMIN_MEMBERS, &member);
+    proxy.script(&[Fault::ReplayPrevious]);
+    let replayed = sync_ok(&db);
+    assert!(
+        replayed.contains("applied 1 changes in 1 batches (1 repeated batches ignored)"),
+        "{replayed}"
+    );
+    converged(&hq, &db, store_id);
+
+    // Uploads: an acknowledgement lost after HQ recorded the events, and a 500.
+    {
+        let mut conn = aisle_core::replica::open_writer(&db).expect("writer");
+        for idx in 0..25 {
+            aisle_core::edits::record_visit(
+                &mut conn,
+                member_id,
+                Some(store_id),
+                &format!("2026-11-25 12:00:{idx:02}"),
+            )
+            .expect("visit");
+        }
+    }
+    fails_with(&[Fault::DropAfter(10)], "unreachable");
+    fails_with(&[Fault::Status(500)], "refused");
+    fails_with(&[Fault::FlipBit(5)], "malformed");
+    let done = sync_ok(&db);
+    assert!(
+        done.contains("uploaded 25 events (25 already at HQ)"),
+        "{done}"
+    );
+    assert_eq!(hq.event_keys().len(), 25, "each event once at HQ");
+    converged(&hq, &db, store_id);
+    assert!(proxy.log().len() > 15, "the proxy carried the traffic");
+}

@@ -16,7 +16,7 @@ pub fn record_visit(
     store_id: Option<i64>,
     now: &str,
 ) -> Result<String, SyncError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = crate::sync::outbox::record(
         &tx,
         EventKind::KioskVisit,
@@ -35,7 +35,7 @@ pub fn add_note(
     body: &str,
     now: &str,
 ) -> Result<String, SyncError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![member_id, author, body, now],
@@ -57,7 +57,7 @@ pub fn set_preferences(
     preferences: &[Preference],
     now: &str,
 ) -> Result<String, SyncError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "DELETE FROM member_preferences WHERE member_id = ?1",
         [member_id],
@@ -98,7 +98,7 @@ pub fn set_consent(
     granted: bool,
     now: &str,
 ) -> Result<String, SyncError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let (name, sql) = match consent {
         Consent::Personalization => (
             "personalization",
@@ -128,7 +128,7 @@ pub fn request_erasure(
     requested_by: &str,
     now: &str,
 ) -> Result<String, SyncError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = crate::sync::outbox::record(
         &tx,
         EventKind::ErasureRequested,

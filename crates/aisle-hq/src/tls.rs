@@ -47,6 +47,8 @@ pub async fn serve(
                 }
             },
         };
+        // Small answers must not wait for Nagle's algorithm and delayed ACKs (40 ms each).
+        stream.set_nodelay(true).ok();
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

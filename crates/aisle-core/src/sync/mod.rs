@@ -135,7 +135,7 @@ impl Credentials {
                 ),
             });
         }
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (key, value) in [
             ("sync.hq_url", Some(self.hq_url.clone())),
             ("sync.device_id", Some(self.device_id.clone())),
@@ -435,6 +435,7 @@ pub fn pull(
     store_id: i64,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
+    let mut replays = 0;
     loop {
         let position = cursor(conn)?.unwrap_or(0);
         let batch = transport.changes(position, options.batch_limit)?;
@@ -443,19 +444,24 @@ pub fn pull(
             BatchDecision::Apply => {
                 report.batches_applied += 1;
                 report.changes_applied += batch.changes.len() as u64;
-            }
-            BatchDecision::AlreadyApplied => {
-                report.batches_ignored += 1;
-                // A replayed answer: ask again once; HQ's real answer starts at the cursor.
                 if !more {
                     return Ok(());
                 }
-                continue;
+            }
+            BatchDecision::AlreadyApplied => {
+                // A duplicated or replayed answer: ignored; ask again from the cursor.
+                report.batches_ignored += 1;
+                replays += 1;
+                if replays > 3 {
+                    return Err(SyncError::Protocol {
+                        what: format!(
+                            "HQ keeps answering with batches already applied (up to {}); the replica stays at {position}",
+                            batch.to_cursor
+                        ),
+                    });
+                }
             }
             BatchDecision::Gap => unreachable_gap(position, &batch)?,
-        }
-        if !more {
-            return Ok(());
         }
     }
 }
@@ -484,7 +490,7 @@ pub fn apply_batch(
             ),
         });
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let position = cursor(&tx)?.unwrap_or(0);
     let decision = decide_batch(position, batch.from_cursor, batch.to_cursor);
     if decision == BatchDecision::Apply {
@@ -544,7 +550,7 @@ pub fn apply_snapshot(
     manifest: &SnapshotManifest,
     files: &[PathBuf],
 ) -> Result<u64, SyncError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if cursor(&tx)?.is_some() {
         return Err(SyncError::Protocol {
             what: "the replica already has a cursor; a snapshot only fills an empty replica".into(),
@@ -598,7 +604,7 @@ pub fn lookup_member(
     let Some(member) = found.member else {
         return Ok(None);
     };
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let kept = records::write_member(&tx, &member)?;
     tx.commit()?;
     Ok(kept.then_some(member.member_id))

@@ -83,7 +83,7 @@ pub fn oldest(conn: &Connection, limit: usize) -> Result<Vec<Event>, super::Sync
 
 /// Deletes the events HQ acknowledged (and only those).
 pub fn acknowledge(conn: &mut Connection, keys: &[String]) -> rusqlite::Result<usize> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut deleted = 0;
     {
         let mut stmt = tx.prepare_cached("DELETE FROM outbox WHERE idempotency_key = ?1")?;
