@@ -1,5 +1,7 @@
 //! `aisle-hq`: the reference HQ server (a thin shell over the library).
 
+mod bench;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -40,6 +42,30 @@ enum Command {
         dir: PathBuf,
         #[arg(long)]
         skip_invalid: bool,
+    },
+    /// Load a folder in Aisle's generic CSV layout (docs/IMPORT.md) into HQ's master data.
+    ImportCsv {
+        dir: PathBuf,
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Write a development CA and a loopback certificate (ca.pem, hq.pem, hq.key) into a folder.
+    DevCert { out: PathBuf },
+    /// Measure sync (bootstrap, delta apply, upload, many stores polling); see docs/BENCHMARKS.md.
+    BenchSync {
+        #[arg(long, default_value_t = 1)]
+        store_id: i64,
+        /// Put every member in the store's partition.
+        #[arg(long)]
+        whole_partition: bool,
+        #[arg(long, default_value_t = 100_000)]
+        changes: usize,
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        #[arg(long, default_value_t = 200)]
+        pollers: usize,
+        #[arg(long, default_value_t = 10)]
+        poll_seconds: u64,
     },
     /// Register a store device; prints its credentials as JSON (shown once).
     RegisterDevice {
@@ -124,6 +150,53 @@ fn main() -> anyhow::Result<()> {
             tracing::info!(rejects = report.rejects.len(), "imported");
             Ok(())
         }
+        Command::ImportCsv { dir, skip_invalid } => {
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let report = hq.write(|conn| {
+                let options = aisle_core::import::ImportOptions {
+                    skip_invalid,
+                    ..aisle_core::import::ImportOptions::default()
+                };
+                let report = aisle_core::import::in_transaction(conn, |tx| {
+                    aisle_core::import::layout::import(
+                        tx,
+                        &aisle_core::import::DirSource(dir.clone()),
+                        &options,
+                        &mut aisle_core::import::NoProgress,
+                    )
+                })?;
+                aisle_hq::db::refresh_partitions(conn)?;
+                anyhow::Ok(report)
+            })?;
+            tracing::info!(rejects = report.rejects.len(), "imported");
+            Ok(())
+        }
+        Command::DevCert { out } => {
+            let (ca, tls) = bench::loopback_pki()?;
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("ca.pem"), ca)?;
+            std::fs::write(out.join("hq.pem"), tls.cert_chain_pem)?;
+            std::fs::write(out.join("hq.key"), tls.key_pem)?;
+            Ok(())
+        }
+        Command::BenchSync {
+            store_id,
+            whole_partition,
+            changes,
+            events,
+            pollers,
+            poll_seconds,
+        } => bench::run(
+            &cli.data,
+            &bench::Options {
+                store_id,
+                whole_partition,
+                changes,
+                events,
+                pollers,
+                poll_seconds,
+            },
+        ),
         Command::RegisterDevice {
             device_id,
             store_id,

@@ -31,9 +31,12 @@ fn main() -> Result<()> {
         ["test", rest @ ..] => test(rest),
         ["bench", "import", rest @ ..] => bench_import(rest),
         ["bench", "replica", rest @ ..] => bench_replica(rest),
+        ["bench", "sync", rest @ ..] => bench_sync(rest),
+        ["bench", "sync-crash", rest @ ..] => bench_sync_crash(rest),
         _ => {
             bail!(
-                "usage: cargo xtask <demo | test | bench import [--data DIR] | bench replica [--members N --products M --purchases P]>"
+                "usage: cargo xtask <demo | test | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
+                 | bench sync [--members N --products M] | bench sync-crash [--runs N --seed S]>"
             )
         }
     }
@@ -247,6 +250,69 @@ fn release_aisle() -> Result<PathBuf> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
     Ok(target.join("release/aisle"))
+}
+
+/// `cargo xtask bench sync`: a generated HQ (1 M members, 100 k products by
+/// default) whose store partition holds every member, then `aisle-hq bench-sync`.
+fn bench_sync(args: &[&str]) -> Result<()> {
+    let members = flag(args, "--members").unwrap_or("1000000");
+    let products = flag(args, "--products").unwrap_or("100000");
+    let aisle = release_aisle()?;
+    run(cargo().args(["build", "--release", "-p", "aisle-hq", "--bin", "aisle-hq"]))?;
+    let hq_bin = aisle.with_file_name("aisle-hq");
+    let work = std::env::temp_dir().join("aisle-bench-sync");
+    std::fs::remove_dir_all(&work).ok();
+    let data = work.join("data");
+    let hq = work.join("hq");
+    let gen_seconds = timed(
+        Command::new(&aisle)
+            .args([
+                "gen",
+                "--members",
+                members,
+                "--products",
+                products,
+                "--purchases",
+            ])
+            .arg(members)
+            .arg("--out")
+            .arg(&data),
+    )?;
+    let import_seconds = timed(
+        Command::new(&hq_bin)
+            .arg("--data")
+            .arg(&hq)
+            .args(["import-csv"])
+            .arg(&data),
+    )?;
+    println!(
+        "HQ master data: {members} members, {products} products generated in {gen_seconds:.1} s, imported in {import_seconds:.1} s"
+    );
+    run(Command::new(&hq_bin)
+        .env("RUST_LOG", "warn")
+        .arg("--data")
+        .arg(&hq)
+        .args(["bench-sync", "--whole-partition"]))
+}
+
+/// `cargo xtask bench sync-crash`: the SIGKILL loop of the sync tests, 1,000 times.
+fn bench_sync_crash(args: &[&str]) -> Result<()> {
+    let runs = flag(args, "--runs").unwrap_or("1000");
+    let seed = flag(args, "--seed").unwrap_or("20261125");
+    run(cargo()
+        .env("AISLE_CRASH_RUNS", runs)
+        .env("AISLE_CRASH_SEED", seed)
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "aisle-cli",
+            "--test",
+            "sync",
+            "kill_9",
+            "--",
+            "--nocapture",
+        ]))
 }
 
 fn timed(cmd: &mut Command) -> Result<f64> {

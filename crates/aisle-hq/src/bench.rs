@@ -1,0 +1,339 @@
+//! `aisle-hq bench-sync`: the sync figures of docs/BENCHMARKS.md, each
+//! beside a baseline measured in the same run. HQ runs in this process on
+//! loopback over TLS (a CA generated for the run); the store side is
+//! aisle-core's real sync engine.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aisle_core::sync::{self, Credentials, SyncOptions, SyncReport, Transport};
+use aisle_proto::{Change, EventKind, StoreProductRecord};
+use anyhow::Context;
+
+pub struct Options {
+    pub store_id: i64,
+    /// Put every member into the store's partition (the 1 M-member bootstrap).
+    pub whole_partition: bool,
+    pub changes: usize,
+    pub events: usize,
+    pub pollers: usize,
+    pub poll_seconds: u64,
+}
+
+fn say(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A throwaway CA and a loopback certificate (PEM): (ca, chain, key).
+pub fn loopback_pki() -> anyhow::Result<(String, aisle_hq::tls::TlsFiles)> {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Aisle HQ development CA");
+    let ca_key = rcgen::KeyPair::generate()?;
+    let ca = ca_params.self_signed(&ca_key)?;
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.signed_by(&key, &ca, &ca_key)?;
+    Ok((
+        ca.pem(),
+        aisle_hq::tls::TlsFiles {
+            cert_chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        },
+    ))
+}
+
+pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let (ca_pem, tls) = loopback_pki()?;
+    let mut config = aisle_hq::Config::new(data_dir.to_owned(), "bench-admin".into());
+    config.tls = Some(tls);
+    let hq = aisle_hq::Hq::open(config.clone())?;
+    let store_id = options.store_id;
+    let now = aisle_hq::now_text();
+    // Devices, and the partition.
+    let mut devices = Vec::new();
+    hq.write(|conn| -> anyhow::Result<()> {
+        if options.whole_partition {
+            conn.execute(
+                "INSERT OR IGNORE INTO store_members (store_id, member_id)
+                 SELECT ?1, member_id FROM members WHERE erased_at IS NULL",
+                [store_id],
+            )?;
+        } else {
+            aisle_hq::db::refresh_partitions(conn)?;
+        }
+        let stamp = std::process::id();
+        for idx in 0..=options.pollers {
+            let device_id = format!("bench-{stamp}-{idx}");
+            let secret = aisle_hq::db::register_device(conn, &device_id, store_id, &now)?;
+            devices.push(Credentials {
+                hq_url: String::new(),
+                device_id,
+                store_id,
+                secret,
+                hq_public_key: hq.signer.public_hex(),
+                ca_pem: Some(ca_pem.clone()),
+            });
+        }
+        Ok(())
+    })?;
+    drop(hq);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("https://{}", listener.local_addr()?);
+    for device in &mut devices {
+        device.hq_url = url.clone();
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    runtime.spawn(aisle_hq::serve(listener, config, async {
+        stopped.await.ok();
+    }));
+    std::thread::sleep(Duration::from_millis(200));
+
+    // 1. Bootstrap into an empty replica, and the floor: copying the resulting file.
+    let replica = work.path().join("store.db");
+    let mut conn = aisle_core::replica::open_writer(&replica)?;
+    devices[0].save(&mut conn)?;
+    let transport = Transport::new(&devices[0])?;
+    let started = Instant::now();
+    let manifest = transport.snapshot_manifest().context("snapshot manifest")?;
+    let build = started.elapsed();
+    let sync_options = SyncOptions::for_replica(&replica);
+    let started = Instant::now();
+    let records = sync::bootstrap(&mut conn, &transport, &sync_options, store_id)?;
+    let bootstrap = started.elapsed();
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+    let bytes = std::fs::metadata(&replica)?.len();
+    let copy_to = work.path().join("copy.db");
+    let started = Instant::now();
+    std::fs::copy(&replica, &copy_to)?;
+    std::fs::File::open(&copy_to)?.sync_all()?;
+    let copy = started.elapsed();
+    let members: i64 = conn.query_row("SELECT count(*) FROM members", [], |row| row.get(0))?;
+    let products: i64 = conn.query_row("SELECT count(*) FROM products", [], |row| row.get(0))?;
+    say(&format!(
+        "bootstrap: {records} records ({members} members, {products} products) in {} chunks, {:.1} MB compressed; \
+         HQ built the snapshot in {:.1} s; download + verify + apply {:.1} s; total {:.1} s; replica {:.2} GB; \
+         copying that file {:.2} s; ratio {:.1}x the copy",
+        manifest.chunks.len(),
+        manifest.chunks.iter().map(|c| c.bytes).sum::<u64>() as f64 / 1e6,
+        build.as_secs_f64(),
+        bootstrap.as_secs_f64(),
+        (build + bootstrap).as_secs_f64(),
+        bytes as f64 / 1e9,
+        copy.as_secs_f64(),
+        (build + bootstrap).as_secs_f64() / copy.as_secs_f64().max(1e-9)
+    ))?;
+
+    // 2. Delta apply: HQ changes prices; the store pulls them.
+    let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data_dir.to_owned(), String::new()))?;
+    let rows: Vec<StoreProductRecord> = hq.read(|conn| {
+        let mut stmt = conn.prepare(
+            "SELECT store_id, product_id, price_cents, stock_qty, location, updated_at
+             FROM store_products WHERE store_id = ?1 ORDER BY product_id LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(
+                rusqlite::params![store_id, options.changes as i64],
+                sync::records::store_product_from_row,
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    })?;
+    let changes: Vec<Change> = rows
+        .into_iter()
+        .map(|mut row| {
+            row.price_cents += 1;
+            row.updated_at = now.clone();
+            Change::StoreProduct(row)
+        })
+        .collect();
+    hq.write(|conn| -> anyhow::Result<()> {
+        let tx = conn.transaction()?;
+        for change in &changes {
+            sync::records::apply_change(&tx, change)?;
+            aisle_hq::db::log_change(&tx, aisle_hq::db::Scope::Store(store_id), change, &now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    })?;
+    let mut report = SyncReport::default();
+    let started = Instant::now();
+    sync::pull(&mut conn, &transport, &sync_options, store_id, &mut report)?;
+    let pulled = started.elapsed();
+    // Baseline: the same rows upserted straight into a copy of the replica, one transaction.
+    let mut baseline_conn = aisle_core::replica::open_writer(&copy_to)?;
+    let started = Instant::now();
+    let tx = baseline_conn.transaction()?;
+    for change in &changes {
+        sync::records::apply_change(&tx, change)?;
+    }
+    tx.commit()?;
+    let local = started.elapsed();
+    let rate = report.changes_applied as f64 / pulled.as_secs_f64();
+    say(&format!(
+        "delta apply: {} changes in {} batches in {:.2} s = {:.0} changes/s (fetch, verify, apply); \
+         the same upserts locally in one transaction {:.2} s; ratio {:.1}x",
+        report.changes_applied,
+        report.batches_applied,
+        pulled.as_secs_f64(),
+        rate,
+        local.as_secs_f64(),
+        pulled.as_secs_f64() / local.as_secs_f64().max(1e-9)
+    ))?;
+
+    // 3. Outbox upload after an outage.
+    {
+        let tx = conn.transaction()?;
+        for idx in 0..options.events {
+            let at = format!(
+                "2026-11-25 {:02}:{:02}:{:02}",
+                idx / 3600 % 24,
+                idx / 60 % 60,
+                idx % 60
+            );
+            sync::outbox::record(
+                &tx,
+                EventKind::KioskVisit,
+                &serde_json::json!({ "member_id": idx as i64 + 1, "store_id": store_id, "at": at }),
+                &at,
+            )?;
+        }
+        tx.commit()?;
+    }
+    let events = sync::outbox::oldest(&conn, options.events)?;
+    let mut report = SyncReport::default();
+    let started = Instant::now();
+    sync::upload(&mut conn, &transport, &sync_options, &now, &mut report)?;
+    let uploaded = started.elapsed();
+    // Baseline: recording the same events straight into HQ's log, one transaction.
+    let started = Instant::now();
+    hq.write(|conn| {
+        let tx = conn.transaction()?;
+        for event in &events {
+            tx.execute(
+                "INSERT INTO store_events (idempotency_key, device_id, store_id, seq, kind, payload, created_at, received_at)
+                 VALUES (?1 || '-baseline', 'baseline', ?2, ?3, ?4, ?5, ?6, ?6)",
+                rusqlite::params![event.idempotency_key, store_id, event.seq, event.kind.name(), event.payload.to_string(), event.created_at],
+            )?;
+        }
+        tx.commit()
+    })?;
+    let direct = started.elapsed();
+    say(&format!(
+        "outbox upload: {} events in {:.2} s = {:.0} events/s, exactly once (HQ applies each in its log); \
+         inserting them straight into HQ's log {:.2} s; ratio {:.1}x",
+        report.events_uploaded,
+        uploaded.as_secs_f64(),
+        report.events_uploaded as f64 / uploaded.as_secs_f64(),
+        direct.as_secs_f64(),
+        uploaded.as_secs_f64() / direct.as_secs_f64().max(1e-9)
+    ))?;
+
+    // 4. Many stores polling for deltas at once: p99 beside one store alone.
+    let head = sync::cursor(&conn)?.unwrap_or(0);
+    let alone = runtime.block_on(poll(&devices[..1], head, Duration::from_secs(3)))?;
+    let crowd = runtime.block_on(poll(
+        &devices[1..],
+        head,
+        Duration::from_secs(options.poll_seconds),
+    ))?;
+    say(&format!(
+        "polling: 1 store alone p50 {:.1} ms p99 {:.1} ms ({} requests); {} stores at once p50 {:.1} ms p99 {:.1} ms \
+         ({} requests, {:.0}/s); p99 ratio {:.1}x",
+        ms(percentile(&alone, 0.5)),
+        ms(percentile(&alone, 0.99)),
+        alone.len(),
+        devices.len() - 1,
+        ms(percentile(&crowd, 0.5)),
+        ms(percentile(&crowd, 0.99)),
+        crowd.len(),
+        crowd.len() as f64 / options.poll_seconds as f64,
+        ms(percentile(&crowd, 0.99)) / ms(percentile(&alone, 0.99)).max(1e-9)
+    ))?;
+    stop.send(()).ok();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+/// Each device polls `/v1/changes?after=head` back to back for `length`; every latency, sorted.
+async fn poll(
+    devices: &[Credentials],
+    head: u64,
+    length: Duration,
+) -> anyhow::Result<Vec<Duration>> {
+    let until = Instant::now() + length;
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for device in devices {
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(
+                device.ca_pem.clone().unwrap_or_default().as_bytes(),
+            )?)
+            .build()?;
+        let url = format!(
+            "{}{}?after={head}&limit=1000",
+            device.hq_url,
+            aisle_proto::paths::CHANGES
+        );
+        let auth = format!("Bearer {}.{}", device.device_id, device.secret);
+        let latencies = latencies.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while Instant::now() < until {
+                let started = Instant::now();
+                let response = client
+                    .get(&url)
+                    .header(
+                        aisle_proto::PROTOCOL_HEADER,
+                        aisle_proto::PROTOCOL_VERSION.to_string(),
+                    )
+                    .header(reqwest::header::AUTHORIZATION, &auth)
+                    .send()
+                    .await;
+                if let Ok(response) = response
+                    && response.status().is_success()
+                    && response.bytes().await.is_ok()
+                {
+                    mine.push(started.elapsed());
+                }
+            }
+            latencies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(mine);
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let mut all = std::mem::take(
+        &mut *latencies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    all.sort();
+    Ok(all)
+}
