@@ -26,6 +26,8 @@ pub enum Fault {
     FlipBit(usize),
     /// Answer with the previous answer to the same path (a duplicated or reordered batch).
     ReplayPrevious,
+    /// Answer only after this many milliseconds.
+    StallMillis(u64),
 }
 
 #[derive(Debug, Default)]
@@ -179,6 +181,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     let mut status = status;
     match fault {
         Fault::Pass | Fault::Status(_) => {}
+        Fault::StallMillis(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
         Fault::Truncate(n) => bytes.truncate(n),
         Fault::FlipBit(at) => {
             if !bytes.is_empty() {

@@ -19,6 +19,9 @@ pub struct SyncArgs {
     watch: bool,
     #[arg(long, default_value_t = 30)]
     interval: u64,
+    /// Give up on a request HQ does not answer within this many seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,8 +53,8 @@ pub fn run(args: &SyncArgs, db: &Path, out: &mut Out) -> Result<()> {
         }) => provision(db, hq, credentials, ca.as_deref(), out),
         Some(SyncCommand::Status) => status(db, out),
         Some(SyncCommand::Lookup { key }) => lookup(db, key, out),
-        None if args.watch => watch(db, Duration::from_secs(args.interval), out),
-        None => once(db, out).map(|_| ()),
+        None if args.watch => watch(db, Duration::from_secs(args.interval), timeout(args), out),
+        None => once(db, timeout(args), out).map(|_| ()),
     }
 }
 
@@ -94,14 +97,18 @@ fn provision(
     )
 }
 
-fn transport(conn: &rusqlite::Connection) -> Result<Transport> {
-    let credentials = Credentials::load(conn)?.ok_or(sync::SyncError::NotProvisioned)?;
-    Ok(Transport::new(&credentials)?)
+fn timeout(args: &SyncArgs) -> Duration {
+    Duration::from_secs(args.timeout.max(1))
 }
 
-fn once(db: &Path, out: &mut Out) -> Result<sync::SyncReport> {
+fn transport(conn: &rusqlite::Connection, timeout: Duration) -> Result<Transport> {
+    let credentials = Credentials::load(conn)?.ok_or(sync::SyncError::NotProvisioned)?;
+    Ok(Transport::with_timeout(&credentials, timeout)?)
+}
+
+fn once(db: &Path, timeout: Duration, out: &mut Out) -> Result<sync::SyncReport> {
     let mut conn = aisle_core::replica::open_writer(db)?;
-    let transport = transport(&conn)?;
+    let transport = transport(&conn, timeout)?;
     let report = sync::run_once(
         &mut conn,
         &transport,
@@ -124,12 +131,12 @@ fn once(db: &Path, out: &mut Out) -> Result<sync::SyncReport> {
     Ok(report)
 }
 
-fn watch(db: &Path, interval: Duration, out: &mut Out) -> Result<()> {
+fn watch(db: &Path, interval: Duration, timeout: Duration, out: &mut Out) -> Result<()> {
     let mut failures = 0u32;
     let mut seed =
         aisle_core::rng::fnv1a64(db.display().to_string().as_bytes()) ^ std::process::id() as u64;
     loop {
-        let delay = match once(db, out) {
+        let delay = match once(db, timeout, out) {
             Ok(_) => {
                 failures = 0;
                 interval
@@ -203,7 +210,7 @@ fn status(db: &Path, out: &mut Out) -> Result<()> {
 
 fn lookup(db: &Path, key: &str, out: &mut Out) -> Result<()> {
     let mut conn = aisle_core::replica::open_writer(db)?;
-    let transport = transport(&conn)?;
+    let transport = transport(&conn, Duration::from_secs(60))?;
     let key = if key.len() == 13 && key.bytes().all(|b| b.is_ascii_digit()) {
         aisle_core::card::validate(key)?;
         LookupKey::Card(key.to_owned())

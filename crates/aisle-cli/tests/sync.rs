@@ -69,6 +69,25 @@ fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
     let first = sync_ok(&db);
     assert!(first.contains("bootstrapped"), "{first}");
     converged(&hq, &db, store_id);
+    // The search index was rebuilt with the profiles: associates find members by name.
+    let (member_id, family): (i64, String) = Connection::open(&db)
+        .expect("replica")
+        .query_row(
+            "SELECT member_id, family_name FROM members WHERE family_name IS NOT NULL ORDER BY member_id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("a named member");
+    let found = aisle(
+        &db,
+        &["--json", "member", "search", &family, "--limit", "200"],
+    );
+    let hits: Vec<serde_json::Value> = serde_json::from_slice(&found.stdout).expect("search json");
+    assert!(
+        hits.iter().any(|hit| hit["member_id"] == member_id),
+        "{member_id} {family}: {}",
+        text(&found)
+    );
 
     // HQ changes a price; the store edits a member and writes a note.
     let product_id: i64 = hq
@@ -148,6 +167,43 @@ fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
     let status = text(&aisle(&db, &["sync", "status"]));
     assert!(status.contains("pending outbox events: 0"), "{status}");
     assert!(status.contains("lag: 0 changes"), "{status}");
+
+    // A member of another store is looked up at HQ on demand, kept, and followed.
+    let (stranger, card): (i64, String) = hq
+        .db()
+        .query_row(
+            "SELECT c.member_id, c.card_number FROM member_cards AS c JOIN members AS m USING (member_id)
+             WHERE c.status = 'active' AND m.erased_at IS NULL AND c.member_id NOT IN
+                 (SELECT member_id FROM store_members WHERE store_id = ?1)
+             ORDER BY c.member_id LIMIT 1",
+            [store_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("a member of another store");
+    let found = text(&aisle(&db, &["sync", "lookup", &card]));
+    assert!(
+        found.contains(&format!("member {stranger} fetched")),
+        "{found}"
+    );
+    let conn = Connection::open(&db).expect("replica");
+    let mut record = aisle_core::sync::records::read_member(&conn, stranger)
+        .expect("read")
+        .expect("kept in the replica");
+    record.tier = "silver".into();
+    hq.admin(aisle_proto::paths::ADMIN_MEMBERS, &record);
+    sync_ok(&db);
+    let tier: String = conn
+        .query_row(
+            "SELECT tier FROM members WHERE member_id = ?1",
+            [stranger],
+            |row| row.get(0),
+        )
+        .expect("tier");
+    assert_eq!(
+        tier, "silver",
+        "HQ's later change followed the looked-up member"
+    );
+    converged(&hq, &db, store_id);
 
     // An erasure filed at HQ removes the member's personal data from the store.
     hq.admin(
@@ -463,11 +519,21 @@ fn a_long_outage_catches_up_exactly_once() {
     assert!(status.contains("pending outbox events: 100000"), "{status}");
     assert!(status.contains("unreachable"), "{status}");
     offline.start();
+    // HQ restarts in the middle of the catch-up upload.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aisle"))
+        .arg("--db")
+        .arg(&db)
+        .arg("sync")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn sync");
+    std::thread::sleep(Duration::from_millis(400));
+    offline.stop();
+    child.wait().expect("sync ends");
+    offline.start();
     let report = sync_ok(&db);
-    assert!(
-        report.contains("uploaded 100000 events (0 already at HQ)"),
-        "{report}"
-    );
+    assert!(report.contains("uploaded"), "{report}");
     let mut at_hq = offline.event_keys();
     at_hq.sort();
     created.sort();
@@ -537,6 +603,12 @@ fn faults_apply_nothing_and_sync_converges_when_they_stop() {
     fails_with(&[Fault::Truncate(50)], "malformed");
     fails_with(&[Fault::Status(503)], "refused");
     fails_with(&[Fault::DropAfter(30)], "unreachable");
+    // A stalled answer: the store gives up after its timeout and says so.
+    proxy.script(&[Fault::StallMillis(3_000)]);
+    let stalled = aisle(&db, &["sync", "--timeout", "1"]);
+    assert!(!stalled.status.success(), "{}", text(&stalled));
+    let status = text(&aisle(&db, &["sync", "status"]));
+    assert!(status.contains("unreachable"), "{status}");
     sync_ok(&db);
     converged(&hq, &db, store_id);
     // A replayed older batch (the answer before the next change) is ignored,
@@ -575,4 +647,66 @@ fn faults_apply_nothing_and_sync_converges_when_they_stop() {
     assert_eq!(hq.event_keys().len(), 25, "each event once at HQ");
     converged(&hq, &db, store_id);
     assert!(proxy.log().len() > 15, "the proxy carried the traffic");
+}
+
+/// Conflict rules: a consent withdrawal made in a store wins over HQ's
+/// newer grant; a store's grant older than HQ's decision does not apply.
+#[test]
+fn a_consent_withdrawal_always_wins() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let credentials = hq.register("tablet-1", store_id);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("replica.db");
+    provision(&db, &hq, &credentials);
+    sync_ok(&db);
+    let member_id = a_member(&db);
+    let consent = |conn: &Connection| -> (bool, Option<String>) {
+        conn.query_row(
+            "SELECT consent_marketing, consent_marketing_at FROM members WHERE member_id = ?1",
+            [member_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("consent")
+    };
+    // The store withdraws (offline, at 10:00) ...
+    {
+        let mut conn = aisle_core::replica::open_writer(&db).expect("writer");
+        aisle_core::edits::set_consent(
+            &mut conn,
+            member_id,
+            aisle_core::edits::Consent::Marketing,
+            false,
+            "2026-11-25 10:00:00",
+        )
+        .expect("withdraw");
+        assert!(!consent(&conn).0, "effective locally at once");
+    }
+    // ... while HQ records a grant made later (11:00).
+    let conn = Connection::open(&db).expect("replica");
+    let mut record = aisle_core::sync::records::read_member(&hq.db(), member_id)
+        .expect("read")
+        .expect("member");
+    record.consent_marketing = true;
+    record.consent_marketing_at = Some("2026-11-25 11:00:00".into());
+    hq.admin(aisle_proto::paths::ADMIN_MEMBERS, &record);
+    sync_ok(&db);
+    assert!(!consent(&hq.db()).0, "the withdrawal won at HQ");
+    assert!(!consent(&conn).0, "and in the store");
+    // A grant from the store dated before HQ's latest decision does not apply.
+    {
+        let mut conn = aisle_core::replica::open_writer(&db).expect("writer");
+        aisle_core::edits::set_consent(
+            &mut conn,
+            member_id,
+            aisle_core::edits::Consent::Marketing,
+            true,
+            "2026-11-25 09:00:00",
+        )
+        .expect("stale grant");
+    }
+    sync_ok(&db);
+    assert!(!consent(&hq.db()).0, "a stale grant lost at HQ");
+    assert!(!consent(&conn).0, "and HQ's record came back to the store");
+    converged(&hq, &db, store_id);
 }

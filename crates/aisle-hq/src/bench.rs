@@ -63,6 +63,8 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
     let mut config = aisle_hq::Config::new(data_dir.to_owned(), "bench-admin".into());
     config.tls = Some(tls);
     let hq = aisle_hq::Hq::open(config.clone())?;
+    // Measure a snapshot built now, not one kept from an earlier run.
+    std::fs::remove_dir_all(config.snapshot_dir()).ok();
     let store_id = options.store_id;
     let now = aisle_hq::now_text();
     // Devices, and the partition.

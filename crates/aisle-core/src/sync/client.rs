@@ -16,6 +16,7 @@ use super::{Credentials, SyncError};
 #[derive(Debug, Clone)]
 pub struct Transport {
     client: reqwest::blocking::Client,
+    chunk_timeout: Duration,
     base: String,
     authorization: String,
     key: VerifyingKey,
@@ -23,11 +24,18 @@ pub struct Transport {
 
 impl Transport {
     /// A client trusting only the CA in the credentials when there is one
-    /// (and the platform's roots otherwise: none are built in).
+    /// (and the platform's roots otherwise: none are built in), with the
+    /// default per-request timeout of 60 s.
     pub fn new(credentials: &Credentials) -> Result<Self, SyncError> {
+        Self::with_timeout(credentials, Duration::from_secs(60))
+    }
+
+    /// The same, giving up on a stalled request after `timeout` (snapshot
+    /// chunks get five times as long).
+    pub fn with_timeout(credentials: &Credentials, timeout: Duration) -> Result<Self, SyncError> {
         let mut builder = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .timeout(timeout)
             .tls_built_in_root_certs(false)
             .user_agent(concat!("aisle/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &credentials.ca_pem {
@@ -43,6 +51,7 @@ impl Transport {
         })?;
         let key = credentials.verifying_key()?;
         Ok(Self {
+            chunk_timeout: timeout * 5,
             client,
             base: credentials.hq_url.trim_end_matches('/').to_owned(),
             authorization: format!("Bearer {}.{}", credentials.device_id, credentials.secret),
@@ -110,8 +119,11 @@ impl Transport {
 
     pub fn snapshot_manifest(&self) -> Result<aisle_proto::SnapshotManifest, SyncError> {
         let what = "the snapshot manifest";
+        // HQ may build the snapshot first: as long as a chunk may take.
         let response = self.send(
-            self.client.get(format!("{}{}", self.base, paths::SNAPSHOT)),
+            self.client
+                .get(format!("{}{}", self.base, paths::SNAPSHOT))
+                .timeout(self.chunk_timeout),
             what,
         )?;
         let bytes = self.body(response, what)?;
@@ -121,10 +133,7 @@ impl Transport {
     pub fn snapshot_chunk(&self, snapshot_id: &str, index: u32) -> Result<Vec<u8>, SyncError> {
         let what = format!("snapshot chunk {index}");
         let url = format!("{}/v1/snapshot/{snapshot_id}/chunks/{index}", self.base);
-        let response = self.send(
-            self.client.get(url).timeout(Duration::from_secs(300)),
-            &what,
-        )?;
+        let response = self.send(self.client.get(url).timeout(self.chunk_timeout), &what)?;
         self.body(response, &what)
     }
 

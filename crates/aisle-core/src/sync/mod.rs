@@ -558,6 +558,10 @@ pub fn apply_snapshot(
     }
     // The partition's own rows reference each other in chunk order; checks at commit.
     tx.pragma_update(None, "defer_foreign_keys", true)?;
+    // Keeping the member search index row by row is most of a large
+    // bootstrap's time: its triggers are set aside and the index is rebuilt
+    // once at the end, all inside this transaction.
+    let search_triggers = suspend_search_triggers(&tx)?;
     let mut applied = 0u64;
     for (chunk, path) in manifest.chunks.iter().zip(files) {
         let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
@@ -587,10 +591,44 @@ pub fn apply_snapshot(
         }
         applied += records;
     }
+    rebuild_search(&tx, &search_triggers)?;
     set_cursor(&tx, manifest.cursor)?;
     crate::replica::set_meta(&tx, "sync.hq_head", &manifest.cursor.to_string())?;
     tx.commit()?;
     Ok(applied)
+}
+
+/// Drops the triggers that keep `member_search` current; returns their SQL.
+fn suspend_search_triggers(
+    tx: &rusqlite::Transaction<'_>,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let triggers: Vec<(String, String)> = tx
+        .prepare(
+            "SELECT name, sql FROM sqlite_master
+             WHERE type = 'trigger' AND name GLOB 'member_search_*' ORDER BY name",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, _) in &triggers {
+        tx.execute_batch(&format!("DROP TRIGGER \"{name}\""))?;
+    }
+    Ok(triggers)
+}
+
+/// Rebuilds the whole member search index from the profiles and restores its triggers.
+fn rebuild_search(
+    tx: &rusqlite::Transaction<'_>,
+    triggers: &[(String, String)],
+) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "INSERT INTO member_search (member_search) VALUES ('delete-all');
+         INSERT INTO member_search (rowid, name, cards, phone, email)
+             SELECT member_id, name, cards, phone, email FROM member_search_source;",
+    )?;
+    for (_, sql) in triggers {
+        tx.execute_batch(sql)?;
+    }
+    Ok(())
 }
 
 /// Looks a member up at HQ and keeps the profile (HQ adds the member to
