@@ -562,40 +562,79 @@ pub fn apply_snapshot(
     // bootstrap's time: its triggers are set aside and the index is rebuilt
     // once at the end, all inside this transaction.
     let search_triggers = suspend_search_triggers(&tx)?;
+    // Chunks are decompressed and parsed on a reading thread while this one
+    // applies: the two halves of the work overlap.
     let mut applied = 0u64;
-    for (chunk, path) in manifest.chunks.iter().zip(files) {
-        let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
-        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
-        let mut records = 0u64;
-        for line in reader.lines() {
-            let line = line.map_err(|err| SyncError::Malformed {
-                what: format!("snapshot chunk {}", chunk.index),
-                reason: err.to_string(),
-            })?;
-            if line.is_empty() {
-                continue;
+    std::thread::scope(|scope| -> Result<(), SyncError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Vec<Change>, SyncError>>(4);
+        scope.spawn(move || {
+            for (chunk, path) in manifest.chunks.iter().zip(files) {
+                if let Err(err) = read_chunk(chunk, path, &sender) {
+                    sender.send(Err(err)).ok();
+                    return;
+                }
             }
-            let change: Change =
-                serde_json::from_str(&line).map_err(|err| SyncError::Malformed {
-                    what: format!("snapshot chunk {} record {}", chunk.index, records + 1),
-                    reason: err.to_string(),
-                })?;
-            records::apply_change(&tx, &change)?;
-            records += 1;
+        });
+        for batch in receiver {
+            for change in batch? {
+                records::apply_change(&tx, &change)?;
+                applied += 1;
+            }
         }
-        if records != chunk.records {
-            return Err(SyncError::Malformed {
-                what: format!("snapshot chunk {}", chunk.index),
-                reason: format!("{records} records, the manifest says {}", chunk.records),
-            });
-        }
-        applied += records;
+        Ok(())
+    })?;
+    if applied != manifest.chunks.iter().map(|c| c.records).sum::<u64>() {
+        return Err(SyncError::Malformed {
+            what: "the snapshot".into(),
+            reason: format!("{applied} records arrived, fewer than the manifest lists"),
+        });
     }
     rebuild_search(&tx, &search_triggers)?;
     set_cursor(&tx, manifest.cursor)?;
     crate::replica::set_meta(&tx, "sync.hq_head", &manifest.cursor.to_string())?;
     tx.commit()?;
     Ok(applied)
+}
+
+/// Decompresses and parses one verified chunk, sending its records in
+/// batches; checks the record count against the manifest.
+fn read_chunk(
+    chunk: &aisle_proto::ChunkInfo,
+    path: &Path,
+    sender: &std::sync::mpsc::SyncSender<Result<Vec<Change>, SyncError>>,
+) -> Result<(), SyncError> {
+    let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, flate2::read::GzDecoder::new(file));
+    let mut records = 0u64;
+    let mut batch = Vec::with_capacity(4096);
+    for line in reader.lines() {
+        let line = line.map_err(|err| SyncError::Malformed {
+            what: format!("snapshot chunk {}", chunk.index),
+            reason: err.to_string(),
+        })?;
+        if line.is_empty() {
+            continue;
+        }
+        let change: Change = serde_json::from_str(&line).map_err(|err| SyncError::Malformed {
+            what: format!("snapshot chunk {} record {}", chunk.index, records + 1),
+            reason: err.to_string(),
+        })?;
+        records += 1;
+        batch.push(change);
+        if batch.len() == 4096 && sender.send(Ok(std::mem::take(&mut batch))).is_err() {
+            return Ok(());
+        }
+    }
+    if records != chunk.records {
+        return Err(SyncError::Malformed {
+            what: format!("snapshot chunk {}", chunk.index),
+            reason: format!("{records} records, the manifest says {}", chunk.records),
+        });
+    }
+    if !batch.is_empty() {
+        sender.send(Ok(batch)).ok();
+    }
+    Ok(())
 }
 
 /// Drops the triggers that keep `member_search` current; returns their SQL.
@@ -620,10 +659,16 @@ fn rebuild_search(
     tx: &rusqlite::Transaction<'_>,
     triggers: &[(String, String)],
 ) -> rusqlite::Result<()> {
+    // One large in-memory hash and no merging while it fills: the index is
+    // written in few large segments (the defaults come back after).
     tx.execute_batch(
         "INSERT INTO member_search (member_search) VALUES ('delete-all');
+         INSERT INTO member_search (member_search, rank) VALUES ('hashsize', 268435456);
+         INSERT INTO member_search (member_search, rank) VALUES ('automerge', 0);
          INSERT INTO member_search (rowid, name, cards, phone, email)
-             SELECT member_id, name, cards, phone, email FROM member_search_source;",
+             SELECT member_id, name, cards, phone, email FROM member_search_source;
+         INSERT INTO member_search (member_search, rank) VALUES ('hashsize', 1048576);
+         INSERT INTO member_search (member_search, rank) VALUES ('automerge', 4);",
     )?;
     for (_, sql) in triggers {
         tx.execute_batch(sql)?;
