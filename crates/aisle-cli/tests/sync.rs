@@ -31,6 +31,18 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// `aisle sync` in the background, its output discarded (it is killed or stopped under).
+fn spawn_sync(db: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_aisle"))
+        .arg("--db")
+        .arg(db)
+        .arg("sync")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn sync")
+}
+
 fn sync_ok(db: &Path) -> String {
     let output = aisle(db, &["sync"]);
     assert!(output.status.success(), "sync failed: {}", text(&output));
@@ -401,14 +413,7 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
                 },
             );
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aisle"))
-            .arg("--db")
-            .arg(&db)
-            .arg("sync")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn sync");
+        let mut child = spawn_sync(&db);
         // Kills land anywhere in a run: until the bootstrap commits, within a
         // few seconds; after it, within the time a whole run took when last
         // measured (every 25th run is left to finish and timed).
@@ -520,14 +525,7 @@ fn a_long_outage_catches_up_exactly_once() {
     assert!(status.contains("unreachable"), "{status}");
     offline.start();
     // HQ restarts in the middle of the catch-up upload.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(&db)
-        .arg("sync")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn sync");
+    let mut child = spawn_sync(&db);
     std::thread::sleep(Duration::from_millis(400));
     offline.stop();
     child.wait().expect("sync ends");

@@ -391,33 +391,12 @@ fn recent_snapshot(
 /// ordered scans merged, not a query per member).
 fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<MemberRecord>> {
     let mut members: Vec<MemberRecord> = conn
-        .prepare(
-            "SELECT m.member_id, given_name, family_name, display_name, phone, email, home_store_id,
-                    tier, consent_personalization, consent_personalization_at, consent_marketing,
-                    consent_marketing_at, enrolled_on, updated_at
-             FROM store_members AS s JOIN members AS m ON m.member_id = s.member_id
-             WHERE s.store_id = ?1 AND m.erased_at IS NULL ORDER BY m.member_id",
-        )?
-        .query_map([store_id], |row| {
-            Ok(MemberRecord {
-                member_id: row.get(0)?,
-                given_name: row.get(1)?,
-                family_name: row.get(2)?,
-                display_name: row.get(3)?,
-                phone: row.get(4)?,
-                email: row.get(5)?,
-                home_store_id: row.get(6)?,
-                tier: row.get(7)?,
-                consent_personalization: row.get(8)?,
-                consent_personalization_at: row.get(9)?,
-                consent_marketing: row.get(10)?,
-                consent_marketing_at: row.get(11)?,
-                enrolled_on: row.get(12)?,
-                updated_at: row.get(13)?,
-                cards: Vec::new(),
-                preferences: Vec::new(),
-            })
-        })?
+        .prepare(&format!(
+            "SELECT {} FROM store_members AS s JOIN members AS m ON m.member_id = s.member_id
+                 WHERE s.store_id = ?1 AND m.erased_at IS NULL ORDER BY m.member_id",
+            records::MEMBER_COLUMNS.replace("member_id,", "m.member_id,")
+        ))?
+        .query_map([store_id], records::member_from_row)?
         .collect::<rusqlite::Result<_>>()?;
     let index: std::collections::HashMap<i64, usize> = members
         .iter()

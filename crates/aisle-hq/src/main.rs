@@ -129,48 +129,18 @@ fn main() -> anyhow::Result<()> {
                 .await
             })
         }
-        Command::ImportCompletejourney { dir, skip_invalid } => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
-            let report = hq.write(|conn| {
-                let options = aisle_core::import::ImportOptions {
-                    skip_invalid,
-                    ..aisle_core::import::ImportOptions::default()
-                };
-                let report = aisle_core::import::in_transaction(conn, |tx| {
-                    aisle_core::import::completejourney::import(
-                        tx,
-                        &aisle_core::import::DirSource(dir.clone()),
-                        &options,
-                        &mut aisle_core::import::NoProgress,
-                    )
-                })?;
-                aisle_hq::db::refresh_partitions(conn)?;
-                anyhow::Ok(report)
-            })?;
-            tracing::info!(rejects = report.rejects.len(), "imported");
-            Ok(())
-        }
-        Command::ImportCsv { dir, skip_invalid } => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
-            let report = hq.write(|conn| {
-                let options = aisle_core::import::ImportOptions {
-                    skip_invalid,
-                    ..aisle_core::import::ImportOptions::default()
-                };
-                let report = aisle_core::import::in_transaction(conn, |tx| {
-                    aisle_core::import::layout::import(
-                        tx,
-                        &aisle_core::import::DirSource(dir.clone()),
-                        &options,
-                        &mut aisle_core::import::NoProgress,
-                    )
-                })?;
-                aisle_hq::db::refresh_partitions(conn)?;
-                anyhow::Ok(report)
-            })?;
-            tracing::info!(rejects = report.rejects.len(), "imported");
-            Ok(())
-        }
+        Command::ImportCompletejourney { dir, skip_invalid } => import(
+            cli.data,
+            &dir,
+            skip_invalid,
+            aisle_core::import::completejourney::import,
+        ),
+        Command::ImportCsv { dir, skip_invalid } => import(
+            cli.data,
+            &dir,
+            skip_invalid,
+            aisle_core::import::layout::import,
+        ),
         Command::DevCert { out } => {
             let (ca, tls) = bench::loopback_pki()?;
             std::fs::create_dir_all(&out)?;
@@ -225,4 +195,40 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+type Importer = fn(
+    &rusqlite::Transaction<'_>,
+    &dyn aisle_core::import::Source,
+    &aisle_core::import::ImportOptions,
+    &mut dyn aisle_core::import::Progress,
+) -> Result<aisle_core::import::ImportReport, aisle_core::import::ImportError>;
+
+/// Loads a folder into HQ's master data with one of the store's importers,
+/// then refreshes the store partitions.
+fn import(
+    data: PathBuf,
+    dir: &std::path::Path,
+    skip_invalid: bool,
+    importer: Importer,
+) -> anyhow::Result<()> {
+    let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data, String::new()))?;
+    let report = hq.write(|conn| {
+        let options = aisle_core::import::ImportOptions {
+            skip_invalid,
+            ..aisle_core::import::ImportOptions::default()
+        };
+        let report = aisle_core::import::in_transaction(conn, |tx| {
+            importer(
+                tx,
+                &aisle_core::import::DirSource(dir.to_owned()),
+                &options,
+                &mut aisle_core::import::NoProgress,
+            )
+        })?;
+        aisle_hq::db::refresh_partitions(conn)?;
+        anyhow::Ok(report)
+    })?;
+    tracing::info!(rejects = report.rejects.len(), "imported into HQ");
+    Ok(())
 }

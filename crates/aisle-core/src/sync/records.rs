@@ -8,35 +8,40 @@ use aisle_proto::{
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+/// The member columns [`member_from_row`] reads, in order (prefix with a table alias as needed).
+pub const MEMBER_COLUMNS: &str = "member_id, given_name, family_name, display_name, phone, email, \
+     home_store_id, tier, consent_personalization, consent_personalization_at, consent_marketing, \
+     consent_marketing_at, enrolled_on, updated_at";
+
+/// A member row (of [`MEMBER_COLUMNS`]) without cards and preferences.
+pub fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRecord> {
+    Ok(MemberRecord {
+        member_id: row.get(0)?,
+        given_name: row.get(1)?,
+        family_name: row.get(2)?,
+        display_name: row.get(3)?,
+        phone: row.get(4)?,
+        email: row.get(5)?,
+        home_store_id: row.get(6)?,
+        tier: row.get(7)?,
+        consent_personalization: row.get(8)?,
+        consent_personalization_at: row.get(9)?,
+        consent_marketing: row.get(10)?,
+        consent_marketing_at: row.get(11)?,
+        enrolled_on: row.get(12)?,
+        updated_at: row.get(13)?,
+        cards: Vec::new(),
+        preferences: Vec::new(),
+    })
+}
+
 /// The member's whole profile, or `None` when absent or erased.
 pub fn read_member(conn: &Connection, member_id: i64) -> rusqlite::Result<Option<MemberRecord>> {
     let member = conn
-        .prepare_cached(
-            "SELECT member_id, given_name, family_name, display_name, phone, email, home_store_id,
-                    tier, consent_personalization, consent_personalization_at, consent_marketing,
-                    consent_marketing_at, enrolled_on, updated_at
-             FROM members WHERE member_id = ?1 AND erased_at IS NULL",
-        )?
-        .query_row([member_id], |row| {
-            Ok(MemberRecord {
-                member_id: row.get(0)?,
-                given_name: row.get(1)?,
-                family_name: row.get(2)?,
-                display_name: row.get(3)?,
-                phone: row.get(4)?,
-                email: row.get(5)?,
-                home_store_id: row.get(6)?,
-                tier: row.get(7)?,
-                consent_personalization: row.get(8)?,
-                consent_personalization_at: row.get(9)?,
-                consent_marketing: row.get(10)?,
-                consent_marketing_at: row.get(11)?,
-                enrolled_on: row.get(12)?,
-                updated_at: row.get(13)?,
-                cards: Vec::new(),
-                preferences: Vec::new(),
-            })
-        })
+        .prepare_cached(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM members WHERE member_id = ?1 AND erased_at IS NULL"
+        ))?
+        .query_row([member_id], member_from_row)
         .optional()?;
     let Some(mut member) = member else {
         return Ok(None);
