@@ -272,6 +272,25 @@ fn wrong_secret_gets_401_and_no_data() {
 }
 
 #[test]
+fn a_revoked_device_is_refused_from_then_on() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let credentials = hq.register("tablet-lost", store_id);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("replica.db");
+    provision(&db, &hq, &credentials);
+    sync_ok(&db);
+    hq.admin(
+        "/admin/v1/devices/tablet-lost/revoke",
+        &serde_json::json!({}),
+    );
+    let output = aisle(&db, &["sync"]);
+    assert!(!output.status.success());
+    let status = text(&aisle(&db, &["sync", "status"]));
+    assert!(status.contains("unauthorized"), "{status}");
+}
+
+#[test]
 fn a_batch_signed_by_another_key_is_refused_and_nothing_applied() {
     let hq = TestHq::start_with_demo();
     let store_id = hq.busy_store();

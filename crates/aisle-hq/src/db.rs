@@ -94,6 +94,20 @@ pub fn register_device(
     Ok(secret)
 }
 
+/// Revokes a device: every later request of it is refused.
+pub fn revoke_device(conn: &Connection, device_id: &str, now: &str) -> Result<(), HqError> {
+    let changed = conn.execute(
+        "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2) WHERE device_id = ?1",
+        params![device_id, now],
+    )?;
+    if changed == 0 {
+        return Err(HqError::NotFound(format!(
+            "device {device_id} is not registered"
+        )));
+    }
+    Ok(())
+}
+
 /// The store of an active device whose secret matches.
 pub fn authenticate(
     conn: &Connection,

@@ -120,6 +120,7 @@ pub fn router(hq: Arc<Hq>) -> axum::Router {
         .route(paths::EVENTS, post(events))
         .route(paths::MEMBER_LOOKUP, get(lookup))
         .route(paths::ADMIN_DEVICES, post(register_device))
+        .route(paths::ADMIN_DEVICE_REVOKE, post(revoke_device))
         .route(paths::ADMIN_MEMBERS, post(admin_member))
         .route(paths::ADMIN_PRODUCTS, post(admin_product))
         .route(paths::ADMIN_STORE_PRODUCTS, post(admin_store_product))
@@ -274,6 +275,19 @@ async fn register_device(
             hq_public_key: hq.signer.public_hex(),
             protocol: PROTOCOL_VERSION,
         }))
+    })
+    .await
+}
+
+async fn revoke_device(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Path(device_id): Path<String>,
+) -> Answer<Json<serde_json::Value>> {
+    blocking(move || {
+        admin(&hq, &headers)?;
+        hq.write(|conn| db::revoke_device(conn, &device_id, &crate::now_text()))?;
+        Ok(Json(serde_json::json!({ "revoked": device_id })))
     })
     .await
 }

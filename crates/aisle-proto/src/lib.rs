@@ -31,6 +31,8 @@ pub mod paths {
     pub const MEMBER_LOOKUP: &str = "/v1/members/lookup";
     /// Admin API (bearer token of HQ's administrator).
     pub const ADMIN_DEVICES: &str = "/admin/v1/devices";
+    /// `POST`: revoke a device (a lost or stolen tablet); it gets 401 from then on.
+    pub const ADMIN_DEVICE_REVOKE: &str = "/admin/v1/devices/{device_id}/revoke";
     pub const ADMIN_MEMBERS: &str = "/admin/v1/members";
     pub const ADMIN_PRODUCTS: &str = "/admin/v1/products";
     pub const ADMIN_STORE_PRODUCTS: &str = "/admin/v1/store-products";
