@@ -5,9 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use aisle_core::recommend::artifact::{self, Artifact};
-use aisle_core::recommend::history::{History, day_of};
-use aisle_core::recommend::model::{self, FitOptions};
+use aisle_core::recommend::artifact;
+use aisle_core::recommend::model;
 use aisle_core::recommend::serve::{self, Lists, Pick, Policy, Request, Served};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -57,37 +56,14 @@ pub struct RecommendArgs {
 
 pub fn train(args: &TrainArgs, db: &Path, now_utc: &str, out: &mut Out) -> Result<()> {
     let conn = aisle_core::replica::open_writer(db)?;
-    let until = match &args.until {
-        Some(until) => until.clone(),
-        None => {
-            let last: Option<String> =
-                conn.query_row("SELECT max(purchased_at) FROM baskets", [], |r| r.get(0))?;
-            let last = last.context("the replica has no purchases to learn from")?;
-            let day = day_of(&last).context("bad purchase time")?;
-            aisle_core::dates::date_string(i64::from(day) + 1)
-        }
-    };
-    let as_of = day_of(&until).with_context(|| format!("{until:?} is not a date"))?;
     let started = Instant::now();
-    let history = History::load(&conn, "0000", &until)?;
-    let kinds = model::kinds_of(&conn, &history.products)?;
-    let options = FitOptions {
-        seed: args.seed,
-        ..FitOptions::default()
-    };
-    let fitted = model::fit(&history, &kinds, as_of, &options);
+    let artifact = artifact::fit_from(&conn, args.until.as_deref(), args.seed, now_utc)?;
     let fit_seconds = started.elapsed().as_secs_f64();
-    let artifact = Artifact {
-        trained_until: until.clone(),
-        created_at: now_utc.to_owned(),
-        seed: args.seed,
-        model: fitted,
-    };
+    let until = artifact.trained_until.clone();
     let id = artifact::store(&conn, &artifact)?;
     let size = artifact::newest_size(&conn)?.unwrap_or(0);
     out.line(format_args!(
-        "fitted on {} members' purchases before {until} in {fit_seconds:.1} s; artifact #{id}, {:.1} MB, stored in {}",
-        history.members.len(),
+        "fitted on the purchases before {until} in {fit_seconds:.1} s; artifact #{id}, {:.1} MB, stored in {}",
         size as f64 / 1e6,
         db.display()
     ))?;

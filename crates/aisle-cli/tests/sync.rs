@@ -727,3 +727,59 @@ fn a_consent_withdrawal_always_wins() {
     assert!(!consent(&conn).0, "and HQ's record came back to the store");
     converged(&hq, &db, store_id);
 }
+
+/// HQ fits a model on every store's purchases; a new store gets it with its
+/// bootstrap, a newer one arrives through the feed, and the store serves it.
+#[test]
+fn stores_receive_and_serve_hq_models() {
+    let hq = TestHq::start_with_demo();
+    let publish = |seed: u64| {
+        let at_hq = aisle_hq::Hq::open(aisle_hq::Config::new(
+            hq.data.path().to_owned(),
+            String::new(),
+        ))
+        .expect("open HQ");
+        at_hq
+            .write(|conn| aisle_hq::db::train_and_publish(conn, None, seed, "2026-11-25 06:00:00"))
+            .expect("train at HQ")
+    };
+    let first = publish(1);
+    let store_id = hq.busy_store();
+    let credentials = hq.register("kiosk-1", store_id);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("replica.db");
+    provision(&db, &hq, &credentials);
+    sync_ok(&db);
+    let models = |db: &Path| -> Vec<(String, i64)> {
+        Connection::open(db)
+            .expect("replica")
+            .prepare("SELECT source, size_bytes FROM model_artifacts ORDER BY artifact_id")
+            .expect("prepare")
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    };
+    assert_eq!(
+        models(&db),
+        vec![("hq".to_owned(), first.bytes as i64)],
+        "the bootstrap brought HQ's model"
+    );
+    let member_id = a_member(&db);
+    let lists = aisle(&db, &["recommend", "--member", &member_id.to_string()]);
+    assert!(
+        lists.status.success(),
+        "the store serves HQ's model: {}",
+        text(&lists)
+    );
+    let second = publish(2);
+    let report = sync_ok(&db);
+    assert!(report.contains("applied 1 changes"), "{report}");
+    assert_eq!(
+        models(&db).len(),
+        2,
+        "the newer model came through the feed"
+    );
+    assert_eq!(models(&db)[1].1, second.bytes as i64);
+    converged(&hq, &db, store_id);
+}

@@ -349,6 +349,7 @@ pub fn build_snapshot(
         created_at: now.to_owned(),
         total_records: writer.total,
         chunks: writer.chunks,
+        model: newest_model(&tx)?,
     };
     let text = serde_json::to_string(&manifest).map_err(|err| HqError::Invalid(err.to_string()))?;
     std::fs::write(building.join("manifest.json"), text).map_err(|e| io(&building, e))?;
@@ -399,6 +400,42 @@ fn recent_snapshot(
             Some((manifest, entry.path()))
         })
         .max_by_key(|(manifest, _)| manifest.cursor)
+}
+
+/// HQ's newest recommendation model, described for stores.
+pub fn newest_model(conn: &Connection) -> rusqlite::Result<Option<aisle_proto::ModelInfo>> {
+    Ok(
+        aisle_core::recommend::artifact::newest_shipped(conn)?.map(|shipped| {
+            aisle_proto::ModelInfo {
+                artifact_id: shipped.artifact_id,
+                kind: "recommend".into(),
+                format_version: shipped.format_version,
+                trained_until: shipped.trained_until,
+                created_at: shipped.created_at,
+                sha256: sha256_hex(&shipped.bytes),
+                bytes: shipped.bytes.len() as u64,
+            }
+        }),
+    )
+}
+
+/// Fits a recommendation model on HQ's purchases (all stores), stores it,
+/// and publishes it to every store through the feed.
+pub fn train_and_publish(
+    conn: &mut Connection,
+    until: Option<&str>,
+    seed: u64,
+    now: &str,
+) -> Result<aisle_proto::ModelInfo, HqError> {
+    let artifact = aisle_core::recommend::artifact::fit_from(conn, until, seed, now)
+        .map_err(|err| HqError::Invalid(err.to_string()))?;
+    let tx = conn.transaction()?;
+    aisle_core::recommend::artifact::store(&tx, &artifact)
+        .map_err(|err| HqError::Invalid(err.to_string()))?;
+    let info = newest_model(&tx)?.ok_or_else(|| HqError::NotFound("the stored model".into()))?;
+    log_change(&tx, Scope::All, &Change::Model(info.clone()), now)?;
+    tx.commit()?;
+    Ok(info)
 }
 
 /// Every member of a store's partition with cards and preferences (three
@@ -724,6 +761,11 @@ pub fn admin_change(conn: &mut Connection, change: &Change, now: &str) -> Result
                 return Err(HqError::NotFound(format!("product {}", row.product_id)));
             }
             log_change(&tx, Scope::Store(row.store_id), change, now)?;
+        }
+        Change::Model(_) => {
+            return Err(HqError::Invalid(
+                "models are published with `aisle-hq train`".into(),
+            ));
         }
         Change::Campaign(CampaignRecord { .. })
         | Change::Coupon(CouponRecord { .. })

@@ -117,6 +117,7 @@ pub fn router(hq: Arc<Hq>) -> axum::Router {
         .route(paths::SNAPSHOT, get(snapshot))
         .route(paths::SNAPSHOT_CHUNKS, get(snapshot_chunk))
         .route(paths::CHANGES, get(changes))
+        .route(paths::MODEL, get(model))
         .route(paths::EVENTS, post(events))
         .route(paths::MEMBER_LOOKUP, get(lookup))
         .route(paths::ADMIN_DEVICES, post(register_device))
@@ -194,6 +195,30 @@ async fn snapshot_chunk(
             .join(&snapshot_id)
             .join(db::chunk_name(index));
         std::fs::read(&path).map_err(|_| gone())
+    })
+    .await
+}
+
+async fn model(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Path(artifact_id): Path<i64>,
+) -> Answer<Vec<u8>> {
+    blocking(move || {
+        device(&hq, &headers)?;
+        hq.read(|conn| {
+            Ok(aisle_core::recommend::artifact::bytes_of(
+                conn,
+                artifact_id,
+            )?)
+        })?
+        .ok_or_else(|| {
+            Failure(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no model artifact {artifact_id}"),
+            )
+        })
     })
     .await
 }

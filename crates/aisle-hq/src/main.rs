@@ -74,6 +74,14 @@ enum Command {
         #[arg(long)]
         store_id: i64,
     },
+    /// Fit the recommendation model on HQ's purchases and publish it to every store.
+    Train {
+        /// Learn from purchases before this date [default: the day after the newest].
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print HQ's signing public key (hex).
     PublicKey,
 }
@@ -141,6 +149,15 @@ fn main() -> anyhow::Result<()> {
             skip_invalid,
             aisle_core::import::layout::import,
         ),
+        Command::Train { until, seed } => {
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let info = hq.write(|conn| {
+                aisle_hq::db::train_and_publish(conn, until.as_deref(), seed, &aisle_hq::now_text())
+            })?;
+            let text = serde_json::to_string_pretty(&info)?;
+            std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
+            Ok(())
+        }
         Command::DevCert { out } => {
             let (ca, tls) = bench::loopback_pki()?;
             std::fs::create_dir_all(&out)?;

@@ -23,6 +23,8 @@ pub mod paths {
     pub const SNAPSHOT: &str = "/v1/snapshot";
     /// `GET /v1/snapshot/{snapshot_id}/chunks/{index}`: one chunk's bytes.
     pub const SNAPSHOT_CHUNKS: &str = "/v1/snapshot/{snapshot_id}/chunks/{index}";
+    /// `GET /v1/models/{artifact_id}`: a model artifact's bytes (see [`super::ModelInfo`]).
+    pub const MODEL: &str = "/v1/models/{artifact_id}";
     /// `GET ?after=CURSOR&limit=N`: a signed [`super::ChangeBatch`].
     pub const CHANGES: &str = "/v1/changes";
     /// `POST` an [`super::EventUpload`], answered by an [`super::EventAck`].
@@ -90,6 +92,25 @@ pub struct SnapshotManifest {
     pub created_at: String,
     pub chunks: Vec<ChunkInfo>,
     pub total_records: u64,
+    /// HQ's current recommendation model, fetched from [`paths::MODEL`].
+    #[serde(default)]
+    pub model: Option<ModelInfo>,
+}
+
+/// A model artifact HQ publishes (fitted on all stores' purchases). The
+/// store fetches its bytes and checks them against `sha256` and `bytes`,
+/// which it got signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub artifact_id: i64,
+    /// `recommend`.
+    pub kind: String,
+    pub format_version: u32,
+    pub trained_until: String,
+    pub created_at: String,
+    /// SHA-256 (hex) of the artifact's bytes as served.
+    pub sha256: String,
+    pub bytes: u64,
 }
 
 /// One chunk of a snapshot: gzip of JSON lines, each a [`Change`].
@@ -132,6 +153,8 @@ pub enum Change {
     },
     Campaign(CampaignRecord),
     Coupon(CouponRecord),
+    /// A new model artifact: fetch it, then keep it with this batch.
+    Model(ModelInfo),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,6 +50,10 @@ pub enum ArtifactError {
     Decode(String),
     #[error("no usable recommendation model in the replica; run `aisle train`{}", .0.as_deref().map(|e| format!(" (newest: {e})")).unwrap_or_default())]
     Missing(Option<String>),
+    #[error("the replica has no purchases to learn from")]
+    NoPurchases,
+    #[error("{0:?} is not a date (YYYY-MM-DD)")]
+    BadDate(String),
     #[error(transparent)]
     Db(#[from] rusqlite::Error),
 }
@@ -263,4 +267,99 @@ mod tests {
             ArtifactError::Checksum { .. }
         ));
     }
+}
+
+/// An artifact's row as shipped by sync: metadata and the exact bytes.
+#[derive(Debug, Clone)]
+pub struct Shipped {
+    pub artifact_id: i64,
+    pub format_version: u32,
+    pub created_at: String,
+    pub trained_until: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The newest recommendation artifact's row, whatever it holds.
+pub fn newest_shipped(conn: &Connection) -> rusqlite::Result<Option<Shipped>> {
+    conn.query_row(
+        "SELECT artifact_id, format_version, created_at, trained_until, bytes FROM model_artifacts
+         WHERE kind = 'recommend' ORDER BY artifact_id DESC LIMIT 1",
+        [],
+        |row| {
+            Ok(Shipped {
+                artifact_id: row.get(0)?,
+                format_version: row.get(1)?,
+                created_at: row.get(2)?,
+                trained_until: row.get(3)?,
+                bytes: row.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// One artifact's bytes.
+pub fn bytes_of(conn: &Connection, artifact_id: i64) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.query_row(
+        "SELECT bytes FROM model_artifacts WHERE artifact_id = ?1 AND kind = 'recommend'",
+        [artifact_id],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+/// Keeps an artifact received from HQ (after checking it decodes: magic,
+/// format version, payload checksum). Returns its local id.
+pub fn store_received(conn: &Connection, bytes: &[u8]) -> Result<i64, ArtifactError> {
+    let artifact = decode(bytes)?;
+    conn.execute(
+        "INSERT INTO model_artifacts (kind, format_version, created_at, trained_until, sha256, size_bytes, source, bytes)
+         VALUES ('recommend', ?1, ?2, ?3, ?4, ?5, 'hq', ?6)",
+        params![
+            FORMAT_VERSION,
+            artifact.created_at,
+            artifact.trained_until,
+            hex(&bytes[20..52]),
+            bytes.len() as i64,
+            bytes
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Fits the model on every purchase before `until` (default: the day after
+/// the newest purchase) and returns the artifact: what `aisle train` and
+/// HQ's `aisle-hq train` both store.
+pub fn fit_from(
+    conn: &Connection,
+    until: Option<&str>,
+    seed: u64,
+    now: &str,
+) -> Result<Artifact, ArtifactError> {
+    use super::history::{History, day_of};
+    let until = match until {
+        Some(until) => until.to_owned(),
+        None => {
+            let last: Option<String> =
+                conn.query_row("SELECT max(purchased_at) FROM baskets", [], |r| r.get(0))?;
+            let day = last
+                .as_deref()
+                .and_then(day_of)
+                .ok_or(ArtifactError::NoPurchases)?;
+            crate::dates::date_string(i64::from(day) + 1)
+        }
+    };
+    let as_of = day_of(&until).ok_or_else(|| ArtifactError::BadDate(until.clone()))?;
+    let history = History::load(conn, "0000", &until)?;
+    let kinds = super::model::kinds_of(conn, &history.products)?;
+    let options = super::model::FitOptions {
+        seed,
+        ..super::model::FitOptions::default()
+    };
+    Ok(Artifact {
+        trained_until: until,
+        created_at: now.to_owned(),
+        seed,
+        model: super::model::fit(&history, &kinds, as_of, &options),
+    })
 }

@@ -137,6 +137,18 @@ impl Transport {
         self.body(response, &what)
     }
 
+    /// A model artifact's bytes, checked against what HQ signed about them.
+    pub fn model(&self, info: &aisle_proto::ModelInfo) -> Result<Vec<u8>, SyncError> {
+        let what = format!("model artifact {}", info.artifact_id);
+        let url = format!("{}/v1/models/{}", self.base, info.artifact_id);
+        let response = self.send(self.client.get(url).timeout(self.chunk_timeout), &what)?;
+        let bytes = self.body(response, &what)?;
+        if bytes.len() as u64 != info.bytes || super::sha256_hex(&bytes) != info.sha256 {
+            return Err(SyncError::Checksum { what });
+        }
+        Ok(bytes)
+    }
+
     pub fn changes(&self, after: u64, limit: usize) -> Result<aisle_proto::ChangeBatch, SyncError> {
         let what = format!("the changes after {after}");
         let request = self

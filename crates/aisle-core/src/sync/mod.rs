@@ -440,7 +440,8 @@ pub fn pull(
         let position = cursor(conn)?.unwrap_or(0);
         let batch = transport.changes(position, options.batch_limit)?;
         let more = batch.more;
-        match apply_batch(conn, &batch, store_id)? {
+        let models = fetch_models(transport, &batch.changes)?;
+        match apply_batch_with(conn, &batch, store_id, &models)? {
             BatchDecision::Apply => {
                 report.batches_applied += 1;
                 report.changes_applied += batch.changes.len() as u64;
@@ -475,12 +476,33 @@ fn unreachable_gap(position: u64, batch: &ChangeBatch) -> Result<(), SyncError> 
     })
 }
 
+/// The bytes of every model a batch publishes, each checked against its signed checksum.
+fn fetch_models(transport: &Transport, changes: &[Change]) -> Result<Vec<Vec<u8>>, SyncError> {
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Model(info) => Some(transport.model(info)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Applies one verified batch in one transaction with the cursor advance,
 /// when it starts at the cursor; otherwise changes nothing.
 pub fn apply_batch(
     conn: &mut Connection,
     batch: &ChangeBatch,
     store_id: i64,
+) -> Result<BatchDecision, SyncError> {
+    apply_batch_with(conn, batch, store_id, &[])
+}
+
+/// [`apply_batch`] with the bytes of the models the batch publishes.
+pub fn apply_batch_with(
+    conn: &mut Connection,
+    batch: &ChangeBatch,
+    store_id: i64,
+    models: &[Vec<u8>],
 ) -> Result<BatchDecision, SyncError> {
     if batch.protocol != PROTOCOL_VERSION || batch.store_id != store_id {
         return Err(SyncError::Protocol {
@@ -496,6 +518,9 @@ pub fn apply_batch(
     if decision == BatchDecision::Apply {
         for change in &batch.changes {
             records::apply_change(&tx, change)?;
+        }
+        for bytes in models {
+            keep_model(&tx, bytes)?;
         }
         set_cursor(&tx, batch.to_cursor)?;
         crate::replica::set_meta(&tx, "sync.hq_head", &batch.to_cursor.to_string())?;
@@ -539,7 +564,12 @@ pub fn bootstrap(
         }
         files.push(path);
     }
-    let applied = apply_snapshot(conn, &manifest, &files)?;
+    let model = manifest
+        .model
+        .as_ref()
+        .map(|info| transport.model(info))
+        .transpose()?;
+    let applied = apply_snapshot(conn, &manifest, &files, model.as_deref())?;
     std::fs::remove_dir_all(&folder).ok();
     Ok(applied)
 }
@@ -549,6 +579,7 @@ pub fn apply_snapshot(
     conn: &mut Connection,
     manifest: &SnapshotManifest,
     files: &[PathBuf],
+    model: Option<&[u8]>,
 ) -> Result<u64, SyncError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if cursor(&tx)?.is_some() {
@@ -590,10 +621,23 @@ pub fn apply_snapshot(
         });
     }
     rebuild_search(&tx, &search_triggers)?;
+    if let Some(bytes) = model {
+        keep_model(&tx, bytes)?;
+    }
     set_cursor(&tx, manifest.cursor)?;
     crate::replica::set_meta(&tx, "sync.hq_head", &manifest.cursor.to_string())?;
     tx.commit()?;
     Ok(applied)
+}
+
+/// Keeps a model artifact from HQ; one that does not decode is refused
+/// (and with it the batch or snapshot bringing it).
+fn keep_model(tx: &Connection, bytes: &[u8]) -> Result<(), SyncError> {
+    crate::recommend::artifact::store_received(tx, bytes).map_err(|err| SyncError::Malformed {
+        what: "a model artifact from HQ".into(),
+        reason: err.to_string(),
+    })?;
+    Ok(())
 }
 
 /// Decompresses and parses one verified chunk, sending its records in

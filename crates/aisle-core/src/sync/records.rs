@@ -405,6 +405,8 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
                 .execute([campaign.campaign_id, *member_id])?;
             }
         }
+        // Its bytes are fetched and kept by the sync engine, with the batch.
+        Change::Model(_) => {}
         Change::Coupon(coupon) => {
             tx.prepare_cached(
                 "INSERT INTO coupons (coupon_id, code, campaign_id, description, discount_cents, discount_percent)
