@@ -202,6 +202,26 @@ impl Drop for TestHq {
     }
 }
 
+/// A store replica in its own temp folder, provisioned for a device of `store_id`.
+#[derive(Debug)]
+pub struct TestStore {
+    pub dir: tempfile::TempDir,
+    pub db: std::path::PathBuf,
+    pub store_id: i64,
+}
+
+impl TestHq {
+    /// Registers `device_id` for the busiest store and provisions a fresh replica for it.
+    pub fn provisioned_store(&self, device_id: &str) -> TestStore {
+        let store_id = self.busy_store();
+        let credentials = self.register(device_id, store_id);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("replica.db");
+        provision(&db, self, &credentials);
+        TestStore { dir, db, store_id }
+    }
+}
+
 /// Provisions a store replica for `credentials` at `hq`.
 pub fn provision(db: &Path, hq: &TestHq, credentials: &DeviceCredentials) {
     provision_at(db, &hq.url(), hq, credentials);

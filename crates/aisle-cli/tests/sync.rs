@@ -72,11 +72,8 @@ fn a_member(db: &Path) -> i64 {
 #[test]
 fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
     let hq = TestHq::start_with_demo();
-    let store_id = hq.busy_store();
-    let credentials = hq.register("kiosk-1", store_id);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let db = tmp.path().join("replica.db");
-    provision(&db, &hq, &credentials);
+    let store = hq.provisioned_store("kiosk-1");
+    let (db, store_id) = (store.db.clone(), store.store_id);
 
     let first = sync_ok(&db);
     assert!(first.contains("bootstrapped"), "{first}");
@@ -274,11 +271,8 @@ fn wrong_secret_gets_401_and_no_data() {
 #[test]
 fn a_revoked_device_is_refused_from_then_on() {
     let hq = TestHq::start_with_demo();
-    let store_id = hq.busy_store();
-    let credentials = hq.register("tablet-lost", store_id);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let db = tmp.path().join("replica.db");
-    provision(&db, &hq, &credentials);
+    let store = hq.provisioned_store("tablet-lost");
+    let db = store.db.clone();
     sync_ok(&db);
     hq.admin(
         "/admin/v1/devices/tablet-lost/revoke",
@@ -316,11 +310,8 @@ fn a_batch_signed_by_another_key_is_refused_and_nothing_applied() {
 #[test]
 fn a_replayed_or_duplicated_batch_changes_nothing() {
     let hq = TestHq::start_with_demo();
-    let store_id = hq.busy_store();
-    let credentials = hq.register("kiosk-1", store_id);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let db = tmp.path().join("replica.db");
-    provision(&db, &hq, &credentials);
+    let store = hq.provisioned_store("kiosk-1");
+    let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     let mut conn = aisle_core::replica::open_writer(&db).expect("writer");
     let cursor = aisle_core::sync::cursor(&conn)
@@ -378,11 +369,8 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
         .unwrap_or(20_261_125);
     eprintln!("crash loop: {runs} runs, seed {seed} (AISLE_CRASH_SEED replays it)");
     let hq = TestHq::start_with_demo();
-    let store_id = hq.busy_store();
-    let credentials = hq.register("kiosk-1", store_id);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let db = tmp.path().join("replica.db");
-    provision(&db, &hq, &credentials);
+    let store = hq.provisioned_store("kiosk-1");
+    let (db, store_id) = (store.db.clone(), store.store_id);
     let members: Vec<i64> = hq
         .db()
         .prepare(HQ_MEMBERS)
@@ -504,11 +492,8 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
 #[test]
 fn a_long_outage_catches_up_exactly_once() {
     let hq = TestHq::start_with_demo();
-    let store_id = hq.busy_store();
-    let credentials = hq.register("kiosk-1", store_id);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let db = tmp.path().join("replica.db");
-    provision(&db, &hq, &credentials);
+    let store = hq.provisioned_store("kiosk-1");
+    let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     let member_id = a_member(&db);
     let mut created = Vec::with_capacity(100_000);
@@ -671,11 +656,8 @@ fn faults_apply_nothing_and_sync_converges_when_they_stop() {
 #[test]
 fn a_consent_withdrawal_always_wins() {
     let hq = TestHq::start_with_demo();
-    let store_id = hq.busy_store();
-    let credentials = hq.register("tablet-1", store_id);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let db = tmp.path().join("replica.db");
-    provision(&db, &hq, &credentials);
+    let store = hq.provisioned_store("tablet-1");
+    let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     let member_id = a_member(&db);
     let consent = |conn: &Connection| -> (bool, Option<String>) {
@@ -744,11 +726,8 @@ fn stores_receive_and_serve_hq_models() {
             .expect("train at HQ")
     };
     let first = publish(1);
-    let store_id = hq.busy_store();
-    let credentials = hq.register("kiosk-1", store_id);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let db = tmp.path().join("replica.db");
-    provision(&db, &hq, &credentials);
+    let store = hq.provisioned_store("kiosk-1");
+    let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     let models = |db: &Path| -> Vec<(String, i64)> {
         Connection::open(db)

@@ -113,16 +113,26 @@ pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
 
 /// Stores an artifact in the replica; returns its id.
 pub fn store(conn: &Connection, artifact: &Artifact) -> Result<i64, ArtifactError> {
-    let bytes = encode(artifact)?;
+    insert(conn, artifact, &encode(artifact)?, "local")
+}
+
+/// One row of `model_artifacts` for an encoded artifact.
+fn insert(
+    conn: &Connection,
+    artifact: &Artifact,
+    bytes: &[u8],
+    source: &str,
+) -> Result<i64, ArtifactError> {
     conn.execute(
-        "INSERT INTO model_artifacts (kind, format_version, created_at, trained_until, sha256, size_bytes, bytes)
-         VALUES ('recommend', ?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO model_artifacts (kind, format_version, created_at, trained_until, sha256, size_bytes, source, bytes)
+         VALUES ('recommend', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             FORMAT_VERSION,
             artifact.created_at,
             artifact.trained_until,
             hex(&bytes[20..52]),
             bytes.len() as i64,
+            source,
             bytes
         ],
     )?;
@@ -311,20 +321,7 @@ pub fn bytes_of(conn: &Connection, artifact_id: i64) -> rusqlite::Result<Option<
 /// Keeps an artifact received from HQ (after checking it decodes: magic,
 /// format version, payload checksum). Returns its local id.
 pub fn store_received(conn: &Connection, bytes: &[u8]) -> Result<i64, ArtifactError> {
-    let artifact = decode(bytes)?;
-    conn.execute(
-        "INSERT INTO model_artifacts (kind, format_version, created_at, trained_until, sha256, size_bytes, source, bytes)
-         VALUES ('recommend', ?1, ?2, ?3, ?4, ?5, 'hq', ?6)",
-        params![
-            FORMAT_VERSION,
-            artifact.created_at,
-            artifact.trained_until,
-            hex(&bytes[20..52]),
-            bytes.len() as i64,
-            bytes
-        ],
-    )?;
-    Ok(conn.last_insert_rowid())
+    insert(conn, &decode(bytes)?, bytes, "hq")
 }
 
 /// Fits the model on every purchase before `until` (default: the day after
