@@ -268,6 +268,26 @@ fn wrong_secret_gets_401_and_no_data() {
     assert_eq!(members, 0, "nothing reached an unauthenticated device");
 }
 
+/// HQ lying about its feed (its data restored from an older copy): a store
+/// whose cursor is ahead of HQ's feed is told so, and applies nothing.
+#[test]
+fn a_store_ahead_of_hq_is_told_to_bootstrap_again() {
+    let hq = TestHq::start_with_demo();
+    let store = hq.provisioned_store("kiosk-1");
+    sync_ok(&store.db);
+    Connection::open(&store.db)
+        .expect("replica")
+        .execute("UPDATE sync_state SET cursor = '999999'", [])
+        .expect("move the cursor");
+    let output = aisle(&store.db, &["sync"]);
+    assert!(!output.status.success());
+    let status = text(&aisle(&store.db, &["sync", "status"]));
+    assert!(
+        status.contains("cursor_ahead") && status.contains("bootstrap again"),
+        "{status}"
+    );
+}
+
 #[test]
 fn a_revoked_device_is_refused_from_then_on() {
     let hq = TestHq::start_with_demo();

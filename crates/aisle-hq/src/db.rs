@@ -32,6 +32,10 @@ pub enum HqError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "the store's cursor {cursor} is ahead of HQ's feed ({head}): HQ's data was restored from an older copy; the store must bootstrap again"
+    )]
+    CursorAhead { cursor: u64, head: u64 },
     #[error("snapshot folder {path}: {source}")]
     Io {
         path: String,
@@ -216,6 +220,12 @@ pub fn changes_after(
 ) -> Result<ChangeBatch, HqError> {
     let tx = conn.transaction()?;
     let head = head(&tx)?;
+    if after > head {
+        return Err(HqError::CursorAhead {
+            cursor: after,
+            head,
+        });
+    }
     let mut rows: Vec<(i64, String)> = tx
         .prepare_cached(
             "SELECT seq, body FROM changes
@@ -234,7 +244,7 @@ pub fn changes_after(
     let to_cursor = if more {
         rows.last().map_or(after, |(seq, _)| *seq as u64)
     } else {
-        head.max(after)
+        head
     };
     let mut changes = Vec::with_capacity(rows.len());
     for (seq, body) in rows {

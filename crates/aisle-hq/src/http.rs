@@ -39,6 +39,9 @@ impl From<HqError> for Failure {
         match err {
             HqError::NotFound(what) => Failure(StatusCode::NOT_FOUND, "not_found", what),
             HqError::Invalid(what) => Failure(StatusCode::UNPROCESSABLE_ENTITY, "invalid", what),
+            ahead @ HqError::CursorAhead { .. } => {
+                Failure(StatusCode::CONFLICT, "cursor_ahead", ahead.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "HQ storage error");
                 Failure(
