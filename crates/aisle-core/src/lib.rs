@@ -20,6 +20,7 @@ pub mod dates;
 pub mod demo;
 pub mod edits;
 pub mod generate;
+pub mod identify;
 pub mod identity;
 pub mod import;
 pub mod members;
