@@ -3,5 +3,8 @@
 //!
 //! - [`wedge`]: keyboard-wedge scanners (a burst of keystrokes ending in
 //!   Enter), told apart from a person typing, and magnetic-stripe tracks.
+//! - [`member_code`]: the rotating, Ed25519-signed codes of members' phones,
+//!   parsed and verified offline (pure: the clock is an input).
 
+pub mod member_code;
 pub mod wedge;
