@@ -21,29 +21,6 @@ pub struct TestHq {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it.
-pub fn test_pki() -> (String, aisle_hq::tls::TlsFiles) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Aisle test CA");
-    let ca_key = rcgen::KeyPair::generate().expect("ca key");
-    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("server params");
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let cert = params.signed_by(&key, &ca, &ca_key).expect("server cert");
-    (
-        ca.pem(),
-        aisle_hq::tls::TlsFiles {
-            cert_chain_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        },
-    )
-}
-
 impl TestHq {
     /// HQ with the demo extract as master data, over HTTPS.
     pub fn start_with_demo() -> Self {
@@ -72,7 +49,7 @@ impl TestHq {
             aisle_hq::db::refresh_partitions(conn).expect("partitions");
         });
         drop(hq);
-        let (ca_pem, tls) = test_pki();
+        let (ca_pem, tls) = aisle_hq::tls::dev_pki().expect("test certificates");
         let mut this = Self {
             data,
             addr: "127.0.0.1:0".parse().expect("addr"),
@@ -89,14 +66,7 @@ impl TestHq {
 
     /// Starts serving (on the same port as before, if it ran before).
     pub fn start(&mut self) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(self.addr))
-            .expect("bind loopback");
+        let (runtime, listener) = loopback_runtime(self.addr);
         self.addr = listener.local_addr().expect("addr");
         let mut config =
             aisle_hq::Config::new(self.data.path().to_owned(), self.admin_token.clone());
@@ -194,6 +164,19 @@ impl TestHq {
             )
             .expect("a store")
     }
+}
+
+/// A small runtime and a listener bound on loopback at `addr` (port 0: any).
+pub fn loopback_runtime(addr: SocketAddr) -> (tokio::runtime::Runtime, tokio::net::TcpListener) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .expect("bind loopback");
+    (runtime, listener)
 }
 
 impl Drop for TestHq {

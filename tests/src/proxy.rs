@@ -55,14 +55,8 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Serves HTTPS with `tls` on loopback, forwarding to `upstream` (`http://...`).
     pub fn start(upstream: String, tls: aisle_hq::tls::TlsFiles) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
+        let (runtime, listener) =
+            crate::hq::loopback_runtime("127.0.0.1:0".parse().expect("loopback"));
         let addr = listener.local_addr().expect("addr");
         let shared = Arc::new(Shared::default());
         let proxy = Arc::new(Proxy {

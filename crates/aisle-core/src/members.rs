@@ -81,11 +81,8 @@ pub struct Card {
     pub status: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Preference {
-    pub kind: String,
-    pub value: String,
-}
+/// A stated preference (brand, category, size or dietary need): the wire type.
+pub use aisle_proto::Preference;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Note {
@@ -165,17 +162,7 @@ pub fn profile(conn: &Connection, member_id: i64) -> Result<Profile, MemberError
         .prepare("SELECT source, external_id FROM member_external_ids WHERE member_id = ?1 ORDER BY source")?
         .query_map([member_id], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    profile.preferences = conn
-        .prepare(
-            "SELECT kind, value FROM member_preferences WHERE member_id = ?1 ORDER BY kind, value",
-        )?
-        .query_map([member_id], |row| {
-            Ok(Preference {
-                kind: row.get(0)?,
-                value: row.get(1)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
+    profile.preferences = crate::sync::records::read_preferences(conn, member_id)?;
     profile.notes = conn
         .prepare("SELECT author, body, created_at FROM member_notes WHERE member_id = ?1 ORDER BY created_at DESC")?
         .query_map([member_id], |row| Ok(Note { author: row.get(0)?, body: row.get(1)?, created_at: row.get(2)? }))?

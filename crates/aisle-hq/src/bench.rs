@@ -12,13 +12,23 @@ use aisle_core::sync::{self, Credentials, SyncOptions, SyncReport, Transport};
 use aisle_proto::{Change, EventKind, StoreProductRecord};
 use anyhow::Context;
 
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    #[arg(long, default_value_t = 1)]
     pub store_id: i64,
-    /// Put every member into the store's partition (the 1 M-member bootstrap).
+    /// Put every member in the store's partition (the 1 M-member bootstrap).
+    #[arg(long)]
     pub whole_partition: bool,
+    /// Price changes for the delta-apply figure.
+    #[arg(long, default_value_t = 100_000)]
     pub changes: usize,
+    /// Outbox events for the upload figure.
+    #[arg(long, default_value_t = 100_000)]
     pub events: usize,
+    /// Stores polling at once.
+    #[arg(long, default_value_t = 200)]
     pub pollers: usize,
+    #[arg(long, default_value_t = 10)]
     pub poll_seconds: u64,
 }
 
@@ -35,31 +45,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// A throwaway CA and a loopback certificate (PEM): (ca, chain, key).
-pub fn loopback_pki() -> anyhow::Result<(String, aisle_hq::tls::TlsFiles)> {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Aisle HQ development CA");
-    let ca_key = rcgen::KeyPair::generate()?;
-    let ca = ca_params.self_signed(&ca_key)?;
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    let key = rcgen::KeyPair::generate()?;
-    let cert = params.signed_by(&key, &ca, &ca_key)?;
-    Ok((
-        ca.pem(),
-        aisle_hq::tls::TlsFiles {
-            cert_chain_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        },
-    ))
-}
-
 pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
-    let (ca_pem, tls) = loopback_pki()?;
+    let (ca_pem, tls) = aisle_hq::tls::dev_pki()?;
     let mut config = aisle_hq::Config::new(data_dir.to_owned(), "bench-admin".into());
     config.tls = Some(tls);
     let hq = aisle_hq::Hq::open(config.clone())?;

@@ -52,21 +52,7 @@ enum Command {
     /// Write a development CA and a loopback certificate (ca.pem, hq.pem, hq.key) into a folder.
     DevCert { out: PathBuf },
     /// Measure sync (bootstrap, delta apply, upload, many stores polling); see docs/BENCHMARKS.md.
-    BenchSync {
-        #[arg(long, default_value_t = 1)]
-        store_id: i64,
-        /// Put every member in the store's partition.
-        #[arg(long)]
-        whole_partition: bool,
-        #[arg(long, default_value_t = 100_000)]
-        changes: usize,
-        #[arg(long, default_value_t = 100_000)]
-        events: usize,
-        #[arg(long, default_value_t = 200)]
-        pollers: usize,
-        #[arg(long, default_value_t = 10)]
-        poll_seconds: u64,
-    },
+    BenchSync(bench::Options),
     /// Register a store device; prints its credentials as JSON (shown once).
     RegisterDevice {
         #[arg(long)]
@@ -159,31 +145,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::DevCert { out } => {
-            let (ca, tls) = bench::loopback_pki()?;
+            let (ca, tls) = aisle_hq::tls::dev_pki()?;
             std::fs::create_dir_all(&out)?;
             std::fs::write(out.join("ca.pem"), ca)?;
             std::fs::write(out.join("hq.pem"), tls.cert_chain_pem)?;
             std::fs::write(out.join("hq.key"), tls.key_pem)?;
             Ok(())
         }
-        Command::BenchSync {
-            store_id,
-            whole_partition,
-            changes,
-            events,
-            pollers,
-            poll_seconds,
-        } => bench::run(
-            &cli.data,
-            &bench::Options {
-                store_id,
-                whole_partition,
-                changes,
-                events,
-                pollers,
-                poll_seconds,
-            },
-        ),
+        Command::BenchSync(options) => bench::run(&cli.data, &options),
         Command::RegisterDevice {
             device_id,
             store_id,

@@ -12,6 +12,30 @@ pub struct TlsFiles {
     pub key_pem: String,
 }
 
+/// A throwaway certificate authority and a certificate for `localhost` and
+/// `127.0.0.1` signed by it: (CA certificate PEM, server files). For
+/// development, tests and benchmarks; never for a store in production.
+pub fn dev_pki() -> anyhow::Result<(String, TlsFiles)> {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Aisle HQ development CA");
+    let ca_key = rcgen::KeyPair::generate()?;
+    let ca = ca_params.self_signed(&ca_key)?;
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.signed_by(&key, &ca, &ca_key)?;
+    Ok((
+        ca.pem(),
+        TlsFiles {
+            cert_chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        },
+    ))
+}
+
 pub fn server_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
     let certs = rustls_pemfile::certs(&mut files.cert_chain_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()

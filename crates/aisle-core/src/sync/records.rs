@@ -59,18 +59,22 @@ pub fn read_member(conn: &Connection, member_id: i64) -> rusqlite::Result<Option
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    member.preferences = conn
-        .prepare_cached(
-            "SELECT kind, value FROM member_preferences WHERE member_id = ?1 ORDER BY kind, value",
-        )?
-        .query_map([member_id], |row| {
-            Ok(Preference {
-                kind: row.get(0)?,
-                value: row.get(1)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    member.preferences = read_preferences(conn, member_id)?;
     Ok(Some(member))
+}
+
+/// A member's stated preferences, by kind then value.
+pub fn read_preferences(conn: &Connection, member_id: i64) -> rusqlite::Result<Vec<Preference>> {
+    conn.prepare_cached(
+        "SELECT kind, value FROM member_preferences WHERE member_id = ?1 ORDER BY kind, value",
+    )?
+    .query_map([member_id], |row| {
+        Ok(Preference {
+            kind: row.get(0)?,
+            value: row.get(1)?,
+        })
+    })?
+    .collect()
 }
 
 /// Writes a member's whole profile: the row, exactly these cards and exactly
