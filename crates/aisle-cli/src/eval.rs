@@ -31,16 +31,21 @@ pub enum EvalCommand {
         #[arg(long)]
         decay: Option<f64>,
     },
+    /// Decode labelled photographs: rate per symbology, misreads, time per image.
+    Scan(crate::scan::EvalScanArgs),
 }
 
 pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
-    let EvalCommand::Recommend {
-        data,
-        train_weeks,
-        test_weeks,
-        k,
-        decay,
-    } = command;
+    let (data, train_weeks, test_weeks, k, decay) = match command {
+        EvalCommand::Recommend {
+            data,
+            train_weeks,
+            test_weeks,
+            k,
+            decay,
+        } => (data, train_weeks, test_weeks, k, decay),
+        EvalCommand::Scan(args) => return crate::scan::eval(args, out),
+    };
     let train_weeks = Weeks::parse(train_weeks).map_err(anyhow::Error::msg)?;
     let test_weeks = Weeks::parse(test_weeks).map_err(anyhow::Error::msg)?;
     let scratch = tempfile_dir()?;

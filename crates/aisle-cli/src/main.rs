@@ -7,6 +7,7 @@ mod bench;
 mod eval;
 mod output;
 mod recommend;
+mod scan;
 mod sync;
 
 use std::io::{IsTerminal, Write};
@@ -95,6 +96,8 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Sync with HQ: bootstrap, upload the outbox, apply signed changes (see docs/PROTOCOL.md).
     Sync(sync::SyncArgs),
+    /// Read the codes in pictures: CSV `file,symbology,decoded_text,ms` on stdout.
+    Scan(scan::ScanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +300,7 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Command::Bench(command) => bench::run(command, &db, out),
         Command::Sync(args) => sync::run(args, &db, out),
+        Command::Scan(args) => scan::scan(args),
         Command::Eval(command) => eval::run(command, &db, out),
         Command::Train(args) => recommend::train(args, &db, &output::now_utc(), out),
         Command::Recommend(args) => recommend::recommend(args, &db, out),

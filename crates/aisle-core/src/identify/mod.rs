@@ -8,6 +8,9 @@
 //! - [`route`]: what a scan is (app code, card, product, coupon) and where it
 //!   goes, with a reason code for everything refused.
 
+pub mod decode;
+pub mod frame;
 pub mod member_code;
 pub mod route;
+pub mod scan_eval;
 pub mod wedge;

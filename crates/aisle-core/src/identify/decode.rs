@@ -1,0 +1,445 @@
+//! Reading QR codes and the 1-D symbologies of loyalty cards and products
+//! (EAN-13, UPC-A, Code 128, Code 39) from a grayscale [`Frame`].
+//!
+//! The engine is zxing-cpp (C++, through the `zxing-cpp` crate, built from
+//! its bundled sources), chosen by measurement on the photographs in
+//! `shared/data/scans/dev` (see `docs/BENCHMARKS.md`, "Decoding"). This is
+//! the only module that talks to it: every call is guarded with
+//! `catch_unwind`, inputs are checked before they cross, and the boundary is
+//! fuzzed by `cargo xtask bench fuzz`.
+//!
+//! A plain read comes first. When it finds nothing, a *retry ladder* of
+//! cheap image transforms (another binarizer, 1.5x upscaling, sharpening,
+//! contrast stretching, gamma) is tried in a fixed order until a code is
+//! read, the ladder ends or the frame's time budget runs out. Retries read
+//! damaged pictures, and damaged pictures are where checksum-valid misreads
+//! come from: a QR code (Reed-Solomon) or Code 128 / Code 39 read is kept at
+//! once, but an EAN-13 / UPC-A read (a mod-10 check digit: one wrong read in
+//! ten passes it) only once two steps read the same number and it has three
+//! times the votes of any other number read in the frame.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use image::{GrayImage, imageops};
+use zxingcpp::{BarcodeFormat, Binarizer, ImageFormat, ImageView, TextMode};
+
+use super::frame::Frame;
+
+/// The symbologies Aisle reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Symbology {
+    Qr,
+    Ean13,
+    UpcA,
+    Code128,
+    Code39,
+}
+
+impl Symbology {
+    pub const ALL: [Symbology; 5] = [
+        Symbology::Qr,
+        Symbology::Ean13,
+        Symbology::UpcA,
+        Symbology::Code128,
+        Symbology::Code39,
+    ];
+
+    /// The stable name used in CSV output and manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Symbology::Qr => "qr_code",
+            Symbology::Ean13 => "ean_13",
+            Symbology::UpcA => "upc_a",
+            Symbology::Code128 => "code_128",
+            Symbology::Code39 => "code_39",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn from_zxing(format: BarcodeFormat) -> Option<Self> {
+        match format {
+            BarcodeFormat::QRCode => Some(Symbology::Qr),
+            BarcodeFormat::EAN13 => Some(Symbology::Ean13),
+            BarcodeFormat::UPCA => Some(Symbology::UpcA),
+            BarcodeFormat::Code128 => Some(Symbology::Code128),
+            BarcodeFormat::Code39 => Some(Symbology::Code39),
+            _ => None,
+        }
+    }
+
+    fn zxing(self) -> BarcodeFormat {
+        match self {
+            Symbology::Qr => BarcodeFormat::QRCode,
+            Symbology::Ean13 => BarcodeFormat::EAN13,
+            Symbology::UpcA => BarcodeFormat::UPCA,
+            Symbology::Code128 => BarcodeFormat::Code128,
+            Symbology::Code39 => BarcodeFormat::Code39,
+        }
+    }
+
+    /// A mod-10 check digit only: one random misread in ten passes it.
+    fn weakly_checked(self) -> bool {
+        matches!(self, Symbology::Ean13 | Symbology::UpcA)
+    }
+}
+
+/// One code read from a frame, its text exactly as decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    pub symbology: Symbology,
+    pub text: String,
+}
+
+/// What a frame held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub symbols: Vec<Symbol>,
+    /// The ladder step that read them (`"plain"` for the first read), or
+    /// `None` when nothing was read.
+    pub step: Option<&'static str>,
+    /// Ladder steps tried, the plain read included.
+    pub attempts: u32,
+    /// Whether the time budget cut the ladder short.
+    pub out_of_time: bool,
+}
+
+/// How hard to try on one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Run the retry ladder when the plain read finds nothing.
+    pub retries: bool,
+    /// Stop retrying once this much time has gone on the frame (the plain
+    /// read always runs). `None`: the whole ladder (stills, evaluation).
+    pub budget: Option<Duration>,
+}
+
+impl DecodeOptions {
+    /// A still picture: every step of the ladder, however long it takes.
+    pub const STILL: DecodeOptions = DecodeOptions {
+        retries: true,
+        budget: None,
+    };
+    /// A live camera frame: retries within a frame interval at 15 fps; the
+    /// next frame gets another chance.
+    pub const LIVE: DecodeOptions = DecodeOptions {
+        retries: true,
+        budget: Some(Duration::from_millis(60)),
+    };
+    /// The plain read only.
+    pub const PLAIN: DecodeOptions = DecodeOptions {
+        retries: false,
+        budget: None,
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The decoder failed inside (a caught panic or an error it reported);
+    /// the frame is skipped, the process goes on.
+    #[error("the decoder failed on this frame: {0}")]
+    Engine(String),
+}
+
+/// A transform of the frame, then a read with a binarizer.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    name: &'static str,
+    /// Upscaling factor as numerator / denominator (1/1: none).
+    scale: (u32, u32),
+    resampling: imageops::FilterType,
+    filter: Filter,
+    binarizer: Binarizer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Filter {
+    None,
+    /// Unsharp mask: sigma, threshold.
+    Sharpen(f32, i32),
+    /// Linear stretch of the 2nd..98th percentiles to the full range.
+    Stretch,
+    /// Gamma > 1 darkens the mid-tones (washed-out prints, glare).
+    Gamma(f32),
+}
+
+const PLAIN_BINARIZER: Binarizer = Binarizer::LocalAverage;
+
+const fn step(
+    name: &'static str,
+    scale: (u32, u32),
+    resampling: imageops::FilterType,
+    filter: Filter,
+    binarizer: Binarizer,
+) -> Step {
+    Step {
+        name,
+        scale,
+        resampling,
+        filter,
+        binarizer,
+    }
+}
+
+use Binarizer::{GlobalHistogram as GH, LocalAverage as LA};
+use imageops::FilterType::{CatmullRom as CR, Lanczos3 as L3};
+
+/// The retry ladder, in order. Chosen on the dev photographs (greedy, each
+/// step the one adding the most reads at zero misreads, ties to the
+/// cheaper); measured in docs/BENCHMARKS.md, "Decoding".
+const LADDER: &[Step] = &[
+    step("1.5x-stretch-global", (3, 2), CR, Filter::Stretch, GH),
+    step("1.5x-lanczos-global", (3, 2), L3, Filter::None, GH),
+    step("1.5x-lanczos-local", (3, 2), L3, Filter::None, LA),
+    step("global", (1, 1), CR, Filter::None, GH),
+    step("sharpen-local", (1, 1), CR, Filter::Sharpen(2.0, 5), LA),
+    step("sharpen-global", (1, 1), CR, Filter::Sharpen(2.0, 5), GH),
+    step(
+        "light-sharpen-global",
+        (1, 1),
+        CR,
+        Filter::Sharpen(1.0, 3),
+        GH,
+    ),
+    step("stretch-local", (1, 1), CR, Filter::Stretch, LA),
+    step("gamma-local", (1, 1), CR, Filter::Gamma(1.6), LA),
+    step("gamma-global", (1, 1), CR, Filter::Gamma(1.6), GH),
+    step("1.5x-global", (3, 2), CR, Filter::None, GH),
+    step(
+        "1.5x-light-sharpen-global",
+        (3, 2),
+        CR,
+        Filter::Sharpen(1.0, 3),
+        GH,
+    ),
+    step("1.5x-local", (3, 2), CR, Filter::None, LA),
+    step(
+        "1.5x-light-sharpen-local",
+        (3, 2),
+        CR,
+        Filter::Sharpen(1.0, 3),
+        LA,
+    ),
+];
+
+/// Votes a weakly checked number needs from distinct ladder steps, and its
+/// least lead over any other number read in the same frame.
+const MIN_VOTES: usize = 2;
+const MIN_LEAD: usize = 3;
+
+/// Reads every code in `frame`.
+pub fn decode(frame: &Frame, options: &DecodeOptions) -> Result<Decoded, DecodeError> {
+    let started = Instant::now();
+    let mut attempts = 1;
+    let plain = read(frame.width(), frame.height(), frame.luma(), PLAIN_BINARIZER)?;
+    if !plain.is_empty() || !options.retries {
+        let step = (!plain.is_empty()).then_some("plain");
+        return Ok(Decoded {
+            symbols: plain,
+            step,
+            attempts,
+            out_of_time: false,
+        });
+    }
+    let gray = frame.to_gray_image();
+    // Weakly checked reads collect votes until one number clearly leads.
+    let mut votes: Vec<(Symbol, usize)> = Vec::new();
+    let mut out_of_time = false;
+    for step in LADDER {
+        if options
+            .budget
+            .is_some_and(|budget| started.elapsed() >= budget)
+        {
+            out_of_time = true;
+            break;
+        }
+        attempts += 1;
+        let image = transform(&gray, step);
+        let symbols = read(
+            image.width(),
+            image.height(),
+            image.as_raw(),
+            step.binarizer,
+        )?;
+        let (strong, weak): (Vec<Symbol>, Vec<Symbol>) = symbols
+            .into_iter()
+            .partition(|s| !s.symbology.weakly_checked());
+        if !strong.is_empty() {
+            return Ok(Decoded {
+                symbols: strong,
+                step: Some(step.name),
+                attempts,
+                out_of_time: false,
+            });
+        }
+        for symbol in weak {
+            match votes
+                .iter_mut()
+                .find(|(seen, _)| same_number(seen, &symbol))
+            {
+                Some((_, n)) => *n += 1,
+                None => votes.push((symbol, 1)),
+            }
+        }
+        if let Some(winner) = leader(&votes) {
+            return Ok(Decoded {
+                symbols: vec![winner],
+                step: Some(step.name),
+                attempts,
+                out_of_time: false,
+            });
+        }
+    }
+    Ok(Decoded {
+        symbols: Vec::new(),
+        step: None,
+        attempts,
+        out_of_time,
+    })
+}
+
+/// Two product-code reads of the same GTIN, however reported.
+fn same_number(a: &Symbol, b: &Symbol) -> bool {
+    gtin13(a.symbology, &a.text) == gtin13(b.symbology, &b.text)
+}
+
+/// The number with enough votes and a clear lead, if any.
+fn leader(votes: &[(Symbol, usize)]) -> Option<Symbol> {
+    let (best, n) = votes.iter().max_by_key(|(_, n)| *n)?;
+    let runner_up = votes
+        .iter()
+        .filter(|(s, _)| !same_number(s, best))
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(0);
+    (*n >= MIN_VOTES && *n >= MIN_LEAD * runner_up).then(|| best.clone())
+}
+
+fn transform(gray: &GrayImage, step: &Step) -> GrayImage {
+    let (num, den) = step.scale;
+    let scaled = (num != den).then(|| {
+        imageops::resize(
+            gray,
+            gray.width() * num / den,
+            gray.height() * num / den,
+            step.resampling,
+        )
+    });
+    let base = scaled.as_ref().unwrap_or(gray);
+    match step.filter {
+        Filter::None => scaled.unwrap_or_else(|| gray.clone()),
+        Filter::Sharpen(sigma, threshold) => imageops::unsharpen(base, sigma, threshold),
+        Filter::Stretch => stretch(base, 0.02, 0.98),
+        Filter::Gamma(gamma) => {
+            let mut lut = [0u8; 256];
+            for (value, out) in lut.iter_mut().enumerate() {
+                *out = (255.0 * (value as f32 / 255.0).powf(gamma)) as u8;
+            }
+            let mut out = base.clone();
+            for p in out.iter_mut() {
+                *p = lut[usize::from(*p)];
+            }
+            out
+        }
+    }
+}
+
+/// Linear contrast stretch between two quantiles of the histogram.
+fn stretch(gray: &GrayImage, low: f64, high: f64) -> GrayImage {
+    let mut histogram = [0u64; 256];
+    for p in gray.as_raw() {
+        histogram[usize::from(*p)] += 1;
+    }
+    let total = gray.as_raw().len() as f64;
+    let quantile = |q: f64| {
+        let target = (total * q) as u64;
+        let mut seen = 0;
+        for (value, count) in histogram.iter().enumerate() {
+            seen += count;
+            if seen > target {
+                return value as f64;
+            }
+        }
+        255.0
+    };
+    let (lo, hi) = (quantile(low), quantile(high));
+    let span = (hi - lo).max(1.0);
+    let mut lut = [0u8; 256];
+    for (value, out) in lut.iter_mut().enumerate() {
+        *out = (((value as f64 - lo) / span) * 255.0).clamp(0.0, 255.0) as u8;
+    }
+    let mut out = gray.clone();
+    for p in out.iter_mut() {
+        *p = lut[usize::from(*p)];
+    }
+    out
+}
+
+/// One guarded call into zxing-cpp.
+fn read(
+    width: u32,
+    height: u32,
+    luma: &[u8],
+    binarizer: Binarizer,
+) -> Result<Vec<Symbol>, DecodeError> {
+    if u64::from(width) * u64::from(height) != luma.len() as u64 || luma.is_empty() {
+        return Err(DecodeError::Engine(format!(
+            "{width}x{height} does not match {} bytes",
+            luma.len()
+        )));
+    }
+    let call = || -> Result<Vec<Symbol>, String> {
+        let view = ImageView::from_slice(luma, width, height, ImageFormat::Lum)
+            .map_err(|err| err.to_string())?;
+        let formats: Vec<BarcodeFormat> = Symbology::ALL.iter().map(|s| s.zxing()).collect();
+        let reader = zxingcpp::read()
+            .formats(formats)
+            .binarizer(binarizer)
+            .try_harder(true)
+            .try_rotate(true)
+            .try_invert(true)
+            .try_downscale(true)
+            .text_mode(TextMode::Plain);
+        let barcodes = reader.from(view).map_err(|err| err.to_string())?;
+        let mut symbols: Vec<Symbol> = Vec::new();
+        for barcode in barcodes {
+            if !barcode.is_valid() {
+                continue;
+            }
+            // zxing-cpp 3 reports full-ASCII Code 39 as a format the
+            // crate's enum does not name; its symbology is still Code 39.
+            let symbology = Symbology::from_zxing(barcode.format()).or_else(|| {
+                (barcode.symbology() == BarcodeFormat::Code39).then_some(Symbology::Code39)
+            });
+            let Some(symbology) = symbology else {
+                continue;
+            };
+            let symbol = Symbol {
+                symbology,
+                text: barcode.text(),
+            };
+            if !symbols.contains(&symbol) {
+                symbols.push(symbol);
+            }
+        }
+        Ok(symbols)
+    };
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(symbols)) => Ok(symbols),
+        Ok(Err(message)) => Err(DecodeError::Engine(message)),
+        Err(_) => Err(DecodeError::Engine("panicked".into())),
+    }
+}
+
+/// GTIN-13 form of an EAN-13 or UPC-A read (a UPC-A is an EAN-13 with a
+/// leading zero), for comparing product codes however they were reported.
+pub fn gtin13(symbology: Symbology, text: &str) -> String {
+    if symbology == Symbology::UpcA && text.len() == 12 {
+        format!("0{text}")
+    } else {
+        text.to_owned()
+    }
+}
