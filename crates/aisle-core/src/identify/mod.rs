@@ -7,7 +7,19 @@
 //!   parsed and verified offline (pure: the clock is an input).
 //! - [`route`]: what a scan is (app code, card, product, coupon) and where it
 //!   goes, with a reason code for everything refused.
+//! - [`resolve`]: [`identify`], the whole offline path: route, the member's
+//!   key, verification, the replay cache and the audit of refusals.
+//! - [`keys`]: members' public keys in the replica, and demo members' keys.
+//! - [`lookup`]: manual look-up by associates (phone, e-mail, card, name);
+//!   never on the public kiosk. [`phone`]: phone numbers read as E.164.
 
+pub mod keys;
+pub mod lookup;
 pub mod member_code;
+pub mod phone;
+pub mod resolve;
 pub mod route;
 pub mod wedge;
+
+pub use keys::demo_member_key;
+pub use resolve::{Evidence, Identified, identify};

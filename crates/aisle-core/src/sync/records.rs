@@ -3,8 +3,8 @@
 //! functions and a store writes them with these functions.
 
 use aisle_proto::{
-    CampaignRecord, CardRecord, Change, CouponRecord, MemberRecord, Preference, ProductRecord,
-    StoreProductRecord, StoreRecord,
+    CampaignRecord, CardRecord, Change, CodeKeyRecord, CouponRecord, MemberRecord, Preference,
+    ProductRecord, StoreProductRecord, StoreRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -13,7 +13,7 @@ pub const MEMBER_COLUMNS: &str = "member_id, given_name, family_name, display_na
      home_store_id, tier, consent_personalization, consent_personalization_at, consent_marketing, \
      consent_marketing_at, enrolled_on, updated_at";
 
-/// A member row (of [`MEMBER_COLUMNS`]) without cards and preferences.
+/// A member row (of [`MEMBER_COLUMNS`]) without cards, preferences and keys.
 pub fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRecord> {
     Ok(MemberRecord {
         member_id: row.get(0)?,
@@ -32,6 +32,7 @@ pub fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRecord
         updated_at: row.get(13)?,
         cards: Vec::new(),
         preferences: Vec::new(),
+        code_keys: None,
     })
 }
 
@@ -60,7 +61,41 @@ pub fn read_member(conn: &Connection, member_id: i64) -> rusqlite::Result<Option
         })?
         .collect::<rusqlite::Result<_>>()?;
     member.preferences = read_preferences(conn, member_id)?;
+    member.code_keys = Some(read_code_keys(conn, member_id)?);
     Ok(Some(member))
+}
+
+/// A member's app-code keys, by key id.
+pub fn read_code_keys(conn: &Connection, member_id: i64) -> rusqlite::Result<Vec<CodeKeyRecord>> {
+    conn.prepare_cached(
+        "SELECT key_id, public_key, created_at FROM member_keys WHERE member_id = ?1 ORDER BY key_id",
+    )?
+    .query_map([member_id], code_key_from_row)?
+    .collect()
+}
+
+/// A `member_keys` row of (key_id, public_key, created_at).
+pub fn code_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeKeyRecord> {
+    Ok(CodeKeyRecord {
+        key_id: row.get(0)?,
+        public_key: hex::encode(row.get::<_, Vec<u8>>(1)?),
+        created_at: row.get(2)?,
+    })
+}
+
+/// The 32 bytes of a usable Ed25519 public key in hex, or why not (a
+/// small-order "weak" key verifies nothing: refused too).
+pub fn parse_code_key(hex_text: &str) -> Result<[u8; 32], String> {
+    let bytes: [u8; 32] = hex::decode(hex_text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("{hex_text:?} is not 64 hex digits"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| format!("{hex_text} is not an Ed25519 public key"))?;
+    if key.is_weak() {
+        return Err(format!("{hex_text} is a weak (small-order) Ed25519 key"));
+    }
+    Ok(bytes)
 }
 
 /// A member's stated preferences, by kind then value.
@@ -77,8 +112,9 @@ pub fn read_preferences(conn: &Connection, member_id: i64) -> rusqlite::Result<V
     .collect()
 }
 
-/// Writes a member's whole profile: the row, exactly these cards and exactly
-/// these preferences. A member erased here stays erased (erasure always wins).
+/// Writes a member's whole profile: the row, exactly these cards, exactly
+/// these preferences and, when the record states them, exactly these
+/// app-code keys. A member erased here stays erased (erasure always wins).
 pub fn write_member(tx: &Transaction<'_>, member: &MemberRecord) -> rusqlite::Result<bool> {
     let erased: Option<bool> = tx
         .prepare_cached("SELECT erased_at IS NOT NULL FROM members WHERE member_id = ?1")?
@@ -145,12 +181,46 @@ pub fn write_member(tx: &Transaction<'_>, member: &MemberRecord) -> rusqlite::Re
         )?
         .execute(params![member.member_id, preference.kind, preference.value])?;
     }
+    if let Some(code_keys) = &member.code_keys {
+        write_code_keys(tx, member.member_id, code_keys)?;
+    }
     Ok(true)
 }
 
+/// Sets a member's app-code keys to exactly these.
+fn write_code_keys(
+    tx: &Transaction<'_>,
+    member_id: i64,
+    code_keys: &[CodeKeyRecord],
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM member_keys WHERE member_id = ?1")?
+        .execute([member_id])?;
+    for key in code_keys {
+        // HQ checks keys when it takes them in; one that is not a key anyway
+        // is left out (the member then has no usable key), never fatal to a batch.
+        match parse_code_key(&key.public_key) {
+            Ok(bytes) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO member_keys (member_id, key_id, public_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![member_id, key.key_id, bytes, key.created_at])?;
+            }
+            Err(reason) => tracing::warn!(
+                member_id,
+                key_id = key.key_id,
+                %reason,
+                "app-code key left out"
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Removes every personal datum of a member: names, contacts, consents,
-/// cards, preferences, notes, demographics, external ids and campaign
-/// targeting; baskets stay as anonymous sales. The row remains as a
+/// cards, preferences, notes, demographics, external ids, campaign
+/// targeting, app-code keys and the replay cache's sightings of their codes;
+/// baskets stay as anonymous sales. The row remains as a
 /// tombstone (`erased_at`), so nothing later can bring the member back.
 pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> rusqlite::Result<()> {
     for sql in [
@@ -160,6 +230,8 @@ pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> ru
         "DELETE FROM member_demographics WHERE member_id = ?1",
         "DELETE FROM member_external_ids WHERE member_id = ?1",
         "DELETE FROM campaign_targets WHERE member_id = ?1",
+        "DELETE FROM member_keys WHERE member_id = ?1",
+        "DELETE FROM code_replays WHERE member_id = ?1",
         "UPDATE baskets SET member_id = NULL WHERE member_id = ?1",
         "UPDATE coupon_issues SET member_id = NULL WHERE member_id = ?1",
         "UPDATE coupon_redemptions SET member_id = NULL WHERE member_id = ?1",
