@@ -460,13 +460,14 @@ fn run_demo(path: &Path, out: &mut Out) -> Result<()> {
     };
     recommend::recommend(&args, path, out)?;
     out.line(format_args!(
-        "\nTry:  aisle --db {} member search {}\n      aisle --db {} member show {card}",
+        "\nTry:  aisle --db {} member search {}\n      aisle --db {} member show {card}\n      aisle --db {} member qr {card}    (the code their phone would show)",
         path.display(),
         profile
             .given_name
             .as_deref()
             .unwrap_or("anna")
             .to_lowercase(),
+        path.display(),
         path.display()
     ))?;
     out.json(&serde_json::json!({ "replica": path, "import": report, "profile": profile, "recent_baskets": recent }))

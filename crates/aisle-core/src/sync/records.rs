@@ -196,9 +196,15 @@ fn write_code_keys(
     tx.prepare_cached("DELETE FROM member_keys WHERE member_id = ?1")?
         .execute([member_id])?;
     for key in code_keys {
-        // HQ checks keys when it takes them in; one that is not a key anyway
-        // is left out (the member then has no usable key), never fatal to a batch.
-        match parse_code_key(&key.public_key) {
+        // HQ checks keys when it takes them in (parse_code_key); here only the
+        // shape is, to keep a million-member bootstrap fast: a stored value
+        // that is no key verifies nothing (identify: `no_key`). One that is
+        // not 32 bytes of hex is left out, never fatal to a batch.
+        let bytes: Result<[u8; 32], String> = hex::decode(&key.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("{:?} is not 64 hex digits", key.public_key));
+        match bytes {
             Ok(bytes) => {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO member_keys (member_id, key_id, public_key, created_at)
@@ -514,4 +520,64 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(key_id: i64, public_key: String) -> CodeKeyRecord {
+        CodeKeyRecord {
+            key_id,
+            public_key,
+            created_at: "2026-01-01 00:00:00".into(),
+        }
+    }
+
+    /// `code_keys`: `Some` replaces the member's keys (a malformed one left
+    /// out), `None` keeps them; reading states them, `[]` included.
+    #[test]
+    fn member_records_state_keys_or_keep_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("replica");
+        let demo = hex::encode(
+            crate::identify::demo_member_key(7)
+                .verifying_key()
+                .as_bytes(),
+        );
+        let mut member = MemberRecord {
+            member_id: 7,
+            given_name: Some("Zoe".into()),
+            family_name: None,
+            display_name: None,
+            phone: None,
+            email: None,
+            home_store_id: None,
+            tier: "standard".into(),
+            consent_personalization: true,
+            consent_personalization_at: None,
+            consent_marketing: false,
+            consent_marketing_at: None,
+            enrolled_on: None,
+            updated_at: "2026-01-01 00:00:00".into(),
+            cards: Vec::new(),
+            preferences: Vec::new(),
+            code_keys: Some(vec![key(1, demo.clone()), key(2, "not hex".into())]),
+        };
+        let mut write = |member: &MemberRecord| {
+            let tx = conn.transaction().expect("tx");
+            assert!(write_member(&tx, member).expect("write"));
+            let keys = read_member(&tx, 7)
+                .expect("read")
+                .expect("member")
+                .code_keys;
+            tx.commit().expect("commit");
+            keys
+        };
+        assert_eq!(write(&member), Some(vec![key(1, demo.clone())]));
+        member.code_keys = None;
+        assert_eq!(write(&member), Some(vec![key(1, demo)]), "not stated: kept");
+        member.code_keys = Some(Vec::new());
+        assert_eq!(write(&member), Some(Vec::new()), "stated as none: removed");
+    }
 }
