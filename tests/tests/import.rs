@@ -55,6 +55,8 @@ fn demo_extract_imports_row_for_row() {
     let expect = [
         ("SELECT count(*) FROM members", households.len()),
         ("SELECT count(*) FROM member_cards", households.len()),
+        // Each demo household gets its derived app-code key.
+        ("SELECT count(*) FROM member_keys", households.len()),
         (
             "SELECT count(*) FROM member_demographics",
             demographics.len(),
@@ -73,6 +75,19 @@ fn demo_extract_imports_row_for_row() {
     for (sql, n) in expect {
         assert_eq!(count(&conn, sql), n as i64, "{sql}");
     }
+    let (member_id, key): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT member_id, public_key FROM member_keys ORDER BY member_id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("a key");
+    assert_eq!(
+        key,
+        aisle_core::identify::demo_member_key(member_id)
+            .verifying_key()
+            .as_bytes()
+    );
 
     // Every transaction line, value for value.
     let mut stmt = conn
@@ -302,6 +317,16 @@ fn ragged_row_and_bad_values_are_refused() {
             "{e}"
         );
     });
+    for bad_key in ["abcd", &"00".repeat(32), &"zz".repeat(32)] {
+        let members = format!("member_id,code_public_key\n7,{bad_key}\n");
+        let members: &'static str = Box::leak(members.into_boxed_str());
+        assert_refused(&with("members.csv", members), false, |e| {
+            assert!(
+                matches!(e, ImportError::Row { column, .. } if column == "code_public_key"),
+                "{e}"
+            );
+        });
+    }
 }
 
 #[test]
@@ -480,6 +505,15 @@ fn replicas_of_every_earlier_schema_upgrade() {
                 "from version {version}"
             );
             assert_eq!(search_ids(&conn, "2900000000018"), vec![1]);
+            // Phones stored before the look-up column existed are found by it.
+            let us = aisle_core::identify::phone::CallingCode::default();
+            let found = aisle_core::identify::lookup::lookup(&conn, "(212) 555 0100", &us, 10)
+                .expect("lookup");
+            assert_eq!(
+                found.iter().map(|h| h.member_id).collect::<Vec<_>>(),
+                vec![1],
+                "from version {version}"
+            );
         }
         let integrity: String = conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))

@@ -5,6 +5,7 @@
 
 mod bench;
 mod eval;
+mod identify;
 mod output;
 mod recommend;
 mod scan;
@@ -56,7 +57,12 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create an empty replica (or bring an existing one's schema up to date).
-    Init,
+    Init {
+        /// The store's country calling code, for phone numbers typed without
+        /// one (e.g. +44); kept in the replica [default: +1].
+        #[arg(long, value_name = "+CC")]
+        calling_code: Option<String>,
+    },
     /// Load data into the replica: all-or-nothing, and re-running changes nothing.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -144,6 +150,17 @@ enum MemberCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Exact look-up for associates by phone (any format, read as E.164),
+    /// e-mail, card number (check digit verified first) or name. Never
+    /// offered on the public kiosk.
+    Lookup(identify::LookupArgs),
+    /// Show a member's current app code as a QR code (terminal or PNG): what
+    /// their phone shows. Demo members only (their keys derive from a
+    /// public secret); a real member's key never leaves their phone.
+    Qr(identify::QrArgs),
+    /// Judge a scan as the kiosk does: app code (key, signature, window,
+    /// replay), card, product or coupon. Refusals are audited; exit status 1.
+    Identify(identify::IdentifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -210,16 +227,27 @@ fn run(cli: &Cli) -> Result<()> {
     let out = &mut Out::new(cli.json);
     let db = db_path(cli);
     match &cli.command {
-        Command::Init => {
-            replica::open_writer(&db)?;
+        Command::Init { calling_code } => {
+            let conn = replica::open_writer(&db)?;
+            if let Some(text) = calling_code {
+                let code = aisle_core::identify::phone::CallingCode::parse(text)?;
+                replica::set_meta(
+                    &conn,
+                    aisle_core::identify::phone::CALLING_CODE_SETTING,
+                    &code.to_string(),
+                )?;
+            }
+            let calling_code = aisle_core::identify::phone::CallingCode::of_store(&conn)?;
             out.line(format_args!(
-                "replica ready: {} (schema version {})",
+                "replica ready: {} (schema version {}, phone numbers without a country code are {calling_code})",
                 db.display(),
                 replica::latest_version()
             ))?;
-            out.json(
-                &serde_json::json!({ "replica": db, "schema_version": replica::latest_version() }),
-            )
+            out.json(&serde_json::json!({
+                "replica": db,
+                "schema_version": replica::latest_version(),
+                "calling_code": calling_code.to_string(),
+            }))
         }
         Command::Import(ImportCommand::Completejourney { dir, common, seed }) => {
             let options = import_options(common, *seed);
@@ -250,6 +278,14 @@ fn run(cli: &Cli) -> Result<()> {
             let hits = members::search(&conn, text, *limit)?;
             output::hits(out, &hits)?;
             out.json(&hits)
+        }
+        Command::Member(MemberCommand::Lookup(args)) => {
+            identify::lookup(args, &open_reader(&db)?, out)
+        }
+        Command::Member(MemberCommand::Qr(args)) => identify::qr(args, &open_reader(&db)?, out),
+        Command::Member(MemberCommand::Identify(args)) => {
+            open_reader(&db)?;
+            identify::identify(args, &db, out)
         }
         Command::Stats => {
             let conn = open_reader(&db)?;
@@ -428,13 +464,14 @@ fn run_demo(path: &Path, out: &mut Out) -> Result<()> {
     };
     recommend::recommend(&args, path, out)?;
     out.line(format_args!(
-        "\nTry:  aisle --db {} member search {}\n      aisle --db {} member show {card}",
+        "\nTry:  aisle --db {} member search {}\n      aisle --db {} member show {card}\n      aisle --db {} member qr {card}    (the code their phone would show)",
         path.display(),
         profile
             .given_name
             .as_deref()
             .unwrap_or("anna")
             .to_lowercase(),
+        path.display(),
         path.display()
     ))?;
     out.json(&serde_json::json!({ "replica": path, "import": report, "profile": profile, "recent_baskets": recent }))

@@ -241,3 +241,252 @@ fn kill_9_mid_import_leaves_the_replica_as_it_was() {
         .output()
         .expect("import"));
 }
+
+/// A small replica in the generic layout: member 1 a demo member (its key
+/// derives from the public demo secret), member 2 with a key made on a
+/// phone, member 3 without a key; phones written three ways; a UK store.
+fn members_replica(home: &Path) -> std::path::PathBuf {
+    let demo_key = hex::encode(
+        aisle_core::identify::demo_member_key(1)
+            .verifying_key()
+            .as_bytes(),
+    );
+    let phone_key = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+            .verifying_key()
+            .as_bytes(),
+    );
+    let layout = home.join("layout");
+    std::fs::create_dir_all(&layout).expect("layout dir");
+    std::fs::write(
+        layout.join("members.csv"),
+        format!(
+            "member_id,card_number,given_name,family_name,phone,email,code_public_key\n\
+             1,2900000000018,Zoe,Martinez,020 7946 0018,Zoe.Martinez@Example.com,{demo_key}\n\
+             2,2900000000025,Ben,Okafor,+1 (614) 555-0142,ben@example.org,{phone_key}\n\
+             3,2900000000032,Ana,Silva,0033 6 12 34 56 78,,\n"
+        ),
+    )
+    .expect("members.csv");
+    let db = home.join("r.db");
+    let run = |args: &[&str]| {
+        ok(aisle(home)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run"))
+    };
+    let init = run(&["init", "--calling-code", "+44"]);
+    assert!(init.contains("are +44"), "{init}");
+    run(&["import", "csv", layout.to_str().expect("utf8 path")]);
+    db
+}
+
+fn run_in(home: &Path, db: &Path, args: &[&str]) -> Output {
+    aisle(home)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("run")
+}
+
+fn failed(output: &Output) -> String {
+    assert!(!output.status.success(), "succeeded: {output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn member_qr_shows_a_code_the_kiosk_accepts_once() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = members_replica(home.path());
+    let at = "1764000000";
+
+    let code = ok(run_in(
+        home.path(),
+        &db,
+        &["member", "qr", "1", "--at", at, "--text"],
+    ));
+    let code = code.trim();
+    assert!(code.starts_with("AISLE1:1:58800000:"), "{code}");
+
+    // The PNG: a real PNG of the announced size, quiet zone and all, that reads back.
+    let png = home.path().join("code.png");
+    let json = ok(run_in(
+        home.path(),
+        &db,
+        &[
+            "--json",
+            "member",
+            "qr",
+            "2900000000018",
+            "--at",
+            at,
+            "--out",
+            png.to_str().expect("utf8"),
+        ],
+    ));
+    let info: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(
+        info["code"], code,
+        "the card names the same member and code"
+    );
+    let modules = info["modules"].as_u64().expect("modules") as u32;
+    let bytes = std::fs::read(&png).expect("png written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let image = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
+        .expect("decodes as PNG")
+        .to_luma8();
+    let side = (modules + 8) * 8;
+    assert_eq!(
+        image.dimensions(),
+        (side, side),
+        "4-module quiet zone, 8 px per module"
+    );
+    assert!(
+        (0..32).all(|i| image.get_pixel(i, i)[0] == 255),
+        "quiet zone is light"
+    );
+    assert_eq!(
+        image.get_pixel(32, 32)[0],
+        0,
+        "finder pattern's corner is dark"
+    );
+    let mut prepared =
+        rqrr::PreparedImage::prepare_from_greyscale(side as usize, side as usize, |x, y| {
+            image.get_pixel(x as u32, y as u32)[0]
+        });
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (_, content) = grids[0].decode().expect("the QR code reads back");
+    assert_eq!(content, code);
+
+    // In the terminal: half blocks, and the code's text under them.
+    let drawn = ok(run_in(home.path(), &db, &["member", "qr", "1", "--at", at]));
+    assert!(drawn.contains('▀') && drawn.contains('█'), "{drawn}");
+    assert!(drawn.contains(code), "{drawn}");
+
+    // Only demo members' codes can be made here.
+    let err = failed(&run_in(home.path(), &db, &["member", "qr", "2"]));
+    assert!(
+        err.contains("not a demo key") && err.contains("phone"),
+        "{err}"
+    );
+    let err = failed(&run_in(home.path(), &db, &["member", "qr", "3"]));
+    assert!(err.contains("no app-code key"), "{err}");
+    let err = failed(&run_in(home.path(), &db, &["member", "qr", "99"]));
+    assert!(err.contains("no member"), "{err}");
+
+    // The kiosk accepts the code once; a second showing is a replay, audited.
+    let judged = ok(run_in(
+        home.path(),
+        &db,
+        &[
+            "member",
+            "identify",
+            code,
+            "--at",
+            "1764000005",
+            "--device",
+            "kiosk-9",
+        ],
+    ));
+    assert!(
+        judged.contains("member 1 (app code, key 1, window 58800000)"),
+        "{judged}"
+    );
+    let err = failed(&run_in(
+        home.path(),
+        &db,
+        &[
+            "member",
+            "identify",
+            code,
+            "--at",
+            "1764000010",
+            "--device",
+            "kiosk-9",
+        ],
+    ));
+    assert!(err.contains("refused (replayed)"), "{err}");
+    let err = failed(&run_in(
+        home.path(),
+        &db,
+        &["member", "identify", code, "--at", "1764000600"],
+    ));
+    assert!(err.contains("refused (expired)"), "{err}");
+    let conn = rusqlite::Connection::open(&db).expect("replica");
+    let audit: Vec<(String, String)> = conn
+        .prepare("SELECT actor, detail ->> 'reason' FROM audit_log WHERE action = 'code_refused' ORDER BY audit_id")
+        .expect("prepare")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        audit,
+        [
+            ("kiosk-9".to_owned(), "replayed".to_owned()),
+            ("cli".to_owned(), "expired".to_owned())
+        ]
+    );
+    let card = ok(run_in(
+        home.path(),
+        &db,
+        &["member", "identify", "2900000000025"],
+    ));
+    assert!(card.contains("member 2 (loyalty card)"), "{card}");
+    let err = failed(&run_in(
+        home.path(),
+        &db,
+        &["member", "identify", "2900000000026"],
+    ));
+    assert!(err.contains("refused (bad_check_digit)"), "{err}");
+}
+
+#[test]
+fn member_lookup_by_phone_email_card_and_name() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = members_replica(home.path());
+    let ids = |args: &[&str]| -> Vec<(i64, String)> {
+        let mut all = vec!["--json", "member", "lookup"];
+        all.extend_from_slice(args);
+        let json = ok(run_in(home.path(), &db, &all));
+        let hits: Vec<serde_json::Value> = serde_json::from_str(&json).expect("json");
+        hits.iter()
+            .map(|h| {
+                (
+                    h["member_id"].as_i64().expect("id"),
+                    h["matched_by"].as_str().expect("by").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let by = |id: i64, field: &str| vec![(id, field.to_owned())];
+    // National numbers are the store's country (+44, set at init).
+    assert_eq!(ids(&["020-7946-0018"]), by(1, "phone"));
+    assert_eq!(ids(&["+44 (20) 7946.0018"]), by(1, "phone"));
+    assert_eq!(ids(&["00 1 614 555 0142"]), by(2, "phone"));
+    assert_eq!(ids(&["+33 612345678"]), by(3, "phone"));
+    assert_eq!(
+        ids(&["614 555 0142"]),
+        vec![],
+        "a UK national number, not Ben's"
+    );
+    assert_eq!(
+        ids(&["614 555 0142", "--calling-code", "+1"]),
+        by(2, "phone")
+    );
+    assert_eq!(ids(&["ZOE.MARTINEZ@example.com"]), by(1, "email"));
+    assert_eq!(ids(&["2900-0000-0002-5"]), by(2, "card"));
+    assert_eq!(ids(&["okafor"]), by(2, "name"));
+    for (query, expect) in [
+        ("2900000000019", "not a valid card number"),
+        ("0142", "too short"),
+        ("zoe@", "not an e-mail address"),
+    ] {
+        let err = failed(&run_in(home.path(), &db, &["member", "lookup", query]));
+        assert!(err.contains(expect), "{query}: {err}");
+    }
+}

@@ -782,3 +782,133 @@ fn stores_receive_and_serve_hq_models() {
     assert_eq!(models(&db)[1].1, second.bytes as i64);
     converged(&hq, &db, store_id);
 }
+
+/// Members' app-code keys come from HQ with their records (snapshot and
+/// feed), a rotation at HQ reaches the store, an admin record that does not
+/// state keys keeps them, a key that is not one is refused by HQ, and an
+/// erasure takes the keys and the replay cache's rows with the profile.
+#[test]
+fn app_code_keys_travel_with_members_and_leave_with_erasure() {
+    use aisle_core::identify::member_code::{CodeError, CodePolicy, encode};
+    use aisle_core::identify::{Identified, demo_member_key, identify};
+
+    let hq = TestHq::start_with_demo();
+    let store = hq.provisioned_store("kiosk-keys");
+    let (db, store_id) = (store.db.clone(), store.store_id);
+    sync_ok(&db);
+    converged(&hq, &db, store_id);
+    let conn = Connection::open(&db).expect("replica");
+    let (members, keyed): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(*) FILTER (WHERE member_id IN (SELECT member_id FROM member_keys))
+             FROM members WHERE erased_at IS NULL",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("counts");
+    assert!(members > 0);
+    assert_eq!(
+        keyed, members,
+        "every demo member's key came with the snapshot"
+    );
+
+    let member_id = a_member(&db);
+    let policy = CodePolicy::default();
+    let now = 1_764_000_000;
+    let writer = aisle_core::replica::open_writer(&db).expect("writer");
+    let judge =
+        |text: &str, at: u64| identify(&writer, text, "kiosk-keys", at, &policy).expect("identify");
+    let demo_code = encode(member_id, &demo_member_key(member_id), now, &policy);
+    assert!(
+        matches!(judge(&demo_code, now), Identified::Member { member_id: m, .. } if m == member_id)
+    );
+
+    // HQ rotates the member's key to one made on their phone.
+    let phone = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+    let mut record = aisle_core::sync::records::read_member(&hq.db(), member_id)
+        .expect("read")
+        .expect("at HQ");
+    let mut keys = record.code_keys.clone().expect("HQ states keys");
+    keys.push(aisle_proto::CodeKeyRecord {
+        key_id: 2,
+        public_key: hex::encode(phone.verifying_key().as_bytes()),
+        created_at: "2026-11-25 10:00:00".into(),
+    });
+    record.code_keys = Some(keys);
+    hq.admin(aisle_proto::paths::ADMIN_MEMBERS, &record);
+    sync_ok(&db);
+    converged(&hq, &db, store_id);
+    let later = now + 60;
+    let old = encode(member_id, &demo_member_key(member_id), later, &policy);
+    let new = encode(member_id, &phone, later, &policy);
+    assert!(matches!(
+        judge(&old, later),
+        Identified::CodeRefused {
+            reason: CodeError::Forged,
+            ..
+        }
+    ));
+    assert!(matches!(judge(&new, later), Identified::Member { .. }));
+
+    // An admin tool older than the keys sends no `code_keys`: the keys stay.
+    let mut value = serde_json::to_value(&record).expect("json");
+    value.as_object_mut().expect("object").remove("code_keys");
+    value["tier"] = "gold".into();
+    hq.admin(aisle_proto::paths::ADMIN_MEMBERS, &value);
+    sync_ok(&db);
+    converged(&hq, &db, store_id);
+    let n_keys = |conn: &Connection| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM member_keys WHERE member_id = ?1",
+            [member_id],
+            |row| row.get(0),
+        )
+        .expect("count")
+    };
+    assert_eq!(n_keys(&conn), 2);
+
+    // A key that is not an Ed25519 key is refused at HQ, naming the key.
+    let mut bad = serde_json::to_value(&record).expect("json");
+    bad["code_keys"][0]["public_key"] = "zz".repeat(32).into();
+    let response = hq
+        .client()
+        .post(format!("{}{}", hq.url(), aisle_proto::paths::ADMIN_MEMBERS))
+        .bearer_auth(&hq.admin_token)
+        .json(&bad)
+        .send()
+        .expect("admin request");
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let body = response.text().expect("body");
+    assert!(body.contains("app-code key 1"), "{body}");
+
+    // Erased at HQ: no keys, no sightings, and the next code has no key to verify.
+    let replays = |conn: &Connection| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM code_replays WHERE member_id = ?1",
+            [member_id],
+            |row| row.get(0),
+        )
+        .expect("count")
+    };
+    assert_eq!(replays(&conn), 1, "the accepted code of the current window");
+    hq.admin(
+        aisle_proto::paths::ADMIN_ERASURES,
+        &serde_json::json!({ "member_id": member_id }),
+    );
+    sync_ok(&db);
+    assert_eq!((n_keys(&conn), replays(&conn)), (0, 0));
+    assert_eq!(
+        n_keys(&hq.db()),
+        0,
+        "HQ keeps no key of an erased member either"
+    );
+    let after = encode(member_id, &phone, later + 30, &policy);
+    assert!(matches!(
+        judge(&after, later + 30),
+        Identified::CodeRefused {
+            reason: CodeError::NoKey,
+            ..
+        }
+    ));
+    converged(&hq, &db, store_id);
+}

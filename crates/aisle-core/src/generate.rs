@@ -218,7 +218,7 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
     let mut members = create(out, "members.csv")?;
     writeln!(
         members,
-        "member_id,card_number,given_name,family_name,phone,email,home_store_id,tier,consent_personalization,consent_personalization_at,consent_marketing,consent_marketing_at,enrolled_on"
+        "member_id,card_number,given_name,family_name,phone,email,home_store_id,tier,consent_personalization,consent_personalization_at,consent_marketing,consent_marketing_at,enrolled_on,code_public_key"
     )?;
     // Activity weights: log-normal-ish, so a few members shop a lot.
     let weights: Vec<f64> = (1..=spec.members)
@@ -245,13 +245,20 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
         let enrolled = &derived.enrolled_on;
         writeln!(
             members,
-            "{member_id},{},{},{},{},{},{home_store},{},{consent_p},{enrolled} 09:00:00,{consent_m},{enrolled} 09:00:00,{enrolled}",
+            "{member_id},{},{},{},{},{},{home_store},{},{consent_p},{enrolled} 09:00:00,{consent_m},{enrolled} 09:00:00,{enrolled},{}",
             derived.card_number,
             derived.given_name,
             csv_text(&derived.family_name),
             derived.phone,
             derived.email,
-            derived.tier
+            derived.tier,
+            // Synthetic members are demo members: their app-code keys derive
+            // from the public demo secret (identify::keys).
+            hex::encode(
+                crate::identify::demo_member_key(member_id as i64)
+                    .verifying_key()
+                    .as_bytes()
+            )
         )?;
         report.members += 1;
 

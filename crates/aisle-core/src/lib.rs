@@ -8,6 +8,8 @@
 //! - [`members`]: the unified profile, look-up by card or id, associate search;
 //! - [`identity`]: deterministic demo identities for households that have none;
 //! - [`card`]: loyalty card numbers and their check digits;
+//! - [`identify`]: scans (wedge scanners, app codes, cards) to members,
+//!   verified offline; associates' manual look-up;
 //! - [`generate`]: synthetic retailer exports at any scale for benchmarks;
 //! - [`subset`]: the small demo extract of Complete Journey;
 //! - [`stats`]: what a replica holds.

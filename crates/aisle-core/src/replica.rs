@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_model_artifacts.sql",
         sql: include_str!("../../../migrations/0003_model_artifacts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_member_keys.sql",
+        sql: include_str!("../../../migrations/0004_member_keys.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -457,7 +457,11 @@ fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<M
                  WHERE s.store_id = ?1 AND m.erased_at IS NULL ORDER BY m.member_id",
             records::MEMBER_COLUMNS.replace("member_id,", "m.member_id,")
         ))?
-        .query_map([store_id], records::member_from_row)?
+        .query_map([store_id], |row| {
+            let mut member = records::member_from_row(row)?;
+            member.code_keys = Some(Vec::new());
+            Ok(member)
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let index: std::collections::HashMap<i64, usize> = members
         .iter()
@@ -491,6 +495,24 @@ fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<M
                 kind: row.get(1)?,
                 value: row.get(2)?,
             });
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT k.member_id, key_id, public_key, created_at
+         FROM store_members AS s JOIN member_keys AS k ON k.member_id = s.member_id
+         WHERE s.store_id = ?1 ORDER BY k.member_id, key_id",
+    )?;
+    let mut rows = stmt.query([store_id])?;
+    while let Some(row) = rows.next()? {
+        if let Some(idx) = index.get(&row.get::<_, i64>(0)?) {
+            members[*idx]
+                .code_keys
+                .get_or_insert_with(Vec::new)
+                .push(aisle_proto::CodeKeyRecord {
+                    key_id: row.get(1)?,
+                    public_key: hex::encode(row.get::<_, Vec<u8>>(2)?),
+                    created_at: row.get(3)?,
+                });
         }
     }
     Ok(members)
@@ -720,6 +742,14 @@ fn apply_event(
 
 /// Writes a member's master record and sends it to every store holding them.
 pub fn save_member(tx: &Transaction<'_>, member: &MemberRecord, now: &str) -> Result<(), HqError> {
+    for key in member.code_keys.iter().flatten() {
+        records::parse_code_key(&key.public_key).map_err(|reason| {
+            HqError::Invalid(format!(
+                "member {} app-code key {}: {reason}",
+                member.member_id, key.key_id
+            ))
+        })?;
+    }
     if records::write_member(tx, member)? {
         if let Some(store_id) = member.home_store_id {
             tx.prepare_cached(

@@ -208,6 +208,24 @@ pub struct MemberRecord {
     pub updated_at: String,
     pub cards: Vec<CardRecord>,
     pub preferences: Vec<Preference>,
+    /// The public keys the member's phone signs app codes with (normally one;
+    /// during a rotation the new one and the old one, until HQ drops it); the
+    /// highest `key_id` verifies. `Some`: exactly these (HQ always says).
+    /// `None`: not stated, as from a peer older than this field; the
+    /// receiver keeps the keys it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_keys: Option<Vec<CodeKeyRecord>>,
+}
+
+/// The public half of a member's app-code key (see docs/PROTOCOL.md, "Member
+/// codes"); the private half lives only on the member's phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeKeyRecord {
+    /// Increases with each rotation; the highest verifies.
+    pub key_id: i64,
+    /// The Ed25519 verifying key, hex (64 characters).
+    pub public_key: String,
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,6 +365,44 @@ mod tests {
         );
         let back: Change = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, change);
+    }
+
+    /// A member record from a peer older than `code_keys` parses (no keys),
+    /// and one with keys round-trips.
+    #[test]
+    fn member_records_with_and_without_code_keys() {
+        let old = r#"{"type":"member","member_id":7,"given_name":"Zoe","family_name":null,
+            "display_name":null,"phone":null,"email":null,"home_store_id":null,"tier":"standard",
+            "consent_personalization":true,"consent_personalization_at":null,
+            "consent_marketing":false,"consent_marketing_at":null,"enrolled_on":null,
+            "updated_at":"2026-01-01 00:00:00","cards":[],"preferences":[]}"#;
+        let Change::Member(mut member) = serde_json::from_str(old).expect("old record") else {
+            panic!("not a member");
+        };
+        assert_eq!(member.code_keys, None, "not stated");
+        assert!(
+            !serde_json::to_string(&member)
+                .expect("json")
+                .contains("code_keys"),
+            "not stated, not sent: older peers see what they always saw"
+        );
+        member.code_keys = Some(Vec::new());
+        assert!(
+            serde_json::to_string(&member)
+                .expect("json")
+                .contains(r#""code_keys":[]"#),
+            "no keys is stated as such"
+        );
+        member.code_keys = Some(vec![CodeKeyRecord {
+            key_id: 2,
+            public_key: "ab".repeat(32),
+            created_at: "2026-02-01 00:00:00".into(),
+        }]);
+        let text = serde_json::to_string(&Change::Member(member.clone())).expect("json");
+        assert_eq!(
+            serde_json::from_str::<Change>(&text).expect("parse"),
+            Change::Member(member)
+        );
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl CodeError {
     }
 }
 
-const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+pub(crate) const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 fn base32(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
@@ -119,7 +119,7 @@ fn unbase32(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Two base32 characters (10 bits) of FNV-1a over the text.
-fn check(text: &str) -> String {
+pub(crate) fn check(text: &str) -> String {
     let hash = crate::rng::fnv1a64(text.as_bytes());
     let bits = (hash & 0x3ff) as usize;
     [ALPHABET[bits >> 5], ALPHABET[bits & 31]]
@@ -187,10 +187,10 @@ pub fn verify(
     )
     .map_err(|_| CodeError::Forged)?;
     let current = now_secs / policy.window_secs.max(1);
-    if code.window + policy.skew_windows < current {
+    if code.window.saturating_add(policy.skew_windows) < current {
         return Err(CodeError::Expired);
     }
-    if code.window > current + policy.skew_windows {
+    if code.window > current.saturating_add(policy.skew_windows) {
         return Err(CodeError::NotYetValid);
     }
     Ok(())

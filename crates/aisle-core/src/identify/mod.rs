@@ -7,10 +7,27 @@
 //!   parsed and verified offline (pure: the clock is an input).
 //! - [`route`]: what a scan is (app code, card, product, coupon) and where it
 //!   goes, with a reason code for everything refused.
+//! - [`frame`]: grayscale frames and the [`frame::FrameSource`] trait, with
+//!   still-image, folder and animated-GIF sources.
+//! - [`decode`]: QR, EAN-13, UPC-A, Code 128 and Code 39 from a frame
+//!   (zxing-cpp behind one guarded boundary, with a voting retry ladder);
+//!   [`scan_eval`] measures it on labelled photographs.
+//! - [`resolve`]: [`identify`], the whole offline path: route, the member's
+//!   key, verification, the replay cache and the audit of refusals.
+//! - [`keys`]: members' public keys in the replica, and demo members' keys.
+//! - [`lookup`]: manual look-up by associates (phone, e-mail, card, name);
+//!   never on the public kiosk. [`phone`]: phone numbers read as E.164.
 
 pub mod decode;
 pub mod frame;
+pub mod keys;
+pub mod lookup;
 pub mod member_code;
+pub mod phone;
+pub mod resolve;
 pub mod route;
 pub mod scan_eval;
 pub mod wedge;
+
+pub use keys::demo_member_key;
+pub use resolve::{Evidence, Identified, identify};

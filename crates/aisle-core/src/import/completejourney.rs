@@ -233,6 +233,16 @@ impl Run<'_, '_> {
         };
         let write = self.writer.member(&member, &self.options.now, true)?;
         if write != super::writer::MemberWrite::Erased {
+            // A demo member: a key anyone can derive (identify::keys), so
+            // demos and tests can show a valid app code.
+            let key = crate::identify::demo_member_key(household_id).verifying_key();
+            self.writer.member_key(
+                household_id,
+                crate::identify::keys::DEMO_KEY_ID,
+                key.as_bytes(),
+                &format!("{} 00:00:00", derived.enrolled_on),
+                true,
+            )?;
             let card = &derived.card_number;
             let issued_on = Some(derived.enrolled_on.as_str());
             if let Err(owner) = self.writer.card(card, household_id, issued_on)? {

@@ -78,6 +78,7 @@ pub const MEMBERS: LayoutFile = LayoutFile {
             "consent_marketing",
             "consent_marketing_at",
             "enrolled_on",
+            "code_public_key",
         ],
     },
 };
@@ -461,8 +462,14 @@ pub fn import(
                             consent_marketing_at: consent_marketing_at.as_deref(),
                             enrolled_on: enrolled_on.as_deref(),
                         };
+                        let code_public_key =
+                            row.parse_opt("code_public_key", crate::sync::records::parse_code_key)?;
                         let write = writer.member(&member, now, false)?;
                         members.ids.insert(member_id);
+                        if let (Some(key), false) = (code_public_key, write == MemberWrite::Erased)
+                        {
+                            writer.member_key(member_id, 1, &key, now, false)?;
+                        }
                         if let (Some(card), false) = (card_number, write == MemberWrite::Erased)
                             && let Err(owner) =
                                 writer.card(&card, member_id, enrolled_on.as_deref())?

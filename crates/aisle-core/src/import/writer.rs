@@ -189,6 +189,7 @@ impl Writer<'_> {
             &self.demographics,
             &self.preference,
             &self.external_id,
+            &self.member_key,
         ];
         for upsert in upserts {
             if upsert.counts != TableCounts::default() {
@@ -220,6 +221,7 @@ pub struct Writer<'tx> {
     demographics: Upsert<'tx>,
     preference: Upsert<'tx>,
     external_id: Upsert<'tx>,
+    member_key: Upsert<'tx>,
     home_store: Statement<'tx>,
 }
 
@@ -387,6 +389,14 @@ impl<'tx> Writer<'tx> {
                 &["source", "external_id"],
                 &[],
                 &["member_id"],
+                None,
+            )?,
+            member_key: Upsert::new(
+                tx,
+                "member_keys",
+                &["member_id", "key_id"],
+                &["public_key"],
+                &["created_at"],
                 None,
             )?,
             home_store: tx.prepare(
@@ -617,6 +627,26 @@ impl<'tx> Writer<'tx> {
         self.demographics.run(params![
             member_id, values[0], values[1], values[2], values[3], values[4], values[5], values[6]
         ])?;
+        Ok(())
+    }
+
+    /// Gives a member an app-code public key (32 bytes); `created_at` is
+    /// written only with a new or changed key. With `only_if_new`, a key
+    /// already there is left as it is (derived keys never overwrite one).
+    pub fn member_key(
+        &mut self,
+        member_id: i64,
+        key_id: i64,
+        public_key: &[u8; 32],
+        created_at: &str,
+        only_if_new: bool,
+    ) -> rusqlite::Result<()> {
+        let values = params![member_id, key_id, public_key.as_slice(), created_at];
+        if only_if_new {
+            self.member_key.insert_only(values)?;
+        } else {
+            self.member_key.run(values)?;
+        }
         Ok(())
     }
 

@@ -3,8 +3,8 @@
 //! functions and a store writes them with these functions.
 
 use aisle_proto::{
-    CampaignRecord, CardRecord, Change, CouponRecord, MemberRecord, Preference, ProductRecord,
-    StoreProductRecord, StoreRecord,
+    CampaignRecord, CardRecord, Change, CodeKeyRecord, CouponRecord, MemberRecord, Preference,
+    ProductRecord, StoreProductRecord, StoreRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -13,7 +13,7 @@ pub const MEMBER_COLUMNS: &str = "member_id, given_name, family_name, display_na
      home_store_id, tier, consent_personalization, consent_personalization_at, consent_marketing, \
      consent_marketing_at, enrolled_on, updated_at";
 
-/// A member row (of [`MEMBER_COLUMNS`]) without cards and preferences.
+/// A member row (of [`MEMBER_COLUMNS`]) without cards, preferences and keys.
 pub fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRecord> {
     Ok(MemberRecord {
         member_id: row.get(0)?,
@@ -32,6 +32,7 @@ pub fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRecord
         updated_at: row.get(13)?,
         cards: Vec::new(),
         preferences: Vec::new(),
+        code_keys: None,
     })
 }
 
@@ -60,7 +61,41 @@ pub fn read_member(conn: &Connection, member_id: i64) -> rusqlite::Result<Option
         })?
         .collect::<rusqlite::Result<_>>()?;
     member.preferences = read_preferences(conn, member_id)?;
+    member.code_keys = Some(read_code_keys(conn, member_id)?);
     Ok(Some(member))
+}
+
+/// A member's app-code keys, by key id.
+pub fn read_code_keys(conn: &Connection, member_id: i64) -> rusqlite::Result<Vec<CodeKeyRecord>> {
+    conn.prepare_cached(
+        "SELECT key_id, public_key, created_at FROM member_keys WHERE member_id = ?1 ORDER BY key_id",
+    )?
+    .query_map([member_id], code_key_from_row)?
+    .collect()
+}
+
+/// A `member_keys` row of (key_id, public_key, created_at).
+pub fn code_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeKeyRecord> {
+    Ok(CodeKeyRecord {
+        key_id: row.get(0)?,
+        public_key: hex::encode(row.get::<_, Vec<u8>>(1)?),
+        created_at: row.get(2)?,
+    })
+}
+
+/// The 32 bytes of a usable Ed25519 public key in hex, or why not (a
+/// small-order "weak" key verifies nothing: refused too).
+pub fn parse_code_key(hex_text: &str) -> Result<[u8; 32], String> {
+    let bytes: [u8; 32] = hex::decode(hex_text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("{hex_text:?} is not 64 hex digits"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| format!("{hex_text} is not an Ed25519 public key"))?;
+    if key.is_weak() {
+        return Err(format!("{hex_text} is a weak (small-order) Ed25519 key"));
+    }
+    Ok(bytes)
 }
 
 /// A member's stated preferences, by kind then value.
@@ -77,8 +112,9 @@ pub fn read_preferences(conn: &Connection, member_id: i64) -> rusqlite::Result<V
     .collect()
 }
 
-/// Writes a member's whole profile: the row, exactly these cards and exactly
-/// these preferences. A member erased here stays erased (erasure always wins).
+/// Writes a member's whole profile: the row, exactly these cards, exactly
+/// these preferences and, when the record states them, exactly these
+/// app-code keys. A member erased here stays erased (erasure always wins).
 pub fn write_member(tx: &Transaction<'_>, member: &MemberRecord) -> rusqlite::Result<bool> {
     let erased: Option<bool> = tx
         .prepare_cached("SELECT erased_at IS NOT NULL FROM members WHERE member_id = ?1")?
@@ -145,12 +181,52 @@ pub fn write_member(tx: &Transaction<'_>, member: &MemberRecord) -> rusqlite::Re
         )?
         .execute(params![member.member_id, preference.kind, preference.value])?;
     }
+    if let Some(code_keys) = &member.code_keys {
+        write_code_keys(tx, member.member_id, code_keys)?;
+    }
     Ok(true)
 }
 
+/// Sets a member's app-code keys to exactly these.
+fn write_code_keys(
+    tx: &Transaction<'_>,
+    member_id: i64,
+    code_keys: &[CodeKeyRecord],
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM member_keys WHERE member_id = ?1")?
+        .execute([member_id])?;
+    for key in code_keys {
+        // HQ checks keys when it takes them in (parse_code_key); here only the
+        // shape is, to keep a million-member bootstrap fast: a stored value
+        // that is no key verifies nothing (identify: `no_key`). One that is
+        // not 32 bytes of hex is left out, never fatal to a batch.
+        let bytes: Result<[u8; 32], String> = hex::decode(&key.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("{:?} is not 64 hex digits", key.public_key));
+        match bytes {
+            Ok(bytes) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO member_keys (member_id, key_id, public_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![member_id, key.key_id, bytes, key.created_at])?;
+            }
+            Err(reason) => tracing::warn!(
+                member_id,
+                key_id = key.key_id,
+                %reason,
+                "app-code key left out"
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Removes every personal datum of a member: names, contacts, consents,
-/// cards, preferences, notes, demographics, external ids and campaign
-/// targeting; baskets stay as anonymous sales. The row remains as a
+/// cards, preferences, notes, demographics, external ids, campaign
+/// targeting, app-code keys and the replay cache's sightings of their codes;
+/// baskets stay as anonymous sales. The row remains as a
 /// tombstone (`erased_at`), so nothing later can bring the member back.
 pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> rusqlite::Result<()> {
     for sql in [
@@ -160,6 +236,8 @@ pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> ru
         "DELETE FROM member_demographics WHERE member_id = ?1",
         "DELETE FROM member_external_ids WHERE member_id = ?1",
         "DELETE FROM campaign_targets WHERE member_id = ?1",
+        "DELETE FROM member_keys WHERE member_id = ?1",
+        "DELETE FROM code_replays WHERE member_id = ?1",
         "UPDATE baskets SET member_id = NULL WHERE member_id = ?1",
         "UPDATE coupon_issues SET member_id = NULL WHERE member_id = ?1",
         "UPDATE coupon_redemptions SET member_id = NULL WHERE member_id = ?1",
@@ -442,4 +520,64 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(key_id: i64, public_key: String) -> CodeKeyRecord {
+        CodeKeyRecord {
+            key_id,
+            public_key,
+            created_at: "2026-01-01 00:00:00".into(),
+        }
+    }
+
+    /// `code_keys`: `Some` replaces the member's keys (a malformed one left
+    /// out), `None` keeps them; reading states them, `[]` included.
+    #[test]
+    fn member_records_state_keys_or_keep_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("replica");
+        let demo = hex::encode(
+            crate::identify::demo_member_key(7)
+                .verifying_key()
+                .as_bytes(),
+        );
+        let mut member = MemberRecord {
+            member_id: 7,
+            given_name: Some("Zoe".into()),
+            family_name: None,
+            display_name: None,
+            phone: None,
+            email: None,
+            home_store_id: None,
+            tier: "standard".into(),
+            consent_personalization: true,
+            consent_personalization_at: None,
+            consent_marketing: false,
+            consent_marketing_at: None,
+            enrolled_on: None,
+            updated_at: "2026-01-01 00:00:00".into(),
+            cards: Vec::new(),
+            preferences: Vec::new(),
+            code_keys: Some(vec![key(1, demo.clone()), key(2, "not hex".into())]),
+        };
+        let mut write = |member: &MemberRecord| {
+            let tx = conn.transaction().expect("tx");
+            assert!(write_member(&tx, member).expect("write"));
+            let keys = read_member(&tx, 7)
+                .expect("read")
+                .expect("member")
+                .code_keys;
+            tx.commit().expect("commit");
+            keys
+        };
+        assert_eq!(write(&member), Some(vec![key(1, demo.clone())]));
+        member.code_keys = None;
+        assert_eq!(write(&member), Some(vec![key(1, demo)]), "not stated: kept");
+        member.code_keys = Some(Vec::new());
+        assert_eq!(write(&member), Some(Vec::new()), "stated as none: removed");
+    }
 }
