@@ -12,7 +12,9 @@
 //!   verified offline; associates' manual look-up;
 //! - [`generate`]: synthetic retailer exports at any scale for benchmarks;
 //! - [`subset`]: the small demo extract of Complete Journey;
-//! - [`stats`]: what a replica holds.
+//! - [`stats`]: what a replica holds;
+//! - [`identify`]: scans, codes and frames to a member, offline;
+//! - [`welcome`]: the kiosk's welcome screen for an identified member.
 //!
 //! Functions here are synchronous over `&Connection` / `&Transaction`, emit
 //! `tracing` events and never print; the binaries own I/O, threads and output.
@@ -32,3 +34,4 @@ pub mod rng;
 pub mod stats;
 pub mod subset;
 pub mod sync;
+pub mod welcome;

@@ -17,8 +17,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the workspace needs to build and test.
-const DEBIAN_PACKAGES: &[&str] = &["build-essential", "pkg-config", "sqlite3"];
+/// Debian packages the workspace needs to build and test (cmake and g++:
+/// zxing-cpp, the barcode decoder, is built from its bundled C++ sources).
+const DEBIAN_PACKAGES: &[&str] = &["build-essential", "cmake", "pkg-config", "sqlite3"];
 
 /// Crates the core must never depend on (UI, camera, server).
 const FORBIDDEN_IN_CORE: &[&str] = &["slint", "tauri", "wry", "nokhwa", "axum"];
@@ -79,6 +80,7 @@ fn flag<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
 }
 
 fn demo(args: &[&str]) -> Result<()> {
+    ensure_packages()?;
     run(cargo()
         .args([
             "run",

@@ -417,9 +417,19 @@ fn read(
             let Some(symbology) = symbology else {
                 continue;
             };
-            let symbol = Symbol {
-                symbology,
-                text: barcode.text(),
+            let text = barcode.text();
+            // GS1: an EAN-13 with a leading zero is a UPC-A, whichever
+            // reader step saw it.
+            let symbol = if symbology == Symbology::Ean13
+                && text.len() == 13
+                && let Some(upc) = text.strip_prefix('0')
+            {
+                Symbol {
+                    symbology: Symbology::UpcA,
+                    text: upc.to_owned(),
+                }
+            } else {
+                Symbol { symbology, text }
             };
             if !symbols.contains(&symbol) {
                 symbols.push(symbol);
@@ -441,5 +451,144 @@ pub fn gtin13(symbology: Symbology, text: &str) -> String {
         format!("0{text}")
     } else {
         text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identify::frame::read_frames;
+    use crate::rng::SplitMix64;
+
+    fn asset(name: &str) -> Frame {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../assets/scans")
+            .join(name);
+        read_frames(&path).expect("asset").remove(0)
+    }
+
+    fn texts(decoded: &Decoded) -> Vec<(Symbology, &str)> {
+        decoded
+            .symbols
+            .iter()
+            .map(|s| (s.symbology, s.text.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn real_photos_are_read_by_the_plain_read_or_the_ladder() {
+        let plain = decode(&asset("ean13.png"), &DecodeOptions::STILL).expect("decode");
+        assert_eq!(texts(&plain), [(Symbology::Ean13, "9780441014989")]);
+        assert_eq!(plain.step, Some("plain"));
+        assert_eq!(plain.attempts, 1);
+
+        // These three defeat the plain read; a ladder step reads them.
+        for (name, symbology, text) in [
+            (
+                "qr-curved.png",
+                Symbology::Qr,
+                "Google Print Ads - T.G.I.A.F. - January 31, 2008",
+            ),
+            ("ean13-glare.png", Symbology::Ean13, "9780441014989"),
+            ("upca-pouch.png", Symbology::UpcA, "890444000335"),
+        ] {
+            let frame = asset(name);
+            let without = decode(&frame, &DecodeOptions::PLAIN).expect("plain");
+            assert!(without.symbols.is_empty(), "{name}: the plain read alone");
+            let with = decode(&frame, &DecodeOptions::STILL).expect("ladder");
+            assert_eq!(texts(&with), [(symbology, text)], "{name}");
+            assert!(with.attempts > 1 && with.step != Some("plain"), "{name}");
+        }
+        let code128 = decode(&asset("code128.png"), &DecodeOptions::STILL).expect("decode");
+        assert_eq!(texts(&code128), [(Symbology::Code128, "óóóó1234óóabózz")]);
+    }
+
+    #[test]
+    fn a_blurred_code_gives_no_answer_rather_than_a_wrong_one() {
+        let decoded = decode(&asset("ean13-blurred.png"), &DecodeOptions::STILL).expect("decode");
+        assert!(decoded.symbols.is_empty(), "{decoded:?}");
+        assert_eq!(decoded.step, None);
+        assert_eq!(decoded.attempts as usize, 1 + LADDER.len());
+    }
+
+    #[test]
+    fn the_time_budget_cuts_the_ladder_short() {
+        let options = DecodeOptions {
+            retries: true,
+            budget: Some(Duration::ZERO),
+        };
+        let decoded = decode(&asset("ean13-blurred.png"), &options).expect("decode");
+        assert!(decoded.out_of_time);
+        assert_eq!(decoded.attempts, 1, "only the plain read");
+    }
+
+    #[test]
+    fn a_code_written_by_zxing_reads_back_exactly_however_it_is_placed() {
+        let text = "AISLE1:1029:58800000:payload, with \"quotes\"\r\nand a second line";
+        let barcode = zxingcpp::create(BarcodeFormat::QRCode)
+            .from_str(text)
+            .expect("create");
+        let image = barcode
+            .to_image_with(&zxingcpp::write().scale(4))
+            .expect("image");
+        let (w, h) = (image.width() as u32, image.height() as u32);
+        let code = Frame::new(w, h, image.data()).expect("frame");
+        // On a camera-sized grey canvas, off-centre, inverted too.
+        let frame = code.placed_on(1280, 720, 700, 300, 140);
+        let decoded = decode(&frame, &DecodeOptions::LIVE).expect("decode");
+        assert_eq!(texts(&decoded), [(Symbology::Qr, text)]);
+        let inverted: Vec<u8> = frame.luma().iter().map(|p| 255 - p).collect();
+        let inverted = Frame::new(1280, 720, inverted).expect("frame");
+        assert_eq!(
+            texts(&decode(&inverted, &DecodeOptions::LIVE).expect("decode")),
+            [(Symbology::Qr, text)]
+        );
+    }
+
+    #[test]
+    fn noise_and_degenerate_frames_never_panic_nor_read_anything() {
+        let mut rng = SplitMix64::new(17);
+        for round in 0..200 {
+            let width = 1 + (rng.next_u64() % 96) as u32;
+            let height = 1 + (rng.next_u64() % 96) as u32;
+            let luma: Vec<u8> = (0..width * height)
+                .map(|_| match round % 3 {
+                    0 => rng.next_u64() as u8,
+                    1 => 255,
+                    _ => (rng.next_u64() % 2 * 255) as u8,
+                })
+                .collect();
+            let frame = Frame::new(width, height, luma).expect("frame");
+            let decoded = decode(&frame, &DecodeOptions::STILL).expect("decode");
+            assert!(decoded.symbols.is_empty(), "{width}x{height}: {decoded:?}");
+        }
+        assert!(matches!(
+            read(4, 4, &[0; 3], PLAIN_BINARIZER),
+            Err(DecodeError::Engine(_))
+        ));
+    }
+
+    #[test]
+    fn votes_need_two_steps_and_a_clear_lead() {
+        let ean = |t: &str| Symbol {
+            symbology: Symbology::Ean13,
+            text: t.into(),
+        };
+        let upc = Symbol {
+            symbology: Symbology::UpcA,
+            text: "890444000335".into(),
+        };
+        assert_eq!(leader(&[(ean("0890444000335"), 1)]), None);
+        assert_eq!(
+            leader(&[(upc.clone(), 2)]),
+            Some(upc.clone()),
+            "two steps agree"
+        );
+        assert!(same_number(&upc, &ean("0890444000335")));
+        assert_eq!(leader(&[(upc.clone(), 2), (ean("5030159003930"), 1)]), None);
+        assert_eq!(
+            leader(&[(upc.clone(), 3), (ean("5030159003930"), 1)]),
+            Some(upc)
+        );
     }
 }

@@ -12,12 +12,14 @@
 //! - [`decode`]: QR, EAN-13, UPC-A, Code 128 and Code 39 from a frame
 //!   (zxing-cpp behind one guarded boundary, with a voting retry ladder);
 //!   [`scan_eval`] measures it on labelled photographs.
+//! - [`accept`]: a camera read counts once seen in two consecutive frames.
 //! - [`resolve`]: [`identify`], the whole offline path: route, the member's
 //!   key, verification, the replay cache and the audit of refusals.
 //! - [`keys`]: members' public keys in the replica, and demo members' keys.
 //! - [`lookup`]: manual look-up by associates (phone, e-mail, card, name);
 //!   never on the public kiosk. [`phone`]: phone numbers read as E.164.
 
+pub mod accept;
 pub mod decode;
 pub mod frame;
 pub mod keys;
