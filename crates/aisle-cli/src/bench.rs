@@ -27,6 +27,31 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Decode time on 1280x720 frames made from a scan corpus (with and without a code).
+    Decode {
+        #[arg(long, value_name = "FILE")]
+        manifest: std::path::PathBuf,
+    },
+    /// Decoded member code -> identified -> welcome screen data (writes demo keys and
+    /// replay rows into the replica; model needed).
+    Welcome {
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Random and mutated inputs through the member-code, wedge and picture parsers
+    /// and the decoder; fails on any panic.
+    Fuzz {
+        /// Inputs per parser (picture files get a thousandth of it, at least 100).
+        #[arg(long, default_value_t = 1_000_000)]
+        inputs: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Photos to mutate.
+        #[arg(long, value_name = "DIR", default_value = "assets/scans")]
+        photos: std::path::PathBuf,
+    },
 }
 
 /// Resident memory of this process, from /proc (Linux), in MB.
@@ -100,16 +125,16 @@ fn bench_recommend(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Resul
 }
 
 #[derive(Debug, serde::Serialize)]
-struct Summary {
-    name: String,
-    n: usize,
-    p50_us: f64,
-    p99_us: f64,
-    max_us: f64,
-    mean_us: f64,
+pub struct Summary {
+    pub name: String,
+    pub n: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+    pub mean_us: f64,
 }
 
-fn print_summaries(out: &mut Out, results: &[Summary]) -> Result<()> {
+pub fn print_summaries(out: &mut Out, results: &[Summary]) -> Result<()> {
     for r in results {
         out.line(format_args!(
             "  {:<40} p50 {:>8.1} us  p99 {:>8.1} us  max {:>9.1} us  mean {:>8.1} us",
@@ -119,7 +144,7 @@ fn print_summaries(out: &mut Out, results: &[Summary]) -> Result<()> {
     Ok(())
 }
 
-fn summarize(name: &str, mut samples: Vec<Duration>) -> Summary {
+pub fn summarize(name: &str, mut samples: Vec<Duration>) -> Summary {
     samples.sort_unstable();
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| micros(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
@@ -139,6 +164,15 @@ pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
         BenchCommand::Recommend { queries, seed } => {
             return bench_recommend(db, *queries, *seed, out);
         }
+        BenchCommand::Decode { manifest } => return crate::bench_scan::decode_frames(manifest, out),
+        BenchCommand::Welcome { queries, seed } => {
+            return crate::bench_scan::welcome(db, *queries, *seed, out);
+        }
+        BenchCommand::Fuzz {
+            inputs,
+            seed,
+            photos,
+        } => return crate::bench_scan::fuzz(*inputs, *seed, photos, out),
     };
     let conn = aisle_core::replica::open_reader(db)?;
     let ids: Vec<i64> = conn

@@ -4,6 +4,7 @@
 //! every decision and every byte written to a replica is aisle-core's.
 
 mod bench;
+mod bench_scan;
 mod eval;
 mod identify;
 mod output;

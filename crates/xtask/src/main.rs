@@ -10,6 +10,8 @@
 //! - `cargo xtask test`: system packages, fmt, clippy, the dependency rule, docs, every test.
 //! - `cargo xtask bench import [--data DIR]`: import throughput against sqlite3's `.import`.
 //! - `cargo xtask bench replica [--members N --products M --purchases P]`: the 1 M-member replica.
+//! - `cargo xtask bench scan [--manifest FILE]`: decode rates and decode time per frame.
+//! - `cargo xtask bench fuzz [--inputs N]`: a million inputs per parser of untrusted input, no panic.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,10 +36,13 @@ fn main() -> Result<()> {
         ["bench", "replica", rest @ ..] => bench_replica(rest),
         ["bench", "sync", rest @ ..] => bench_sync(rest),
         ["bench", "sync-crash", rest @ ..] => bench_sync_crash(rest),
+        ["bench", "scan", rest @ ..] => bench_scan(rest),
+        ["bench", "fuzz", rest @ ..] => bench_fuzz(rest),
         _ => {
             bail!(
                 "usage: cargo xtask <demo | test | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
-                 | bench sync [--members N --products M] | bench sync-crash [--runs N --seed S]>"
+                 | bench sync [--members N --products M] | bench sync-crash [--runs N --seed S] \
+                 | bench scan [--manifest FILE] | bench fuzz [--inputs N --seed S]>"
             )
         }
     }
@@ -252,6 +257,28 @@ fn release_aisle() -> Result<PathBuf> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
     Ok(target.join("release/aisle"))
+}
+
+/// `cargo xtask bench scan`: decode rates on a labelled scan corpus, then
+/// decode time on 1280x720 frames made from it (docs/BENCHMARKS.md).
+fn bench_scan(args: &[&str]) -> Result<()> {
+    let manifest = flag(args, "--manifest").unwrap_or("../shared/data/scans/dev/manifest.csv");
+    let aisle = release_aisle()?;
+    run(Command::new(&aisle).args(["eval", "scan", "--manifest", manifest]))?;
+    run(Command::new(&aisle).args(["bench", "decode", "--manifest", manifest]))
+}
+
+/// `cargo xtask bench fuzz`: at least a million random and mutated inputs
+/// through each parser of untrusted input (member codes, wedge, decoder,
+/// picture files); fails on any panic.
+fn bench_fuzz(args: &[&str]) -> Result<()> {
+    let inputs = flag(args, "--inputs").unwrap_or("1000000");
+    let seed = flag(args, "--seed").unwrap_or("1");
+    let aisle = release_aisle()?;
+    let photos = root().join("assets/scans");
+    run(Command::new(&aisle)
+        .args(["bench", "fuzz", "--inputs", inputs, "--seed", seed, "--photos"])
+        .arg(&photos))
 }
 
 /// `cargo xtask bench sync`: a generated HQ (1 M members, 100 k products by

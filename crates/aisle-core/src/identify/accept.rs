@@ -91,7 +91,7 @@ mod tests {
             c.observe(std::slice::from_ref(&a)).is_empty(),
             "one frame is not enough"
         );
-        assert_eq!(c.observe(std::slice::from_ref(&a)), [a.clone()]);
+        assert_eq!(c.observe(std::slice::from_ref(&a)), vec![a.clone()]);
         for _ in 0..10 {
             assert!(
                 c.observe(std::slice::from_ref(&a)).is_empty(),
@@ -120,8 +120,8 @@ mod tests {
         assert!(c.observe(std::slice::from_ref(&a)).is_empty());
         assert!(c.observe(&[]).is_empty());
         assert!(c.observe(std::slice::from_ref(&a)).is_empty());
-        assert_eq!(c.observe(&[a.clone(), b.clone()]), [a.clone()]);
-        assert_eq!(c.observe(&[b.clone()]), [b]);
+        assert_eq!(c.observe(&[a.clone(), b.clone()]), vec![a.clone()]);
+        assert_eq!(c.observe(std::slice::from_ref(&b)), vec![b]);
         c.reset();
         assert!(
             c.observe(std::slice::from_ref(&a)).is_empty(),

@@ -112,8 +112,13 @@ pub struct Decoded {
 pub struct DecodeOptions {
     /// Run the retry ladder when the plain read finds nothing.
     pub retries: bool,
+    /// Retry only when the plain read located a symbol it could not read
+    /// (a live camera: most frames show no code at all, and the next frame
+    /// is another chance).
+    pub only_when_located: bool,
     /// Stop retrying once this much time has gone on the frame (the plain
-    /// read always runs). `None`: the whole ladder (stills, evaluation).
+    /// read always runs, and a step once started finishes). `None`: the
+    /// whole ladder (stills, evaluation).
     pub budget: Option<Duration>,
 }
 
@@ -121,17 +126,20 @@ impl DecodeOptions {
     /// A still picture: every step of the ladder, however long it takes.
     pub const STILL: DecodeOptions = DecodeOptions {
         retries: true,
+        only_when_located: false,
         budget: None,
     };
-    /// A live camera frame: retries within a frame interval at 15 fps; the
-    /// next frame gets another chance.
+    /// A live camera frame: retries only for a located symbol, within
+    /// 40 ms; the next frame gets another chance.
     pub const LIVE: DecodeOptions = DecodeOptions {
         retries: true,
-        budget: Some(Duration::from_millis(60)),
+        only_when_located: true,
+        budget: Some(Duration::from_millis(40)),
     };
     /// The plain read only.
     pub const PLAIN: DecodeOptions = DecodeOptions {
         retries: false,
+        only_when_located: false,
         budget: None,
     };
 }
@@ -234,8 +242,16 @@ const MIN_LEAD: usize = 3;
 pub fn decode(frame: &Frame, options: &DecodeOptions) -> Result<Decoded, DecodeError> {
     let started = Instant::now();
     let mut attempts = 1;
-    let plain = read(frame.width(), frame.height(), frame.luma(), PLAIN_BINARIZER)?;
-    if !plain.is_empty() || !options.retries {
+    // Asking zxing-cpp for the symbols it located but could not read costs
+    // a few reads on hard photos, so only the live mode, which needs it, asks.
+    let (plain, located) = read(
+        frame.width(),
+        frame.height(),
+        frame.luma(),
+        PLAIN_BINARIZER,
+        options.only_when_located,
+    )?;
+    if !plain.is_empty() || !options.retries || (options.only_when_located && !located) {
         let step = (!plain.is_empty()).then_some("plain");
         return Ok(Decoded {
             symbols: plain,
@@ -258,11 +274,12 @@ pub fn decode(frame: &Frame, options: &DecodeOptions) -> Result<Decoded, DecodeE
         }
         attempts += 1;
         let image = transform(&gray, step);
-        let symbols = read(
+        let (symbols, _) = read(
             image.width(),
             image.height(),
             image.as_raw(),
             step.binarizer,
+            false,
         )?;
         let (strong, weak): (Vec<Symbol>, Vec<Symbol>) = symbols
             .into_iter()
@@ -378,20 +395,22 @@ fn stretch(gray: &GrayImage, low: f64, high: f64) -> GrayImage {
     out
 }
 
-/// One guarded call into zxing-cpp.
+/// One guarded call into zxing-cpp: the symbols read, and whether a symbol
+/// was located that could not be read (a failed checksum, a broken format).
 fn read(
     width: u32,
     height: u32,
     luma: &[u8],
     binarizer: Binarizer,
-) -> Result<Vec<Symbol>, DecodeError> {
+    report_located: bool,
+) -> Result<(Vec<Symbol>, bool), DecodeError> {
     if u64::from(width) * u64::from(height) != luma.len() as u64 || luma.is_empty() {
         return Err(DecodeError::Engine(format!(
             "{width}x{height} does not match {} bytes",
             luma.len()
         )));
     }
-    let call = || -> Result<Vec<Symbol>, String> {
+    let call = || -> Result<(Vec<Symbol>, bool), String> {
         let view = ImageView::from_slice(luma, width, height, ImageFormat::Lum)
             .map_err(|err| err.to_string())?;
         let formats: Vec<BarcodeFormat> = Symbology::ALL.iter().map(|s| s.zxing()).collect();
@@ -402,11 +421,14 @@ fn read(
             .try_rotate(true)
             .try_invert(true)
             .try_downscale(true)
-            .text_mode(TextMode::Plain);
+            .text_mode(TextMode::Plain)
+            .return_errors(report_located);
         let barcodes = reader.from(view).map_err(|err| err.to_string())?;
         let mut symbols: Vec<Symbol> = Vec::new();
+        let mut located = false;
         for barcode in barcodes {
             if !barcode.is_valid() {
+                located = true;
                 continue;
             }
             // zxing-cpp 3 reports full-ASCII Code 39 as a format the
@@ -435,10 +457,10 @@ fn read(
                 symbols.push(symbol);
             }
         }
-        Ok(symbols)
+        Ok((symbols, located))
     };
     match catch_unwind(AssertUnwindSafe(call)) {
-        Ok(Ok(symbols)) => Ok(symbols),
+        Ok(Ok(read)) => Ok(read),
         Ok(Err(message)) => Err(DecodeError::Engine(message)),
         Err(_) => Err(DecodeError::Engine("panicked".into())),
     }
@@ -563,7 +585,7 @@ mod tests {
             assert!(decoded.symbols.is_empty(), "{width}x{height}: {decoded:?}");
         }
         assert!(matches!(
-            read(4, 4, &[0; 3], PLAIN_BINARIZER),
+            read(4, 4, &[0; 3], PLAIN_BINARIZER, true),
             Err(DecodeError::Engine(_))
         ));
     }
