@@ -198,7 +198,7 @@ pub fn fuzz(inputs: u64, seed: u64, assets: &Path, out: &mut Out) -> Result<()> 
         match outcome {
             // Only the untouched code may verify: anything else accepted
             // would be a forgery passing.
-            Ok(Ok(Ok(()))) if text == valid => run.accepted += 1,
+            Ok(Ok(Ok(()))) if text.trim() == valid => run.accepted += 1,
             Ok(Ok(Ok(()))) => bail!("a mutated member code verified: {text:?}"),
             Ok(_) => {}
             Err(_) => bail!("member code parser panicked on {text:?}"),
