@@ -164,7 +164,9 @@ pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
         BenchCommand::Recommend { queries, seed } => {
             return bench_recommend(db, *queries, *seed, out);
         }
-        BenchCommand::Decode { manifest } => return crate::bench_scan::decode_frames(manifest, out),
+        BenchCommand::Decode { manifest } => {
+            return crate::bench_scan::decode_frames(manifest, out);
+        }
         BenchCommand::Welcome { queries, seed } => {
             return crate::bench_scan::welcome(db, *queries, *seed, out);
         }

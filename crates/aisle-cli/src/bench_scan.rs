@@ -24,7 +24,10 @@ pub fn decode_frames(manifest: &Path, out: &mut Out) -> Result<()> {
     let (dir, entries) = scan_eval::read_manifest(manifest)?;
     let mut frames = Vec::new();
     for entry in &entries {
-        let Some(photo) = frame::read_frames(&dir.join(&entry.file))?.into_iter().next() else {
+        let Some(photo) = frame::read_frames(&dir.join(&entry.file))?
+            .into_iter()
+            .next()
+        else {
             continue;
         };
         let x = 1280u32.saturating_sub(photo.width()) / 2;
@@ -113,7 +116,13 @@ pub fn welcome(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Result<()
             Some(key) => key,
             None => {
                 let key = keys::demo_member_key(member_id);
-                keys::set_key(&conn, member_id, keys::DEMO_KEY_ID, &key.verifying_key(), &now)?;
+                keys::set_key(
+                    &conn,
+                    member_id,
+                    keys::DEMO_KEY_ID,
+                    &key.verifying_key(),
+                    &now,
+                )?;
                 key
             }
         };
@@ -134,10 +143,14 @@ pub fn welcome(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Result<()
         let started = Instant::now();
         let identified = identify::identify(&conn, text, "bench", *at, &policy)?;
         let identified_at = started.elapsed();
-        let identify::Identified::Member { member_id: found, .. } = identified else {
+        let identify::Identified::Member {
+            member_id: found, ..
+        } = identified
+        else {
             bail!("member {member_id}'s code was refused: {identified:?}");
         };
-        let screen = aisle_core::welcome::welcome(&conn, &served, found, *store, &now, 6, &serve_policy)?;
+        let screen =
+            aisle_core::welcome::welcome(&conn, &served, found, *store, &now, 6, &serve_policy)?;
         whole.push(started.elapsed());
         identify_only.push(identified_at);
         anyhow::ensure!(screen.member_id == *member_id);
@@ -329,8 +342,14 @@ pub fn fuzz(inputs: u64, seed: u64, assets: &Path, out: &mut Out) -> Result<()> 
         let (w, h) = (original.width(), original.height());
         let mut luma = original.luma().to_vec();
         for _ in 0..1 + rng.below(4) {
-            let (bw, bh) = (1 + rng.below(u64::from(w) / 4) as u32, 1 + rng.below(u64::from(h) / 4) as u32);
-            let (x, y) = (rng.below(u64::from(w - bw + 1)) as u32, rng.below(u64::from(h - bh + 1)) as u32);
+            let (bw, bh) = (
+                1 + rng.below(u64::from(w) / 4) as u32,
+                1 + rng.below(u64::from(h) / 4) as u32,
+            );
+            let (x, y) = (
+                rng.below(u64::from(w - bw + 1)) as u32,
+                rng.below(u64::from(h - bh + 1)) as u32,
+            );
             let (invert, value) = (rng.below(2) == 0, rng.next_u64() as u8);
             for yy in y..y + bh {
                 for xx in x..x + bw {

@@ -277,7 +277,9 @@ fn bench_fuzz(args: &[&str]) -> Result<()> {
     let aisle = release_aisle()?;
     let photos = root().join("assets/scans");
     run(Command::new(&aisle)
-        .args(["bench", "fuzz", "--inputs", inputs, "--seed", seed, "--photos"])
+        .args([
+            "bench", "fuzz", "--inputs", inputs, "--seed", seed, "--photos",
+        ])
         .arg(&photos))
 }
 

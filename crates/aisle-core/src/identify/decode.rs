@@ -534,9 +534,22 @@ mod tests {
     }
 
     #[test]
+    fn live_frames_retry_only_what_was_located() {
+        // Nothing but grey: nothing located, no retries.
+        let blank = Frame::new(640, 480, vec![128; 640 * 480]).expect("frame");
+        let decoded = decode(&blank, &DecodeOptions::LIVE).expect("decode");
+        assert_eq!((decoded.attempts, decoded.out_of_time), (1, false));
+        // A code the plain read finds but cannot read: the ladder runs.
+        let curved = asset("qr-curved.png");
+        let decoded = decode(&curved, &DecodeOptions::LIVE).expect("decode");
+        assert!(decoded.attempts > 1, "{decoded:?}");
+    }
+
+    #[test]
     fn the_time_budget_cuts_the_ladder_short() {
         let options = DecodeOptions {
             retries: true,
+            only_when_located: false,
             budget: Some(Duration::ZERO),
         };
         let decoded = decode(&asset("ean13-blurred.png"), &options).expect("decode");
