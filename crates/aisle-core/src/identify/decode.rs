@@ -112,6 +112,10 @@ pub struct Decoded {
 pub struct DecodeOptions {
     /// Run the retry ladder when the plain read finds nothing.
     pub retries: bool,
+    /// Product codes (EAN-13, UPC-A) from the plain read are kept only if
+    /// no ladder step reads a different number, and are confirmed by one
+    /// that reads the same (stills: there is no second frame to agree).
+    pub confirm_products: bool,
     /// Retry only when the plain read located a symbol it could not read
     /// (a live camera: most frames show no code at all, and the next frame
     /// is another chance).
@@ -126,6 +130,7 @@ impl DecodeOptions {
     /// A still picture: every step of the ladder, however long it takes.
     pub const STILL: DecodeOptions = DecodeOptions {
         retries: true,
+        confirm_products: true,
         only_when_located: false,
         budget: None,
     };
@@ -133,12 +138,14 @@ impl DecodeOptions {
     /// 40 ms; the next frame gets another chance.
     pub const LIVE: DecodeOptions = DecodeOptions {
         retries: true,
+        confirm_products: false,
         only_when_located: true,
         budget: Some(Duration::from_millis(40)),
     };
     /// The plain read only.
     pub const PLAIN: DecodeOptions = DecodeOptions {
         retries: false,
+        confirm_products: false,
         only_when_located: false,
         budget: None,
     };
@@ -251,7 +258,15 @@ pub fn decode(frame: &Frame, options: &DecodeOptions) -> Result<Decoded, DecodeE
         PLAIN_BINARIZER,
         options.only_when_located,
     )?;
-    if !plain.is_empty() || !options.retries || (options.only_when_located && !located) {
+    // A still's product codes read by the plain read alone are checked by
+    // the ladder as well (a camera has its second frame instead).
+    let confirm = options.confirm_products
+        && options.retries
+        && !plain.is_empty()
+        && plain.iter().all(|s| s.symbology.weakly_checked());
+    if !confirm
+        && (!plain.is_empty() || !options.retries || (options.only_when_located && !located))
+    {
         let step = (!plain.is_empty()).then_some("plain");
         return Ok(Decoded {
             symbols: plain,
@@ -263,6 +278,11 @@ pub fn decode(frame: &Frame, options: &DecodeOptions) -> Result<Decoded, DecodeE
     let gray = frame.to_gray_image();
     // Weakly checked reads collect votes until one number clearly leads.
     let mut votes: Vec<(Symbol, usize)> = Vec::new();
+    if confirm {
+        for symbol in &plain {
+            votes.push((symbol.clone(), 1));
+        }
+    }
     let mut out_of_time = false;
     for step in LADDER {
         if options
@@ -310,9 +330,15 @@ pub fn decode(frame: &Frame, options: &DecodeOptions) -> Result<Decoded, DecodeE
             });
         }
     }
+    // The plain read's product codes stand when no step read another number.
+    let uncontradicted = confirm
+        && !out_of_time
+        && votes
+            .iter()
+            .all(|(s, _)| plain.iter().any(|p| same_number(p, s)));
     Ok(Decoded {
-        symbols: Vec::new(),
-        step: None,
+        symbols: if uncontradicted { plain } else { Vec::new() },
+        step: uncontradicted.then_some("plain"),
         attempts,
         out_of_time,
     })
@@ -499,10 +525,16 @@ mod tests {
 
     #[test]
     fn real_photos_are_read_by_the_plain_read_or_the_ladder() {
-        let plain = decode(&asset("ean13.png"), &DecodeOptions::STILL).expect("decode");
+        let plain = decode(&asset("ean13.png"), &DecodeOptions::PLAIN).expect("decode");
         assert_eq!(texts(&plain), [(Symbology::Ean13, "9780441014989")]);
-        assert_eq!(plain.step, Some("plain"));
-        assert_eq!(plain.attempts, 1);
+        assert_eq!((plain.step, plain.attempts), (Some("plain"), 1));
+        // A still's product code is confirmed by a ladder step too.
+        let still = decode(&asset("ean13.png"), &DecodeOptions::STILL).expect("decode");
+        assert_eq!(texts(&still), [(Symbology::Ean13, "9780441014989")]);
+        assert!(still.attempts > 1);
+        // A QR code (Reed-Solomon) needs no confirmation.
+        let qr = decode(&asset("qr-photo.png"), &DecodeOptions::STILL).expect("decode");
+        assert_eq!((qr.step, qr.attempts), (Some("plain"), 1));
 
         // These three defeat the plain read; a ladder step reads them.
         for (name, symbology, text) in [
@@ -549,6 +581,7 @@ mod tests {
     fn the_time_budget_cuts_the_ladder_short() {
         let options = DecodeOptions {
             retries: true,
+            confirm_products: true,
             only_when_located: false,
             budget: Some(Duration::ZERO),
         };
