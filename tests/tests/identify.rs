@@ -150,4 +150,45 @@ fn a_members_phone_code_on_camera_becomes_their_welcome_screen() {
     .expect("welcome");
     assert!(screen.coupons.is_empty());
     assert!(!screen.lists.personal && screen.lists.notice.is_some());
+
+    // A product scanned at the kiosk: its view with what goes with it.
+    let (product_id, name): (i64, String) = conn
+        .query_row(
+            "SELECT p.product_id, p.name FROM purchase_lines l JOIN products p USING (product_id)
+             GROUP BY p.product_id ORDER BY count(*) DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("a popular product");
+    let view = welcome::product_view(
+        &conn,
+        &served,
+        product_id,
+        store_id,
+        "2026-11-25 12:00:00",
+        6,
+        &serve::Policy::default(),
+    )
+    .expect("view")
+    .expect("known product");
+    assert_eq!(view.name, name);
+    assert!(!view.bought_together.is_empty());
+    assert!(
+        view.bought_together
+            .iter()
+            .all(|p| p.product_id != product_id)
+    );
+    assert!(
+        welcome::product_view(
+            &conn,
+            &served,
+            -1,
+            store_id,
+            "2026-11-25 12:00:00",
+            6,
+            &serve::Policy::default()
+        )
+        .expect("view")
+        .is_none()
+    );
 }

@@ -171,6 +171,46 @@ fn write_png(code: &QrCode, scale: u32, path: &Path) -> Result<(u32, u32)> {
     Ok(image.dimensions())
 }
 
+/// A scanned product: name, this store's price and place, and (with a
+/// model in the replica) what is often bought with it.
+fn product(
+    conn: &rusqlite::Connection,
+    product_id: i64,
+    out: &mut Out,
+) -> Result<serde_json::Value> {
+    let store_id: i64 =
+        conn.query_row("SELECT coalesce(min(store_id), 0) FROM stores", [], |r| {
+            r.get(0)
+        })?;
+    let Ok(loaded) = aisle_core::recommend::artifact::load_newest(conn) else {
+        out.line(format_args!(
+            "product {product_id} (no model: run `aisle train` for companions)"
+        ))?;
+        return Ok(serde_json::json!({ "product_id": product_id }));
+    };
+    let served = aisle_core::recommend::serve::Served::new(loaded.artifact.model);
+    let now = crate::output::now_utc();
+    let policy = aisle_core::recommend::serve::Policy::default();
+    let Some(view) =
+        aisle_core::welcome::product_view(conn, &served, product_id, store_id, &now, 5, &policy)?
+    else {
+        out.line(format_args!("product {product_id}"))?;
+        return Ok(serde_json::json!({ "product_id": product_id }));
+    };
+    out.line(format_args!(
+        "product {} {}{}",
+        view.product_id,
+        view.name,
+        view.price_cents
+            .map(|c| format!(", {} here", crate::output::money(c)))
+            .unwrap_or_default()
+    ))?;
+    for pick in &view.bought_together {
+        out.line(format_args!("  with {} ({})", pick.name, pick.reason))?;
+    }
+    Ok(serde_json::to_value(&view)?)
+}
+
 /// `aisle member identify`: judges a scan as the kiosk does (writes the
 /// replay cache and the audit of refusals).
 pub fn identify(args: &IdentifyArgs, db: &Path, out: &mut Out) -> Result<()> {
@@ -194,13 +234,25 @@ pub fn identify(args: &IdentifyArgs, db: &Path, out: &mut Out) -> Result<()> {
             out.line(format_args!("member {member_id} ({how})"))?;
             serde_json::json!({ "member_id": member_id, "by": how })
         }
-        Identified::Product { product_id } => {
-            out.line(format_args!("product {product_id}"))?;
-            serde_json::json!({ "product_id": product_id })
-        }
+        Identified::Product { product_id } => product(&conn, *product_id, out)?,
         Identified::Coupon { coupon_id } => {
-            out.line(format_args!("coupon {coupon_id}"))?;
-            serde_json::json!({ "coupon_id": coupon_id })
+            let today = crate::output::now_utc()[..10].to_owned();
+            match aisle_core::welcome::coupon_status(&conn, *coupon_id, &today)? {
+                Some(status) => {
+                    out.line(format_args!(
+                        "coupon {} ({}): {:?}, campaign {:?} {} .. {}, {} redeemed here",
+                        status.code,
+                        status.description.as_deref().unwrap_or("-"),
+                        status.state,
+                        status.campaign,
+                        status.starts_on,
+                        status.ends_on,
+                        status.redemptions
+                    ))?;
+                    serde_json::to_value(&status)?
+                }
+                None => serde_json::json!({ "coupon_id": coupon_id }),
+            }
         }
         Identified::CodeRefused { reason, .. } => {
             serde_json::json!({ "refused": reason.code(), "message": reason.to_string() })

@@ -1,12 +1,15 @@
-//! What the kiosk's welcome screen shows once a member is identified: the
-//! first name only (a public screen), both recommendation lists under the
-//! public-screen policy, and the member's usable coupons. One function, pure
-//! over the replica and the clock it is given; the kiosk renders it.
+//! What a screen shows for what was scanned: the kiosk's welcome for an
+//! identified member (the first name only on a public screen, both
+//! recommendation lists under the public-screen policy, the member's usable
+//! coupons), a product's view with what is often bought with it, a coupon's
+//! status. Pure over the replica and the clock it is given; the apps render.
 
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::recommend::serve::{self, Lists, Policy, Request, Served};
+use rusqlite::OptionalExtension;
+
+use crate::recommend::serve::{self, Lists, Pick, Policy, Request, Served};
 
 /// The welcome screen's data.
 #[derive(Debug, Clone, Serialize)]
@@ -96,4 +99,158 @@ pub fn welcome(
         lists,
         coupons,
     })
+}
+
+/// A scanned product at this store.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductView {
+    pub product_id: i64,
+    pub name: String,
+    pub brand: Option<String>,
+    pub package_size: Option<String>,
+    /// This store's price, stock and aisle, when it sells the product.
+    pub price_cents: Option<i64>,
+    pub in_stock: bool,
+    pub location: Option<String>,
+    pub bought_together: Vec<Pick>,
+}
+
+/// A scanned product's view, `None` for a product the replica does not hold.
+pub fn product_view(
+    conn: &Connection,
+    served: &Served,
+    product_id: i64,
+    store_id: i64,
+    now: &str,
+    k: usize,
+    policy: &Policy,
+) -> rusqlite::Result<Option<ProductView>> {
+    let Some((name, brand, package_size)) = conn
+        .prepare_cached("SELECT name, brand, package_size FROM products WHERE product_id = ?1")?
+        .query_row([product_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let here: Option<(i64, i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT price_cents, stock_qty, location FROM store_products
+             WHERE store_id = ?1 AND product_id = ?2",
+        )?
+        .query_row([store_id, product_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    let request = Request {
+        member_id: None,
+        store_id,
+        now: now.to_owned(),
+        k,
+        public_screen: true,
+        shown: Vec::new(),
+    };
+    Ok(Some(ProductView {
+        product_id,
+        name,
+        brand,
+        package_size,
+        price_cents: here.as_ref().map(|h| h.0),
+        in_stock: here.as_ref().is_some_and(|h| h.1 > 0),
+        location: here.and_then(|h| h.2),
+        bought_together: serve::bought_together(conn, served, product_id, &request, policy)?,
+    }))
+}
+
+/// Where a coupon stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CouponState {
+    NotYetValid,
+    Active,
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CouponStatus {
+    pub coupon_id: i64,
+    pub code: String,
+    pub description: Option<String>,
+    pub campaign: String,
+    pub starts_on: String,
+    pub ends_on: String,
+    pub state: CouponState,
+    /// Redemptions recorded in this replica.
+    pub redemptions: i64,
+}
+
+/// A scanned coupon's status on `today` (`YYYY-MM-DD`); `None` if unknown.
+pub fn coupon_status(
+    conn: &Connection,
+    coupon_id: i64,
+    today: &str,
+) -> rusqlite::Result<Option<CouponStatus>> {
+    conn.prepare_cached(
+        "SELECT c.code, c.description, k.name, k.starts_on, k.ends_on,
+                (SELECT count(*) FROM coupon_redemptions r WHERE r.coupon_id = c.coupon_id)
+         FROM coupons c JOIN campaigns k ON k.campaign_id = c.campaign_id
+         WHERE c.coupon_id = ?1",
+    )?
+    .query_row([coupon_id], |row| {
+        let (starts_on, ends_on): (String, String) = (row.get(3)?, row.get(4)?);
+        let state = if today < starts_on.as_str() {
+            CouponState::NotYetValid
+        } else if today > ends_on.as_str() {
+            CouponState::Expired
+        } else {
+            CouponState::Active
+        };
+        Ok(CouponStatus {
+            coupon_id,
+            code: row.get(0)?,
+            description: row.get(1)?,
+            campaign: row.get(2)?,
+            starts_on,
+            ends_on,
+            state,
+            redemptions: row.get(5)?,
+        })
+    })
+    .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coupons_state_follows_its_campaign_dates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("replica");
+        conn.execute_batch(
+            "INSERT INTO campaigns (campaign_id, name, starts_on, ends_on) VALUES (1, 'Spring', '2026-03-01', '2026-03-31');
+             INSERT INTO coupons (coupon_id, code, campaign_id, description) VALUES (5, 'SAVE5', 1, '5 off');
+             INSERT INTO coupon_redemptions (coupon_id, redeemed_on) VALUES (5, '2026-03-02');",
+        )
+        .expect("rows");
+        let state = |day| {
+            coupon_status(&conn, 5, day)
+                .expect("status")
+                .expect("known")
+                .state
+        };
+        assert_eq!(state("2026-02-28"), CouponState::NotYetValid);
+        assert_eq!(state("2026-03-01"), CouponState::Active);
+        assert_eq!(state("2026-03-31"), CouponState::Active);
+        assert_eq!(state("2026-04-01"), CouponState::Expired);
+        let status = coupon_status(&conn, 5, "2026-03-15")
+            .expect("status")
+            .expect("known");
+        assert_eq!(
+            (status.redemptions, status.campaign.as_str()),
+            (1, "Spring")
+        );
+        assert_eq!(coupon_status(&conn, 6, "2026-03-15").expect("status"), None);
+    }
 }
