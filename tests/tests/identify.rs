@@ -94,16 +94,19 @@ fn a_members_phone_code_on_camera_becomes_their_welcome_screen() {
         matches!(identified, Identified::Member { member_id: m, .. } if m == member_id),
         "{identified:?}"
     );
-    let screen = welcome::welcome(
-        &conn,
-        &served,
-        member_id,
-        store_id,
-        "2026-11-25 12:00:00",
-        6,
-        &serve::Policy::default(),
-    )
-    .expect("welcome");
+    let welcome_screen = |conn: &rusqlite::Connection| {
+        welcome::welcome(
+            conn,
+            &served,
+            member_id,
+            store_id,
+            "2026-11-25 12:00:00",
+            6,
+            &serve::Policy::default(),
+        )
+        .expect("welcome")
+    };
+    let screen = welcome_screen(&conn);
     assert_eq!(screen.first_name.as_deref(), Some(given.as_str()));
     let json = serde_json::to_string(&screen).expect("json");
     assert!(!json.contains(&family), "no family name on a public screen");
@@ -138,16 +141,7 @@ fn a_members_phone_code_on_camera_becomes_their_welcome_screen() {
         [member_id],
     )
     .expect("withdraw");
-    let screen = welcome::welcome(
-        &conn,
-        &served,
-        member_id,
-        store_id,
-        "2026-11-25 12:00:00",
-        6,
-        &serve::Policy::default(),
-    )
-    .expect("welcome");
+    let screen = welcome_screen(&conn);
     assert!(screen.coupons.is_empty());
     assert!(!screen.lists.personal && screen.lists.notice.is_some());
 

@@ -195,178 +195,158 @@ pub fn fuzz(inputs: u64, seed: u64, assets: &Path, out: &mut Out) -> Result<()> 
     let mut results = Vec::new();
 
     // 1. Member codes: valid codes mutated byte by byte, and random text.
-    let mut run = Fuzzed {
-        target: "member code parse + verify",
-        ..Fuzzed::default()
-    };
-    let started = Instant::now();
-    for _ in 0..inputs {
-        let text = mutate_text(&valid, &mut rng);
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            member_code::parse(&text).map(|code| {
-                member_code::verify(&code, &key.verifying_key(), 1_795_000_000, &policy)
-            })
-        }));
-        run.inputs += 1;
-        match outcome {
-            // Only the untouched code may verify: anything else accepted
-            // would be a forgery passing.
-            Ok(Ok(Ok(()))) if text.trim() == valid => run.accepted += 1,
-            Ok(Ok(Ok(()))) => bail!("a mutated member code verified: {text:?}"),
-            Ok(_) => {}
-            Err(_) => bail!("member code parser panicked on {text:?}"),
+    results.push(measure("member code parse + verify", |run| {
+        for _ in 0..inputs {
+            let text = mutate_text(&valid, &mut rng);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                member_code::parse(&text).map(|code| {
+                    member_code::verify(&code, &key.verifying_key(), 1_795_000_000, &policy)
+                })
+            }));
+            run.inputs += 1;
+            match outcome {
+                // Only the untouched code may verify: anything else accepted
+                // would be a forgery passing.
+                Ok(Ok(Ok(()))) if text.trim() == valid => run.accepted += 1,
+                Ok(Ok(Ok(()))) => bail!("a mutated member code verified: {text:?}"),
+                Ok(_) => {}
+                Err(_) => bail!("member code parser panicked on {text:?}"),
+            }
         }
-    }
-    run.seconds = started.elapsed().as_secs_f64();
-    results.push(run);
+        Ok(())
+    })?);
 
     // 2. Wedge: random key streams with random timing.
-    let mut run = Fuzzed {
-        target: "keyboard-wedge parser (events)",
-        ..Fuzzed::default()
-    };
-    let started = Instant::now();
-    let mut parser = WedgeParser::new(WedgeConfig::default());
-    let mut clock = 0u64;
-    for _ in 0..inputs {
-        clock += rng.below(120);
-        let key = match rng.below(20) {
-            0 => Key::Enter,
-            1 => Key::Tab,
-            2 => Key::Other,
-            _ => Key::Char(random_char(&mut rng)),
-        };
-        let event = KeyEvent { at_ms: clock, key };
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            (parser.feed(event), parser.idle(clock + rng.below(200)))
-        }));
-        run.inputs += 1;
-        match outcome {
-            Ok((a, b)) => run.accepted += u64::from(a.is_some()) + u64::from(b.is_some()),
-            Err(_) => bail!("wedge parser panicked at {event:?}"),
+    results.push(measure("keyboard-wedge parser (events)", |run| {
+        let mut parser = WedgeParser::new(WedgeConfig::default());
+        let mut clock = 0u64;
+        for _ in 0..inputs {
+            clock += rng.below(120);
+            let key = match rng.below(20) {
+                0 => Key::Enter,
+                1 => Key::Tab,
+                2 => Key::Other,
+                _ => Key::Char(random_char(&mut rng)),
+            };
+            let event = KeyEvent { at_ms: clock, key };
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                (parser.feed(event), parser.idle(clock + rng.below(200)))
+            }));
+            run.inputs += 1;
+            match outcome {
+                Ok((a, b)) => run.accepted += u64::from(a.is_some()) + u64::from(b.is_some()),
+                Err(_) => bail!("wedge parser panicked at {event:?}"),
+            }
         }
-    }
-    run.seconds = started.elapsed().as_secs_f64();
-    results.push(run);
+        Ok(())
+    })?);
 
     // 3. The decoder boundary: random frames of random sizes and contents.
-    let mut run = Fuzzed {
-        target: "decoder (random frames, plain read)",
-        ..Fuzzed::default()
-    };
-    let started = Instant::now();
-    for _ in 0..inputs {
-        let width = 1 + rng.below(48) as u32;
-        let height = 1 + rng.below(48) as u32;
-        let style = rng.below(3);
-        let luma: Vec<u8> = (0..width * height)
-            .map(|_| match style {
-                0 => rng.next_u64() as u8,
-                1 => (rng.below(2) * 255) as u8,
-                _ => (rng.below(4) * 85) as u8,
-            })
-            .collect();
-        let frame = Frame::new(width, height, luma)?;
-        let outcome = decode::decode(&frame, &DecodeOptions::PLAIN);
-        run.inputs += 1;
-        match outcome {
-            Ok(decoded) => run.accepted += u64::from(!decoded.symbols.is_empty()),
-            Err(err) => bail!("decoder failed on a {width}x{height} frame: {err}"),
+    results.push(measure("decoder (random frames, plain read)", |run| {
+        for _ in 0..inputs {
+            let width = 1 + rng.below(48) as u32;
+            let height = 1 + rng.below(48) as u32;
+            let style = rng.below(3);
+            let luma: Vec<u8> = (0..width * height)
+                .map(|_| match style {
+                    0 => rng.next_u64() as u8,
+                    1 => (rng.below(2) * 255) as u8,
+                    _ => (rng.below(4) * 85) as u8,
+                })
+                .collect();
+            let frame = Frame::new(width, height, luma)?;
+            let outcome = decode::decode(&frame, &DecodeOptions::PLAIN);
+            run.inputs += 1;
+            match outcome {
+                Ok(decoded) => run.accepted += u64::from(!decoded.symbols.is_empty()),
+                Err(err) => bail!("decoder failed on a {width}x{height} frame: {err}"),
+            }
         }
-    }
-    run.seconds = started.elapsed().as_secs_f64();
-    results.push(run);
+        Ok(())
+    })?);
 
     // 4. Picture files: the demo photos' bytes mutated, then decoded (image
     // parsing and the ladder on whatever survives).
-    let mut run = Fuzzed {
-        target: "picture files (mutated photos, ladder)",
-        ..Fuzzed::default()
-    };
-    let started = Instant::now();
-    let photos: Vec<Vec<u8>> = std::fs::read_dir(assets)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .map(std::fs::read)
-        .collect::<Result<_, _>>()?;
-    anyhow::ensure!(!photos.is_empty(), "no photos in {}", assets.display());
-    let scratch = tempfile::tempdir()?;
-    let path = scratch.path().join("fuzzed.png");
-    for _ in 0..(inputs / 1000).max(100) {
-        let mut bytes = photos[rng.below(photos.len() as u64) as usize].clone();
-        for _ in 0..1 + rng.below(8) {
-            let at = rng.below(bytes.len() as u64) as usize;
-            bytes[at] = rng.next_u64() as u8;
-        }
-        std::fs::write(&path, &bytes)?;
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            frame::read_frames(&path).map(|frames| {
-                frames
-                    .iter()
-                    .map(|f| decode::decode(f, &DecodeOptions::STILL))
-                    .collect::<Vec<_>>()
-            })
-        }));
-        run.inputs += 1;
-        match outcome {
-            Ok(Ok(decoded)) => run.accepted += u64::from(decoded.iter().any(Result::is_ok)),
-            Ok(Err(_)) => {}
-            Err(_) => {
-                let kept = scratch.path().join("panic.png");
-                std::fs::copy(&path, &kept)?;
-                bail!("panicked on a mutated photo (kept at {})", kept.display());
+    results.push(measure("picture files (mutated photos, ladder)", |run| {
+        let photos: Vec<Vec<u8>> = std::fs::read_dir(assets)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .map(std::fs::read)
+            .collect::<Result<_, _>>()?;
+        anyhow::ensure!(!photos.is_empty(), "no photos in {}", assets.display());
+        let scratch = tempfile::tempdir()?;
+        let path = scratch.path().join("fuzzed.png");
+        for _ in 0..(inputs / 1000).max(100) {
+            let mut bytes = photos[rng.below(photos.len() as u64) as usize].clone();
+            for _ in 0..1 + rng.below(8) {
+                let at = rng.below(bytes.len() as u64) as usize;
+                bytes[at] = rng.next_u64() as u8;
             }
-        }
-    }
-    run.seconds = started.elapsed().as_secs_f64();
-    results.push(run);
-
-    // 5. The demo photos with damaged pixels (blocks overwritten, stripes
-    // inverted), through the whole ladder: reads must stay right or absent.
-    let mut run = Fuzzed {
-        target: "damaged photos (ladder)",
-        ..Fuzzed::default()
-    };
-    let started = Instant::now();
-    let manifest = assets.join("manifest.csv");
-    let (dir, entries) = scan_eval::read_manifest(&manifest)?;
-    let originals: Vec<(scan_eval::Labelled, Frame)> = entries
-        .into_iter()
-        .map(|e| {
-            let f = frame::read_frames(&dir.join(&e.file))?.remove(0);
-            Ok((e, f))
-        })
-        .collect::<Result<_>>()?;
-    for _ in 0..(inputs / 2000).max(100) {
-        let (entry, original) = &originals[rng.below(originals.len() as u64) as usize];
-        let (w, h) = (original.width(), original.height());
-        let mut luma = original.luma().to_vec();
-        for _ in 0..1 + rng.below(4) {
-            let (bw, bh) = (
-                1 + rng.below(u64::from(w) / 4) as u32,
-                1 + rng.below(u64::from(h) / 4) as u32,
-            );
-            let (x, y) = (
-                rng.below(u64::from(w - bw + 1)) as u32,
-                rng.below(u64::from(h - bh + 1)) as u32,
-            );
-            let (invert, value) = (rng.below(2) == 0, rng.next_u64() as u8);
-            for yy in y..y + bh {
-                for xx in x..x + bw {
-                    let p = &mut luma[(yy * w + xx) as usize];
-                    *p = if invert { 255 - *p } else { value };
+            std::fs::write(&path, &bytes)?;
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                frame::read_frames(&path).map(|frames| {
+                    frames
+                        .iter()
+                        .map(|f| decode::decode(f, &DecodeOptions::STILL))
+                        .collect::<Vec<_>>()
+                })
+            }));
+            run.inputs += 1;
+            match outcome {
+                Ok(Ok(decoded)) => run.accepted += u64::from(decoded.iter().any(Result::is_ok)),
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    let kept = scratch.path().join("panic.png");
+                    std::fs::copy(&path, &kept)?;
+                    bail!("panicked on a mutated photo (kept at {})", kept.display());
                 }
             }
         }
-        let damaged = Frame::new(w, h, luma)?;
-        let decoded = decode::decode(&damaged, &DecodeOptions::STILL)?;
-        run.inputs += 1;
-        let (hit, misread) = scan_eval::score(entry, &decoded.symbols);
-        run.accepted += u64::from(hit);
-        run.wrong += u64::from(misread);
-    }
-    run.seconds = started.elapsed().as_secs_f64();
-    results.push(run);
+        Ok(())
+    })?);
+
+    // 5. The demo photos with damaged pixels (blocks overwritten, stripes
+    // inverted), through the whole ladder: reads must stay right or absent.
+    results.push(measure("damaged photos (ladder)", |run| {
+        let manifest = assets.join("manifest.csv");
+        let (dir, entries) = scan_eval::read_manifest(&manifest)?;
+        let originals: Vec<(scan_eval::Labelled, Frame)> = entries
+            .into_iter()
+            .map(|e| {
+                let f = frame::read_frames(&dir.join(&e.file))?.remove(0);
+                Ok((e, f))
+            })
+            .collect::<Result<_>>()?;
+        for _ in 0..(inputs / 2000).max(100) {
+            let (entry, original) = &originals[rng.below(originals.len() as u64) as usize];
+            let (w, h) = (original.width(), original.height());
+            let mut luma = original.luma().to_vec();
+            for _ in 0..1 + rng.below(4) {
+                let (bw, bh) = (
+                    1 + rng.below(u64::from(w) / 4) as u32,
+                    1 + rng.below(u64::from(h) / 4) as u32,
+                );
+                let (x, y) = (
+                    rng.below(u64::from(w - bw + 1)) as u32,
+                    rng.below(u64::from(h - bh + 1)) as u32,
+                );
+                let (invert, value) = (rng.below(2) == 0, rng.next_u64() as u8);
+                for yy in y..y + bh {
+                    for xx in x..x + bw {
+                        let p = &mut luma[(yy * w + xx) as usize];
+                        *p = if invert { 255 - *p } else { value };
+                    }
+                }
+            }
+            let damaged = Frame::new(w, h, luma)?;
+            let decoded = decode::decode(&damaged, &DecodeOptions::STILL)?;
+            run.inputs += 1;
+            let (hit, misread) = scan_eval::score(entry, &decoded.symbols);
+            run.accepted += u64::from(hit);
+            run.wrong += u64::from(misread);
+        }
+        Ok(())
+    })?);
 
     let total: u64 = results.iter().map(|r| r.inputs).sum();
     for r in &results {
@@ -377,6 +357,18 @@ pub fn fuzz(inputs: u64, seed: u64, assets: &Path, out: &mut Out) -> Result<()> 
     }
     out.line(format_args!("{total} inputs, no panic"))?;
     out.json(&results)
+}
+
+/// Runs one fuzz target, timing it.
+fn measure(target: &'static str, body: impl FnOnce(&mut Fuzzed) -> Result<()>) -> Result<Fuzzed> {
+    let mut run = Fuzzed {
+        target,
+        ..Fuzzed::default()
+    };
+    let started = Instant::now();
+    body(&mut run)?;
+    run.seconds = started.elapsed().as_secs_f64();
+    Ok(run)
 }
 
 fn random_char(rng: &mut SplitMix64) -> char {
