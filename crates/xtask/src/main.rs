@@ -18,7 +18,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 /// Debian packages the workspace needs to build and test.
-const DEBIAN_PACKAGES: &[&str] = &["build-essential", "pkg-config", "sqlite3"];
+/// `libclang-dev`: bindgen, for nokhwa's Video4Linux bindings (aisle-camera).
+const DEBIAN_PACKAGES: &[&str] = &["build-essential", "pkg-config", "sqlite3", "libclang-dev"];
 
 /// Crates the core must never depend on (UI, camera, server).
 const FORBIDDEN_IN_CORE: &[&str] = &["slint", "tauri", "wry", "nokhwa", "axum"];
