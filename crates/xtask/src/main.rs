@@ -19,9 +19,16 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the workspace needs to build and test (cmake and g++:
-/// zxing-cpp, the barcode decoder, is built from its bundled C++ sources).
-const DEBIAN_PACKAGES: &[&str] = &["build-essential", "cmake", "pkg-config", "sqlite3"];
+/// Debian packages the workspace needs to build and test: cmake and g++ for
+/// zxing-cpp (the barcode decoder, built from its bundled C++ sources);
+/// libclang-dev for bindgen, for nokhwa's Video4Linux bindings (aisle-camera).
+const DEBIAN_PACKAGES: &[&str] = &[
+    "build-essential",
+    "cmake",
+    "pkg-config",
+    "sqlite3",
+    "libclang-dev",
+];
 
 /// Crates the core must never depend on (UI, camera, server).
 const FORBIDDEN_IN_CORE: &[&str] = &["slint", "tauri", "wry", "nokhwa", "axum"];
