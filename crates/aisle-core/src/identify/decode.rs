@@ -16,7 +16,10 @@
 //! come from: a QR code (Reed-Solomon) or Code 128 / Code 39 read is kept at
 //! once, but an EAN-13 / UPC-A read (a mod-10 check digit: one wrong read in
 //! ten passes it) only once two steps read the same number and it has three
-//! times the votes of any other number read in the frame.
+//! times the votes of any other number read in the frame. For a still, even
+//! the plain read's EAN-13 / UPC-A counts as one vote that a step must
+//! confirm (and no step contradict); a camera's second frame does that job
+//! live (see `accept`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
