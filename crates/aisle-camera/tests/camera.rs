@@ -21,6 +21,8 @@ struct Rig {
     plugged: AtomicBool,
     /// While set, a read blocks (a camera that hangs without an error).
     paused: AtomicBool,
+    /// Set while a read is blocked by `paused`.
+    stuck_in_read: AtomicBool,
     /// How many of the next reads deliver an unreadable frame.
     bad_left: AtomicU32,
     panic_next_open: AtomicBool,
@@ -93,8 +95,10 @@ impl Stream for ScriptedStream {
             rig.frame_interval_us.load(Ordering::SeqCst),
         )));
         while rig.paused.load(Ordering::SeqCst) {
+            rig.stuck_in_read.store(true, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(1));
         }
+        rig.stuck_in_read.store(false, Ordering::SeqCst);
         if !rig.plugged.load(Ordering::SeqCst) {
             return Err(StreamError::Gone("no such device".into()));
         }
@@ -347,6 +351,8 @@ fn a_driver_stuck_in_a_read_does_not_hang_the_drop() {
     Rig::set(&rig.paused, true);
     let camera = scripted(&rig, Duration::from_millis(20));
     assert_eq!(camera.state(), SourceState::Live);
+    // Only once the capture thread is inside the read is it stuck.
+    assert!(eventually(|| rig.stuck_in_read.load(Ordering::SeqCst)));
     let started = Instant::now();
     drop(camera);
     let took = started.elapsed();
