@@ -48,21 +48,10 @@ pub fn scan(args: &ScanArgs) -> Result<()> {
             }
         };
         let started = Instant::now();
-        let mut symbols: Vec<decode::Symbol> = Vec::new();
-        for frame in &frames {
-            match decode::decode(frame, &options) {
-                Ok(decoded) => {
-                    for symbol in decoded.symbols {
-                        if !symbols.contains(&symbol) {
-                            symbols.push(symbol);
-                        }
-                    }
-                }
-                Err(err) => {
-                    tracing::error!(file = %shown, error = %err, "decoder failed");
-                    failed.push(format!("{shown}: {err}"));
-                }
-            }
+        let (symbols, _, errors) = decode::decode_frames(&frames, &options);
+        for err in errors {
+            tracing::error!(file = %shown, error = %err, "decoder failed");
+            failed.push(format!("{shown}: {err}"));
         }
         let ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1e3);
         if symbols.is_empty() {
@@ -111,10 +100,12 @@ pub fn eval(args: &EvalScanArgs, out: &mut Out) -> Result<()> {
             .map(|entry| scan_eval::run_one(&dir, entry, options))
             .collect()
     };
-    // The baseline (the plain read alone) is measured in the same run.
-    let baseline = scan_eval::summarize(&run(&DecodeOptions::PLAIN));
+    // The baseline (the plain read alone) is measured in the same run; with
+    // --no-retries it is the run itself.
+    let plain = run(&DecodeOptions::PLAIN);
+    let baseline = scan_eval::summarize(&plain);
     let (outcomes, label) = if args.no_retries {
-        (run(&DecodeOptions::PLAIN), "plain read")
+        (plain, "plain read")
     } else {
         (run(&DecodeOptions::STILL), "with the retry ladder")
     };

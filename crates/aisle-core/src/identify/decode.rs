@@ -347,6 +347,31 @@ pub fn decode(frame: &Frame, options: &DecodeOptions) -> Result<Decoded, DecodeE
     })
 }
 
+/// Every frame of one picture (one for a still, all of an animated GIF):
+/// the symbols read in any of them, each once, in the order first read; the
+/// first ladder step that read something; and the frames the decoder failed
+/// on, with why (the others still count).
+pub fn decode_frames(
+    frames: &[Frame],
+    options: &DecodeOptions,
+) -> (Vec<Symbol>, Option<&'static str>, Vec<DecodeError>) {
+    let (mut symbols, mut step, mut errors) = (Vec::new(), None, Vec::new());
+    for frame in frames {
+        match decode(frame, options) {
+            Ok(decoded) => {
+                step = step.or(decoded.step);
+                for symbol in decoded.symbols {
+                    if !symbols.contains(&symbol) {
+                        symbols.push(symbol);
+                    }
+                }
+            }
+            Err(err) => errors.push(err),
+        }
+    }
+    (symbols, step, errors)
+}
+
 /// Two product-code reads of the same GTIN, however reported.
 fn same_number(a: &Symbol, b: &Symbol) -> bool {
     gtin13(a.symbology, &a.text) == gtin13(b.symbology, &b.text)

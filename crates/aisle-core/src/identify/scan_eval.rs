@@ -130,19 +130,9 @@ pub fn run_one(dir: &Path, entry: &Labelled, options: &DecodeOptions) -> Outcome
         }
     };
     let started = Instant::now();
-    for frame in &frames {
-        match decode::decode(frame, options) {
-            Ok(decoded) => {
-                outcome.step = outcome.step.or(decoded.step);
-                for symbol in decoded.symbols {
-                    if !outcome.symbols.contains(&symbol) {
-                        outcome.symbols.push(symbol);
-                    }
-                }
-            }
-            Err(err) => outcome.error = Some(err.to_string()),
-        }
-    }
+    let (symbols, step, errors) = decode::decode_frames(&frames, options);
+    (outcome.symbols, outcome.step) = (symbols, step);
+    outcome.error = errors.last().map(ToString::to_string);
     outcome.millis = started.elapsed().as_secs_f64() * 1e3;
     (outcome.decoded, outcome.misread) = score(entry, &outcome.symbols);
     outcome
