@@ -40,6 +40,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// A member's ranked offers with --offers active offers (written in a
+    /// transaction that is rolled back), beside a primary-key read.
+    Offers {
+        #[arg(long, default_value_t = 1_000)]
+        offers: usize,
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Random and mutated inputs through the member-code, wedge and picture parsers
     /// and the decoder; fails on any panic.
     Fuzz {
@@ -170,6 +180,11 @@ pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
         BenchCommand::Welcome { queries, seed } => {
             return crate::bench_scan::welcome(db, *queries, *seed, out);
         }
+        BenchCommand::Offers {
+            offers,
+            queries,
+            seed,
+        } => return crate::bench_offers::offers(db, *offers, *queries, *seed, out),
         BenchCommand::Fuzz {
             inputs,
             seed,

@@ -33,6 +33,17 @@ pub enum EvalCommand {
     },
     /// Decode labelled photographs: rate per symbology, misreads, time per image.
     Scan(crate::scan::EvalScanArgs),
+    /// Rank each campaign's targets by predicted redemption (the model fitted
+    /// on data before --train-until) and compare with three baselines.
+    Offers {
+        /// A Complete Journey folder to import into a temporary replica first
+        /// (without it, the --db replica is used as it is).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Fit on campaigns that start before this day; evaluate those that start on or after it.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        train_until: String,
+    },
 }
 
 pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
@@ -45,36 +56,14 @@ pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
             decay,
         } => (data, train_weeks, test_weeks, k, decay),
         EvalCommand::Scan(args) => return crate::scan::eval(args, out),
+        EvalCommand::Offers { data, train_until } => {
+            return crate::offers::eval(data.as_deref(), train_until, db, out);
+        }
     };
     let train_weeks = Weeks::parse(train_weeks).map_err(anyhow::Error::msg)?;
     let test_weeks = Weeks::parse(test_weeks).map_err(anyhow::Error::msg)?;
     let scratch = tempfile_dir()?;
-    let db = match data {
-        Some(dir) => {
-            let path = scratch.join("eval.db");
-            let mut conn = aisle_core::replica::open_writer(&path)?;
-            let options = ImportOptions {
-                skip_invalid: true,
-                ..ImportOptions::default()
-            };
-            let report = import::in_transaction(&mut conn, |tx| {
-                import::completejourney::import(
-                    tx,
-                    &DirSource(dir.clone()),
-                    &options,
-                    &mut import::NoProgress,
-                )
-            })
-            .with_context(|| format!("importing {}", dir.display()))?;
-            out.line(format_args!(
-                "imported {} ({} rows rejected)",
-                dir.display(),
-                report.rejects.len()
-            ))?;
-            path
-        }
-        None => db.to_owned(),
-    };
+    let db = replica_for(data.as_deref(), db, &scratch, out)?;
     let conn = aisle_core::replica::open_reader(&db)?;
     let origin = eval::origin_day(&conn)?.context("the replica has no baskets")?;
     let (train_from, train_until) = train_weeks.bounds(origin);
@@ -199,8 +188,44 @@ pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
     out.json(&results)
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
+pub fn tempfile_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("aisle-eval-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// The replica to evaluate on: `data` imported into a fresh replica in
+/// `scratch`, or `db` as it is.
+pub fn replica_for(
+    data: Option<&Path>,
+    db: &Path,
+    scratch: &Path,
+    out: &mut Out,
+) -> Result<PathBuf> {
+    Ok(match data {
+        Some(dir) => {
+            let path = scratch.join("eval.db");
+            let mut conn = aisle_core::replica::open_writer(&path)?;
+            let options = ImportOptions {
+                skip_invalid: true,
+                ..ImportOptions::default()
+            };
+            let report = import::in_transaction(&mut conn, |tx| {
+                import::completejourney::import(
+                    tx,
+                    &DirSource(dir.to_owned()),
+                    &options,
+                    &mut import::NoProgress,
+                )
+            })
+            .with_context(|| format!("importing {}", dir.display()))?;
+            out.line(format_args!(
+                "imported {} ({} rows rejected)",
+                dir.display(),
+                report.rejects.len()
+            ))?;
+            path
+        }
+        None => db.to_owned(),
+    })
 }

@@ -4,9 +4,11 @@
 //! every decision and every byte written to a replica is aisle-core's.
 
 mod bench;
+mod bench_offers;
 mod bench_scan;
 mod eval;
 mod identify;
+mod offers;
 mod output;
 mod recommend;
 mod scan;
@@ -95,6 +97,9 @@ enum Command {
     Train(recommend::TrainArgs),
     /// Recommendations: a member's lists, a product's companions, or a batch export.
     Recommend(recommend::RecommendArgs),
+    /// Offers: fit the P(redeem) model, rank a member's offers, score a campaign.
+    #[command(subcommand)]
+    Offers(offers::OffersCommand),
     /// Measure quality against built-in baselines (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -339,6 +344,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Sync(args) => sync::run(args, &db, out),
         Command::Scan(args) => scan::scan(args),
         Command::Eval(command) => eval::run(command, &db, out),
+        Command::Offers(command) => offers::run(command, &db, out),
         Command::Train(args) => recommend::train(args, &db, &output::now_utc(), out),
         Command::Recommend(args) => recommend::recommend(args, &db, out),
     }
@@ -464,6 +470,20 @@ fn run_demo(path: &Path, out: &mut Out) -> Result<()> {
         public: true,
     };
     recommend::recommend(&args, path, out)?;
+    // The offer model, and the coupons the kiosk would offer on the data's last day.
+    out.line(format_args!(""))?;
+    offers::run(&offers::OffersCommand::Train { until: None }, path, out)?;
+    let last_day =
+        aisle_core::offers::eval::data_until(&conn)?.context("the demo has no baskets")?;
+    out.line(format_args!("\nTheir best offers on {last_day}:"))?;
+    offers::run(
+        &offers::OffersCommand::Rank(offers::RankArgs::for_member(
+            member_id,
+            &format!("{last_day} 12:00:00"),
+        )),
+        path,
+        out,
+    )?;
     out.line(format_args!(
         "\nTry:  aisle --db {} member search {}\n      aisle --db {} member show {card}\n      aisle --db {} member qr {card}    (the code their phone would show)",
         path.display(),

@@ -14,6 +14,7 @@
 //! - [`subset`]: the small demo extract of Complete Journey;
 //! - [`stats`]: what a replica holds;
 //! - [`identify`]: scans, codes and frames to a member, offline;
+//! - [`offers`]: the offer decision engine, P(redeem) and its evaluation;
 //! - [`welcome`]: the kiosk's welcome screen for an identified member.
 //!
 //! Functions here are synchronous over `&Connection` / `&Transaction`, emit
@@ -28,6 +29,7 @@ pub mod identify;
 pub mod identity;
 pub mod import;
 pub mod members;
+pub mod offers;
 pub mod recommend;
 pub mod replica;
 pub mod rng;

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_member_keys.sql",
         sql: include_str!("../../../migrations/0004_member_keys.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_offers.sql",
+        sql: include_str!("../../../migrations/0005_offers.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
