@@ -121,12 +121,12 @@ fn rank(args: &RankArgs, db: &Path, out: &mut Out) -> Result<()> {
         bail!("--now {now:?} is not a time YYYY-MM-DD HH:MM:SS");
     }
     let today = now[..10].to_owned();
+    let loaded = model::load_newest(&conn)?
+        .context("the replica holds no offer model: run `aisle offers train` first")?;
     let store = match args.store {
         Some(store) => store,
         None => store_of(&conn, args.member)?,
     };
-    let loaded = model::load_newest(&conn)?
-        .context("the replica holds no offer model: run `aisle offers train` first")?;
     let book = OfferBook::load(&conn, store, &today)?;
     let request = DecideRequest {
         store_id: store,
