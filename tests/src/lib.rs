@@ -93,6 +93,11 @@ pub fn small_layout() -> Vec<(&'static str, &'static str)> {
         ),
         ("campaign_members.csv", "campaign_id,member_id\n1,1\n"),
         (
+            "offer_rules.csv",
+            "campaign_id,targeted_only,segment,min_tier,min_affinity,min_spend,per_member_limit,per_store_daily_limit,stacking_group,channels,valid_days,value,cost\n\
+             1,1,,silver,1,10.00,2,50,dairy,kiosk,7,1.20,0.05\n",
+        ),
+        (
             "coupons.csv",
             "coupon_code,campaign_id,description,discount\nC-YOG-1,1,50c off yogurt,0.50\n",
         ),

@@ -298,6 +298,53 @@ fn empty_file_is_refused() {
     });
 }
 
+/// Offer rules load whole and checked; each bad value is named.
+#[test]
+fn offer_rules_import_checked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut conn = replica::open_writer(&tmp.path().join("r.db")).expect("open");
+    let layout = tmp.path().join("layout");
+    write_files(&layout, &small_layout());
+    import_csv(&mut conn, &layout, &options()).expect("csv import");
+    let rule = aisle_core::offers::rules::Rule::load(&conn, 1).expect("rule");
+    use aisle_core::offers::rules::{Channel, Rule};
+    assert_eq!(
+        rule,
+        Rule {
+            targeted_only: true,
+            segment: None,
+            min_tier: Some("silver".into()),
+            min_affinity: 1,
+            min_spend_cents: 1_000,
+            per_member_limit: 2,
+            per_store_daily_limit: Some(50),
+            per_store_limit: None,
+            stacking_group: Some("dairy".into()),
+            channels: vec![Channel::Kiosk],
+            valid_days: 7,
+            value_cents: Some(120),
+            cost_cents: 5,
+        }
+    );
+    let header = "campaign_id,segment,min_tier,channels,valid_days,per_member_limit\n";
+    for (row, column, needle) in [
+        ("1,income=high,,,,", "segment", "not column=value"),
+        ("1,,diamond,,,", "min_tier", "not a tier"),
+        ("1,,,kiosk;till,,", "channels", "not a channel"),
+        ("1,,,,400,", "valid_days", "between 1 and 366"),
+        ("1,,,,,0", "per_member_limit", "below 1"),
+        ("9,,,,,", "campaign_id", "unknown campaign"),
+    ] {
+        let body: &'static str = Box::leak(format!("{header}{row}\n").into_boxed_str());
+        assert_refused(&with("offer_rules.csv", body), false, |e| {
+            assert!(
+                matches!(e, ImportError::Row { column: c, reason, .. } if c == column && reason.contains(needle)),
+                "{row}: {e}"
+            );
+        });
+    }
+}
+
 #[test]
 fn ragged_row_and_bad_values_are_refused() {
     assert_refused(

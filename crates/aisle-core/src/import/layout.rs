@@ -103,6 +103,27 @@ pub const CAMPAIGN_MEMBERS: LayoutFile = LayoutFile {
         optional: &[],
     },
 };
+pub const OFFER_RULES: LayoutFile = LayoutFile {
+    stem: "offer_rules",
+    spec: TableSpec {
+        required: &["campaign_id"],
+        optional: &[
+            "targeted_only",
+            "segment",
+            "min_tier",
+            "min_affinity",
+            "min_spend",
+            "per_member_limit",
+            "per_store_daily_limit",
+            "per_store_limit",
+            "stacking_group",
+            "channels",
+            "valid_days",
+            "value",
+            "cost",
+        ],
+    },
+};
 pub const COUPONS: LayoutFile = LayoutFile {
     stem: "coupons",
     spec: TableSpec {
@@ -146,7 +167,7 @@ pub const COUPON_REDEMPTIONS: LayoutFile = LayoutFile {
 };
 
 /// Every file, in import order (referenced tables first).
-pub const FILES: [LayoutFile; 11] = [
+pub const FILES: [LayoutFile; 12] = [
     STORES,
     PRODUCTS,
     STORE_PRODUCTS,
@@ -154,6 +175,7 @@ pub const FILES: [LayoutFile; 11] = [
     MEMBER_PREFERENCES,
     CAMPAIGNS,
     CAMPAIGN_MEMBERS,
+    OFFER_RULES,
     COUPONS,
     COUPON_PRODUCTS,
     PURCHASES,
@@ -513,6 +535,18 @@ pub fn import(
                         )?;
                         campaigns.ids.insert(campaign_id);
                     }
+                    "offer_rules" => {
+                        let campaign_id = row.parse("campaign_id", parse_id)?;
+                        once(
+                            &mut seen,
+                            "campaign_id",
+                            "campaign's rules",
+                            campaign_id,
+                            line,
+                        )?;
+                        campaigns.check("campaign_id", "campaign", campaign_id)?;
+                        writer.offer_rule(campaign_id, &parse_rule(&row)?)?;
+                    }
                     "campaign_members" => {
                         let campaign_id = row.parse("campaign_id", parse_id)?;
                         let member_id = row.parse("member_id", parse_id)?;
@@ -581,4 +615,90 @@ pub fn import(
     let mut report = io;
     writer.add_counts(&mut report);
     Ok(report)
+}
+
+/// An `offer_rules` row: every column checked, absent ones the defaults.
+fn parse_rule(row: &Row<'_>) -> Result<crate::offers::rules::Rule, RowFault> {
+    use crate::offers::rules::{Channel, Rule, SEGMENT_COLUMNS, TIERS};
+    let defaults = Rule::default();
+    let at_least = |column: &'static str, min: i64| {
+        row.parse_opt(column, |text| {
+            let n = parse_int(text)?;
+            if n < min {
+                Err(format!("{n} is below {min}"))
+            } else {
+                Ok(n)
+            }
+        })
+    };
+    let money = |column: &'static str| {
+        row.parse_opt(column, |text| {
+            let cents = parse_cents(text)?;
+            if cents < 0 {
+                Err("cannot be negative".to_owned())
+            } else {
+                Ok(cents)
+            }
+        })
+    };
+    let segment = row.parse_opt("segment", |text| match text.split_once('=') {
+        Some((column, value))
+            if SEGMENT_COLUMNS.contains(&column.trim()) && !value.trim().is_empty() =>
+        {
+            Ok((column.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!(
+            "{text:?} is not column=value over {}",
+            SEGMENT_COLUMNS.join(", ")
+        )),
+    })?;
+    let min_tier = row.parse_opt("min_tier", |text| {
+        TIERS
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(text))
+            .map(|t| (*t).to_owned())
+            .ok_or_else(|| format!("{text:?} is not a tier ({})", TIERS.join(", ")))
+    })?;
+    let channels = row
+        .parse_opt("channels", |text| {
+            let mut channels = Vec::new();
+            for part in text.split([',', ' ']).filter(|p| !p.is_empty()) {
+                let channel = Channel::parse(part)
+                    .ok_or_else(|| format!("{part:?} is not a channel (kiosk, associate)"))?;
+                if !channels.contains(&channel) {
+                    channels.push(channel);
+                }
+            }
+            if channels.is_empty() {
+                Err("no channel: an offer nobody can issue".to_owned())
+            } else {
+                Ok(channels)
+            }
+        })?
+        .unwrap_or(defaults.channels);
+    let valid_days = row.parse_opt("valid_days", |text| {
+        let n = parse_int(text)?;
+        if (1..=366).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("{n} is not between 1 and 366"))
+        }
+    })?;
+    Ok(Rule {
+        targeted_only: row
+            .parse_opt("targeted_only", parse_flag)?
+            .unwrap_or(defaults.targeted_only),
+        segment,
+        min_tier,
+        min_affinity: at_least("min_affinity", 0)?.map_or(0, |n| n.min(i64::from(u32::MAX)) as u32),
+        min_spend_cents: money("min_spend")?.unwrap_or(0),
+        per_member_limit: at_least("per_member_limit", 1)?.unwrap_or(defaults.per_member_limit),
+        per_store_daily_limit: at_least("per_store_daily_limit", 0)?,
+        per_store_limit: at_least("per_store_limit", 0)?,
+        stacking_group: row.text("stacking_group")?.map(str::to_owned),
+        channels,
+        valid_days: valid_days.unwrap_or(defaults.valid_days),
+        value_cents: money("value")?,
+        cost_cents: money("cost")?.unwrap_or(0),
+    })
 }

@@ -214,6 +214,7 @@ pub struct Writer<'tx> {
     line: Upsert<'tx>,
     campaign: Upsert<'tx>,
     campaign_target: Upsert<'tx>,
+    offer_rule: Upsert<'tx>,
     coupon: Upsert<'tx>,
     coupon_id: Statement<'tx>,
     coupon_product: Upsert<'tx>,
@@ -330,6 +331,28 @@ impl<'tx> Writer<'tx> {
                 "campaign_targets",
                 &["campaign_id", "member_id"],
                 &[],
+                &[],
+                None,
+            )?,
+            offer_rule: Upsert::new(
+                tx,
+                "offer_rules",
+                &["campaign_id"],
+                &[
+                    "targeted_only",
+                    "segment",
+                    "min_tier",
+                    "min_affinity",
+                    "min_spend_cents",
+                    "per_member_limit",
+                    "per_store_daily_limit",
+                    "per_store_limit",
+                    "stacking_group",
+                    "channels",
+                    "valid_days",
+                    "value_cents",
+                    "cost_cents",
+                ],
                 &[],
                 None,
             )?,
@@ -559,6 +582,33 @@ impl<'tx> Writer<'tx> {
             campaign_type,
             starts_on,
             ends_on
+        ])?;
+        Ok(())
+    }
+
+    /// A campaign's offer rules (the whole row: columns not given are the defaults).
+    pub fn offer_rule(
+        &mut self,
+        campaign_id: i64,
+        rule: &crate::offers::rules::Rule,
+    ) -> rusqlite::Result<()> {
+        let segment = rule.segment.as_ref().map(|(c, v)| format!("{c}={v}"));
+        let channels: Vec<&str> = rule.channels.iter().map(|c| c.name()).collect();
+        self.offer_rule.run(params![
+            campaign_id,
+            rule.targeted_only,
+            segment,
+            rule.min_tier,
+            rule.min_affinity,
+            rule.min_spend_cents,
+            rule.per_member_limit,
+            rule.per_store_daily_limit,
+            rule.per_store_limit,
+            rule.stacking_group,
+            channels.join(","),
+            rule.valid_days,
+            rule.value_cents,
+            rule.cost_cents
         ])?;
         Ok(())
     }
