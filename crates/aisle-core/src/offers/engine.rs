@@ -71,70 +71,92 @@ pub struct OfferBook {
 impl OfferBook {
     /// Coupons of campaigns running on `day` (`YYYY-MM-DD`) at `store_id`.
     pub fn load(conn: &Connection, store_id: i64, day: &str) -> rusqlite::Result<Self> {
-        let mut offers: Vec<Offer> = conn
-            .prepare_cached(&format!(
-                "SELECT c.coupon_id, k.campaign_id, k.name, k.campaign_type, k.starts_on, k.ends_on,
-                        c.description, c.discount_cents, c.discount_percent, {RULE_COLUMNS}
-                 FROM coupons c
-                 JOIN campaigns k ON k.campaign_id = c.campaign_id
-                 LEFT JOIN offer_rules r ON r.campaign_id = k.campaign_id
-                 WHERE k.starts_on <= ?1 AND k.ends_on >= ?1
-                 ORDER BY c.coupon_id"
-            ))?
-            .query_map([day], |row| {
-                Ok(Offer {
-                    coupon_id: row.get(0)?,
-                    campaign_id: row.get(1)?,
-                    campaign_name: row.get(2)?,
-                    campaign_type: row.get(3)?,
-                    starts_on: row.get(4)?,
-                    ends_on: row.get(5)?,
-                    description: row.get(6)?,
-                    discount_cents: row.get(7)?,
-                    discount_percent: row.get(8)?,
-                    products: Vec::new(),
-                    typical_price_cents: None,
-                    rule: Rule::from_row(row, 9)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let index: HashMap<i64, usize> = offers
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.coupon_id, i))
-            .collect();
-        let mut prices: HashMap<i64, Vec<i64>> = HashMap::new();
-        let mut statement = conn.prepare_cached(
-            "SELECT cp.coupon_id, cp.product_id, sp.price_cents
-             FROM coupon_products cp
-             JOIN coupons c ON c.coupon_id = cp.coupon_id
-             JOIN campaigns k ON k.campaign_id = c.campaign_id
-             LEFT JOIN store_products sp ON sp.product_id = cp.product_id AND sp.store_id = ?2
-             WHERE k.starts_on <= ?1 AND k.ends_on >= ?1
-             ORDER BY cp.coupon_id, cp.product_id",
-        )?;
-        let mut rows = statement.query(params![day, store_id])?;
-        while let Some(row) = rows.next()? {
-            let coupon: i64 = row.get(0)?;
-            if let Some(&i) = index.get(&coupon) {
-                offers[i].products.push(row.get(1)?);
-                if let Some(price) = row.get::<_, Option<i64>>(2)? {
-                    prices.entry(coupon).or_default().push(price);
-                }
-            }
-        }
-        for offer in &mut offers {
-            if let Some(list) = prices.get_mut(&offer.coupon_id) {
-                list.sort_unstable();
-                offer.typical_price_cents = Some(list[list.len() / 2]);
-            }
-        }
         Ok(OfferBook {
             store_id,
             day: day.to_owned(),
-            offers,
+            offers: load_offers(conn, store_id, Some(day), None)?,
         })
     }
+
+    /// One coupon's offer at `store_id`, whatever its dates; `None` if unknown.
+    pub fn load_coupon(
+        conn: &Connection,
+        store_id: i64,
+        coupon_id: i64,
+    ) -> rusqlite::Result<Option<Offer>> {
+        Ok(load_offers(conn, store_id, None, Some(coupon_id))?.pop())
+    }
+}
+
+/// Coupons of the campaigns running on `day` (any day when `None`), or only
+/// `coupon` when given, with their rules, products and typical price here.
+fn load_offers(
+    conn: &Connection,
+    store_id: i64,
+    day: Option<&str>,
+    coupon: Option<i64>,
+) -> rusqlite::Result<Vec<Offer>> {
+    let mut offers: Vec<Offer> = conn
+        .prepare_cached(&format!(
+            "SELECT c.coupon_id, k.campaign_id, k.name, k.campaign_type, k.starts_on, k.ends_on,
+                    c.description, c.discount_cents, c.discount_percent, {RULE_COLUMNS}
+             FROM coupons c
+             JOIN campaigns k ON k.campaign_id = c.campaign_id
+             LEFT JOIN offer_rules r ON r.campaign_id = k.campaign_id
+             WHERE (?1 IS NULL OR (k.starts_on <= ?1 AND k.ends_on >= ?1))
+               AND (?2 IS NULL OR c.coupon_id = ?2)
+             ORDER BY c.coupon_id"
+        ))?
+        .query_map(params![day, coupon], |row| {
+            Ok(Offer {
+                coupon_id: row.get(0)?,
+                campaign_id: row.get(1)?,
+                campaign_name: row.get(2)?,
+                campaign_type: row.get(3)?,
+                starts_on: row.get(4)?,
+                ends_on: row.get(5)?,
+                description: row.get(6)?,
+                discount_cents: row.get(7)?,
+                discount_percent: row.get(8)?,
+                products: Vec::new(),
+                typical_price_cents: None,
+                rule: Rule::from_row(row, 9)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let index: HashMap<i64, usize> = offers
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.coupon_id, i))
+        .collect();
+    let mut prices: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut statement = conn.prepare_cached(
+        "SELECT cp.coupon_id, cp.product_id, sp.price_cents
+         FROM coupon_products cp
+         JOIN coupons c ON c.coupon_id = cp.coupon_id
+         JOIN campaigns k ON k.campaign_id = c.campaign_id
+         LEFT JOIN store_products sp ON sp.product_id = cp.product_id AND sp.store_id = ?3
+         WHERE (?1 IS NULL OR (k.starts_on <= ?1 AND k.ends_on >= ?1))
+           AND (?2 IS NULL OR c.coupon_id = ?2)
+         ORDER BY cp.coupon_id, cp.product_id",
+    )?;
+    let mut rows = statement.query(params![day, coupon, store_id])?;
+    while let Some(row) = rows.next()? {
+        let coupon: i64 = row.get(0)?;
+        if let Some(&i) = index.get(&coupon) {
+            offers[i].products.push(row.get(1)?);
+            if let Some(price) = row.get::<_, Option<i64>>(2)? {
+                prices.entry(coupon).or_default().push(price);
+            }
+        }
+    }
+    for offer in &mut offers {
+        if let Some(list) = prices.get_mut(&offer.coupon_id) {
+            list.sort_unstable();
+            offer.typical_price_cents = Some(list[list.len() / 2]);
+        }
+    }
+    Ok(offers)
 }
 
 /// Exploration: with probability `share` an offer's P(redeem) is drawn from
