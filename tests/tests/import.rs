@@ -477,7 +477,10 @@ fn search_finds_members_by_partial_name_card_phone_and_email() {
 
 #[test]
 fn replicas_of_every_earlier_schema_upgrade() {
-    for version in 0..replica::latest_version() {
+    let earlier = std::iter::once(0)
+        .chain(replica::MIGRATIONS.iter().map(|m| m.version))
+        .filter(|version| *version < replica::latest_version());
+    for version in earlier {
         let tmp = tempfile::tempdir().expect("tempdir");
         let db = tmp.path().join("old.db");
         {

@@ -14,7 +14,8 @@
 //! - [`subset`]: the small demo extract of Complete Journey;
 //! - [`stats`]: what a replica holds;
 //! - [`identify`]: scans, codes and frames to a member, offline;
-//! - [`welcome`]: the kiosk's welcome screen for an identified member.
+//! - [`welcome`]: the kiosk's welcome screen for an identified member;
+//! - [`offers`]: coupon instances, signed, redeemed once through the local ledger.
 //!
 //! Functions here are synchronous over `&Connection` / `&Transaction`, emit
 //! `tracing` events and never print; the binaries own I/O, threads and output.
@@ -28,6 +29,7 @@ pub mod identify;
 pub mod identity;
 pub mod import;
 pub mod members;
+pub mod offers;
 pub mod recommend;
 pub mod replica;
 pub mod rng;
