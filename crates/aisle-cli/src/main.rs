@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_scan;
+mod coupon;
 mod eval;
 mod identify;
 mod output;
@@ -105,6 +106,12 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Read the codes in pictures: CSV `file,symbology,decoded_text,ms` on stdout.
     Scan(scan::ScanArgs),
+    /// Coupon instances: issue (QR + numeric code), redeem once, check.
+    /// Refusals exit with a status per class: 10 unreadable, 11 not genuine,
+    /// 12 not valid now, 13 another member's, 14 already redeemed,
+    /// 15 unknown number, 16 over the offline risk budget.
+    #[command(subcommand)]
+    Coupon(coupon::CouponCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,7 +196,10 @@ fn main() -> std::process::ExitCode {
         Err(error) => {
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {error:#}");
-            std::process::ExitCode::FAILURE
+            match error.downcast_ref::<coupon::Refused>() {
+                Some(refused) => std::process::ExitCode::from(coupon::exit_code(refused.0)),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -338,6 +348,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Bench(command) => bench::run(command, &db, out),
         Command::Sync(args) => sync::run(args, &db, out),
         Command::Scan(args) => scan::scan(args),
+        Command::Coupon(command) => coupon::run(command, &db, out),
         Command::Eval(command) => eval::run(command, &db, out),
         Command::Train(args) => recommend::train(args, &db, &output::now_utc(), out),
         Command::Recommend(args) => recommend::recommend(args, &db, out),
