@@ -311,13 +311,14 @@ pub fn bench(db: &Path, queries: usize, out: &mut Out) -> Result<()> {
         .context("copying the replica")?;
     let conn = replica::open_writer(&copy)?;
     let now = now_secs();
-    conn.execute_batch(
+    const BENCH_ID: i64 = 2_000_000_001;
+    conn.execute_batch(&format!(
         "INSERT OR IGNORE INTO stores (store_id, name) VALUES (1, 'Bench store');
          INSERT INTO campaigns (campaign_id, name, starts_on, ends_on)
-             VALUES (-1, 'bench', '2000-01-01', '2999-12-31');
+             VALUES ({BENCH_ID}, 'bench', '2000-01-01', '2999-12-31');
          INSERT INTO coupons (coupon_id, code, campaign_id, description, discount_cents)
-             VALUES (-1, 'BENCH', -1, 'bench', 100);",
-    )?;
+             VALUES ({BENCH_ID}, 'BENCH', {BENCH_ID}, 'bench', 100);"
+    ))?;
     let member_id: i64 = conn.query_row(
         "SELECT coalesce(min(member_id), 1) FROM members",
         [],
@@ -328,7 +329,7 @@ pub fn bench(db: &Path, queries: usize, out: &mut Out) -> Result<()> {
             ledger::issue(
                 &conn,
                 &IssueRequest {
-                    coupon_id: -1,
+                    coupon_id: BENCH_ID,
                     member_id,
                     store_id: 1,
                     channel: Channel::Kiosk,

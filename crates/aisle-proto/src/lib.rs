@@ -482,6 +482,41 @@ mod tests {
         );
     }
 
+    /// Records and credentials from peers older than coupons parse, and
+    /// without coupon data nothing new is sent.
+    #[test]
+    fn coupon_fields_are_optional_both_ways() {
+        let old = r#"{"type":"store","store_id":1,"name":"Main","region":null,"timezone":"UTC"}"#;
+        let Change::Store(mut store) = serde_json::from_str(old).expect("old store") else {
+            panic!("not a store");
+        };
+        assert_eq!(store.coupon_keys, None);
+        assert_eq!(
+            serde_json::to_string(&Change::Store(store.clone())).expect("json"),
+            old
+        );
+        store.coupon_keys = Some(vec![CodeKeyRecord {
+            key_id: 1,
+            public_key: "cd".repeat(32),
+            created_at: "2026-06-01 00:00:00".into(),
+        }]);
+        let text = serde_json::to_string(&Change::Store(store.clone())).expect("json");
+        assert_eq!(
+            serde_json::from_str::<Change>(&text).expect("parse"),
+            Change::Store(store)
+        );
+        let credentials: DeviceCredentials = serde_json::from_str(
+            r#"{"device_id":"k","store_id":1,"secret":"s","hq_public_key":"p","protocol":1}"#,
+        )
+        .expect("old credentials");
+        assert_eq!(credentials.coupon_issuer, None);
+        assert!(
+            !serde_json::to_string(&credentials)
+                .expect("json")
+                .contains("coupon_issuer")
+        );
+    }
+
     #[test]
     fn event_kinds_round_trip_by_name() {
         for kind in EventKind::ALL {

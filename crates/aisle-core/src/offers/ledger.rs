@@ -281,6 +281,11 @@ fn new_serial(tx: &Transaction<'_>) -> Result<String, CouponError> {
 /// `coupon_issues` row and its `CouponIssued` outbox event.
 #[tracing::instrument(skip_all, fields(coupon_id = req.coupon_id, member_id = req.member_id), err)]
 pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon, CouponError> {
+    if req.coupon_id < 0 || req.member_id < 0 || req.store_id < 0 {
+        return Err(CouponError::Invalid(
+            "coupon, member and store ids of an instance are not negative".into(),
+        ));
+    }
     if req.expires_at <= req.issued_at {
         return Err(CouponError::Invalid(format!(
             "expiry {} is not after issue {}",

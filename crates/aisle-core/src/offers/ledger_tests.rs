@@ -619,6 +619,10 @@ fn a_replica_without_hq_makes_its_own_issuing_key_once() {
         ),
         Err(CouponError::Invalid(_))
     ));
+    assert!(matches!(
+        issue(&conn, &request(-1, 7, T0)),
+        Err(CouponError::Invalid(_))
+    ));
     assert_eq!(
         reason(issue(&conn, &request(99, 7, T0))),
         Refusal::CouponWithdrawn
