@@ -766,6 +766,15 @@ fn apply_event(
     Ok(())
 }
 
+/// The redemption of an instance that counts at HQ (the earliest known).
+struct CountedRedemption {
+    redemption_id: i64,
+    store_id: Option<i64>,
+    at: String,
+    till_id: Option<String>,
+    value_cents: Option<i64>,
+}
+
 /// Records a coupon instance or redemption in HQ's ledger. The earliest
 /// redemption of an instance wins; any other is an over-redemption, kept in
 /// `coupon_over_redemptions` and logged. The member's record (with their
@@ -837,13 +846,19 @@ fn record_coupon_event(
         let issue_id: i64 = tx
             .prepare_cached("SELECT issue_id FROM coupon_issues WHERE serial = ?1")?
             .query_row([serial], |row| row.get(0))?;
-        let first: Option<(i64, Option<i64>, String, Option<String>, Option<i64>)> = tx
+        let first: Option<CountedRedemption> = tx
             .prepare_cached(
                 "SELECT redemption_id, store_id, coalesce(redeemed_at, redeemed_on), till_id, value_cents
                  FROM coupon_redemptions WHERE issue_id = ?1",
             )?
             .query_row([issue_id], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                Ok(CountedRedemption {
+                    redemption_id: row.get(0)?,
+                    store_id: row.get(1)?,
+                    at: row.get(2)?,
+                    till_id: row.get(3)?,
+                    value_cents: row.get(4)?,
+                })
             })
             .optional()?;
         match first {
@@ -868,7 +883,13 @@ fn record_coupon_event(
                         .unwrap_or(false)
                 ])?;
             }
-            Some((redemption_id, first_store, first_at, first_till, first_value)) => {
+            Some(CountedRedemption {
+                redemption_id,
+                store_id: first_store,
+                at: first_at,
+                till_id: first_till,
+                value_cents: first_value,
+            }) => {
                 let first_store = first_store.unwrap_or_default();
                 // The earliest redemption wins: a later arrival may be earlier.
                 let (winner, loser) = if redeemed_at < first_at {

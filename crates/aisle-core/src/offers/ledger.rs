@@ -293,6 +293,14 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
             timestamp(req.issued_at)
         )));
     }
+    if let Some(provisioned) = crate::replica::meta(tx, "sync.store_id")?
+        && provisioned != req.store_id.to_string()
+    {
+        return Err(CouponError::Invalid(format!(
+            "this replica is store {provisioned}'s: it cannot sign for store {}",
+            req.store_id
+        )));
+    }
     let known = tx
         .prepare_cached("SELECT 1 FROM coupons WHERE coupon_id = ?1")?
         .exists([req.coupon_id])?;
