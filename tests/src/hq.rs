@@ -220,6 +220,7 @@ pub fn provision_at(db: &Path, url: &str, hq: &TestHq, credentials: &DeviceCrede
         secret: credentials.secret.clone(),
         hq_public_key: credentials.hq_public_key.clone(),
         ca_pem: Some(hq.ca_pem.clone()),
+        coupon_issuer: credentials.coupon_issuer.clone(),
     }
     .save(&mut conn)
     .expect("provision");

@@ -306,8 +306,8 @@ fn offer_rules_import_checked() {
     let layout = tmp.path().join("layout");
     write_files(&layout, &small_layout());
     import_csv(&mut conn, &layout, &options()).expect("csv import");
-    let rule = aisle_core::offers::rules::Rule::load(&conn, 1).expect("rule");
     use aisle_core::offers::rules::{Channel, Rule};
+    let rule = Rule::load(&conn, 1).expect("rule");
     assert_eq!(
         rule,
         Rule {

@@ -50,6 +50,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The till's coupon check and redemption on a copy of the replica, beside
+    /// a primary-key read of the issue row.
+    Redeem {
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+    },
     /// Random and mutated inputs through the member-code, wedge and picture parsers
     /// and the decoder; fails on any panic.
     Fuzz {
@@ -177,6 +183,7 @@ pub fn run(command: &BenchCommand, db: &Path, out: &mut Out) -> Result<()> {
         BenchCommand::Decode { manifest } => {
             return crate::bench_scan::decode_frames(manifest, out);
         }
+        BenchCommand::Redeem { queries } => return crate::coupon::bench(db, *queries, out),
         BenchCommand::Welcome { queries, seed } => {
             return crate::bench_scan::welcome(db, *queries, *seed, out);
         }

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_offers;
 mod bench_scan;
+mod coupon;
 mod eval;
 mod identify;
 mod offers;
@@ -110,6 +111,12 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Read the codes in pictures: CSV `file,symbology,decoded_text,ms` on stdout.
     Scan(scan::ScanArgs),
+    /// Coupon instances: issue (QR + numeric code), redeem once, check.
+    /// Refusals exit with a status per class: 10 unreadable, 11 not genuine,
+    /// 12 not valid now, 13 another member's, 14 already redeemed,
+    /// 15 unknown number, 16 over the offline risk budget.
+    #[command(subcommand)]
+    Coupon(coupon::CouponCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,7 +201,13 @@ fn main() -> std::process::ExitCode {
         Err(error) => {
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {error:#}");
-            std::process::ExitCode::FAILURE
+            if let Some(refused) = error.downcast_ref::<coupon::Refused>() {
+                std::process::ExitCode::from(coupon::exit_code(refused.0))
+            } else if error.is::<coupon::NotEligible>() {
+                std::process::ExitCode::from(coupon::NOT_ELIGIBLE)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -343,6 +356,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Bench(command) => bench::run(command, &db, out),
         Command::Sync(args) => sync::run(args, &db, out),
         Command::Scan(args) => scan::scan(args),
+        Command::Coupon(command) => coupon::run(command, &db, out),
         Command::Eval(command) => eval::run(command, &db, out),
         Command::Offers(command) => offers::run(command, &db, out),
         Command::Train(args) => recommend::train(args, &db, &output::now_utc(), out),

@@ -86,6 +86,7 @@ fn provision(
         secret: given.secret,
         hq_public_key: given.hq_public_key,
         ca_pem,
+        coupon_issuer: given.coupon_issuer,
     }
     .save(&mut conn)?;
     out.line(format_args!(

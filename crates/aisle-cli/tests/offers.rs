@@ -27,7 +27,7 @@ fn ok(output: Output) -> String {
     String::from_utf8(output.stdout).expect("utf8")
 }
 
-fn failed(output: Output) -> String {
+fn failed(output: &Output) -> String {
     assert!(!output.status.success(), "succeeded: {output:?}");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -128,7 +128,7 @@ fn train_rank_and_score() {
     let db = demo(home.path());
     let run = |args: &[&str]| aisle(home.path(), &db).args(args).output().expect("run");
 
-    let err = failed(run(&[
+    let err = failed(&run(&[
         "offers",
         "rank",
         "--member",
@@ -140,7 +140,7 @@ fn train_rank_and_score() {
         err.contains("no offer model") && err.contains("aisle offers train"),
         "{err}"
     );
-    let err = failed(run(&[
+    let err = failed(&run(&[
         "offers",
         "score",
         "--campaign",
@@ -199,7 +199,7 @@ fn train_rank_and_score() {
         text.contains("not offered") && text.contains("(not_targeted)"),
         "{text}"
     );
-    let err = failed(run(&[
+    let err = failed(&run(&[
         "offers",
         "rank",
         "--member",
@@ -213,7 +213,7 @@ fn train_rank_and_score() {
         err.contains("member 999999 is not in this replica"),
         "{err}"
     );
-    let err = failed(run(&[
+    let err = failed(&run(&[
         "offers",
         "rank",
         "--member",
@@ -263,7 +263,7 @@ fn train_rank_and_score() {
         "scores differ between households"
     );
     assert!(!home.path().join("scores.csv.partial").exists());
-    let err = failed(run(&[
+    let err = failed(&run(&[
         "offers",
         "score",
         "--campaign",
@@ -276,14 +276,14 @@ fn train_rank_and_score() {
         "{err}"
     );
     let err = failed(
-        aisle(home.path(), &db)
+        &aisle(home.path(), &db)
             .args(["eval", "offers", "--train-until", "July"])
             .output()
             .expect("run"),
     );
     assert!(err.contains("not a day"), "{err}");
     let err = failed(
-        aisle(home.path(), &db)
+        &aisle(home.path(), &db)
             .args(["eval", "offers", "--train-until", "2030-01-01"])
             .output()
             .expect("run"),

@@ -14,7 +14,8 @@
 //! - [`subset`]: the small demo extract of Complete Journey;
 //! - [`stats`]: what a replica holds;
 //! - [`identify`]: scans, codes and frames to a member, offline;
-//! - [`offers`]: the offer decision engine, P(redeem) and its evaluation;
+//! - [`offers`]: the offer decision engine, P(redeem) and its evaluation,
+//!   coupon instances signed, issued under the rules and redeemed once;
 //! - [`welcome`]: the kiosk's welcome screen for an identified member.
 //!
 //! Functions here are synchronous over `&Connection` / `&Transaction`, emit

@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_offers.sql",
         sql: include_str!("../../../migrations/0005_offers.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_coupon_ledger.sql",
+        sql: include_str!("../../../migrations/0006_coupon_ledger.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
@@ -381,7 +386,11 @@ mod tests {
             "every file in migrations/ is embedded, in order"
         );
         for (idx, migration) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(migration.version as usize, idx + 1);
+            assert_eq!(
+                migration.version as usize,
+                idx + 1,
+                "versions are contiguous"
+            );
             let prefix: u32 = migration.name[..4].parse().expect("NNNN_ prefix");
             assert_eq!(
                 prefix, migration.version,

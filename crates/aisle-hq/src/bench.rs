@@ -78,6 +78,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
                 secret,
                 hq_public_key: hq.signer.public_hex(),
                 ca_pem: Some(ca_pem.clone()),
+                coupon_issuer: None,
             });
         }
         Ok(())

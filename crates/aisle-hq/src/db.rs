@@ -16,11 +16,18 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 
 /// HQ's own migrations, applied on top of the replica schema.
-pub const HQ_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_hq.sql",
-    sql: include_str!("../../../migrations/hq/0001_hq.sql"),
-}];
+pub const HQ_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_hq.sql",
+        sql: include_str!("../../../migrations/hq/0001_hq.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_coupons.sql",
+        sql: include_str!("../../../migrations/hq/0002_coupons.sql"),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum HqError {
@@ -515,6 +522,19 @@ fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<M
                 });
         }
     }
+    let holders: Vec<i64> = conn
+        .prepare(
+            "SELECT DISTINCT i.bound_member_id FROM store_members AS s
+             JOIN coupon_issues AS i ON i.bound_member_id = s.member_id WHERE s.store_id = ?1",
+        )?
+        .query_map([store_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for member_id in holders {
+        if let Some(idx) = index.get(&member_id) {
+            let coupons = aisle_core::offers::ledger::read_instances(conn, member_id)?;
+            members[*idx].coupons = (!coupons.is_empty()).then_some(coupons);
+        }
+    }
     Ok(members)
 }
 
@@ -643,6 +663,12 @@ fn apply_event(
     event: &Event,
     now: &str,
 ) -> Result<(), HqError> {
+    if matches!(
+        event.kind,
+        EventKind::CouponIssued | EventKind::CouponRedeemed
+    ) {
+        return record_coupon_event(tx, store_id, event, now);
+    }
     let Some(member_id) = member_of(event) else {
         return Ok(());
     };
@@ -737,6 +763,250 @@ fn apply_event(
         EventKind::ErasureRequested => erase(tx, member_id, now)?,
         EventKind::CouponIssued | EventKind::CouponRedeemed => {}
     }
+    Ok(())
+}
+
+/// The redemption of an instance that counts at HQ (the earliest known).
+struct CountedRedemption {
+    redemption_id: i64,
+    store_id: Option<i64>,
+    at: String,
+    till_id: Option<String>,
+    value_cents: Option<i64>,
+}
+
+/// Records a coupon instance or redemption in HQ's ledger. The earliest
+/// redemption of an instance wins; any other is an over-redemption, kept in
+/// `coupon_over_redemptions` and logged. The member's record (with their
+/// instances) then goes to every store holding the member, so a store that
+/// syncs refuses an instance redeemed elsewhere and accepts its numeric code.
+/// Events HQ cannot place (unknown coupon, bad serial) are kept as facts only.
+fn record_coupon_event(
+    tx: &Transaction<'_>,
+    store_id: i64,
+    event: &Event,
+    now: &str,
+) -> Result<(), HqError> {
+    let payload = &event.payload;
+    let text = |key: &str| payload.get(key).and_then(|v| v.as_str());
+    let int = |key: &str| payload.get(key).and_then(serde_json::Value::as_i64);
+    let (Some(serial), Some(coupon_id)) = (text("serial"), int("coupon_id")) else {
+        return Ok(());
+    };
+    let member_id = int("member_id");
+    let redeemed = event.kind == EventKind::CouponRedeemed;
+    let issuer = if redeemed {
+        int("issuer_store_id")
+    } else {
+        Some(store_id)
+    };
+    let channel = text("channel").unwrap_or("import");
+    let known = tx
+        .prepare_cached("SELECT 1 FROM coupons WHERE coupon_id = ?1")?
+        .exists([coupon_id])?;
+    if !aisle_core::offers::coupon::is_serial(serial)
+        || !known
+        || aisle_core::offers::coupon::Channel::parse(channel).is_none()
+    {
+        tracing::warn!(
+            serial,
+            coupon_id,
+            "coupon event HQ cannot place; kept as a fact"
+        );
+        return Ok(());
+    }
+    for id in [Some(store_id), issuer].into_iter().flatten() {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO stores (store_id, name) VALUES (?1, 'Store ' || ?1)",
+        )?
+        .execute([id])?;
+    }
+    let redeemed_at = text("redeemed_at").unwrap_or(&event.created_at).to_owned();
+    let issued_at = text("issued_at").unwrap_or(&redeemed_at).to_owned();
+    tx.prepare_cached(
+        "INSERT INTO coupon_issues (serial, coupon_id, member_id, store_id, channel, issued_at,
+             expires_at, key_id, bound_member_id)
+         VALUES (?1, ?2, (SELECT member_id FROM members WHERE member_id = ?3), ?4, ?5, ?6, ?7, ?8, ?3)
+         ON CONFLICT (serial) DO UPDATE SET issued_at = excluded.issued_at WHERE ?9",
+    )?
+    .execute(params![
+        serial,
+        coupon_id,
+        member_id,
+        issuer,
+        channel,
+        issued_at,
+        text("expires_at").unwrap_or_default(),
+        int("key_id"),
+        !redeemed
+    ])?;
+    if redeemed {
+        let till_id = text("till_id");
+        let value_cents = int("value_cents");
+        let issue_id: i64 = tx
+            .prepare_cached("SELECT issue_id FROM coupon_issues WHERE serial = ?1")?
+            .query_row([serial], |row| row.get(0))?;
+        let first: Option<CountedRedemption> = tx
+            .prepare_cached(
+                "SELECT redemption_id, store_id, coalesce(redeemed_at, redeemed_on), till_id, value_cents
+                 FROM coupon_redemptions WHERE issue_id = ?1",
+            )?
+            .query_row([issue_id], |row| {
+                Ok(CountedRedemption {
+                    redemption_id: row.get(0)?,
+                    store_id: row.get(1)?,
+                    at: row.get(2)?,
+                    till_id: row.get(3)?,
+                    value_cents: row.get(4)?,
+                })
+            })
+            .optional()?;
+        match first {
+            None => {
+                tx.prepare_cached(
+                    "INSERT INTO coupon_redemptions (coupon_id, member_id, issue_id, store_id,
+                         redeemed_on, redeemed_at, till_id, value_cents, offline_risk)
+                     VALUES (?1, (SELECT member_id FROM members WHERE member_id = ?2), ?3, ?4,
+                         substr(?5, 1, 10), ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    coupon_id,
+                    member_id,
+                    issue_id,
+                    store_id,
+                    redeemed_at,
+                    till_id,
+                    value_cents,
+                    payload
+                        .get("offline_risk")
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(false)
+                ])?;
+            }
+            Some(CountedRedemption {
+                redemption_id,
+                store_id: first_store,
+                at: first_at,
+                till_id: first_till,
+                value_cents: first_value,
+            }) => {
+                let first_store = first_store.unwrap_or_default();
+                // The earliest redemption wins: a later arrival may be earlier.
+                let (winner, loser) = if redeemed_at < first_at {
+                    tx.prepare_cached(
+                        "UPDATE coupon_redemptions SET store_id = ?2, redeemed_on = substr(?3, 1, 10),
+                             redeemed_at = ?3, till_id = ?4, value_cents = ?5 WHERE redemption_id = ?1",
+                    )?
+                    .execute(params![redemption_id, store_id, redeemed_at, till_id, value_cents])?;
+                    (
+                        (store_id, redeemed_at.clone()),
+                        (first_store, first_at, first_till, first_value),
+                    )
+                } else {
+                    (
+                        (first_store, first_at),
+                        (
+                            store_id,
+                            redeemed_at.clone(),
+                            till_id.map(str::to_owned),
+                            value_cents,
+                        ),
+                    )
+                };
+                tracing::warn!(
+                    serial,
+                    coupon_id,
+                    first_store_id = winner.0,
+                    first_redeemed_at = %winner.1,
+                    later_store_id = loser.0,
+                    later_redeemed_at = %loser.1,
+                    value_cents = loser.3,
+                    "coupon over-redeemed: redeemed at two stores"
+                );
+                tx.prepare_cached(
+                    "INSERT INTO coupon_over_redemptions (serial, coupon_id, member_id, issuer_store_id,
+                         first_store_id, first_redeemed_at, later_store_id, later_redeemed_at,
+                         later_till_id, value_cents, recorded_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(params![
+                    serial, coupon_id, member_id, issuer, winner.0, winner.1, loser.0, loser.1,
+                    loser.2, loser.3, now
+                ])?;
+            }
+        }
+    }
+    if let Some(member_id) = member_id
+        && let Some(member) = records::read_member(tx, member_id)?
+    {
+        log_change(tx, Scope::Member(member_id), &Change::Member(member), now)?;
+    }
+    Ok(())
+}
+
+/// The reconciliation report: counts and every over-redemption, oldest first.
+pub fn coupon_reconciliation(
+    conn: &Connection,
+) -> rusqlite::Result<aisle_proto::CouponReconciliation> {
+    let issued: i64 = conn.query_row(
+        "SELECT count(*) FROM coupon_issues WHERE key_id IS NOT NULL",
+        [],
+        |row| row.get(0),
+    )?;
+    let redeemed: i64 = conn.query_row(
+        "SELECT count(*) FROM coupon_redemptions r JOIN coupon_issues i ON i.issue_id = r.issue_id
+         WHERE i.key_id IS NOT NULL",
+        [],
+        |row| row.get(0),
+    )?;
+    let over_redemptions: Vec<aisle_proto::OverRedemption> = conn
+        .prepare(
+            "SELECT serial, coupon_id, member_id, issuer_store_id, first_store_id, first_redeemed_at,
+                    later_store_id, later_redeemed_at, later_till_id, value_cents, recorded_at
+             FROM coupon_over_redemptions ORDER BY over_id",
+        )?
+        .query_map([], |row| {
+            Ok(aisle_proto::OverRedemption {
+                serial: row.get(0)?,
+                coupon_id: row.get(1)?,
+                member_id: row.get(2)?,
+                issuer_store_id: row.get(3)?,
+                first_store_id: row.get(4)?,
+                first_redeemed_at: row.get(5)?,
+                later_store_id: row.get(6)?,
+                later_redeemed_at: row.get(7)?,
+                later_till_id: row.get(8)?,
+                value_cents: row.get(9)?,
+                recorded_at: row.get(10)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(aisle_proto::CouponReconciliation {
+        issued: issued as u64,
+        redeemed: redeemed as u64,
+        over_redeemed_cents: over_redemptions.iter().filter_map(|o| o.value_cents).sum(),
+        over_redemptions,
+    })
+}
+
+/// Records a store's coupon issuing key (its public half) and, when new,
+/// sends the store's record (with its keys) to every store.
+pub fn ensure_coupon_issuer(
+    conn: &mut Connection,
+    store_id: i64,
+    key_id: i64,
+    public_key: &ed25519_dalek::VerifyingKey,
+    now: &str,
+) -> Result<(), HqError> {
+    let tx = conn.transaction()?;
+    let known = aisle_core::offers::ledger::issuer_public_key(&tx, store_id, key_id)?;
+    if known.as_ref() != Some(public_key) {
+        aisle_core::offers::ledger::add_issuer(&tx, store_id, key_id, public_key, now)?;
+        if let Some(store) = records::read_store(&tx, store_id)? {
+            log_change(&tx, Scope::All, &Change::Store(store), now)?;
+        }
+    }
+    tx.commit()?;
     Ok(())
 }
 

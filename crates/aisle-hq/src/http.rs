@@ -132,6 +132,10 @@ pub fn router(hq: Arc<Hq>) -> axum::Router {
         .route(paths::ADMIN_COUPONS, post(admin_coupon))
         .route(paths::ADMIN_ERASURES, post(admin_erasure))
         .route(paths::ADMIN_EVENTS, get(admin_events))
+        .route(
+            paths::ADMIN_COUPON_RECONCILIATION,
+            get(admin_coupon_reconciliation),
+        )
         .fallback(|| async {
             Failure(
                 StatusCode::NOT_FOUND,
@@ -296,13 +300,27 @@ async fn register_device(
                 &crate::now_text(),
             )
         })?;
+        let coupon_issuer = hq.coupon_issuer(registration.store_id)?;
         Ok(Json(DeviceCredentials {
             device_id: registration.device_id,
             store_id: registration.store_id,
             secret,
             hq_public_key: hq.signer.public_hex(),
             protocol: PROTOCOL_VERSION,
+            coupon_issuer: Some(coupon_issuer),
         }))
+    })
+    .await
+}
+
+async fn admin_coupon_reconciliation(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+) -> Answer<Json<aisle_proto::CouponReconciliation>> {
+    blocking(move || {
+        admin(&hq, &headers)?;
+        let report = hq.read(|conn| Ok(db::coupon_reconciliation(conn)?))?;
+        Ok(Json(report))
     })
     .await
 }

@@ -86,6 +86,22 @@ impl Hq {
         }))
     }
 
+    /// The store's coupon issuing key for its credentials; its public half is
+    /// recorded and sent to every store (docs/PROTOCOL.md, "Coupon codes").
+    pub fn coupon_issuer(
+        &self,
+        store_id: i64,
+    ) -> Result<aisle_proto::CouponIssuerSecret, db::HqError> {
+        let (key_id, key) = self.signer.coupon_issuer_key(store_id);
+        self.write(|conn| {
+            db::ensure_coupon_issuer(conn, store_id, key_id, &key.verifying_key(), &now_text())
+        })?;
+        Ok(aisle_proto::CouponIssuerSecret {
+            key_id,
+            secret: hex::encode(key.to_bytes()),
+        })
+    }
+
     /// Runs `work` with the writer connection.
     pub fn write<T>(&self, work: impl FnOnce(&mut rusqlite::Connection) -> T) -> T {
         let mut conn = self

@@ -167,6 +167,7 @@ fn main() -> anyhow::Result<()> {
                 secret,
                 hq_public_key: hq.signer.public_hex(),
                 protocol: aisle_proto::PROTOCOL_VERSION,
+                coupon_issuer: Some(hq.coupon_issuer(store_id)?),
             };
             let text = serde_json::to_string_pretty(&credentials)?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;

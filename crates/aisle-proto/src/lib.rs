@@ -43,6 +43,8 @@ pub mod paths {
     pub const ADMIN_ERASURES: &str = "/admin/v1/erasures";
     pub const ADMIN_EVENTS: &str = "/admin/v1/events";
     pub const ADMIN_PARTITION: &str = "/admin/v1/partition";
+    /// `GET`: a [`super::CouponReconciliation`] (coupons redeemed at two stores).
+    pub const ADMIN_COUPON_RECONCILIATION: &str = "/admin/v1/coupons/reconciliation";
 }
 
 /// Every error body, with a stable code a client branches on and a message for people.
@@ -78,6 +80,18 @@ pub struct DeviceCredentials {
     /// HQ's Ed25519 verifying key (hex, 32 bytes).
     pub hq_public_key: String,
     pub protocol: u32,
+    /// The store's coupon issuing key (docs/PROTOCOL.md, "Coupon codes").
+    /// Absent from an HQ older than coupons: the store then makes its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon_issuer: Option<CouponIssuerSecret>,
+}
+
+/// A store's Ed25519 coupon issuing key, handed to it at provisioning only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponIssuerSecret {
+    pub key_id: i64,
+    /// The 32-byte secret, hex.
+    pub secret: String,
 }
 
 /// The manifest of a bootstrap snapshot (signed).
@@ -163,6 +177,11 @@ pub struct StoreRecord {
     pub name: String,
     pub region: Option<String>,
     pub timezone: String,
+    /// The public keys the store signs coupon instances with, so that every
+    /// store verifies its coupons offline. Keys are only ever added: `None`
+    /// (a peer older than coupons) and `Some` both keep the keys a store has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon_keys: Option<Vec<CodeKeyRecord>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +234,63 @@ pub struct MemberRecord {
     /// receiver keeps the keys it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_keys: Option<Vec<CodeKeyRecord>>,
+    /// Coupon instances issued to the member by Aisle, each with its
+    /// redemption when HQ knows one (the first, when two stores redeemed it).
+    /// The ledger only grows: a store adds what it lacks and keeps what it has.
+    /// `None`: none, or a peer older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupons: Option<Vec<CouponInstanceRecord>>,
+}
+
+/// One coupon instance (docs/PROTOCOL.md, "Coupon codes").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponInstanceRecord {
+    /// 16 decimal digits.
+    pub serial: String,
+    pub coupon_id: i64,
+    pub issuer_store_id: i64,
+    /// The issuing key's id (`None`: not issued by Aisle).
+    pub key_id: Option<i64>,
+    /// `kiosk`, `associate`, `till` or `import`.
+    pub channel: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub redemption: Option<CouponRedemptionRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponRedemptionRecord {
+    pub store_id: i64,
+    pub redeemed_at: String,
+}
+
+/// HQ's reconciliation of coupon redemptions across stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponReconciliation {
+    pub issued: u64,
+    pub redeemed: u64,
+    /// Redemptions that lost to an earlier one of the same instance.
+    pub over_redemptions: Vec<OverRedemption>,
+    /// Sum of the losing redemptions' values.
+    pub over_redeemed_cents: i64,
+}
+
+/// A coupon instance redeemed again at a store that could not know (offline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverRedemption {
+    pub serial: String,
+    pub coupon_id: i64,
+    pub member_id: Option<i64>,
+    pub issuer_store_id: Option<i64>,
+    /// The redemption that counts (the earliest).
+    pub first_store_id: i64,
+    pub first_redeemed_at: String,
+    /// The redemption flagged.
+    pub later_store_id: i64,
+    pub later_redeemed_at: String,
+    pub later_till_id: Option<String>,
+    pub value_cents: Option<i64>,
+    pub recorded_at: String,
 }
 
 /// The public half of a member's app-code key (see docs/PROTOCOL.md, "Member
@@ -290,9 +366,10 @@ pub struct Event {
 pub enum EventKind {
     /// `{member_id, at}`: a member identified at a kiosk (HQ adds the member to the store's partition).
     KioskVisit,
-    /// `{serial, coupon_id, member_id, expires_at}`.
+    /// `{serial, coupon_id, member_id, store_id, key_id, channel, issued_at, expires_at}`.
     CouponIssued,
-    /// `{serial, coupon_id, member_id}`.
+    /// `{serial, coupon_id, member_id, issuer_store_id, key_id, channel, expires_at,
+    /// store_id, redeemed_at, till_id, value_cents, offline_risk}`.
     CouponRedeemed,
     /// `{member_id, preferences: [{kind, value}]}`: the member's whole preference set.
     PreferencesSet,
@@ -402,6 +479,41 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<Change>(&text).expect("parse"),
             Change::Member(member)
+        );
+    }
+
+    /// Records and credentials from peers older than coupons parse, and
+    /// without coupon data nothing new is sent.
+    #[test]
+    fn coupon_fields_are_optional_both_ways() {
+        let old = r#"{"type":"store","store_id":1,"name":"Main","region":null,"timezone":"UTC"}"#;
+        let Change::Store(mut store) = serde_json::from_str(old).expect("old store") else {
+            panic!("not a store");
+        };
+        assert_eq!(store.coupon_keys, None);
+        assert_eq!(
+            serde_json::to_string(&Change::Store(store.clone())).expect("json"),
+            old
+        );
+        store.coupon_keys = Some(vec![CodeKeyRecord {
+            key_id: 1,
+            public_key: "cd".repeat(32),
+            created_at: "2026-06-01 00:00:00".into(),
+        }]);
+        let text = serde_json::to_string(&Change::Store(store.clone())).expect("json");
+        assert_eq!(
+            serde_json::from_str::<Change>(&text).expect("parse"),
+            Change::Store(store)
+        );
+        let credentials: DeviceCredentials = serde_json::from_str(
+            r#"{"device_id":"k","store_id":1,"secret":"s","hq_public_key":"p","protocol":1}"#,
+        )
+        .expect("old credentials");
+        assert_eq!(credentials.coupon_issuer, None);
+        assert!(
+            !serde_json::to_string(&credentials)
+                .expect("json")
+                .contains("coupon_issuer")
         );
     }
 

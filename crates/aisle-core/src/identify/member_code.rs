@@ -84,7 +84,7 @@ impl CodeError {
 
 pub(crate) const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
-fn base32(bytes: &[u8]) -> String {
+pub(crate) fn base32(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
     let (mut buffer, mut bits) = (0u32, 0u32);
     for byte in bytes {
@@ -101,7 +101,7 @@ fn base32(bytes: &[u8]) -> String {
     out
 }
 
-fn unbase32(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unbase32(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 5 / 8);
     let (mut buffer, mut bits) = (0u32, 0u32);
     for c in text.bytes() {

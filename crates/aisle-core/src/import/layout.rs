@@ -545,7 +545,7 @@ pub fn import(
                             line,
                         )?;
                         campaigns.check("campaign_id", "campaign", campaign_id)?;
-                        writer.offer_rule(campaign_id, &parse_rule(&row)?)?;
+                        writer.offer_rule(campaign_id, &parse_rule(row)?)?;
                     }
                     "campaign_members" => {
                         let campaign_id = row.parse("campaign_id", parse_id)?;

@@ -107,6 +107,10 @@ pub struct Credentials {
     pub hq_public_key: String,
     /// The certificate authority HQ's TLS certificate chains to (PEM).
     pub ca_pem: Option<String>,
+    /// The store's coupon issuing key from HQ ([`crate::offers::ledger`]);
+    /// saved apart from the other credentials (`coupons.issuer_key`), so
+    /// [`Credentials::load`] leaves it `None`.
+    pub coupon_issuer: Option<aisle_proto::CouponIssuerSecret>,
 }
 
 impl Credentials {
@@ -135,7 +139,27 @@ impl Credentials {
                 ),
             });
         }
+        let issuer = match &self.coupon_issuer {
+            None => None,
+            Some(issuer) => Some((
+                issuer.key_id,
+                crate::offers::ledger::parse_secret(&issuer.secret).ok_or_else(|| {
+                    SyncError::Config {
+                        what: "the coupon issuing key from HQ is not 32 bytes of hex".into(),
+                    }
+                })?,
+            )),
+        };
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some((key_id, key)) = &issuer {
+            crate::offers::ledger::set_issuer_key(
+                &tx,
+                self.store_id,
+                *key_id,
+                key,
+                "provisioning",
+            )?;
+        }
         for (key, value) in [
             ("sync.hq_url", Some(self.hq_url.clone())),
             ("sync.device_id", Some(self.device_id.clone())),
@@ -176,6 +200,7 @@ impl Credentials {
             secret,
             hq_public_key,
             ca_pem: get("sync.ca_pem")?,
+            coupon_issuer: None,
         }))
     }
 }

@@ -33,6 +33,7 @@ pub fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRecord
         cards: Vec::new(),
         preferences: Vec::new(),
         code_keys: None,
+        coupons: None,
     })
 }
 
@@ -62,6 +63,8 @@ pub fn read_member(conn: &Connection, member_id: i64) -> rusqlite::Result<Option
         .collect::<rusqlite::Result<_>>()?;
     member.preferences = read_preferences(conn, member_id)?;
     member.code_keys = Some(read_code_keys(conn, member_id)?);
+    let coupons = crate::offers::ledger::read_instances(conn, member_id)?;
+    member.coupons = (!coupons.is_empty()).then_some(coupons);
     Ok(Some(member))
 }
 
@@ -184,6 +187,9 @@ pub fn write_member(tx: &Transaction<'_>, member: &MemberRecord) -> rusqlite::Re
     if let Some(code_keys) = &member.code_keys {
         write_code_keys(tx, member.member_id, code_keys)?;
     }
+    if let Some(coupons) = &member.coupons {
+        crate::offers::ledger::apply_instances(tx, member.member_id, coupons)?;
+    }
     Ok(true)
 }
 
@@ -240,6 +246,7 @@ pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> ru
         "DELETE FROM code_replays WHERE member_id = ?1",
         "UPDATE baskets SET member_id = NULL WHERE member_id = ?1",
         "UPDATE coupon_issues SET member_id = NULL WHERE member_id = ?1",
+        "UPDATE coupon_issues SET bound_member_id = NULL WHERE bound_member_id = ?1",
         "UPDATE coupon_redemptions SET member_id = NULL WHERE member_id = ?1",
     ] {
         tx.prepare_cached(sql)?.execute([member_id])?;
@@ -265,16 +272,30 @@ fn ensure_store(tx: &Transaction<'_>, store_id: i64) -> rusqlite::Result<()> {
 }
 
 pub fn read_store(conn: &Connection, store_id: i64) -> rusqlite::Result<Option<StoreRecord>> {
-    conn.prepare_cached("SELECT store_id, name, region, timezone FROM stores WHERE store_id = ?1")?
+    let store = conn
+        .prepare_cached("SELECT store_id, name, region, timezone FROM stores WHERE store_id = ?1")?
         .query_row([store_id], |row| {
             Ok(StoreRecord {
                 store_id: row.get(0)?,
                 name: row.get(1)?,
                 region: row.get(2)?,
                 timezone: row.get(3)?,
+                coupon_keys: None,
             })
         })
-        .optional()
+        .optional()?;
+    let Some(mut store) = store else {
+        return Ok(None);
+    };
+    let keys: Vec<CodeKeyRecord> = conn
+        .prepare_cached(
+            "SELECT key_id, public_key, created_at FROM coupon_issuers
+             WHERE store_id = ?1 ORDER BY key_id",
+        )?
+        .query_map([store_id], code_key_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    store.coupon_keys = (!keys.is_empty()).then_some(keys);
+    Ok(Some(store))
 }
 
 pub const PRODUCT_COLUMNS: &str = "product_id, name, gtin, manufacturer_id, department, category, \
@@ -409,6 +430,21 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
                 store.region,
                 store.timezone
             ])?;
+            for key in store.coupon_keys.iter().flatten() {
+                // A malformed key is left out (its coupons refuse as unknown_issuer).
+                if let Some(public) = parse_code_key(&key.public_key)
+                    .ok()
+                    .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+                {
+                    crate::offers::ledger::add_issuer(
+                        tx,
+                        store.store_id,
+                        key.key_id,
+                        &public,
+                        &key.created_at,
+                    )?;
+                }
+            }
         }
         Change::Product(product) => {
             tx.prepare_cached(
@@ -563,6 +599,7 @@ mod tests {
             cards: Vec::new(),
             preferences: Vec::new(),
             code_keys: Some(vec![key(1, demo.clone()), key(2, "not hex".into())]),
+            coupons: None,
         };
         let mut write = |member: &MemberRecord| {
             let tx = conn.transaction().expect("tx");
