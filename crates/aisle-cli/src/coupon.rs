@@ -8,12 +8,12 @@ use std::time::Instant;
 use aisle_core::offers::coupon::{Channel, Refusal};
 use aisle_core::offers::ledger::{self, CouponError, IssueRequest, RedeemPolicy, RedeemRequest};
 use aisle_core::offers::{issue, rules};
-use aisle_core::{dates, replica};
+use aisle_core::replica;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use qrcode::{EcLevel, QrCode};
 
-use crate::output::{Out, money};
+use crate::output::{Out, money, now_secs, utc};
 
 #[derive(Debug, Subcommand)]
 pub enum CouponCommand {
@@ -107,16 +107,6 @@ impl PolicyArgs {
             ..RedeemPolicy::default()
         }
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn utc(secs: u64) -> String {
-    dates::timestamp_string(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// The store: `--store`, else the one the replica is provisioned for.

@@ -8,13 +8,13 @@ use aisle_core::identify::lookup::{self, MemberHit};
 use aisle_core::identify::member_code::{self, CodePolicy};
 use aisle_core::identify::phone::CallingCode;
 use aisle_core::identify::{Evidence, Identified, keys};
-use aisle_core::{dates, members, replica};
+use aisle_core::{members, replica};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 
-use crate::output::Out;
+use crate::output::{Out, now_secs, utc};
 
 /// The verification window and skew, as the kiosk would use them.
 #[derive(Debug, Args)]
@@ -80,16 +80,6 @@ pub struct LookupArgs {
     calling_code: Option<String>,
     #[arg(long, default_value_t = 20)]
     limit: usize,
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn utc(secs: u64) -> String {
-    dates::timestamp_string(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// `aisle member qr`.

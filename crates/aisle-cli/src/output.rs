@@ -48,6 +48,18 @@ impl Out {
 }
 
 /// Current UTC time as `YYYY-MM-DD HH:MM:SS` (the clock is read here, at the edge).
+/// Now, as Unix seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn utc(secs: u64) -> String {
+    aisle_core::dates::timestamp_string(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
 pub fn now_utc() -> String {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

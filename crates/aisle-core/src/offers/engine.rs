@@ -517,6 +517,18 @@ mod tests {
         }
     }
 
+    /// Decides for the member (with or without consent) with the test model and history.
+    fn rank(book: &OfferBook, consent: bool, request: &DecideRequest) -> Decision {
+        decide(
+            book,
+            &member(consent),
+            &history(),
+            &StoreUsage::default(),
+            &model(),
+            request,
+        )
+    }
+
     fn book(offers: Vec<Offer>) -> OfferBook {
         OfferBook {
             store_id: 1,
@@ -533,14 +545,7 @@ mod tests {
             offer(12, 3, &[999], Rule::default()),
             offer(13, 4, &[100], Rule::default()), // campaign 4 does not target the member
         ]);
-        let decision = decide(
-            &book,
-            &member(true),
-            &history(),
-            &StoreUsage::default(),
-            &model(),
-            &request(),
-        );
+        let decision = rank(&book, true, &request());
         let order: Vec<i64> = decision.ranked.iter().map(|r| r.coupon_id).collect();
         assert_eq!(order, [11, 10, 12], "most bought products first");
         assert_eq!(decision.refused, [(13, Ineligible::NotTargeted)]);
@@ -578,14 +583,7 @@ mod tests {
             offer(12, 2, &[100], dairy.clone()),
             offer(13, 3, &[200], dairy),
         ]);
-        let decision = decide(
-            &book,
-            &member(true),
-            &history(),
-            &StoreUsage::default(),
-            &model(),
-            &request(),
-        );
+        let decision = rank(&book, true, &request());
         let order: Vec<i64> = decision.ranked.iter().map(|r| r.coupon_id).collect();
         assert_eq!(
             order,
@@ -601,14 +599,7 @@ mod tests {
             offer(11, 2, &[100], open()),
             offer(12, 3, &[999], open()),
         ]);
-        let decision = decide(
-            &book,
-            &member(false),
-            &history(),
-            &StoreUsage::default(),
-            &model(),
-            &request(),
-        );
+        let decision = rank(&book, false, &request());
         assert_eq!(decision.refused, [(10, Ineligible::NoConsent)]);
         assert_eq!(decision.ranked.len(), 2);
         for r in &decision.ranked {
@@ -616,14 +607,7 @@ mod tests {
         }
         // Same probability for both: the purchases of product 100 were not looked at.
         assert_eq!(decision.ranked[0].p_redeem, decision.ranked[1].p_redeem);
-        let with = decide(
-            &book,
-            &member(true),
-            &history(),
-            &StoreUsage::default(),
-            &model(),
-            &request(),
-        );
+        let with = rank(&book, true, &request());
         assert!(with.ranked[0].p_redeem > decision.ranked[0].p_redeem);
     }
 
@@ -637,28 +621,14 @@ mod tests {
             offer(10, 1, &[100], costly),
             offer(11, 2, &[100], Rule::default()),
         ]);
-        let decision = decide(
-            &book,
-            &member(true),
-            &history(),
-            &StoreUsage::default(),
-            &model(),
-            &request(),
-        );
+        let decision = rank(&book, true, &request());
         assert_eq!(decision.negative, [10]);
         assert_eq!(decision.ranked.len(), 1);
         let all = DecideRequest {
             include_negative: true,
             ..request()
         };
-        let decision = decide(
-            &book,
-            &member(true),
-            &history(),
-            &StoreUsage::default(),
-            &model(),
-            &all,
-        );
+        let decision = rank(&book, true, &all);
         assert_eq!(decision.ranked.len(), 2);
         assert!(decision.ranked[1].expected_value_cents < 0.0);
     }
@@ -679,14 +649,7 @@ mod tests {
                 },
                 ..request()
             };
-            decide(
-                &book,
-                &member(true),
-                &history(),
-                &StoreUsage::default(),
-                &model(),
-                &request,
-            )
+            rank(&book, true, &request)
         };
         let off = explore(0.0, 1);
         assert!(
