@@ -16,7 +16,8 @@
 //! - [`identify`]: scans, codes and frames to a member, offline;
 //! - [`offers`]: the offer decision engine, P(redeem) and its evaluation,
 //!   coupon instances signed, issued under the rules and redeemed once;
-//! - [`welcome`]: the kiosk's welcome screen for an identified member.
+//! - [`welcome`]: the kiosk's welcome screen for an identified member;
+//! - [`kiosk`]: what a kiosk scan leads to (visit, coupons, welcome) and the idle session.
 //!
 //! Functions here are synchronous over `&Connection` / `&Transaction`, emit
 //! `tracing` events and never print; the binaries own I/O, threads and output.
@@ -29,6 +30,7 @@ pub mod generate;
 pub mod identify;
 pub mod identity;
 pub mod import;
+pub mod kiosk;
 pub mod members;
 pub mod offers;
 pub mod recommend;

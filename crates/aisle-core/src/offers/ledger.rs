@@ -409,6 +409,31 @@ fn ledger_issue(conn: &Connection, serial: &str) -> rusqlite::Result<Option<Ledg
     .optional()
 }
 
+/// The token of an instance this store issued, signed again (Ed25519 is
+/// deterministic: the same text the member was first shown), so a screen
+/// can show the QR code of a coupon issued earlier. `None` for an unknown
+/// serial or an instance signed by another store or another key.
+pub fn token_for(conn: &Connection, serial: &str) -> Result<Option<String>, CouponError> {
+    let Some(issue) = ledger_issue(conn, serial)? else {
+        return Ok(None);
+    };
+    let Some(text) = crate::replica::meta(conn, ISSUER_KEY)? else {
+        return Ok(None);
+    };
+    let Some((key_id, secret)) = text.split_once(':') else {
+        return Ok(None);
+    };
+    if key_id.parse::<i64>().ok() != Some(issue.instance.key_id) {
+        return Ok(None);
+    }
+    let Some(key) = parse_secret(secret) else {
+        return Ok(None);
+    };
+    let ours = issuer_public_key(conn, issue.instance.store_id, issue.instance.key_id)?
+        .is_some_and(|public| public == key.verifying_key());
+    Ok(ours.then(|| coupon::encode(&issue.instance, &key)))
+}
+
 /// A refusal with what the audit keeps.
 struct Refused {
     reason: Refusal,

@@ -1,0 +1,343 @@
+//! The kiosk's decisions, free of any UI: what a confirmed scan leads to
+//! (a member's private welcome with picks and coupons, a product, a coupon,
+//! or a refusal people understand) and when a session ends. The Slint app
+//! (`crates/aisle-kiosk`) only renders these and feeds them scans and the
+//! clock.
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::identify::member_code::CodePolicy;
+use crate::identify::{self, Identified};
+use crate::offers::engine::{self, DecideRequest, Exploration, OfferBook};
+use crate::offers::issue::{self, OfferIssue};
+use crate::offers::ledger;
+use crate::offers::model::RedeemModel;
+use crate::offers::rules::Channel;
+use crate::recommend::serve::{Policy, Served};
+use crate::welcome::{self, CouponStatus, ProductView, Welcome};
+
+/// What a kiosk is and how it behaves.
+#[derive(Debug, Clone)]
+pub struct KioskConfig {
+    pub store_id: i64,
+    /// The device name, in audits and the outbox.
+    pub device: String,
+    /// Items per list on the welcome screen.
+    pub picks: usize,
+    /// New coupons issued at most per visit (the best eligible offers).
+    pub issue_per_visit: usize,
+    /// Seconds without a touch before the screen goes back to attract.
+    pub idle_secs: u64,
+    pub codes: CodePolicy,
+    pub serve: Policy,
+}
+
+impl KioskConfig {
+    pub fn new(store_id: i64) -> Self {
+        KioskConfig {
+            store_id,
+            device: format!("kiosk-{store_id}"),
+            picks: 4,
+            issue_per_visit: 2,
+            idle_secs: 30,
+            codes: CodePolicy::default(),
+            serve: Policy::default(),
+        }
+    }
+}
+
+/// A coupon on the welcome screen: what it is, until when, and what the
+/// till scans.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KioskCoupon {
+    pub serial: String,
+    pub description: Option<String>,
+    pub discount_cents: Option<i64>,
+    pub discount_percent: Option<i64>,
+    pub expires_at: String,
+    /// The signed token for the QR code; `None` for an instance another
+    /// store signed (the numeric code still works at this store's till).
+    pub token: Option<String>,
+    pub numeric_code: String,
+}
+
+/// The private welcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct KioskWelcome {
+    pub welcome: Welcome,
+    pub coupons: Vec<KioskCoupon>,
+    /// Coupons issued by this visit.
+    pub issued: usize,
+}
+
+/// Where a confirmed scan leads.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "screen", rename_all = "snake_case")]
+pub enum ScanOutcome {
+    Welcome(Box<KioskWelcome>),
+    Product(Box<ProductView>),
+    Coupon(CouponStatus),
+    /// A scan that leads nowhere: a stable code and a sentence for the shopper.
+    Refused {
+        code: String,
+        message: String,
+    },
+}
+
+/// Everything a scan needs that outlives one scan.
+#[derive(Debug)]
+pub struct KioskModels<'a> {
+    pub served: &'a Served,
+    /// The offer model; `None`: no new coupons are issued (issued ones still show).
+    pub offers: Option<&'a RedeemModel>,
+    pub book: Option<&'a OfferBook>,
+}
+
+/// A sentence for a shopper at a public screen for each refusal code (no
+/// detail that helps someone probe the system).
+pub fn shopper_message(code: &str) -> &'static str {
+    match code {
+        "expired" | "not_yet_valid" => {
+            "This code has expired. Please refresh the code in your app and scan again."
+        }
+        "replayed" => "This code was already used. Please show the new code in your app.",
+        "forged" | "altered" | "malformed" | "no_key" => {
+            "We could not read a valid member code. Please try again or ask a member of staff."
+        }
+        "unknown_card" | "card_not_active" | "bad_check_digit" => {
+            "We do not recognise this card. Please ask a member of staff."
+        }
+        "unknown_product" => "We do not sell this product here.",
+        _ => "We could not use this code. Please try again or ask a member of staff.",
+    }
+}
+
+/// Judges a confirmed scan at `now` (store-local `YYYY-MM-DD HH:MM:SS`;
+/// `now_secs` the same instant as Unix seconds for code windows): a member
+/// gets their visit recorded, up to `issue_per_visit` new coupons (the best
+/// eligible offers, under their rules) and their welcome; anything else its
+/// screen. Writes (visit, replay cache, coupons) go through `conn`, the
+/// replica's writer.
+pub fn on_scan(
+    conn: &mut Connection,
+    models: &KioskModels<'_>,
+    config: &KioskConfig,
+    text: &str,
+    now: &str,
+    now_secs: u64,
+) -> Result<ScanOutcome, KioskError> {
+    let identified = identify::identify(conn, text, &config.device, now_secs, &config.codes)?;
+    match identified {
+        Identified::Member { member_id, .. } => {
+            crate::edits::record_visit(conn, member_id, Some(config.store_id), now)?;
+            let issued = issue_best(conn, models, config, member_id, now)?;
+            let welcome = welcome::welcome(
+                conn,
+                models.served,
+                member_id,
+                config.store_id,
+                now,
+                config.picks,
+                &config.serve,
+            )?;
+            let coupons = welcome
+                .coupons
+                .iter()
+                .map(|c| {
+                    Ok(KioskCoupon {
+                        serial: c.serial.clone(),
+                        description: c.description.clone(),
+                        discount_cents: c.discount_cents,
+                        discount_percent: c.discount_percent,
+                        expires_at: c.expires_at.clone(),
+                        token: ledger::token_for(conn, &c.serial)?,
+                        numeric_code: crate::offers::coupon::numeric_code(&c.serial),
+                    })
+                })
+                .collect::<Result<_, KioskError>>()?;
+            Ok(ScanOutcome::Welcome(Box::new(KioskWelcome {
+                welcome,
+                coupons,
+                issued,
+            })))
+        }
+        Identified::Product { product_id } => {
+            match welcome::product_view(
+                conn,
+                models.served,
+                product_id,
+                config.store_id,
+                now,
+                config.picks,
+                &config.serve,
+            )? {
+                Some(view) => Ok(ScanOutcome::Product(Box::new(view))),
+                None => Ok(refused("unknown_product")),
+            }
+        }
+        Identified::Coupon { coupon_id } => {
+            match welcome::coupon_status(conn, coupon_id, &now[..10])? {
+                Some(status) => Ok(ScanOutcome::Coupon(status)),
+                None => Ok(refused("unknown_coupon")),
+            }
+        }
+        refusal => Ok(refused(refusal.refusal_code().unwrap_or("unrecognised"))),
+    }
+}
+
+fn refused(code: &str) -> ScanOutcome {
+    ScanOutcome::Refused {
+        code: code.to_owned(),
+        message: shopper_message(code).to_owned(),
+    }
+}
+
+/// Issues the member's best eligible offers, up to the configured number;
+/// an offer the rules refuse at the last moment (another kiosk took the
+/// day's last one) is skipped.
+fn issue_best(
+    conn: &Connection,
+    models: &KioskModels<'_>,
+    config: &KioskConfig,
+    member_id: i64,
+    now: &str,
+) -> Result<usize, KioskError> {
+    let (Some(model), Some(book)) = (models.offers, models.book) else {
+        return Ok(0);
+    };
+    if config.issue_per_visit == 0 {
+        return Ok(0);
+    }
+    let request = DecideRequest {
+        store_id: config.store_id,
+        channel: Channel::Kiosk,
+        today: now[..10].to_owned(),
+        limit: config.issue_per_visit,
+        include_negative: false,
+        exploration: Exploration::default(),
+    };
+    let Some(decision) = engine::offers_for(conn, book, model, member_id, now, &request)? else {
+        return Ok(0);
+    };
+    let mut issued = 0;
+    for ranked in &decision.ranked {
+        let result = issue::issue_offer(
+            conn,
+            &OfferIssue {
+                coupon_id: ranked.coupon_id,
+                member_id,
+                store_id: config.store_id,
+                channel: Channel::Kiosk,
+                now,
+            },
+        );
+        match result {
+            Ok(_) => issued += 1,
+            Err(issue::IssueError::Ineligible { reason, .. }) => {
+                tracing::info!(
+                    coupon_id = ranked.coupon_id,
+                    reason = reason.code(),
+                    "offer not issued"
+                );
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(issued)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KioskError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Issue(#[from] issue::IssueError),
+    #[error(transparent)]
+    Coupon(#[from] ledger::CouponError),
+}
+
+/// A kiosk session's clock: the screen returns to attract after
+/// `idle_ms` without a touch. Pure: the caller passes the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub idle_ms: u64,
+    last_touch_ms: Option<u64>,
+}
+
+impl Session {
+    pub fn new(idle_secs: u64) -> Self {
+        Session {
+            idle_ms: idle_secs.saturating_mul(1000),
+            last_touch_ms: None,
+        }
+    }
+
+    /// A personal screen is showing.
+    pub fn is_open(&self) -> bool {
+        self.last_touch_ms.is_some()
+    }
+
+    /// A scan or a touch at `now_ms`: the session (re)starts its idle clock.
+    pub fn touch(&mut self, now_ms: u64) {
+        self.last_touch_ms = Some(now_ms);
+    }
+
+    /// "Done", or the idle timeout: back to attract.
+    pub fn end(&mut self) {
+        self.last_touch_ms = None;
+    }
+
+    /// Whether the session has been idle too long at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.last_touch_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= self.idle_ms)
+    }
+
+    /// Milliseconds left before the timeout (for a countdown), if open.
+    pub fn remaining_ms(&self, now_ms: u64) -> Option<u64> {
+        self.last_touch_ms
+            .map(|t| self.idle_ms.saturating_sub(now_ms.saturating_sub(t)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_times_out_after_the_idle_time_and_touches_extend_it() {
+        let mut session = Session::new(30);
+        assert!(!session.is_open() && !session.expired(1_000_000));
+        session.touch(1_000);
+        assert!(!session.expired(30_999));
+        assert_eq!(session.remaining_ms(11_000), Some(20_000));
+        assert!(session.expired(31_000));
+        session.touch(20_000);
+        assert!(!session.expired(31_000), "a touch restarts the clock");
+        assert!(session.expired(50_000));
+        session.end();
+        assert!(!session.is_open() && session.remaining_ms(50_000).is_none());
+    }
+
+    #[test]
+    fn every_refusal_has_a_sentence_without_detail() {
+        for code in [
+            "expired",
+            "replayed",
+            "forged",
+            "unknown_card",
+            "unknown_product",
+            "nope",
+        ] {
+            let message = shopper_message(code);
+            assert!(
+                message.ends_with('.') && !message.contains(code),
+                "{code}: {message}"
+            );
+        }
+        assert_ne!(shopper_message("expired"), shopper_message("unknown_card"));
+    }
+}
