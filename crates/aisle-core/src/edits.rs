@@ -27,6 +27,34 @@ pub fn record_visit(
     Ok(key)
 }
 
+/// A shopper asked the kiosk to send a coupon of theirs to their app: the
+/// event goes to HQ through the outbox. Refused (`Ok(None)`) for a serial
+/// that is not an instance bound to this member.
+pub fn coupon_sent_to_app(
+    conn: &mut Connection,
+    serial: &str,
+    member_id: i64,
+    now: &str,
+) -> Result<Option<String>, SyncError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let theirs = tx
+        .prepare_cached(
+            "SELECT 1 FROM coupon_issues WHERE serial = ?1 AND coalesce(bound_member_id, member_id) = ?2",
+        )?
+        .exists(params![serial, member_id])?;
+    if !theirs {
+        return Ok(None);
+    }
+    let key = crate::sync::outbox::record(
+        &tx,
+        EventKind::CouponSentToApp,
+        &json!({ "serial": serial, "member_id": member_id, "at": now }),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(Some(key))
+}
+
 /// An associate's note on a member.
 pub fn add_note(
     conn: &mut Connection,

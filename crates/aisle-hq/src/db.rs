@@ -761,7 +761,7 @@ fn apply_event(
                 .execute(params![member_id, author, body, event.created_at])?;
         }
         EventKind::ErasureRequested => erase(tx, member_id, now)?,
-        EventKind::CouponIssued | EventKind::CouponRedeemed => {}
+        EventKind::CouponIssued | EventKind::CouponRedeemed | EventKind::CouponSentToApp => {}
     }
     Ok(())
 }

@@ -379,10 +379,13 @@ pub enum EventKind {
     AssociateNote,
     /// `{member_id, requested_by}`.
     ErasureRequested,
+    /// `{serial, member_id, at}`: a shopper asked the kiosk to send a coupon
+    /// to their app (HQ keeps it as a fact; the app channel delivers it).
+    CouponSentToApp,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::KioskVisit,
         EventKind::CouponIssued,
         EventKind::CouponRedeemed,
@@ -390,6 +393,7 @@ impl EventKind {
         EventKind::ConsentChanged,
         EventKind::AssociateNote,
         EventKind::ErasureRequested,
+        EventKind::CouponSentToApp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -401,6 +405,7 @@ impl EventKind {
             EventKind::ConsentChanged => "consent_changed",
             EventKind::AssociateNote => "associate_note",
             EventKind::ErasureRequested => "erasure_requested",
+            EventKind::CouponSentToApp => "coupon_sent_to_app",
         }
     }
 

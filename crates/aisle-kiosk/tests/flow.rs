@@ -1,0 +1,329 @@
+//! The kiosk driven headless through Slint's testing backend (mock time,
+//! the software renderer): attract -> a demo member's scan -> the private
+//! welcome -> a coupon sent to the app -> the idle timeout -> attract with
+//! nothing personal left; a keyboard-wedge scan of an unknown card; every
+//! screen rendered and compared with its reference picture.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use aisle_core::kiosk::KioskConfig;
+use aisle_core::offers::model;
+use aisle_core::recommend::artifact;
+use aisle_kiosk::backend::{Backend, BackendConfig, Clock, Job};
+use aisle_kiosk::controller::Controller;
+use aisle_kiosk::{
+    AttractAdapter, KioskState, KioskWindow, ProductAdapter, Screen, WelcomeAdapter, brand::Brand,
+};
+use i_slint_backend_testing::{ElementHandle, TestingBackend, TestingBackendOptions};
+use slint::{ComponentHandle, Model};
+
+const NOW: &str = "2017-10-20 12:00:00";
+
+/// The demo replica with both models, campaign 14 (running on NOW) open
+/// to every member so the demo member gets a coupon.
+fn replica(dir: &Path) -> PathBuf {
+    let db = dir.join("replica.db");
+    let mut conn = aisle_core::replica::open_writer(&db).expect("replica");
+    aisle_tests::import_cj(&mut conn, &aisle_tests::demo_dir(), &aisle_tests::options())
+        .expect("demo");
+    let fitted = artifact::fit_from(&conn, None, 1, NOW).expect("recommendation model");
+    artifact::store(&conn, &fitted).expect("store");
+    let offers = model::fit_from(&conn, "2017-10-01").expect("offer model");
+    model::store(&conn, &offers, NOW).expect("store");
+    conn.execute(
+        "INSERT INTO offer_rules (campaign_id, targeted_only) VALUES (14, 0)",
+        [],
+    )
+    .expect("open campaign");
+    db
+}
+
+struct Kiosk {
+    ui: KioskWindow,
+    controller: Controller,
+    submit: Rc<dyn Fn(Job)>,
+    db: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn start(lang: &str) -> Kiosk {
+    slint::platform::set_platform(Box::new(TestingBackend::new(TestingBackendOptions {
+        mock_time: true,
+        threading: false,
+        renderer_name: Some("software".into()),
+    })))
+    .expect("one platform per test thread");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = replica(dir.path());
+    let conn = aisle_core::replica::open_reader(&db).expect("reader");
+    let member = aisle_core::demo::showcase_member(&conn)
+        .expect("sql")
+        .expect("showcase");
+    let store: i64 = conn
+        .query_row(
+            "SELECT home_store_id FROM members WHERE member_id = ?1",
+            [member],
+            |r| r.get(0),
+        )
+        .expect("home store");
+    let config = BackendConfig {
+        db: db.clone(),
+        kiosk: KioskConfig::new(store),
+        clock: Clock::pinned(aisle_core::dates::seconds_of(NOW).expect("now")),
+        demo: true,
+    };
+    let ui = KioskWindow::new().expect("window");
+    let brand_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/brand");
+    Brand::load(&brand_dir)
+        .expect("brand")
+        .apply(&ui)
+        .expect("apply");
+    aisle_kiosk::app::select_language(lang).expect("language");
+    ui.window().set_size(slint::PhysicalSize::new(1280, 800));
+    ui.show().expect("show");
+    let backend = Backend::open(config).expect("backend");
+    let clock: aisle_kiosk::controller::Clock = Rc::new(|| MOCK_MS.with(|ms| ms.get()));
+    let (submit, shared) = aisle_kiosk::app::inline_submit(&ui, backend, clock.clone());
+    let controller = Controller::new(&ui, 30, &submit, &clock);
+    let _ = shared.set(controller.state.clone());
+    submit(Job::Refresh);
+    Kiosk {
+        ui,
+        controller,
+        submit,
+        db,
+        _dir: dir,
+    }
+}
+
+fn by_label(ui: &KioskWindow, label: &str) -> Option<ElementHandle> {
+    ElementHandle::find_by_accessible_label(ui, label).next()
+}
+
+thread_local! {
+    /// The kiosk's clock in a test: advanced with Slint's mock time.
+    static MOCK_MS: std::cell::Cell<u64> = const { std::cell::Cell::new(1_000) };
+}
+
+fn advance(ms: u64) {
+    MOCK_MS.with(|now| now.set(now.get() + ms));
+    i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(ms));
+}
+
+#[test]
+fn attract_scan_welcome_coupon_timeout_attract() {
+    let kiosk = start("en");
+    let ui = &kiosk.ui;
+    let state = ui.global::<KioskState>();
+    assert_eq!(state.get_screen(), Screen::Attract);
+    assert!(by_label(ui, "Scan your card or app").is_some());
+    let attract = ui.global::<AttractAdapter>();
+    assert!(
+        attract.get_popular().row_count() > 0,
+        "popular in this store"
+    );
+    assert!(attract.get_demo_mode());
+    let demo = attract
+        .get_demo_members()
+        .row_data(0)
+        .expect("a demo member");
+    // The strip rotates on its own.
+    let first = attract.get_popular().row_data(0).expect("pick").name;
+    advance(5_100);
+    let rotated = attract.get_popular().row_data(0).expect("pick").name;
+    assert!(
+        attract.get_popular().row_count() < 2 || rotated != first,
+        "{first} stays"
+    );
+
+    // Tap the demo member's button: their app code is scanned.
+    let button = by_label(ui, demo.label.as_str()).expect("the demo member's button");
+    button.invoke_accessible_default_action();
+    assert_eq!(state.get_screen(), Screen::Welcome);
+    let welcome = ui.global::<WelcomeAdapter>();
+    let name = welcome.get_first_name().to_string();
+    assert_eq!(name, demo.label.as_str(), "the first name, nothing more");
+    assert!(welcome.get_personal());
+    assert!(welcome.get_buy_again().row_count() > 0);
+    let coupons = welcome.get_coupons();
+    assert!(coupons.row_count() >= 1, "a coupon issued at the visit");
+    let coupon = coupons.row_data(0).expect("coupon");
+    assert!(coupon.qr.size().width > 100, "its QR code");
+    assert!(!coupon.sent);
+    let title = format!("Welcome back, {name}!");
+    assert!(by_label(ui, &title).is_some(), "{title}");
+
+    // "Send to my app": an outbox event, and the card says so.
+    let send = by_label(ui, "Send to my app").expect("send button");
+    send.invoke_accessible_default_action();
+    assert!(welcome.get_coupons().row_data(0).expect("coupon").sent);
+    let conn = aisle_core::replica::open_reader(&kiosk.db).expect("reader");
+    let sent: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE kind = 'coupon_sent_to_app' AND payload LIKE '%' || ?1 || '%'",
+            [coupon.serial.as_str()],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(sent, 1);
+
+    // 29 s idle: still there, counting down; a touch restarts the clock.
+    advance(29_000);
+    assert_eq!(state.get_screen(), Screen::Welcome);
+    assert!(
+        state.get_seconds_left() <= 2,
+        "{}",
+        state.get_seconds_left()
+    );
+    state.invoke_touched();
+    advance(29_000);
+    assert_eq!(state.get_screen(), Screen::Welcome);
+    // Then 30 s untouched: back to attract, nothing personal anywhere.
+    advance(1_500);
+    assert_eq!(state.get_screen(), Screen::Attract);
+    assert_eq!(welcome.get_first_name(), "");
+    assert_eq!(welcome.get_buy_again().row_count(), 0);
+    assert_eq!(welcome.get_discover().row_count(), 0);
+    assert_eq!(welcome.get_coupons().row_count(), 0);
+    assert_eq!(welcome.get_notice(), "");
+    assert!(by_label(ui, &title).is_none());
+    let lock = kiosk.controller.state.lock().expect("state");
+    assert!(lock.member_id.is_none() && lock.sent.is_empty());
+    drop(lock);
+    // And the screen shows no trace of the name.
+    let texts: Vec<String> = ElementHandle::find_by_element_type_name(ui, "Text")
+        .filter_map(|t| t.accessible_label().map(|v| v.to_string()))
+        .collect();
+    assert!(
+        texts.iter().any(|t| t == "Scan your card or app"),
+        "{texts:?}"
+    );
+    // Demo mode names its demo members on buttons; nothing else may.
+    let demo_labels: Vec<String> = (0..attract.get_demo_members().row_count())
+        .filter_map(|i| attract.get_demo_members().row_data(i))
+        .map(|m| m.label.to_string())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .all(|t| !t.contains(&name) || demo_labels.contains(t)),
+        "{texts:?}"
+    );
+}
+
+/// A keyboard-wedge scanner types fast and ends with Enter; a person typing
+/// slowly is not a scan.
+#[test]
+fn a_wedge_scan_of_an_unknown_card_gets_its_screen_and_done_returns() {
+    let kiosk = start("en");
+    let ui = &kiosk.ui;
+    let state = ui.global::<KioskState>();
+    for c in "2900000000018".chars() {
+        state.invoke_key(c.to_string().into());
+        advance(4);
+    }
+    state.invoke_key("\n".into());
+    assert_eq!(state.get_screen(), Screen::Message);
+    assert_eq!(state.get_message_code(), "unknown_card");
+    assert!(by_label(ui, "Card not recognised").is_some());
+    assert!(
+        by_label(
+            ui,
+            "We do not recognise this card. Please ask a member of staff."
+        )
+        .is_some()
+    );
+    by_label(ui, "OK")
+        .expect("OK")
+        .invoke_accessible_default_action();
+    assert_eq!(state.get_screen(), Screen::Attract);
+    // Typed by a person (200 ms between keys): nothing happens.
+    for c in "2900000000018".chars() {
+        state.invoke_key(c.to_string().into());
+        advance(200);
+    }
+    state.invoke_key("\n".into());
+    advance(500);
+    assert_eq!(state.get_screen(), Screen::Attract);
+    // A product view is cleared by Done as well.
+    (kiosk.submit)(Job::Scan("not a code".into()));
+    assert_eq!(state.get_screen(), Screen::Message);
+    state.invoke_done();
+    assert_eq!(ui.global::<ProductAdapter>().get_name(), "");
+}
+
+/// Every screen, rendered by the software renderer with the pinned font,
+/// against its reference picture (`AISLE_UPDATE_SNAPSHOTS=1` rewrites them).
+/// The coupon's QR code is random (its serial), so a share of pixels may
+/// differ; the rest must match.
+#[test]
+fn screens_match_their_reference_pictures() {
+    let kiosk = start("en");
+    let ui = &kiosk.ui;
+    let snapshot = |name: &str| {
+        let buffer = ui.window().take_snapshot().expect("snapshot");
+        let image =
+            image::RgbaImage::from_raw(buffer.width(), buffer.height(), buffer.as_bytes().to_vec())
+                .expect("image");
+        compare(name, &image);
+    };
+    snapshot("attract");
+    let demo = ui
+        .global::<AttractAdapter>()
+        .get_demo_members()
+        .row_data(0)
+        .expect("member");
+    by_label(ui, demo.label.as_str())
+        .expect("button")
+        .invoke_accessible_default_action();
+    snapshot("welcome");
+    ui.global::<KioskState>().invoke_done();
+    (kiosk.submit)(Job::Scan("2900000000018".into()));
+    snapshot("message");
+    ui.global::<KioskState>().invoke_done();
+    ui.global::<KioskState>().set_offline(true);
+    snapshot("attract-offline");
+}
+
+#[test]
+fn french_is_bundled() {
+    let kiosk = start("fr");
+    let ui = &kiosk.ui;
+    assert!(by_label(ui, "Scannez votre carte ou votre appli").is_some());
+    assert!(by_label(ui, "Scan your card or app").is_none());
+}
+
+fn compare(name: &str, actual: &image::RgbaImage) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
+    let path = dir.join(format!("{name}.png"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kiosk-{name}.png"));
+    actual.save(&out).expect("save the rendering");
+    if std::env::var_os("AISLE_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(&dir).expect("dir");
+        actual.save(&path).expect("save reference");
+        return;
+    }
+    let expected = image::open(&path)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (AISLE_UPDATE_SNAPSHOTS=1 writes it)",
+                path.display()
+            )
+        })
+        .to_rgba8();
+    assert_eq!(expected.dimensions(), actual.dimensions(), "{name}");
+    let differing = expected
+        .pixels()
+        .zip(actual.pixels())
+        .filter(|(a, b)| a.0.iter().zip(b.0.iter()).any(|(x, y)| x.abs_diff(*y) > 24))
+        .count();
+    let share = differing as f64 / f64::from(actual.width() * actual.height());
+    assert!(
+        share < 0.05,
+        "{name}: {:.2}% of pixels differ from {} (rendering in {})",
+        share * 100.0,
+        path.display(),
+        out.display()
+    );
+}
