@@ -21,13 +21,15 @@ use anyhow::{Context, Result, bail};
 
 /// Debian packages the workspace needs to build and test: cmake and g++ for
 /// zxing-cpp (the barcode decoder, built from its bundled C++ sources);
-/// libclang-dev for bindgen, for nokhwa's Video4Linux bindings (aisle-camera).
+/// libclang-dev for bindgen, for nokhwa's Video4Linux bindings (aisle-camera);
+/// fontconfig for Slint's text (the kiosk; its own font is compiled in).
 const DEBIAN_PACKAGES: &[&str] = &[
     "build-essential",
     "cmake",
     "pkg-config",
     "sqlite3",
     "libclang-dev",
+    "libfontconfig1-dev",
 ];
 
 /// Crates the core must never depend on (UI, camera, server).
