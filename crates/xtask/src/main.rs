@@ -22,7 +22,8 @@ use anyhow::{Context, Result, bail};
 /// Debian packages the workspace needs to build and test: cmake and g++ for
 /// zxing-cpp (the barcode decoder, built from its bundled C++ sources);
 /// libclang-dev for bindgen, for nokhwa's Video4Linux bindings (aisle-camera);
-/// fontconfig for Slint's text (the kiosk; its own font is compiled in).
+/// fontconfig for Slint's text (the kiosk; its own font is compiled in);
+/// Xvfb, xauth and xwd for the kiosk's smoke test of the real window.
 const DEBIAN_PACKAGES: &[&str] = &[
     "build-essential",
     "cmake",
@@ -30,6 +31,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "sqlite3",
     "libclang-dev",
     "libfontconfig1-dev",
+    "xvfb",
+    "xauth",
+    "x11-apps",
 ];
 
 /// Crates the core must never depend on (UI, camera, server).
