@@ -61,12 +61,10 @@ fn the_real_binary_shows_the_attract_screen_under_xvfb() {
     }
     let capture = dir.path().join("screen.xwd");
     let brand = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/brand");
-    let script = format!(
-        "\"$KIOSK\" --db \"$DB\" --brand \"$BRAND\" --demo --now '2017-10-20 12:00:00' --exit-after-ms 8000 & app=$!; \
-         sleep 5; xwd -root -silent > \"$OUT\"; wait $app"
-    );
+    let script = "\"$KIOSK\" --db \"$DB\" --brand \"$BRAND\" --demo --now '2017-10-20 12:00:00' --exit-after-ms 8000 & app=$!; \
+         sleep 5; xwd -root -silent > \"$OUT\"; wait $app";
     let output = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x800x24", "sh", "-c", &script])
+        .args(["-a", "-s", "-screen 0 1280x800x24", "sh", "-c", script])
         .env("KIOSK", env!("CARGO_BIN_EXE_aisle-kiosk"))
         .env("DB", &db)
         .env("BRAND", &brand)
