@@ -108,10 +108,7 @@ pub fn run(command: &OffersCommand, db: &Path, out: &mut Out) -> Result<()> {
 
 /// The day after the last purchase: a model trained until then saw everything.
 fn day_after_data(conn: &Connection) -> Result<String> {
-    let last = eval::data_until(conn)?.context("the replica has no purchases to learn from")?;
-    let seconds = aisle_core::dates::seconds_of(&format!("{last} 00:00:00"))
-        .context("the last purchase date")?;
-    Ok(aisle_core::dates::date_string(seconds / 86_400 + 1))
+    model::day_after_data(conn)?.context("the replica has no purchases to learn from")
 }
 
 fn rank(args: &RankArgs, db: &Path, out: &mut Out) -> Result<()> {

@@ -783,6 +783,175 @@ fn stores_receive_and_serve_hq_models() {
     converged(&hq, &db, store_id);
 }
 
+/// Every basket line of the partition's members, as `basket|member|store|at|line|product|qty|cents`.
+fn member_history(conn: &Connection, members_sql: &str, store_id: i64) -> Vec<String> {
+    conn.prepare(&format!(
+        "SELECT b.basket_id || '|' || b.member_id || '|' || b.store_id || '|' || b.purchased_at
+             || '|' || l.line_no || '|' || l.product_id || '|' || l.quantity || '|' || l.sales_cents
+         FROM baskets AS b JOIN purchase_lines AS l USING (basket_id)
+         WHERE b.member_id IN ({members_sql}) ORDER BY b.basket_id, l.line_no"
+    ))
+    .expect("prepare")
+    .query_map([store_id], |row| row.get(0))
+    .expect("query")
+    .collect::<rusqlite::Result<_>>()
+    .expect("rows")
+}
+
+/// A store personalizes offline with its members' history and HQ's offer
+/// model: the bootstrap brings the partition members' baskets (wherever
+/// they shopped) and the P(redeem) model byte for byte; a basket HQ
+/// receives later and a newer model come through the feed; a basket of a
+/// member HQ does not know is refused; an erasure leaves the baskets as
+/// anonymous sales.
+#[test]
+fn stores_receive_members_history_and_the_offer_model() {
+    let hq = TestHq::start_with_demo();
+    let at_hq = || {
+        aisle_hq::Hq::open(aisle_hq::Config::new(
+            hq.data.path().to_owned(),
+            String::new(),
+        ))
+        .expect("open HQ")
+    };
+    let publish = || {
+        at_hq()
+            .write(|conn| aisle_hq::db::train_offers_and_publish(conn, None, "2026-11-25 06:00:00"))
+            .expect("train the offer model at HQ")
+    };
+    let first = publish();
+    assert_eq!(first.kind, "offers");
+    let store_id = hq.busy_store();
+    let credentials = hq.register("kiosk-history", store_id);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("replica.db");
+    provision(&db, &hq, &credentials);
+    sync_ok(&db);
+
+    let store = Connection::open(&db).expect("replica");
+    let history = member_history(&store, STORE_MEMBERS, store_id);
+    assert!(history.len() > 1000, "{} lines", history.len());
+    assert_eq!(
+        history,
+        member_history(&hq.db(), HQ_MEMBERS, store_id),
+        "the store holds exactly its members' baskets at HQ"
+    );
+    let other_stores: i64 = store
+        .query_row(
+            "SELECT count(*) FROM baskets WHERE store_id <> ?1",
+            [store_id],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert!(
+        other_stores > 0,
+        "members' baskets bought at other stores came too"
+    );
+    let bodies = |conn: &Connection| -> Vec<String> {
+        conn.prepare("SELECT body FROM offer_models ORDER BY model_id")
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    };
+    assert_eq!(
+        bodies(&store),
+        bodies(&hq.db()),
+        "HQ's offer model, byte for byte"
+    );
+
+    // The store ranks a member's offers with HQ's model (no local training).
+    let member_id = a_member(&db);
+    let ranked = aisle(
+        &db,
+        &[
+            "offers",
+            "rank",
+            "--member",
+            &member_id.to_string(),
+            "--store",
+            &store_id.to_string(),
+            "--now",
+            "2017-10-20 12:00:00",
+        ],
+    );
+    assert!(ranked.status.success(), "{}", text(&ranked));
+
+    // A basket reaches HQ from a till: the store holding the member gets it.
+    let basket = aisle_proto::BasketRecord {
+        basket_id: 9_000_000_001,
+        member_id,
+        store_id,
+        purchased_at: "2017-10-30 09:15:00".into(),
+        lines: vec![aisle_proto::BasketLine {
+            line_no: 1,
+            product_id: store
+                .query_row("SELECT min(product_id) FROM products", [], |row| row.get(0))
+                .expect("a product"),
+            quantity: 2,
+            sales_cents: 398,
+            retail_disc_cents: 0,
+            coupon_disc_cents: 0,
+            coupon_match_disc_cents: 0,
+        }],
+    };
+    hq.admin(aisle_proto::paths::ADMIN_BASKETS, &basket);
+    let second = publish();
+    let report = sync_ok(&db);
+    assert!(report.contains("applied 2 changes"), "{report}");
+    assert_eq!(
+        member_history(&store, STORE_MEMBERS, store_id),
+        member_history(&hq.db(), HQ_MEMBERS, store_id)
+    );
+    assert_eq!(
+        bodies(&store).len(),
+        2,
+        "the newer model came through the feed"
+    );
+    assert_eq!(
+        store
+            .query_row("SELECT max(model_id) FROM offer_models", [], |row| row
+                .get::<_, i64>(0))
+            .expect("id"),
+        2
+    );
+    assert_eq!(second.artifact_id, 2);
+
+    // A basket for a member HQ does not know is refused, naming the member.
+    let response = hq
+        .client()
+        .post(format!("{}{}", hq.url(), aisle_proto::paths::ADMIN_BASKETS))
+        .bearer_auth(&hq.admin_token)
+        .json(&aisle_proto::BasketRecord {
+            member_id: 987_654_321,
+            ..basket.clone()
+        })
+        .send()
+        .expect("admin request");
+    assert_eq!(response.status().as_u16(), 404);
+    assert!(response.text().expect("body").contains("987654321"));
+
+    // Erased: the member's baskets stay as anonymous sales.
+    let lines_before: i64 = store
+        .query_row("SELECT count(*) FROM purchase_lines", [], |row| row.get(0))
+        .expect("count");
+    hq.admin(
+        aisle_proto::paths::ADMIN_ERASURES,
+        &serde_json::json!({ "member_id": member_id }),
+    );
+    sync_ok(&db);
+    let (theirs, lines): (i64, i64) = store
+        .query_row(
+            "SELECT (SELECT count(*) FROM baskets WHERE member_id = ?1),
+                    (SELECT count(*) FROM purchase_lines)",
+            [member_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("count");
+    assert_eq!((theirs, lines), (0, lines_before));
+}
+
 /// Members' app-code keys come from HQ with their records (snapshot and
 /// feed), a rotation at HQ reaches the store, an admin record that does not
 /// state keys keeps them, a key that is not one is refused by HQ, and an

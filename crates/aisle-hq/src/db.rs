@@ -269,6 +269,18 @@ pub fn changes_after(
     })
 }
 
+/// How snapshots are cut.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotOptions {
+    /// Records per chunk file.
+    pub chunk_records: usize,
+    /// How long a built snapshot is offered before a newer one is built.
+    pub max_age: std::time::Duration,
+    /// Baskets of the partition's members from this many days before HQ's
+    /// newest basket.
+    pub history_days: u32,
+}
+
 /// Builds (or reuses) the store's bootstrap snapshot under `folder`: chunk
 /// files of at most `chunk_records` records and the manifest. Everything is
 /// read in one read transaction, consistent with the cursor it names.
@@ -276,11 +288,11 @@ pub fn build_snapshot(
     conn: &mut Connection,
     store_id: i64,
     folder: &Path,
-    chunk_records: usize,
-    max_age: std::time::Duration,
+    options: &SnapshotOptions,
     now: &str,
 ) -> Result<(SnapshotManifest, PathBuf), HqError> {
-    if let Some(reused) = recent_snapshot(folder, store_id, max_age) {
+    let chunk_records = options.chunk_records;
+    if let Some(reused) = recent_snapshot(folder, store_id, options.max_age) {
         return Ok(reused);
     }
     let tx = conn.transaction()?;
@@ -338,6 +350,18 @@ pub fn build_snapshot(
         for member in partition_members(&tx, store_id)? {
             writer.push(&Change::Member(member))?;
         }
+        // The partition's members' recent baskets, wherever they shopped.
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {} FROM store_members AS s
+             JOIN members AS m ON m.member_id = s.member_id AND m.erased_at IS NULL
+             JOIN baskets AS b ON b.member_id = s.member_id
+             JOIN purchase_lines AS l ON l.basket_id = b.basket_id
+             WHERE s.store_id = ?1 AND b.purchased_at >= (SELECT date(max(purchased_at), ?2) FROM baskets)
+             ORDER BY b.basket_id, l.line_no",
+            records::BASKET_LINE_COLUMNS
+        ))?;
+        let mut rows = stmt.query(params![store_id, format!("-{} days", options.history_days)])?;
+        records::fold_baskets(&mut rows, |basket| writer.push(&Change::Basket(basket)))?;
         let ids: Vec<i64> = tx
             .prepare("SELECT campaign_id FROM campaigns ORDER BY campaign_id")?
             .query_map([], |row| row.get(0))?
@@ -367,6 +391,7 @@ pub fn build_snapshot(
         total_records: writer.total,
         chunks: writer.chunks,
         model: newest_model(&tx)?,
+        offer_model: newest_offer_model(&tx)?,
     };
     let text = serde_json::to_string(&manifest).map_err(|err| HqError::Invalid(err.to_string()))?;
     std::fs::write(building.join("manifest.json"), text).map_err(|e| io(&building, e))?;
@@ -425,7 +450,7 @@ pub fn newest_model(conn: &Connection) -> rusqlite::Result<Option<aisle_proto::M
         aisle_core::recommend::artifact::newest_shipped(conn)?.map(|shipped| {
             aisle_proto::ModelInfo {
                 artifact_id: shipped.artifact_id,
-                kind: "recommend".into(),
+                kind: aisle_proto::ModelInfo::RECOMMEND.into(),
                 format_version: shipped.format_version,
                 trained_until: shipped.trained_until,
                 created_at: shipped.created_at,
@@ -434,6 +459,46 @@ pub fn newest_model(conn: &Connection) -> rusqlite::Result<Option<aisle_proto::M
             }
         }),
     )
+}
+
+/// HQ's newest offer model, described for stores.
+pub fn newest_offer_model(conn: &Connection) -> rusqlite::Result<Option<aisle_proto::ModelInfo>> {
+    Ok(
+        aisle_core::offers::model::shipped(conn, None)?.map(|shipped| aisle_proto::ModelInfo {
+            artifact_id: shipped.model_id,
+            kind: aisle_proto::ModelInfo::OFFERS.into(),
+            format_version: shipped.format_version as u32,
+            trained_until: shipped.trained_until,
+            created_at: shipped.created_at,
+            sha256: sha256_hex(&shipped.bytes),
+            bytes: shipped.bytes.len() as u64,
+        }),
+    )
+}
+
+/// Fits the offer model, P(redeem), on every store's campaigns and
+/// purchases before `until` [default: the day after the newest purchase],
+/// stores it, and publishes it to every store through the feed.
+pub fn train_offers_and_publish(
+    conn: &mut Connection,
+    until: Option<&str>,
+    now: &str,
+) -> Result<aisle_proto::ModelInfo, HqError> {
+    let until = match until {
+        Some(day) => day.to_owned(),
+        None => aisle_core::offers::model::day_after_data(conn)?
+            .ok_or_else(|| HqError::Invalid("HQ holds no purchases to learn from".into()))?,
+    };
+    let fitted = aisle_core::offers::model::fit_from(conn, &until)
+        .map_err(|err| HqError::Invalid(err.to_string()))?;
+    let tx = conn.transaction()?;
+    aisle_core::offers::model::store(&tx, &fitted, now)
+        .map_err(|err| HqError::Invalid(err.to_string()))?;
+    let info =
+        newest_offer_model(&tx)?.ok_or_else(|| HqError::NotFound("the stored model".into()))?;
+    log_change(&tx, Scope::All, &Change::Model(info.clone()), now)?;
+    tx.commit()?;
+    Ok(info)
 }
 
 /// Fits a recommendation model on HQ's purchases (all stores), stores it,
@@ -1071,6 +1136,21 @@ pub fn admin_change(conn: &mut Connection, change: &Change, now: &str) -> Result
                 return Err(HqError::NotFound(format!("product {}", row.product_id)));
             }
             log_change(&tx, Scope::Store(row.store_id), change, now)?;
+        }
+        Change::Basket(basket) => {
+            let known = tx
+                .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND erased_at IS NULL")?
+                .exists([basket.member_id])?;
+            if !known {
+                return Err(HqError::NotFound(format!("member {}", basket.member_id)));
+            }
+            records::apply_change(&tx, change)?;
+            // The member now belongs to the store they shopped at, too.
+            tx.execute(
+                "INSERT OR IGNORE INTO store_members (store_id, member_id) VALUES (?1, ?2)",
+                [basket.store_id, basket.member_id],
+            )?;
+            log_change(&tx, Scope::Member(basket.member_id), change, now)?;
         }
         Change::Model(_) => {
             return Err(HqError::Invalid(

@@ -121,6 +121,7 @@ pub fn router(hq: Arc<Hq>) -> axum::Router {
         .route(paths::SNAPSHOT_CHUNKS, get(snapshot_chunk))
         .route(paths::CHANGES, get(changes))
         .route(paths::MODEL, get(model))
+        .route(paths::OFFER_MODEL, get(offer_model))
         .route(paths::EVENTS, post(events))
         .route(paths::MEMBER_LOOKUP, get(lookup))
         .route(paths::ADMIN_DEVICES, post(register_device))
@@ -130,6 +131,7 @@ pub fn router(hq: Arc<Hq>) -> axum::Router {
         .route(paths::ADMIN_STORE_PRODUCTS, post(admin_store_product))
         .route(paths::ADMIN_CAMPAIGNS, post(admin_campaign))
         .route(paths::ADMIN_COUPONS, post(admin_coupon))
+        .route(paths::ADMIN_BASKETS, post(admin_basket))
         .route(paths::ADMIN_ERASURES, post(admin_erasure))
         .route(paths::ADMIN_EVENTS, get(admin_events))
         .route(
@@ -157,16 +159,13 @@ async fn snapshot(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let folder = hq.config.snapshot_dir();
-        let chunk_records = hq.config.chunk_records;
+        let options = db::SnapshotOptions {
+            chunk_records: hq.config.chunk_records,
+            max_age: hq.config.snapshot_max_age,
+            history_days: hq.config.history_days,
+        };
         let (manifest, _) = hq.read(|conn| {
-            db::build_snapshot(
-                conn,
-                store_id,
-                &folder,
-                chunk_records,
-                hq.config.snapshot_max_age,
-                &crate::now_text(),
-            )
+            db::build_snapshot(conn, store_id, &folder, &options, &crate::now_text())
         })?;
         Ok(Json(hq.signer.sign(&manifest)))
     })
@@ -226,6 +225,26 @@ async fn model(
                 format!("no model artifact {artifact_id}"),
             )
         })
+    })
+    .await
+}
+
+async fn offer_model(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Path(model_id): Path<i64>,
+) -> Answer<Vec<u8>> {
+    blocking(move || {
+        device(&hq, &headers)?;
+        hq.read(|conn| Ok(aisle_core::offers::model::shipped(conn, Some(model_id))?))?
+            .map(|shipped| shipped.bytes)
+            .ok_or_else(|| {
+                Failure(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no offer model {model_id}"),
+                )
+            })
     })
     .await
 }
@@ -391,6 +410,14 @@ async fn admin_coupon(
     Json(record): Json<aisle_proto::CouponRecord>,
 ) -> Answer<Json<Changed>> {
     admin_apply(hq, headers, Change::Coupon(record)).await
+}
+
+async fn admin_basket(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Json(record): Json<aisle_proto::BasketRecord>,
+) -> Answer<Json<Changed>> {
+    admin_apply(hq, headers, Change::Basket(record)).await
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -34,6 +34,9 @@ pub struct Config {
     /// How long a built snapshot is offered before a newer one is built
     /// (stores catch up from its cursor through the feed).
     pub snapshot_max_age: std::time::Duration,
+    /// A snapshot carries the partition members' baskets of this many days
+    /// before HQ's newest basket (the history stores personalize with offline).
+    pub history_days: u32,
     /// TLS certificate chain and key (PEM); `None` serves plain HTTP (tests of the HTTP layer only).
     pub tls: Option<tls::TlsFiles>,
 }
@@ -45,6 +48,7 @@ impl Config {
             admin_token,
             chunk_records: 50_000,
             snapshot_max_age: std::time::Duration::from_secs(3600),
+            history_days: 400,
             tls: None,
         }
     }

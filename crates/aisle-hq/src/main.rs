@@ -43,6 +43,9 @@ enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Load the embedded demo extract into HQ's master data; prints the demo's
+    /// showcase member and their home store as JSON.
+    ImportDemo,
     /// Load a folder in Aisle's generic CSV layout (docs/IMPORT.md) into HQ's master data.
     ImportCsv {
         dir: PathBuf,
@@ -60,7 +63,7 @@ enum Command {
         #[arg(long)]
         store_id: i64,
     },
-    /// Fit the recommendation model on HQ's purchases and publish it to every store.
+    /// Fit the recommendation model and the offer model on HQ's data and publish both to every store.
     Train {
         /// Learn from purchases before this date [default: the day after the newest].
         #[arg(long)]
@@ -124,23 +127,51 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::ImportCompletejourney { dir, skip_invalid } => import(
-            cli.data,
-            &dir,
+            &cli.data,
+            &aisle_core::import::DirSource(dir),
             skip_invalid,
             aisle_core::import::completejourney::import,
         ),
+        Command::ImportDemo => {
+            import(
+                &cli.data,
+                &aisle_core::demo::source(),
+                false,
+                aisle_core::import::completejourney::import,
+            )?;
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let (member, store) = hq.read(|conn| {
+                let Some(member) = aisle_core::demo::showcase_member(conn)? else {
+                    return Ok((None, None));
+                };
+                let store: Option<i64> = conn.query_row(
+                    "SELECT home_store_id FROM members WHERE member_id = ?1",
+                    [member],
+                    |row| row.get(0),
+                )?;
+                Ok((Some(member), store))
+            })?;
+            let member = member.context("the demo data has no member with baskets")?;
+            let showcase = serde_json::json!({ "showcase_member": member, "store_id": store });
+            std::io::Write::write_all(&mut std::io::stdout(), format!("{showcase}\n").as_bytes())?;
+            Ok(())
+        }
         Command::ImportCsv { dir, skip_invalid } => import(
-            cli.data,
-            &dir,
+            &cli.data,
+            &aisle_core::import::DirSource(dir),
             skip_invalid,
             aisle_core::import::layout::import,
         ),
         Command::Train { until, seed } => {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
-            let info = hq.write(|conn| {
-                aisle_hq::db::train_and_publish(conn, until.as_deref(), seed, &aisle_hq::now_text())
+            let now = aisle_hq::now_text();
+            let recommend = hq.write(|conn| {
+                aisle_hq::db::train_and_publish(conn, until.as_deref(), seed, &now)
             })?;
-            let text = serde_json::to_string_pretty(&info)?;
+            let offers = hq.write(|conn| {
+                aisle_hq::db::train_offers_and_publish(conn, until.as_deref(), &now)
+            })?;
+            let text = serde_json::to_string_pretty(&[recommend, offers])?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
             Ok(())
         }
@@ -191,27 +222,22 @@ type Importer = fn(
     &mut dyn aisle_core::import::Progress,
 ) -> Result<aisle_core::import::ImportReport, aisle_core::import::ImportError>;
 
-/// Loads a folder into HQ's master data with one of the store's importers,
+/// Loads a source into HQ's master data with one of the store's importers,
 /// then refreshes the store partitions.
 fn import(
-    data: PathBuf,
-    dir: &std::path::Path,
+    data: &std::path::Path,
+    source: &dyn aisle_core::import::Source,
     skip_invalid: bool,
     importer: Importer,
 ) -> anyhow::Result<()> {
-    let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data, String::new()))?;
+    let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data.to_owned(), String::new()))?;
     let report = hq.write(|conn| {
         let options = aisle_core::import::ImportOptions {
             skip_invalid,
             ..aisle_core::import::ImportOptions::default()
         };
         let report = aisle_core::import::in_transaction(conn, |tx| {
-            importer(
-                tx,
-                &aisle_core::import::DirSource(dir.to_owned()),
-                &options,
-                &mut aisle_core::import::NoProgress,
-            )
+            importer(tx, source, &options, &mut aisle_core::import::NoProgress)
         })?;
         aisle_hq::db::refresh_partitions(conn)?;
         anyhow::Ok(report)

@@ -253,24 +253,11 @@ impl Backend {
         Ok(picks)
     }
 
-    /// Provisioned and the last sync failed or is older than ten minutes.
+    /// Provisioned and the last sync failed or is older than ten minutes, by
+    /// the wall clock (sync times are wall times, even when the kiosk's
+    /// clock is pinned to the demo data's days).
     fn offline(&self) -> Result<bool> {
-        let status = aisle_core::sync::status(&self.conn)?;
-        if !status.provisioned {
-            return Ok(false);
-        }
-        let now = self.config.clock.now_secs() as i64;
-        let fresh = status
-            .last_success_at
-            .as_deref()
-            .and_then(aisle_core::dates::seconds_of)
-            .is_some_and(|at| now - at < 600);
-        let failed_since = match (&status.last_error_at, &status.last_success_at) {
-            (Some(error), Some(success)) => error > success,
-            (Some(_), None) => true,
-            _ => false,
-        };
-        Ok(failed_since || !fresh)
+        Ok(aisle_core::sync::status(&self.conn)?.offline(Clock::wall().now_secs() as i64, 600))
     }
 
     /// Demo members with their demo keys: the showcase member first, then

@@ -25,6 +25,8 @@ pub mod paths {
     pub const SNAPSHOT_CHUNKS: &str = "/v1/snapshot/{snapshot_id}/chunks/{index}";
     /// `GET /v1/models/{artifact_id}`: a model artifact's bytes (see [`super::ModelInfo`]).
     pub const MODEL: &str = "/v1/models/{artifact_id}";
+    /// An offer model's bytes (a [`crate::ModelInfo`] of kind `offers`).
+    pub const OFFER_MODEL: &str = "/v1/models/offers/{artifact_id}";
     /// `GET ?after=CURSOR&limit=N`: a signed [`super::ChangeBatch`].
     pub const CHANGES: &str = "/v1/changes";
     /// `POST` an [`super::EventUpload`], answered by an [`super::EventAck`].
@@ -40,6 +42,8 @@ pub mod paths {
     pub const ADMIN_STORE_PRODUCTS: &str = "/admin/v1/store-products";
     pub const ADMIN_CAMPAIGNS: &str = "/admin/v1/campaigns";
     pub const ADMIN_COUPONS: &str = "/admin/v1/coupons";
+    /// A member's basket from the tills (reaches every store holding the member).
+    pub const ADMIN_BASKETS: &str = "/admin/v1/baskets";
     pub const ADMIN_ERASURES: &str = "/admin/v1/erasures";
     pub const ADMIN_EVENTS: &str = "/admin/v1/events";
     pub const ADMIN_PARTITION: &str = "/admin/v1/partition";
@@ -109,6 +113,9 @@ pub struct SnapshotManifest {
     /// HQ's current recommendation model, fetched from [`paths::MODEL`].
     #[serde(default)]
     pub model: Option<ModelInfo>,
+    /// HQ's current offer model (P(redeem)), fetched from [`paths::OFFER_MODEL`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_model: Option<ModelInfo>,
 }
 
 /// A model artifact HQ publishes (fitted on all stores' purchases). The
@@ -117,7 +124,7 @@ pub struct SnapshotManifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub artifact_id: i64,
-    /// `recommend`.
+    /// `recommend` or `offers`.
     pub kind: String,
     pub format_version: u32,
     pub trained_until: String,
@@ -125,6 +132,24 @@ pub struct ModelInfo {
     /// SHA-256 (hex) of the artifact's bytes as served.
     pub sha256: String,
     pub bytes: u64,
+}
+
+impl ModelInfo {
+    /// A recommendation model ([`paths::MODEL`]).
+    pub const RECOMMEND: &'static str = "recommend";
+    /// An offer model, P(redeem) ([`paths::OFFER_MODEL`]).
+    pub const OFFERS: &'static str = "offers";
+
+    /// Where HQ serves its bytes; `None` for a kind this build does not know
+    /// (a newer HQ's: the store leaves it alone).
+    pub fn path(&self) -> Option<String> {
+        let template = match self.kind.as_str() {
+            Self::RECOMMEND => paths::MODEL,
+            Self::OFFERS => paths::OFFER_MODEL,
+            _ => return None,
+        };
+        Some(template.replace("{artifact_id}", &self.artifact_id.to_string()))
+    }
 }
 
 /// One chunk of a snapshot: gzip of JSON lines, each a [`Change`].
@@ -167,6 +192,9 @@ pub enum Change {
     },
     Campaign(CampaignRecord),
     Coupon(CouponRecord),
+    /// One of a member's baskets: the purchase history a store personalizes
+    /// with while offline (Buy again, coupon affinity, spend rules).
+    Basket(BasketRecord),
     /// A new model artifact: fetch it, then keep it with this batch.
     Model(ModelInfo),
 }
@@ -327,6 +355,28 @@ pub struct CampaignRecord {
     pub ends_on: String,
     /// Targeted members of this store's partition.
     pub targets: Vec<i64>,
+}
+
+/// A member's basket, whole: its lines replace the store's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasketRecord {
+    pub basket_id: i64,
+    pub member_id: i64,
+    /// Where it was bought (any store: a member's history is theirs, not the store's).
+    pub store_id: i64,
+    pub purchased_at: String,
+    pub lines: Vec<BasketLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasketLine {
+    pub line_no: i64,
+    pub product_id: i64,
+    pub quantity: i64,
+    pub sales_cents: i64,
+    pub retail_disc_cents: i64,
+    pub coupon_disc_cents: i64,
+    pub coupon_match_disc_cents: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

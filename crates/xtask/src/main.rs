@@ -6,12 +6,15 @@
 
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
-//! - `cargo xtask demo`: the README's main job (today the CLI demo on the embedded data).
+//! - `cargo xtask demo [--fullscreen] [--headless DIR] [--lang fr] [--release]`: the README's
+//!   main job: HQ with the embedded demo data, a synced store replica, the kiosk on it.
 //! - `cargo xtask test`: system packages, fmt, clippy, the dependency rule, docs, every test.
 //! - `cargo xtask bench import [--data DIR]`: import throughput against sqlite3's `.import`.
 //! - `cargo xtask bench replica [--members N --products M --purchases P]`: the 1 M-member replica.
 //! - `cargo xtask bench scan [--manifest FILE]`: decode rates and decode time per frame.
 //! - `cargo xtask bench fuzz [--inputs N]`: a million inputs per parser of untrusted input, no panic.
+
+mod demo;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,7 +46,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        ["demo", rest @ ..] => demo(rest),
+        ["demo", rest @ ..] => demo::demo(rest),
         ["test", rest @ ..] => test(rest),
         ["bench", "import", rest @ ..] => bench_import(rest),
         ["bench", "replica", rest @ ..] => bench_replica(rest),
@@ -95,22 +98,6 @@ fn describe(cmd: &Command) -> String {
 
 fn flag<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
     args.windows(2).find(|w| w[0] == name).map(|w| w[1])
-}
-
-fn demo(args: &[&str]) -> Result<()> {
-    ensure_packages()?;
-    run(cargo()
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "aisle-cli",
-            "--bin",
-            "aisle",
-            "--",
-            "demo",
-        ])
-        .args(args))
 }
 
 fn is_root() -> bool {
@@ -221,7 +208,10 @@ fn test(args: &[&str]) -> Result<()> {
     run(cargo()
         .args(["doc", "--workspace", "--no-deps", "--quiet"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
-    run_tests(cargo().args(["test", "--workspace"]).args(args))
+    run_tests(cargo().args(["test", "--workspace"]).args(args))?;
+    // The README's main job, end to end, where there is no display: HQ, sync, the kiosk's screens.
+    let shots = std::env::temp_dir().join("aisle-demo-check");
+    demo::demo(&["--headless", &shots.to_string_lossy()])
 }
 
 /// Runs the test command, passing its output through, and ends with one line

@@ -447,6 +447,68 @@ pub fn load_newest(conn: &Connection) -> Result<Option<LoadedModel>, ModelError>
     Ok(None)
 }
 
+/// The default training date: the day after the last purchase (`None`
+/// without purchases).
+pub fn day_after_data(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    Ok(super::eval::data_until(conn)?
+        .and_then(|last| crate::dates::seconds_of(&format!("{last} 00:00:00")))
+        .map(|seconds| crate::dates::date_string(seconds / 86_400 + 1)))
+}
+
+/// Keeps a model received from HQ, byte for byte, after checking it parses
+/// and is sound ([`RedeemModel::check`]); a damaged one is refused.
+pub fn store_received(
+    conn: &Connection,
+    bytes: &[u8],
+    created_at: &str,
+) -> Result<i64, ModelError> {
+    let damaged = |what: String| ModelError::Damaged { model_id: 0, what };
+    let body = std::str::from_utf8(bytes).map_err(|e| damaged(e.to_string()))?;
+    let model: RedeemModel = serde_json::from_str(body).map_err(|e| damaged(e.to_string()))?;
+    model.check().map_err(damaged)?;
+    conn.prepare_cached(
+        "INSERT INTO offer_models (format_version, created_at, trained_until, sha256, body)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        model.format_version,
+        created_at,
+        model.trained_until,
+        hex::encode(Sha256::digest(bytes)),
+        body
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// A stored model as shipped to stores: its id, when it was made, what it
+/// saw, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipped {
+    pub model_id: i64,
+    pub format_version: i64,
+    pub created_at: String,
+    pub trained_until: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The newest stored model's bytes (HQ ships them), or one by id.
+pub fn shipped(conn: &Connection, model_id: Option<i64>) -> rusqlite::Result<Option<Shipped>> {
+    conn.prepare_cached(
+        "SELECT model_id, format_version, created_at, trained_until, body FROM offer_models
+         WHERE ?1 IS NULL OR model_id = ?1 ORDER BY model_id DESC LIMIT 1",
+    )?
+    .query_row([model_id], |row| {
+        Ok(Shipped {
+            model_id: row.get(0)?,
+            format_version: row.get(1)?,
+            created_at: row.get(2)?,
+            trained_until: row.get(3)?,
+            bytes: row.get::<_, String>(4)?.into_bytes(),
+        })
+    })
+    .optional()
+}
+
 /// The trained-until date of the newest stored model, if any.
 pub fn newest_trained_until(conn: &Connection) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT trained_until FROM offer_models ORDER BY model_id DESC LIMIT 1")?
@@ -556,5 +618,50 @@ mod tests {
         conn.execute("DELETE FROM offer_models WHERE model_id = ?1", [first])
             .expect("delete");
         assert!(load_newest(&conn).expect("load").is_none());
+    }
+
+    /// A model from HQ is kept byte for byte and shipped on unchanged; one
+    /// that is not a sound model is refused and nothing is stored.
+    #[test]
+    fn a_received_model_is_checked_then_kept_byte_for_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("replica");
+        let data: Vec<Example> = (0..200)
+            .map(|i| example(i % 10, i % 7, "A", i % 5 == 0 && i % 10 > 3))
+            .collect();
+        let model = RedeemModel::fit(&data, "2017-07-01", vec![1]).expect("fit");
+        let bytes = serde_json::to_vec(&model).expect("json");
+        let mut nan = model.clone();
+        nan.weights[0] = f64::NAN;
+        let mut short = model.clone();
+        short.weights.pop();
+        for refused in [
+            b"not json".to_vec(),
+            vec![0xff, 0xfe],
+            serde_json::to_vec(&nan).expect("json"),
+            serde_json::to_vec(&short).expect("json"),
+        ] {
+            assert!(
+                matches!(
+                    store_received(&conn, &refused, "2026-01-01 00:00:00"),
+                    Err(ModelError::Damaged { .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(&refused)
+            );
+        }
+        assert!(
+            shipped(&conn, None).expect("read").is_none(),
+            "nothing kept"
+        );
+        let id = store_received(&conn, &bytes, "2026-01-02 00:00:00").expect("kept");
+        let kept = shipped(&conn, Some(id)).expect("read").expect("the model");
+        assert_eq!(kept.bytes, bytes);
+        assert_eq!(kept.trained_until, "2017-07-01");
+        assert_eq!(
+            load_newest(&conn).expect("load").expect("loads").model,
+            model
+        );
+        assert!(shipped(&conn, Some(id + 1)).expect("read").is_none());
     }
 }

@@ -139,8 +139,11 @@ impl Transport {
 
     /// A model artifact's bytes, checked against what HQ signed about them.
     pub fn model(&self, info: &aisle_proto::ModelInfo) -> Result<Vec<u8>, SyncError> {
-        let what = format!("model artifact {}", info.artifact_id);
-        let url = format!("{}/v1/models/{}", self.base, info.artifact_id);
+        let what = format!("{} model artifact {}", info.kind, info.artifact_id);
+        let path = info.path().ok_or_else(|| SyncError::Protocol {
+            what: format!("{what} is of a kind this store does not know"),
+        })?;
+        let url = format!("{}{path}", self.base);
         let response = self.send(self.client.get(url).timeout(self.chunk_timeout), &what)?;
         let bytes = self.body(response, &what)?;
         if bytes.len() as u64 != info.bytes || super::sha256_hex(&bytes) != info.sha256 {

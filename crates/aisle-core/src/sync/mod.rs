@@ -301,6 +301,29 @@ pub struct Status {
     pub oldest_pending_at: Option<String>,
 }
 
+impl Status {
+    /// Whether a store screen should say "offline": provisioned, and the
+    /// last attempt failed or the last success is older than `stale_after`
+    /// seconds at `wall_now` (Unix seconds; sync times are wall times).
+    /// An unprovisioned replica (a demo) is never offline.
+    pub fn offline(&self, wall_now: i64, stale_after: i64) -> bool {
+        if !self.provisioned {
+            return false;
+        }
+        let failed_since = match (&self.last_error_at, &self.last_success_at) {
+            (Some(error), Some(success)) => error > success,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let fresh = self
+            .last_success_at
+            .as_deref()
+            .and_then(crate::dates::seconds_of)
+            .is_some_and(|at| (0..stale_after).contains(&(wall_now - at)));
+        failed_since || !fresh
+    }
+}
+
 pub fn cursor(conn: &Connection) -> rusqlite::Result<Option<u64>> {
     Ok(conn
         .query_row(
@@ -501,12 +524,25 @@ fn unreachable_gap(position: u64, batch: &ChangeBatch) -> Result<(), SyncError> 
     })
 }
 
-/// The bytes of every model a batch publishes, each checked against its signed checksum.
-fn fetch_models(transport: &Transport, changes: &[Change]) -> Result<Vec<Vec<u8>>, SyncError> {
+/// A model HQ published, with its bytes checked against the signed checksum.
+pub type ReceivedModel = (aisle_proto::ModelInfo, Vec<u8>);
+
+/// The bytes of every model a batch publishes (of the kinds this store
+/// knows), each checked against its signed checksum.
+fn fetch_models(
+    transport: &Transport,
+    changes: &[Change],
+) -> Result<Vec<ReceivedModel>, SyncError> {
     changes
         .iter()
         .filter_map(|change| match change {
-            Change::Model(info) => Some(transport.model(info)),
+            Change::Model(info) if info.path().is_some() => {
+                Some(transport.model(info).map(|bytes| (info.clone(), bytes)))
+            }
+            Change::Model(info) => {
+                tracing::warn!(kind = %info.kind, "a model of an unknown kind is left alone");
+                None
+            }
             _ => None,
         })
         .collect()
@@ -527,7 +563,7 @@ pub fn apply_batch_with(
     conn: &mut Connection,
     batch: &ChangeBatch,
     store_id: i64,
-    models: &[Vec<u8>],
+    models: &[ReceivedModel],
 ) -> Result<BatchDecision, SyncError> {
     if batch.protocol != PROTOCOL_VERSION || batch.store_id != store_id {
         return Err(SyncError::Protocol {
@@ -544,8 +580,8 @@ pub fn apply_batch_with(
         for change in &batch.changes {
             records::apply_change(&tx, change)?;
         }
-        for bytes in models {
-            keep_model(&tx, bytes)?;
+        for (info, bytes) in models {
+            keep_model(&tx, info, bytes)?;
         }
         set_cursor(&tx, batch.to_cursor)?;
         crate::replica::set_meta(&tx, "sync.hq_head", &batch.to_cursor.to_string())?;
@@ -589,12 +625,13 @@ pub fn bootstrap(
         }
         files.push(path);
     }
-    let model = manifest
-        .model
-        .as_ref()
-        .map(|info| transport.model(info))
-        .transpose()?;
-    let applied = apply_snapshot(conn, &manifest, &files, model.as_deref())?;
+    let mut models = Vec::new();
+    for info in manifest.model.iter().chain(&manifest.offer_model) {
+        if info.path().is_some() {
+            models.push((info.clone(), transport.model(info)?));
+        }
+    }
+    let applied = apply_snapshot(conn, &manifest, &files, &models)?;
     std::fs::remove_dir_all(&folder).ok();
     Ok(applied)
 }
@@ -604,7 +641,7 @@ pub fn apply_snapshot(
     conn: &mut Connection,
     manifest: &SnapshotManifest,
     files: &[PathBuf],
-    model: Option<&[u8]>,
+    models: &[ReceivedModel],
 ) -> Result<u64, SyncError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if cursor(&tx)?.is_some() {
@@ -646,8 +683,8 @@ pub fn apply_snapshot(
         });
     }
     rebuild_search(&tx, &search_triggers)?;
-    if let Some(bytes) = model {
-        keep_model(&tx, bytes)?;
+    for (info, bytes) in models {
+        keep_model(&tx, info, bytes)?;
     }
     set_cursor(&tx, manifest.cursor)?;
     crate::replica::set_meta(&tx, "sync.hq_head", &manifest.cursor.to_string())?;
@@ -657,11 +694,25 @@ pub fn apply_snapshot(
 
 /// Keeps a model artifact from HQ; one that does not decode is refused
 /// (and with it the batch or snapshot bringing it).
-fn keep_model(tx: &Connection, bytes: &[u8]) -> Result<(), SyncError> {
-    crate::recommend::artifact::store_received(tx, bytes).map_err(|err| SyncError::Malformed {
-        what: "a model artifact from HQ".into(),
-        reason: err.to_string(),
-    })?;
+fn keep_model(
+    tx: &Connection,
+    info: &aisle_proto::ModelInfo,
+    bytes: &[u8],
+) -> Result<(), SyncError> {
+    let malformed = |reason: String| SyncError::Malformed {
+        what: format!("a {} model artifact from HQ", info.kind),
+        reason,
+    };
+    match info.kind.as_str() {
+        aisle_proto::ModelInfo::OFFERS => {
+            crate::offers::model::store_received(tx, bytes, &info.created_at)
+                .map_err(|err| malformed(err.to_string()))?;
+        }
+        _ => {
+            crate::recommend::artifact::store_received(tx, bytes)
+                .map_err(|err| malformed(err.to_string()))?;
+        }
+    }
     Ok(())
 }
 
@@ -797,6 +848,53 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn offline_when_the_last_attempt_failed_or_the_last_success_is_stale() {
+        let at = |text: &str| crate::dates::seconds_of(text).expect("time");
+        let status = |success: Option<&str>, error: Option<&str>| Status {
+            provisioned: true,
+            hq_url: None,
+            device_id: None,
+            store_id: None,
+            cursor: None,
+            hq_head: None,
+            lag: None,
+            last_success_at: success.map(str::to_owned),
+            last_error_at: error.map(str::to_owned),
+            last_error: None,
+            pending_events: 0,
+            oldest_pending_at: None,
+        };
+        let now = at("2026-11-26 10:00:00");
+        let fresh = status(Some("2026-11-26 09:59:00"), None);
+        assert!(!fresh.offline(now, 600));
+        assert!(
+            fresh.offline(now + 600, 600),
+            "ten minutes later it is stale"
+        );
+        assert!(
+            status(Some("2026-11-26 09:59:00"), Some("2026-11-26 09:59:30")).offline(now, 600),
+            "the attempt after the success failed"
+        );
+        assert!(
+            !status(Some("2026-11-26 09:59:40"), Some("2026-11-26 09:59:30")).offline(now, 600)
+        );
+        assert!(status(None, Some("2026-11-26 09:59:30")).offline(now, 600));
+        assert!(status(None, None).offline(now, 600), "never synced");
+        assert!(
+            fresh.offline(at("2017-10-20 12:00:00"), 600),
+            "a success in the future of the clock is no proof of being online"
+        );
+        let demo = Status {
+            provisioned: false,
+            ..status(None, None)
+        };
+        assert!(
+            !demo.offline(now, 600),
+            "an unprovisioned replica has nothing to reach"
+        );
+    }
+
     use super::*;
     use std::time::Duration;
 

@@ -3,8 +3,8 @@
 //! functions and a store writes them with these functions.
 
 use aisle_proto::{
-    CampaignRecord, CardRecord, Change, CodeKeyRecord, CouponRecord, MemberRecord, Preference,
-    ProductRecord, StoreProductRecord, StoreRecord,
+    BasketLine, BasketRecord, CampaignRecord, CardRecord, Change, CodeKeyRecord, CouponRecord,
+    MemberRecord, Preference, ProductRecord, StoreProductRecord, StoreRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -262,6 +262,91 @@ pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> ru
              updated_at = excluded.updated_at",
     )?
     .execute(params![member_id, erased_at])?;
+    Ok(())
+}
+
+/// A member's basket, whole. A basket of a member the replica does not hold
+/// (or has erased) stays an anonymous sale; lines of products outside the
+/// catalog are left out.
+pub fn write_basket(tx: &Transaction<'_>, basket: &BasketRecord) -> rusqlite::Result<()> {
+    ensure_store(tx, basket.store_id)?;
+    tx.prepare_cached(
+        "INSERT INTO baskets (basket_id, member_id, store_id, purchased_at)
+         VALUES (?1, (SELECT member_id FROM members WHERE member_id = ?2 AND erased_at IS NULL), ?3, ?4)
+         ON CONFLICT (basket_id) DO UPDATE SET member_id = excluded.member_id,
+             store_id = excluded.store_id, purchased_at = excluded.purchased_at",
+    )?
+    .execute(params![
+        basket.basket_id,
+        basket.member_id,
+        basket.store_id,
+        basket.purchased_at
+    ])?;
+    tx.prepare_cached("DELETE FROM purchase_lines WHERE basket_id = ?1")?
+        .execute([basket.basket_id])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO purchase_lines (basket_id, line_no, product_id, quantity, sales_cents,
+             retail_disc_cents, coupon_disc_cents, coupon_match_disc_cents)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM products WHERE product_id = ?3)",
+    )?;
+    for line in &basket.lines {
+        insert.execute(params![
+            basket.basket_id,
+            line.line_no,
+            line.product_id,
+            line.quantity,
+            line.sales_cents,
+            line.retail_disc_cents,
+            line.coupon_disc_cents,
+            line.coupon_match_disc_cents
+        ])?;
+    }
+    Ok(())
+}
+
+/// The basket's columns and its lines' as [`fold_baskets`] reads them, in
+/// basket then line order.
+pub const BASKET_LINE_COLUMNS: &str = "b.basket_id, b.member_id, b.store_id, b.purchased_at,
+    l.line_no, l.product_id, l.quantity, l.sales_cents, l.retail_disc_cents, l.coupon_disc_cents,
+    l.coupon_match_disc_cents";
+
+/// Folds rows of [`BASKET_LINE_COLUMNS`] (ordered by basket, then line) into
+/// whole baskets, each handed to `each` as soon as its last line is read.
+pub fn fold_baskets<E: From<rusqlite::Error>>(
+    rows: &mut rusqlite::Rows<'_>,
+    mut each: impl FnMut(BasketRecord) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut current: Option<BasketRecord> = None;
+    while let Some(row) = rows.next()? {
+        let basket_id: i64 = row.get(0)?;
+        if current.as_ref().is_some_and(|b| b.basket_id != basket_id)
+            && let Some(done) = current.take()
+        {
+            each(done)?;
+        }
+        let basket = match &mut current {
+            Some(basket) => basket,
+            None => current.insert(BasketRecord {
+                basket_id,
+                member_id: row.get(1)?,
+                store_id: row.get(2)?,
+                purchased_at: row.get(3)?,
+                lines: Vec::new(),
+            }),
+        };
+        basket.lines.push(BasketLine {
+            line_no: row.get(4)?,
+            product_id: row.get(5)?,
+            quantity: row.get(6)?,
+            sales_cents: row.get(7)?,
+            retail_disc_cents: row.get(8)?,
+            coupon_disc_cents: row.get(9)?,
+            coupon_match_disc_cents: row.get(10)?,
+        });
+    }
+    if let Some(done) = current {
+        each(done)?;
+    }
     Ok(())
 }
 
@@ -525,6 +610,7 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
         }
         // Its bytes are fetched and kept by the sync engine, with the batch.
         Change::Model(_) => {}
+        Change::Basket(basket) => write_basket(tx, basket)?,
         Change::Coupon(coupon) => {
             tx.prepare_cached(
                 "INSERT INTO coupons (coupon_id, code, campaign_id, description, discount_cents, discount_percent)

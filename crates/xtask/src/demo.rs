@@ -1,0 +1,252 @@
+//! `cargo xtask demo`: the README's main job, the whole store on one machine.
+//!
+//! 1. The reference HQ (`aisle-hq`) is given the embedded demo data, a
+//!    development certificate, both models (recommendations and P(redeem))
+//!    and a registered kiosk device of the demo's showcase store, then
+//!    serves HTTPS on a loopback port.
+//! 2. A store replica is provisioned and bootstrapped from HQ with `aisle
+//!    sync` (signed snapshot, models, the partition's members and their
+//!    history), and `aisle sync --watch` keeps it synced in the background
+//!    (the kiosk's outbox events reach HQ; stop HQ and the kiosk says offline).
+//! 3. The kiosk opens on it (`--fullscreen` for a real kiosk); without a
+//!    display, or with `--headless DIR`, it renders every screen to PNGs.
+//!
+//! Everything lives in one folder (`--dir`, default `<target>/demo`), rebuilt on every run;
+//! HQ and the sync loop stop when the kiosk closes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, describe, flag, root, run};
+
+/// The kiosk's clock starts here: a day inside the demo data's last
+/// campaigns, so the showcase member has live coupons.
+const DEMO_NOW: &str = "2017-10-20 12:00:00";
+
+/// Children stopped (killed and reaped) when the demo ends, however it ends.
+struct Background(Vec<(String, Child)>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for (name, child) in &mut self.0 {
+            child.kill().ok();
+            child.wait().ok();
+            eprintln!("stopped {name}");
+        }
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+}
+
+/// Runs a command and returns its standard output (its errors pass through).
+fn output(cmd: &mut Command) -> Result<String> {
+    eprintln!("$ {}", describe(cmd));
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {}", describe(cmd)))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", describe(cmd), out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn log_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))
+}
+
+pub fn demo(args: &[&str]) -> Result<()> {
+    crate::ensure_packages()?;
+    let release = args.contains(&"--release");
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "aisle-cli",
+        "-p",
+        "aisle-hq",
+        "-p",
+        "aisle-kiosk",
+    ]);
+    if release {
+        build.arg("--release");
+    }
+    run(&mut build)?;
+    let bin = target_dir().join(if release { "release" } else { "debug" });
+    let (aisle, hq_bin, kiosk) = (
+        bin.join("aisle"),
+        bin.join("aisle-hq"),
+        bin.join("aisle-kiosk"),
+    );
+
+    let dir = flag(args, "--dir").map_or_else(|| target_dir().join("demo"), PathBuf::from);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing the previous demo in {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let hq_data = dir.join("hq");
+    let hq = |args: &[&str]| {
+        let mut cmd = Command::new(&hq_bin);
+        cmd.arg("--data").arg(&hq_data).args(args);
+        cmd.env("RUST_LOG", "warn");
+        cmd
+    };
+
+    // 1. HQ: the demo data, a certificate, the models, a kiosk device.
+    let showcase: serde_json::Value = serde_json::from_str(&output(&mut hq(&["import-demo"]))?)
+        .context("aisle-hq import-demo printed no JSON")?;
+    let store_id = showcase["store_id"]
+        .as_i64()
+        .context("the demo's showcase member has no home store")?;
+    let tls = dir.join("tls");
+    run(hq(&["dev-cert"]).arg(&tls))?;
+    output(&mut hq(&["train"]))?;
+    let credentials = dir.join("kiosk-credentials.json");
+    let registered = output(&mut hq(&[
+        "register-device",
+        "--device-id",
+        "demo-kiosk-1",
+        "--store-id",
+        &store_id.to_string(),
+    ]))?;
+    std::fs::write(&credentials, registered)?;
+    let token = dir.join("admin-token");
+    std::fs::write(&token, "demo-admin-token\n")?;
+    let address_file = dir.join("hq-address");
+    let mut serve = hq(&["serve", "--listen", "127.0.0.1:0"]);
+    serve
+        .arg("--tls-cert")
+        .arg(tls.join("hq.pem"))
+        .arg("--tls-key")
+        .arg(tls.join("hq.key"))
+        .arg("--admin-token-file")
+        .arg(&token)
+        .arg("--address-file")
+        .arg(&address_file)
+        .stdout(Stdio::null())
+        .stderr(log_file(&dir.join("hq.log"))?);
+    eprintln!("$ {}", describe(&serve));
+    let mut hq_process = Background(vec![(
+        "HQ".into(),
+        serve.spawn().context("starting aisle-hq")?,
+    )]);
+    let address = wait_for_address(&address_file, &mut hq_process.0[0].1)?;
+    eprintln!(
+        "HQ serves https://{address} (log: {})",
+        dir.join("hq.log").display()
+    );
+
+    // 2. The store replica: provisioned, bootstrapped, then kept in sync.
+    let replica = dir.join("store.db");
+    let store = |args: &[&str]| {
+        let mut cmd = Command::new(&aisle);
+        cmd.arg("--db").arg(&replica).args(args);
+        cmd
+    };
+    run(
+        store(&["sync", "provision", "--hq", &format!("https://{address}")])
+            .arg("--credentials")
+            .arg(&credentials)
+            .arg("--ca")
+            .arg(tls.join("ca.pem")),
+    )?;
+    run(&mut store(&["sync"]))?;
+    let mut watch = store(&["sync", "--watch", "--interval", "15"]);
+    watch
+        .stdout(log_file(&dir.join("sync.log"))?)
+        .stderr(Stdio::null());
+    let sync_loop = Background(vec![(
+        "the sync loop".into(),
+        watch.spawn().context("starting aisle sync --watch")?,
+    )]);
+
+    // 3. The kiosk.
+    let mut open = Command::new(&kiosk);
+    open.arg("--db")
+        .arg(&replica)
+        .arg("--store")
+        .arg(store_id.to_string())
+        .arg("--brand")
+        .arg(root().join("assets/brand"))
+        .args(["--demo", "--now", DEMO_NOW]);
+    for name in ["--lang", "--idle-secs"] {
+        if let Some(value) = flag(args, name) {
+            open.args([name, value]);
+        }
+    }
+    if args.contains(&"--fullscreen") {
+        open.arg("--fullscreen");
+    }
+    let headless = match flag(args, "--headless") {
+        Some(path) => Some(PathBuf::from(path)),
+        None if !has_display() => {
+            eprintln!(
+                "no display (DISPLAY / WAYLAND_DISPLAY): rendering the kiosk's screens instead"
+            );
+            Some(dir.join("screens"))
+        }
+        None => None,
+    };
+    if let Some(path) = &headless {
+        open.arg("--headless").arg(path);
+    }
+    eprintln!(
+        "store {store_id}'s kiosk on {} (tap a demo member on the attract screen)",
+        replica.display()
+    );
+    run(&mut open)?;
+    if let Some(path) = &headless {
+        let mut shots: Vec<String> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .flatten()
+            .map(|entry| entry.path().display().to_string())
+            .collect();
+        shots.sort();
+        if shots.is_empty() {
+            bail!("the kiosk rendered no screen into {}", path.display());
+        }
+        println!("The kiosk's screens:");
+        for shot in shots {
+            println!("  {shot}");
+        }
+    }
+    // What the kiosk wrote (visits, coupons) reaches HQ through the outbox.
+    drop(sync_loop);
+    run(&mut store(&["sync"]))?;
+    let status = output(&mut store(&["sync", "status"]))?;
+    println!("{}", status.trim_end());
+    drop(hq_process);
+    Ok(())
+}
+
+/// Waits until HQ wrote the address it listens on (it exits on failure).
+fn wait_for_address(path: &Path, hq: &mut Child) -> Result<String> {
+    let started = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.trim().parse::<std::net::SocketAddr>().is_ok()
+        {
+            return Ok(text.trim().to_owned());
+        }
+        if let Some(status) = hq.try_wait()? {
+            bail!("aisle-hq stopped before listening ({status}): see its log");
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("aisle-hq did not listen within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
