@@ -456,7 +456,7 @@ pub fn day_after_data(conn: &Connection) -> rusqlite::Result<Option<String>> {
 }
 
 /// Keeps a model received from HQ, byte for byte, after checking it parses
-/// and is sound ([`RedeemModel::check`]); a damaged one is refused.
+/// and is sound (feature count, finite numbers); a damaged one is refused.
 pub fn store_received(
     conn: &Connection,
     bytes: &[u8],
