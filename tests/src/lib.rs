@@ -29,6 +29,26 @@ pub fn options() -> ImportOptions {
     }
 }
 
+/// The demo as a kiosk replica at `db`: the demo extract, the recommendation
+/// model fitted as of `now`, the offer model fitted on the campaigns before
+/// 2017-10-01, and campaign 14 (running in late October 2017) open to every
+/// member, so demo members get coupons.
+pub fn kiosk_replica(db: &Path, now: &str) {
+    use aisle_core::offers::model;
+    use aisle_core::recommend::artifact;
+    let mut conn = aisle_core::replica::open_writer(db).expect("replica");
+    import_cj(&mut conn, &demo_dir(), &options()).expect("demo");
+    let fitted = artifact::fit_from(&conn, None, 1, now).expect("recommendation model");
+    artifact::store(&conn, &fitted).expect("store");
+    let offers = model::fit_from(&conn, "2017-10-01").expect("offer model");
+    model::store(&conn, &offers, now).expect("store");
+    conn.execute(
+        "INSERT INTO offer_rules (campaign_id, targeted_only) VALUES (14, 0)",
+        [],
+    )
+    .expect("open campaign");
+}
+
 /// Runs one Complete Journey import in its own transaction, committed only on success.
 pub fn import_cj(
     conn: &mut Connection,

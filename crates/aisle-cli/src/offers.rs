@@ -191,17 +191,8 @@ fn rank(args: &RankArgs, db: &Path, out: &mut Out) -> Result<()> {
 
 /// The replica's own store, else the member's home store.
 fn store_of(conn: &Connection, member: i64) -> Result<i64> {
-    if let Some(credentials) = aisle_core::sync::Credentials::load(conn)? {
-        return Ok(credentials.store_id);
-    }
-    conn.query_row(
-        "SELECT home_store_id FROM members WHERE member_id = ?1",
-        [member],
-        |row| row.get::<_, Option<i64>>(0),
-    )
-    .optional()?
-    .flatten()
-    .with_context(|| format!("member {member} has no home store here: pass --store"))
+    aisle_core::sync::store_or_home(conn, Some(member))?
+        .with_context(|| format!("member {member} has no home store here: pass --store"))
 }
 
 fn score(db: &Path, campaign: i64, file: &Path, as_of: Option<&str>, out: &mut Out) -> Result<()> {

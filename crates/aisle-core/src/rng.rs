@@ -84,6 +84,28 @@ impl SplitMix64 {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
+
+    /// Broken input for parsers of untrusted text (tests): printable ASCII
+    /// noise of up to `noise_len` characters, a cut-off `valid`, or `valid`
+    /// with one character from `extra` inserted somewhere; a third each.
+    #[cfg(test)]
+    pub(crate) fn garbled(&mut self, valid: &str, noise_len: u64, extra: &[u8]) -> String {
+        match self.next_u64() % 3 {
+            0 => (0..self.next_u64() % noise_len)
+                .map(|_| char::from_u32((self.next_u64() % 0x7f) as u32).unwrap_or(' '))
+                .collect(),
+            1 => valid
+                .chars()
+                .take((self.next_u64() % valid.len() as u64) as usize)
+                .collect(),
+            _ => {
+                let mut text = valid.to_owned();
+                let at = (self.next_u64() % valid.len() as u64) as usize;
+                text.insert(at, char::from(*self.pick(extra)));
+                text
+            }
+        }
+    }
 }
 
 #[cfg(test)]

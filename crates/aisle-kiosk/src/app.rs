@@ -8,9 +8,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use aisle_core::identify::accept::Confirmer;
-use aisle_core::identify::decode::{self, DecodeOptions};
-use aisle_core::identify::frame::{FrameSource, ImageSource, Playback, SourceState};
+use aisle_core::identify::frame::{FrameSource, ImageSource, Playback};
 use aisle_core::kiosk::KioskConfig;
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -22,7 +20,7 @@ use crate::controller::{self, Controller, State};
 use crate::{KioskState, KioskWindow};
 
 #[derive(Debug, Parser)]
-#[command(name = "aisle-kiosk", about = "The Aisle store kiosk")]
+#[command(name = "aisle-kiosk", version, about = "The Aisle store kiosk")]
 pub struct Args {
     /// The store replica (`aisle demo` builds one).
     #[arg(long, env = "AISLE_DB")]
@@ -48,6 +46,12 @@ pub struct Args {
     pub lang: String,
     #[arg(long)]
     pub fullscreen: bool,
+    /// The camera: `first`, an index (`/dev/video2` is 2) or part of its name.
+    #[arg(long, default_value = "first")]
+    pub camera: String,
+    /// No camera: scanner (keyboard wedge) only.
+    #[arg(long, conflicts_with_all = ["camera_source"])]
+    pub no_camera: bool,
     /// Play these pictures (a file, a folder or an animated GIF) as the camera.
     #[arg(long, value_name = "PATH")]
     pub camera_source: Option<PathBuf>,
@@ -57,6 +61,13 @@ pub struct Args {
     /// Quit after this many milliseconds (smoke tests).
     #[arg(long, value_name = "MS")]
     pub exit_after_ms: Option<u64>,
+    /// Measure scan to welcome over this many card scans (no display), report, exit.
+    #[arg(long, value_name = "N")]
+    pub bench_scans: Option<usize>,
+    /// Render the attract screen's first frame (no display) and exit: timed
+    /// from outside as the cold start (`cargo xtask bench kiosk`).
+    #[arg(long)]
+    pub bench_first_frame: bool,
 }
 
 /// The backend configuration the arguments describe.
@@ -86,17 +97,9 @@ pub fn backend_config(args: &Args) -> Result<BackendConfig> {
 fn default_store(db: &Path) -> Result<i64> {
     let conn = aisle_core::replica::open_reader(db)
         .with_context(|| format!("opening {}: run `aisle demo` first", db.display()))?;
-    if let Some(credentials) = aisle_core::sync::Credentials::load(&conn)? {
-        return Ok(credentials.store_id);
-    }
-    let member = aisle_core::demo::showcase_member(&conn)?
-        .context("the replica is not provisioned and has no member: pass --store")?;
-    conn.query_row(
-        "SELECT home_store_id FROM members WHERE member_id = ?1",
-        [member],
-        |row| row.get::<_, Option<i64>>(0),
-    )?
-    .context("pass --store")
+    let showcase = aisle_core::demo::showcase_member(&conn)?;
+    aisle_core::sync::store_or_home(&conn, showcase)?
+        .context("the replica is not provisioned and has no member with a home store: pass --store")
 }
 
 pub fn run() -> Result<()> {
@@ -110,6 +113,13 @@ pub fn run() -> Result<()> {
     let args = Args::parse();
     let brand = Brand::load(&args.brand)?;
     let config = backend_config(&args)?;
+    if args.bench_first_frame {
+        return crate::bench::first_frame(config, &brand, &args.lang);
+    }
+    if let Some(scans) = args.bench_scans {
+        let report = crate::bench::scan_to_welcome(config, &brand, &args.lang, scans)?;
+        return crate::bench::print(&report);
+    }
     if let Some(dir) = &args.headless {
         let written = crate::headless::render_all(config, &brand, &args.lang, dir)?;
         tracing::info!(files = written.len(), dir = %dir.display(), "screens rendered");
@@ -148,15 +158,18 @@ pub fn run() -> Result<()> {
             worker.submit(job);
         })
     };
-    let clock: controller::Clock = Rc::new(move || started.elapsed().as_millis() as u64);
+    let clock: controller::Millis = Rc::new(move || started.elapsed().as_millis() as u64);
     let controller = Controller::new(&ui, idle, &submit, &clock);
     let _ = shared.set(controller.state.clone());
     worker.submit(Job::Refresh);
-    if let Some(source) = &args.camera_source {
-        start_camera(&ui, source, worker.sender())?;
-    } else {
-        ui.global::<KioskState>()
-            .set_camera_status("Scanner ready".into());
+    if !args.no_camera {
+        let open = camera_opener(&args)?;
+        let ui = ui.as_weak();
+        crate::camera::start(open, worker.sender(), move |event| {
+            // Err: the event loop has ended, and with it the camera's work.
+            ui.upgrade_in_event_loop(move |ui| crate::camera::apply(&ui, event))
+                .is_ok()
+        })?;
     }
     let _quit = args.exit_after_ms.map(|ms| {
         let timer = slint::Timer::default();
@@ -171,6 +184,15 @@ pub fn run() -> Result<()> {
     });
     ui.run()?;
     drop(controller);
+    if args.exit_after_ms.is_some()
+        && let Some(kb) = crate::bench::proc_status_kb("VmHWM")
+    {
+        // Smoke tests and `cargo xtask bench kiosk` read the window's memory here.
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("peak resident memory: {kb} kB");
+        }
+    }
     Ok(())
 }
 
@@ -179,42 +201,23 @@ pub fn select_language(lang: &str) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("language {lang:?} is not bundled: {e}"))
 }
 
-/// Plays pictures as the camera: frames are decoded as live frames, a code
-/// counts once seen in two consecutive frames, and the status line says what
-/// the camera is doing.
-fn start_camera(ui: &KioskWindow, path: &Path, jobs: std::sync::mpsc::Sender<Job>) -> Result<()> {
-    let mut source = ImageSource::open(path, Playback::Loop)
-        .with_context(|| format!("the camera source {}", path.display()))?;
-    let ui = ui.as_weak();
-    std::thread::Builder::new()
-        .name("kiosk-camera".into())
-        .spawn(move || {
-            let mut confirmer = Confirmer::default();
-            let status = |text: &'static str| {
-                let _ = ui.upgrade_in_event_loop(move |ui| {
-                    ui.global::<KioskState>().set_camera_status(text.into());
-                });
-            };
-            status("Camera ready");
-            loop {
-                match source.next_frame(Duration::from_millis(500)) {
-                    Ok(frame) => {
-                        let Ok(decoded) = decode::decode(&frame, &DecodeOptions::LIVE) else {
-                            continue;
-                        };
-                        for symbol in confirmer.observe(&decoded.symbols) {
-                            if jobs.send(Job::Scan(symbol.text)).is_err() {
-                                return;
-                            }
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    Err(_) if source.state() == SourceState::Ended => return,
-                    Err(_) => status("No camera: use the scanner"),
-                }
-            }
-        })?;
-    Ok(())
+/// What the camera thread opens: the pictures of `--camera-source` played
+/// in a loop (checked now, so a bad file is an error at start), or the
+/// camera `--camera` names (opened on the thread; missing is a state, not
+/// an error: the kiosk says so and keeps looking).
+fn camera_opener(args: &Args) -> Result<Box<dyn FnOnce() -> Box<dyn FrameSource> + Send>> {
+    if let Some(path) = &args.camera_source {
+        let source = ImageSource::open(path, Playback::Loop)
+            .with_context(|| format!("the camera source {}", path.display()))?;
+        return Ok(Box::new(move || Box::new(source) as Box<dyn FrameSource>));
+    }
+    let config = aisle_camera::CameraConfig {
+        device: args.camera.parse().unwrap_or_default(),
+        ..aisle_camera::CameraConfig::default()
+    };
+    Ok(Box::new(move || {
+        Box::new(aisle_camera::Camera::open(config)) as Box<dyn FrameSource>
+    }))
 }
 
 /// The backend run on the UI thread: tests and `--headless` apply each
@@ -222,7 +225,7 @@ fn start_camera(ui: &KioskWindow, path: &Path, jobs: std::sync::mpsc::Sender<Job
 pub fn inline_submit(
     ui: &KioskWindow,
     backend: Backend,
-    clock: controller::Clock,
+    clock: controller::Millis,
 ) -> (controller::Submit, controller::Shared) {
     let backend = Rc::new(RefCell::new(backend));
     let shared: controller::Shared = Rc::new(OnceLock::new());

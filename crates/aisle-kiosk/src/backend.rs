@@ -226,6 +226,16 @@ impl Backend {
             &now,
             now_secs,
         )?;
+        // Written after the core committed: what this line names is in the replica and the outbox.
+        if let ScanOutcome::Welcome(welcome) = &outcome {
+            let serials: Vec<&str> = welcome.coupons.iter().map(|c| c.serial.as_str()).collect();
+            tracing::info!(
+                member_id = welcome.welcome.member_id,
+                issued = welcome.issued,
+                coupons = serials.join(","),
+                "welcome committed"
+            );
+        }
         Ok(Reply::Scanned(outcome))
     }
 

@@ -6,7 +6,6 @@
 //! the real one, the tests a clock they advance with Slint's mock time, so
 //! the privacy timeout is tested without waiting.
 
-use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +13,7 @@ use std::time::Duration;
 use aisle_core::identify::wedge::{Input, Key, KeyEvent, WedgeConfig, WedgeParser};
 use aisle_core::kiosk::{ScanOutcome, Session};
 use aisle_core::recommend::serve;
-use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
+use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use crate::backend::{Job, Reply};
 use crate::{
@@ -34,15 +33,13 @@ pub struct State {
     pub session: Session,
     /// The member whose welcome shows, if any.
     pub member_id: Option<i64>,
-    pub sent: HashSet<String>,
-    coupons: Vec<aisle_core::kiosk::KioskCoupon>,
     popular: Vec<serve::Pick>,
     strip_offset: usize,
     wedge: WedgeParser,
 }
 
 /// Milliseconds on a monotonic clock.
-pub type Clock = Rc<dyn Fn() -> u64>;
+pub type Millis = Rc<dyn Fn() -> u64>;
 
 /// Where jobs go: the worker's queue, or the backend inline.
 pub type Submit = Rc<dyn Fn(Job)>;
@@ -69,12 +66,10 @@ impl std::fmt::Debug for Controller {
 impl Controller {
     /// Wires `ui` to `submit` (the worker's queue, or the backend inline).
     /// The caller submits the first [`Job::Refresh`] once replies can be applied.
-    pub fn new(ui: &KioskWindow, idle_secs: u64, submit: &Submit, clock: &Clock) -> Self {
+    pub fn new(ui: &KioskWindow, idle_secs: u64, submit: &Submit, clock: &Millis) -> Self {
         let state = Arc::new(Mutex::new(State {
             session: Session::new(idle_secs),
             member_id: None,
-            sent: HashSet::new(),
-            coupons: Vec::new(),
             popular: Vec::new(),
             strip_offset: 0,
             wedge: WedgeParser::new(WedgeConfig::default()),
@@ -225,8 +220,6 @@ fn show_strip(ui: &KioskWindow, state: &State) {
 pub fn end_session(ui: &KioskWindow, state: &mut State) {
     state.session.end();
     state.member_id = None;
-    state.sent.clear();
-    state.coupons.clear();
     let welcome = ui.global::<WelcomeAdapter>();
     welcome.set_first_name(SharedString::new());
     welcome.set_personal(false);
@@ -246,15 +239,6 @@ pub fn end_session(ui: &KioskWindow, state: &mut State) {
     kiosk.set_screen(Screen::Attract);
 }
 
-fn show_coupons(ui: &KioskWindow, state: &State) {
-    let cards = state
-        .coupons
-        .iter()
-        .map(|c| view::coupon(c, state.sent.contains(&c.serial)))
-        .collect();
-    ui.global::<WelcomeAdapter>().set_coupons(model(cards));
-}
-
 /// Shows a reply (on the UI thread) at `now_ms`.
 pub fn apply(ui: &KioskWindow, state: &mut State, reply: Reply, now_ms: u64) {
     let kiosk = ui.global::<KioskState>();
@@ -264,14 +248,18 @@ pub fn apply(ui: &KioskWindow, state: &mut State, reply: Reply, now_ms: u64) {
             end_session(ui, state);
             let w = &screen.welcome;
             state.member_id = Some(w.member_id);
-            state.coupons = screen.coupons.clone();
             let adapter = ui.global::<WelcomeAdapter>();
             adapter.set_first_name(w.first_name.clone().unwrap_or_default().into());
             adapter.set_personal(w.lists.personal);
             adapter.set_notice(w.lists.notice.clone().unwrap_or_default().into());
             adapter.set_buy_again(model(w.lists.buy_again.iter().map(view::pick).collect()));
             adapter.set_discover(model(w.lists.discover.iter().map(view::pick).collect()));
-            show_coupons(ui, state);
+            let cards = screen
+                .coupons
+                .iter()
+                .map(|c| view::coupon(c, false))
+                .collect();
+            adapter.set_coupons(model(cards));
             state.session.touch(now_ms);
             kiosk.set_seconds_left((state.session.idle_ms / 1000) as i32);
             kiosk.set_screen(Screen::Welcome);
@@ -306,8 +294,15 @@ pub fn apply(ui: &KioskWindow, state: &mut State, reply: Reply, now_ms: u64) {
         }
         Reply::Sent { serial } => {
             if state.member_id.is_some() {
-                state.sent.insert(serial);
-                show_coupons(ui, state);
+                // Only that card changes: its QR image is kept, not drawn again.
+                let cards = ui.global::<WelcomeAdapter>().get_coupons();
+                if let Some((row, mut card)) = (0..cards.row_count())
+                    .filter_map(|row| cards.row_data(row).map(|card| (row, card)))
+                    .find(|(_, card)| card.serial.as_str() == serial)
+                {
+                    card.sent = true;
+                    cards.set_row_data(row, card);
+                }
             }
         }
         Reply::Refreshed {

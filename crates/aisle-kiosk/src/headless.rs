@@ -27,16 +27,78 @@ impl Platform for HeadlessPlatform {
     }
 }
 
-/// The window's pixels now, as RGB.
-fn render(window: &MinimalSoftwareWindow) -> image::RgbImage {
-    slint::platform::update_timers_and_animations();
-    window.request_redraw();
-    let mut pixels = vec![slint::Rgb8Pixel::default(); (WIDTH * HEIGHT) as usize];
-    window.draw_if_needed(|renderer| {
-        renderer.render(&mut pixels, WIDTH as usize);
-    });
-    let bytes: Vec<u8> = pixels.iter().flat_map(|p| [p.r, p.g, p.b]).collect();
-    image::RgbImage::from_raw(WIDTH, HEIGHT, bytes).expect("the buffer matches the size")
+/// The kiosk in a window of memory: the same UI, controller, backend and
+/// core as on screen, rendered by Slint's software renderer on demand.
+pub struct Headless {
+    window: Rc<MinimalSoftwareWindow>,
+    pub ui: KioskWindow,
+    pub submit: crate::controller::Submit,
+    controller: Controller,
+    pixels: Vec<slint::Rgb8Pixel>,
+}
+
+impl std::fmt::Debug for Headless {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Headless").finish_non_exhaustive()
+    }
+}
+
+impl Headless {
+    /// Sets the process's Slint platform (once per process), opens the
+    /// backend inline and shows the attract screen's data.
+    pub fn open(config: BackendConfig, brand: &Brand, lang: &str) -> Result<Self> {
+        let window = MinimalSoftwareWindow::new(RepaintBufferType::NewBuffer);
+        slint::platform::set_platform(Box::new(HeadlessPlatform(window.clone())))
+            .map_err(|e| anyhow::anyhow!("the headless platform: {e}"))?;
+        let ui = KioskWindow::new()?;
+        brand.apply(&ui)?;
+        crate::app::select_language(lang)?;
+        ui.window()
+            .set_size(slint::PhysicalSize::new(WIDTH, HEIGHT));
+        ui.show()?;
+        let idle = config.kiosk.idle_secs;
+        let backend = Backend::open(config)?;
+        let started = std::time::Instant::now();
+        let clock: crate::controller::Millis =
+            Rc::new(move || started.elapsed().as_millis() as u64);
+        let (submit, shared) = crate::app::inline_submit(&ui, backend, clock.clone());
+        let controller = Controller::new(&ui, idle, &submit, &clock);
+        let _ = shared.set(controller.state.clone());
+        submit(Job::Refresh);
+        Ok(Headless {
+            window,
+            ui,
+            submit,
+            controller,
+            pixels: vec![slint::Rgb8Pixel::default(); (WIDTH * HEIGHT) as usize],
+        })
+    }
+
+    /// Renders the whole window now (every pixel, as a first frame is).
+    pub fn frame(&mut self) -> &[slint::Rgb8Pixel] {
+        slint::platform::update_timers_and_animations();
+        self.window.request_redraw();
+        let pixels = &mut self.pixels;
+        self.window.draw_if_needed(|renderer| {
+            renderer.render(pixels, WIDTH as usize);
+        });
+        &self.pixels
+    }
+
+    /// The window's pixels now, as an image.
+    pub fn image(&mut self) -> image::RgbImage {
+        let bytes: Vec<u8> = self.frame().iter().flat_map(|p| [p.r, p.g, p.b]).collect();
+        image::RgbImage::from_raw(WIDTH, HEIGHT, bytes).expect("the buffer matches the size")
+    }
+
+    /// "Done": back to the attract screen.
+    pub fn done(&self) {
+        self.ui.global::<KioskState>().invoke_done();
+    }
+
+    pub fn state(&self) -> &std::sync::Arc<std::sync::Mutex<crate::controller::State>> {
+        &self.controller.state
+    }
 }
 
 /// Renders attract, welcome, message and (when the catalog has a barcode
@@ -48,20 +110,11 @@ pub fn render_all(
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let window = MinimalSoftwareWindow::new(RepaintBufferType::NewBuffer);
-    slint::platform::set_platform(Box::new(HeadlessPlatform(window.clone())))
-        .map_err(|e| anyhow::anyhow!("the headless platform: {e}"))?;
-    let ui = KioskWindow::new()?;
-    brand.apply(&ui)?;
-    crate::app::select_language(lang)?;
-    ui.window()
-        .set_size(slint::PhysicalSize::new(WIDTH, HEIGHT));
-    ui.show()?;
     let store_id = config.kiosk.store_id;
-    let idle = config.kiosk.idle_secs;
-    let backend = Backend::open(config)?;
+    let db = config.db.clone();
+    let mut kiosk = Headless::open(config, brand, lang)?;
     let (showcase, gtin) = {
-        let conn = aisle_core::replica::open_reader(backend.db())?;
+        let conn = aisle_core::replica::open_reader(&db)?;
         let showcase = aisle_core::demo::showcase_member(&conn)?;
         let gtin: Option<String> = conn
             .query_row(
@@ -73,38 +126,30 @@ pub fn render_all(
             .ok();
         (showcase, gtin)
     };
-    let started = std::time::Instant::now();
-    let clock: crate::controller::Clock = Rc::new(move || started.elapsed().as_millis() as u64);
-    let (submit, shared) = crate::app::inline_submit(&ui, backend, clock.clone());
-    let controller = Controller::new(&ui, idle, &submit, &clock);
-    let _ = shared.set(controller.state.clone());
-    submit(Job::Refresh);
-    ui.global::<KioskState>()
-        .set_camera_status("Scanner ready".into());
     let mut written = Vec::new();
-    let mut save = |name: &str| -> Result<()> {
+    let mut save = |kiosk: &mut Headless, name: &str| -> Result<()> {
         let path = dir.join(format!("{name}.png"));
-        render(&window)
+        kiosk
+            .image()
             .save(&path)
             .with_context(|| format!("writing {}", path.display()))?;
         written.push(path);
         Ok(())
     };
-    save("attract")?;
+    save(&mut kiosk, "attract")?;
     if let Some(member) = showcase {
-        submit(Job::DemoMember(member));
-        save("welcome")?;
-        ui.global::<KioskState>().invoke_done();
+        (kiosk.submit)(Job::DemoMember(member));
+        save(&mut kiosk, "welcome")?;
+        kiosk.done();
     }
     if let Some(gtin) = gtin {
-        submit(Job::Scan(gtin));
-        save("product")?;
-        ui.global::<KioskState>().invoke_done();
+        (kiosk.submit)(Job::Scan(gtin));
+        save(&mut kiosk, "product")?;
+        kiosk.done();
     }
-    submit(Job::Scan("2900000000018".into()));
-    save("message")?;
-    ui.global::<KioskState>().invoke_done();
-    save("attract-after")?;
-    drop(controller);
+    (kiosk.submit)(Job::Scan("2900000000018".into()));
+    save(&mut kiosk, "message")?;
+    kiosk.done();
+    save(&mut kiosk, "attract-after")?;
     Ok(written)
 }

@@ -7,6 +7,8 @@
 //! - [`view`]: pure mapping from the core's outcomes to the UI's structs.
 //! - [`backend`]: the replica, the models and the core calls, run on a
 //!   worker thread ([`backend::Worker`]) or inline (tests, `--headless`).
+//! - [`camera`]: the camera thread (preview, decode, confirmed scans) and
+//!   how its events show.
 //! - [`controller`]: wires the globals' callbacks, the wedge parser, the
 //!   idle session and the popular strip's rotation; applies results.
 
@@ -24,7 +26,9 @@ pub use ui::*;
 
 pub mod app;
 pub mod backend;
+pub mod bench;
 pub mod brand;
+pub mod camera;
 pub mod controller;
 pub mod headless;
 pub mod view;

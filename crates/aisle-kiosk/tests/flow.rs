@@ -8,34 +8,23 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use aisle_core::kiosk::KioskConfig;
-use aisle_core::offers::model;
-use aisle_core::recommend::artifact;
 use aisle_kiosk::backend::{Backend, BackendConfig, Clock, Job};
+use aisle_kiosk::camera::{self, CameraEvent};
 use aisle_kiosk::controller::Controller;
 use aisle_kiosk::{
-    AttractAdapter, KioskState, KioskWindow, ProductAdapter, Screen, WelcomeAdapter, brand::Brand,
+    AttractAdapter, CameraStatus, KioskState, KioskWindow, ProductAdapter, Screen, WelcomeAdapter,
+    brand::Brand,
 };
-use i_slint_backend_testing::{ElementHandle, TestingBackend, TestingBackendOptions};
+use i_slint_backend_testing::{
+    AccessibleRole, ElementHandle, ElementRoot, TestingBackend, TestingBackendOptions,
+};
 use slint::{ComponentHandle, Model};
 
 const NOW: &str = "2017-10-20 12:00:00";
 
-/// The demo replica with both models, campaign 14 (running on NOW) open
-/// to every member so the demo member gets a coupon.
 fn replica(dir: &Path) -> PathBuf {
     let db = dir.join("replica.db");
-    let mut conn = aisle_core::replica::open_writer(&db).expect("replica");
-    aisle_tests::import_cj(&mut conn, &aisle_tests::demo_dir(), &aisle_tests::options())
-        .expect("demo");
-    let fitted = artifact::fit_from(&conn, None, 1, NOW).expect("recommendation model");
-    artifact::store(&conn, &fitted).expect("store");
-    let offers = model::fit_from(&conn, "2017-10-01").expect("offer model");
-    model::store(&conn, &offers, NOW).expect("store");
-    conn.execute(
-        "INSERT INTO offer_rules (campaign_id, targeted_only) VALUES (14, 0)",
-        [],
-    )
-    .expect("open campaign");
+    aisle_tests::kiosk_replica(&db, NOW);
     db
 }
 
@@ -44,7 +33,23 @@ struct Kiosk {
     controller: Controller,
     submit: Rc<dyn Fn(Job)>,
     db: PathBuf,
+    store: i64,
     _dir: tempfile::TempDir,
+}
+
+impl Kiosk {
+    /// A product with a barcode that this store sells.
+    fn product_gtin(&self) -> String {
+        aisle_core::replica::open_reader(&self.db)
+            .expect("reader")
+            .query_row(
+                "SELECT p.gtin FROM products AS p JOIN store_products AS s USING (product_id)
+                 WHERE s.store_id = ?1 AND p.gtin IS NOT NULL ORDER BY p.product_id LIMIT 1",
+                [self.store],
+                |row| row.get(0),
+            )
+            .expect("a product with a barcode")
+    }
 }
 
 fn start(lang: &str) -> Kiosk {
@@ -83,7 +88,7 @@ fn start(lang: &str) -> Kiosk {
     ui.window().set_size(slint::PhysicalSize::new(1280, 800));
     ui.show().expect("show");
     let backend = Backend::open(config).expect("backend");
-    let clock: aisle_kiosk::controller::Clock = Rc::new(|| MOCK_MS.with(|ms| ms.get()));
+    let clock: aisle_kiosk::controller::Millis = Rc::new(|| MOCK_MS.with(|ms| ms.get()));
     let (submit, shared) = aisle_kiosk::app::inline_submit(&ui, backend, clock.clone());
     let controller = Controller::new(&ui, 30, &submit, &clock);
     let _ = shared.set(controller.state.clone());
@@ -93,6 +98,7 @@ fn start(lang: &str) -> Kiosk {
         controller,
         submit,
         db,
+        store,
         _dir: dir,
     }
 }
@@ -189,7 +195,7 @@ fn attract_scan_welcome_coupon_timeout_attract() {
     assert_eq!(welcome.get_notice(), "");
     assert!(by_label(ui, &title).is_none());
     let lock = kiosk.controller.state.lock().expect("state");
-    assert!(lock.member_id.is_none() && lock.sent.is_empty());
+    assert!(lock.member_id.is_none());
     drop(lock);
     // And the screen shows no trace of the name.
     let texts: Vec<String> = ElementHandle::find_by_element_type_name(ui, "Text")
@@ -261,13 +267,7 @@ fn a_wedge_scan_of_an_unknown_card_gets_its_screen_and_done_returns() {
 fn screens_match_their_reference_pictures() {
     let kiosk = start("en");
     let ui = &kiosk.ui;
-    let snapshot = |name: &str| {
-        let buffer = ui.window().take_snapshot().expect("snapshot");
-        let image =
-            image::RgbaImage::from_raw(buffer.width(), buffer.height(), buffer.as_bytes().to_vec())
-                .expect("image");
-        compare(name, &image);
-    };
+    let snapshot = |name: &str| snapshot(ui, name);
     snapshot("attract");
     let demo = ui
         .global::<AttractAdapter>()
@@ -279,11 +279,185 @@ fn screens_match_their_reference_pictures() {
         .invoke_accessible_default_action();
     snapshot("welcome");
     ui.global::<KioskState>().invoke_done();
+    (kiosk.submit)(Job::Scan(kiosk.product_gtin()));
+    assert_eq!(ui.global::<KioskState>().get_screen(), Screen::Product);
+    snapshot("product");
+    ui.global::<KioskState>().invoke_done();
     (kiosk.submit)(Job::Scan("2900000000018".into()));
     snapshot("message");
     ui.global::<KioskState>().invoke_done();
     ui.global::<KioskState>().set_offline(true);
     snapshot("attract-offline");
+}
+
+/// Checks the screen on show: every touch area lies inside an element
+/// announced to assistive technology as a button, with a label, at least
+/// a touch target high; returns how many touch areas there are.
+fn audit(ui: &KioskWindow, screen: &str) -> usize {
+    let buttons = ElementHandle::query_descendants(&ui.root_element())
+        .match_accessible_role(AccessibleRole::Button)
+        .find_all();
+    let touch_areas: Vec<ElementHandle> =
+        ElementHandle::find_by_element_type_name(ui, "TouchArea").collect();
+    let contains = |outer: &ElementHandle, inner: &ElementHandle| {
+        let (o, i) = (outer.absolute_position(), inner.absolute_position());
+        let (os, is) = (outer.size(), inner.size());
+        o.x <= i.x + 0.5
+            && o.y <= i.y + 0.5
+            && i.x + is.width <= o.x + os.width + 0.5
+            && i.y + is.height <= o.y + os.height + 0.5
+    };
+    for area in &touch_areas {
+        let button = buttons
+            .iter()
+            .find(|b| contains(b, area))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{screen}: a touch area at {:?} is in no element with accessible-role button",
+                    area.absolute_position()
+                )
+            });
+        let label = button.accessible_label().unwrap_or_default();
+        assert!(
+            !label.trim().is_empty(),
+            "{screen}: a button without a label"
+        );
+        let size = button.size();
+        assert!(
+            size.height >= 72.0 && size.width >= 72.0,
+            "{screen}: {label:?} is {}x{} px, under the 72 px touch target",
+            size.width,
+            size.height
+        );
+    }
+    touch_areas.len()
+}
+
+/// Every element a shopper can act on, on every screen, is a labelled
+/// button at least a touch target large.
+#[test]
+fn every_actionable_element_is_a_labelled_large_button() {
+    let kiosk = start("en");
+    let ui = &kiosk.ui;
+    let state = ui.global::<KioskState>();
+    let demo_members = ui.global::<AttractAdapter>().get_demo_members().row_count();
+    assert!(audit(ui, "attract") >= demo_members, "one per demo member");
+    let demo = ui
+        .global::<AttractAdapter>()
+        .get_demo_members()
+        .row_data(0)
+        .expect("member");
+    by_label(ui, demo.label.as_str())
+        .expect("button")
+        .invoke_accessible_default_action();
+    assert_eq!(state.get_screen(), Screen::Welcome);
+    let coupons = ui.global::<WelcomeAdapter>().get_coupons().row_count();
+    assert!(
+        audit(ui, "welcome") > coupons,
+        "Done and one Send to my app per coupon"
+    );
+    state.invoke_done();
+    (kiosk.submit)(Job::Scan(kiosk.product_gtin()));
+    assert_eq!(state.get_screen(), Screen::Product);
+    assert!(audit(ui, "product") >= 1, "Done");
+    state.invoke_done();
+    (kiosk.submit)(Job::Scan("2900000000018".into()));
+    assert_eq!(state.get_screen(), Screen::Message);
+    assert!(audit(ui, "message") >= 1, "OK");
+}
+
+/// The attract screen's camera panel: nothing without a camera configured;
+/// the live view with its framing guide; "no camera" and "reconnecting"
+/// with the scanner as the way in, and no stale picture.
+#[test]
+fn the_camera_panel_shows_the_live_view_or_why_not() {
+    let kiosk = start("en");
+    let ui = &kiosk.ui;
+    let state = ui.global::<KioskState>();
+    let no_camera = "No camera: use the scanner";
+    assert!(
+        by_label(ui, no_camera).is_none(),
+        "no camera configured, no panel"
+    );
+    camera::apply(ui, CameraEvent::Status(CameraStatus::Missing));
+    assert!(by_label(ui, no_camera).is_some());
+    // A preview arriving while the camera is not live is not shown.
+    let code = qrcode::QrCode::new(b"2947003289668").expect("qr");
+    let picture = code
+        .render::<image::Luma<u8>>()
+        .module_dimensions(8, 8)
+        .build();
+    let frame =
+        aisle_core::identify::frame::Frame::from_image(&image::DynamicImage::ImageLuma8(picture))
+            .expect("frame")
+            .placed_on(640, 480, 200, 60, 200);
+    camera::apply(
+        ui,
+        CameraEvent::Preview(camera::preview(&frame, camera::PREVIEW_WIDTH)),
+    );
+    assert_eq!(state.get_camera_preview().size().width, 0);
+    camera::apply(ui, CameraEvent::Status(CameraStatus::Live));
+    camera::apply(
+        ui,
+        CameraEvent::Preview(camera::preview(&frame, camera::PREVIEW_WIDTH)),
+    );
+    assert_eq!(
+        state.get_camera_preview().size().width,
+        camera::PREVIEW_WIDTH
+    );
+    assert!(by_label(ui, "Camera ready: hold your code in the frame").is_some());
+    assert!(by_label(ui, no_camera).is_none());
+    snapshot(ui, "attract-camera");
+    camera::apply(ui, CameraEvent::Status(CameraStatus::Reconnecting));
+    assert!(by_label(ui, "Camera reconnecting: use the scanner").is_some());
+    assert_eq!(
+        state.get_camera_preview().size().width,
+        0,
+        "the last picture does not stay up"
+    );
+}
+
+/// A member code that expired, one signed with another key, and one shown
+/// a second time each get their own screen; none leads to a welcome.
+#[test]
+fn expired_forged_and_replayed_codes_get_honest_screens() {
+    use aisle_core::identify::{demo_member_key, member_code};
+    let kiosk = start("en");
+    let ui = &kiosk.ui;
+    let state = ui.global::<KioskState>();
+    let member = aisle_core::demo::showcase_member(
+        &aisle_core::replica::open_reader(&kiosk.db).expect("reader"),
+    )
+    .expect("sql")
+    .expect("showcase");
+    let policy = KioskConfig::new(kiosk.store).codes;
+    let now = aisle_core::dates::seconds_of(NOW).expect("now") as u64;
+    let expect = |code: String, screen: Screen, message: &str, title: &str| {
+        (kiosk.submit)(Job::Scan(code));
+        assert_eq!(state.get_screen(), screen, "{message}");
+        assert_eq!(state.get_message_code(), message);
+        if !title.is_empty() {
+            assert!(by_label(ui, title).is_some(), "{title}");
+        }
+        state.invoke_done();
+    };
+    let key = demo_member_key(member);
+    expect(
+        member_code::encode(member, &key, now - 3600, &policy),
+        Screen::Message,
+        "expired",
+        "Code expired",
+    );
+    expect(
+        member_code::encode(member, &demo_member_key(member + 1), now, &policy),
+        Screen::Message,
+        "forged",
+        "Code not valid",
+    );
+    let valid = member_code::encode(member, &key, now, &policy);
+    expect(valid.clone(), Screen::Welcome, "", "");
+    expect(valid, Screen::Message, "replayed", "Code already used");
+    assert_eq!(ui.global::<WelcomeAdapter>().get_first_name(), "");
 }
 
 #[test]
@@ -292,6 +466,15 @@ fn french_is_bundled() {
     let ui = &kiosk.ui;
     assert!(by_label(ui, "Scannez votre carte ou votre appli").is_some());
     assert!(by_label(ui, "Scan your card or app").is_none());
+}
+
+/// The window now against its reference picture.
+fn snapshot(ui: &KioskWindow, name: &str) {
+    let buffer = ui.window().take_snapshot().expect("snapshot");
+    let image =
+        image::RgbaImage::from_raw(buffer.width(), buffer.height(), buffer.as_bytes().to_vec())
+            .expect("image");
+    compare(name, &image);
 }
 
 fn compare(name: &str, actual: &image::RgbaImage) {

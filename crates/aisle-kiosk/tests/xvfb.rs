@@ -50,15 +50,7 @@ fn the_real_binary_shows_the_attract_screen_under_xvfb() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("replica.db");
-    {
-        let mut conn = aisle_core::replica::open_writer(&db).expect("replica");
-        aisle_tests::import_cj(&mut conn, &aisle_tests::demo_dir(), &aisle_tests::options())
-            .expect("demo");
-        let fitted =
-            aisle_core::recommend::artifact::fit_from(&conn, None, 1, "2017-10-20 12:00:00")
-                .expect("model");
-        aisle_core::recommend::artifact::store(&conn, &fitted).expect("store");
-    }
+    aisle_tests::kiosk_replica(&db, "2017-10-20 12:00:00");
     let capture = dir.path().join("screen.xwd");
     let brand = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/brand");
     let script = "\"$KIOSK\" --db \"$DB\" --brand \"$BRAND\" --demo --now '2017-10-20 12:00:00' --exit-after-ms 8000 & app=$!; \

@@ -12,7 +12,8 @@
 //!    display, or with `--headless DIR`, it renders every screen to PNGs.
 //!
 //! Everything lives in one folder (`--dir`, default `<target>/demo`), rebuilt on every run;
-//! HQ and the sync loop stop when the kiosk closes.
+//! HQ and the sync loop stop when the kiosk closes. `cargo xtask bench kiosk` is here too:
+//! the kiosk on the same demo data, in release.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -249,4 +250,114 @@ fn wait_for_address(path: &Path, hq: &mut Child) -> Result<String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `cargo xtask bench kiosk [--scans N --starts N]`: the kiosk in release
+/// on the demo replica: scan to welcome frame (in-process, against one
+/// attract frame), cold start to the first attract frame (spawn to exit,
+/// against the same binary's `--version`), resident memory (the bench
+/// process, and the real window under Xvfb when xvfb-run is installed).
+pub fn bench_kiosk(args: &[&str]) -> Result<()> {
+    let scans = flag(args, "--scans").unwrap_or("1000");
+    let starts: usize = flag(args, "--starts").map_or(Ok(30), str::parse)?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "aisle-cli",
+        "-p",
+        "aisle-kiosk",
+    ]))?;
+    let bin = target_dir().join("release");
+    let (aisle, kiosk) = (bin.join("aisle"), bin.join("aisle-kiosk"));
+    let work = std::env::temp_dir().join("aisle-bench-kiosk");
+    std::fs::remove_dir_all(&work).ok();
+    std::fs::create_dir_all(&work)?;
+    let replica = work.join("demo.db");
+    output(
+        Command::new(&aisle)
+            .arg("demo")
+            .arg("--replica")
+            .arg(&replica),
+    )?;
+    let on_replica = || {
+        let mut cmd = Command::new(&kiosk);
+        cmd.arg("--db")
+            .arg(&replica)
+            .arg("--brand")
+            .arg(root().join("assets/brand"))
+            .args(["--demo", "--now", DEMO_NOW]);
+        cmd
+    };
+    print!("{}", output(on_replica().args(["--bench-scans", scans]))?);
+
+    // Cold start: spawn -> the first attract frame rendered -> exit.
+    let time_runs = |make: &dyn Fn() -> Command| -> Result<Vec<f64>> {
+        let mut samples = Vec::with_capacity(starts);
+        for _ in 0..starts {
+            let mut cmd = make();
+            cmd.stdout(Stdio::null());
+            let started = Instant::now();
+            let status = cmd.status().with_context(|| describe(&cmd))?;
+            samples.push(started.elapsed().as_secs_f64() * 1000.0);
+            if !status.success() {
+                bail!("{} failed: {status}", describe(&cmd));
+            }
+        }
+        samples.sort_by(f64::total_cmp);
+        Ok(samples)
+    };
+    let cold = time_runs(&|| {
+        let mut cmd = on_replica();
+        cmd.arg("--bench-first-frame");
+        cmd
+    })?;
+    let baseline = time_runs(&|| {
+        let mut cmd = Command::new(&kiosk);
+        cmd.arg("--version");
+        cmd
+    })?;
+    let quantile = |samples: &[f64], q: f64| {
+        let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+        samples[rank - 1]
+    };
+    println!(
+        "cold start to the first attract frame: {starts} runs, p50 {:.0} ms, p99 {:.0} ms",
+        quantile(&cold, 0.5),
+        quantile(&cold, 0.99)
+    );
+    println!(
+        "baseline, the same binary's --version: p50 {:.1} ms, p99 {:.1} ms; ratio of p50s {:.1}",
+        quantile(&baseline, 0.5),
+        quantile(&baseline, 0.99),
+        quantile(&cold, 0.5) / quantile(&baseline, 0.5).max(1e-9)
+    );
+
+    // The real window (winit, software renderer) under Xvfb for five seconds.
+    if Command::new("xvfb-run").arg("--help").output().is_ok() {
+        let mut window = Command::new("xvfb-run");
+        window
+            .args(["-a", "-s", "-screen 0 1280x800x24"])
+            .arg(&kiosk)
+            .arg("--db")
+            .arg(&replica)
+            .arg("--brand")
+            .arg(root().join("assets/brand"))
+            .args(["--demo", "--now", DEMO_NOW, "--exit-after-ms", "5000"])
+            .env("SLINT_BACKEND", "winit-software");
+        eprintln!("$ {}", describe(&window));
+        let out = window.output().context("xvfb-run")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match stderr
+            .lines()
+            .find_map(|line| line.strip_prefix("peak resident memory: "))
+        {
+            Some(kb) => {
+                println!("the real window under Xvfb, 5 s on attract: peak resident memory {kb}");
+            }
+            None => bail!("the kiosk under Xvfb reported no memory: {stderr}"),
+        }
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@
 //! - `cargo xtask bench import [--data DIR]`: import throughput against sqlite3's `.import`.
 //! - `cargo xtask bench replica [--members N --products M --purchases P]`: the 1 M-member replica.
 //! - `cargo xtask bench scan [--manifest FILE]`: decode rates and decode time per frame.
+//! - `cargo xtask bench kiosk [--scans N --starts N]`: scan to welcome, cold start, memory.
 //! - `cargo xtask bench fuzz [--inputs N]`: a million inputs per parser of untrusted input, no panic.
 
 mod demo;
@@ -53,12 +54,13 @@ fn main() -> Result<()> {
         ["bench", "sync", rest @ ..] => bench_sync(rest),
         ["bench", "sync-crash", rest @ ..] => bench_sync_crash(rest),
         ["bench", "scan", rest @ ..] => bench_scan(rest),
+        ["bench", "kiosk", rest @ ..] => demo::bench_kiosk(rest),
         ["bench", "fuzz", rest @ ..] => bench_fuzz(rest),
         _ => {
             bail!(
                 "usage: cargo xtask <demo | test | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
                  | bench sync [--members N --products M] | bench sync-crash [--runs N --seed S] \
-                 | bench scan [--manifest FILE] | bench fuzz [--inputs N --seed S]>"
+                 | bench scan [--manifest FILE] | bench kiosk [--scans N --starts N] | bench fuzz [--inputs N --seed S]>"
             )
         }
     }

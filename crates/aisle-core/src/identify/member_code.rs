@@ -324,23 +324,7 @@ mod tests {
         let public = key(1).verifying_key();
         let valid = encode(7, &key(1), 1_764_000_000, &CodePolicy::default());
         for _ in 0..20_000 {
-            let text: String = match rng.next_u64() % 3 {
-                0 => (0..rng.next_u64() % 200)
-                    .map(|_| char::from_u32((rng.next_u64() % 0x7f) as u32).unwrap_or(' '))
-                    .collect(),
-                1 => valid
-                    .chars()
-                    .take((rng.next_u64() % valid.len() as u64) as usize)
-                    .collect(),
-                _ => {
-                    let mut t = valid.clone();
-                    t.insert(
-                        (rng.next_u64() % valid.len() as u64) as usize,
-                        char::from(ALPHABET[(rng.next_u64() % 32) as usize]),
-                    );
-                    t
-                }
-            };
+            let text = rng.garbled(&valid, 200, ALPHABET);
             if let Ok(code) = parse(&text) {
                 let _ = verify(&code, &public, 1_764_000_000, &CodePolicy::default());
             }

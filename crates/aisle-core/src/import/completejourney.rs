@@ -382,10 +382,17 @@ pub fn import(
         &mut rejects,
         parse_product,
         |_, p| {
+            // Complete Journey has no barcodes: each product gets the in-store
+            // code a retailer prints for items without a GTIN (GS1 restricted
+            // circulation, prefix 20 + the product id; cards use 29), so a
+            // kiosk or a tablet can scan it. The generator does the same.
+            let gtin = (0..10_000_000_000)
+                .contains(&p.product_id)
+                .then(|| crate::card::card_number(20, p.product_id as u64));
             let product = Product {
                 product_id: p.product_id,
                 name: &p.name,
-                gtin: None,
+                gtin: gtin.as_deref(),
                 manufacturer_id: p.manufacturer_id,
                 department: p.department.as_deref(),
                 category: p.category.as_deref(),

@@ -438,20 +438,7 @@ mod tests {
         let valid = encode(&instance(), &key(1));
         let public = key(1).verifying_key();
         for _ in 0..20_000 {
-            let text: String = match rng.next_u64() % 3 {
-                0 => (0..rng.next_u64() % 250)
-                    .map(|_| char::from_u32((rng.next_u64() % 0x7f) as u32).unwrap_or(' '))
-                    .collect(),
-                1 => valid
-                    .chars()
-                    .take((rng.next_u64() % valid.len() as u64) as usize)
-                    .collect(),
-                _ => {
-                    let mut t = valid.clone();
-                    t.insert((rng.next_u64() % valid.len() as u64) as usize, ':');
-                    t
-                }
-            };
+            let text = rng.garbled(&valid, 250, b":");
             if let Ok(CouponText::Token(token)) = read(&text) {
                 let _ = verify(&token, &public);
             }
