@@ -4,7 +4,7 @@
 //! (`crates/aisle-kiosk`) only renders these and feeds them scans and the
 //! clock.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::identify::member_code::CodePolicy;
@@ -116,7 +116,8 @@ pub fn shopper_message(code: &str) -> &'static str {
 /// Judges a confirmed scan at `now` (store-local `YYYY-MM-DD HH:MM:SS`;
 /// `now_secs` the same instant as Unix seconds for code windows): a member
 /// gets their visit recorded, up to `issue_per_visit` new coupons (the best
-/// eligible offers, under their rules) and their welcome; anything else its
+/// eligible offers, under their rules; none without consent to
+/// personalization, as the welcome shows them none) and their welcome; anything else its
 /// screen. Writes (visit, replay cache, coupons) go through `conn`, the
 /// replica's writer.
 pub fn on_scan(
@@ -207,6 +208,18 @@ fn issue_best(
         return Ok(0);
     };
     if config.issue_per_visit == 0 {
+        return Ok(0);
+    }
+    // The welcome shows coupons only to members who consent to
+    // personalization; a coupon it could not show is not issued.
+    let consents: bool = conn
+        .prepare_cached(
+            "SELECT consent_personalization = 1 AND erased_at IS NULL FROM members WHERE member_id = ?1",
+        )?
+        .query_row([member_id], |row| row.get(0))
+        .optional()?
+        .unwrap_or(false);
+    if !consents {
         return Ok(0);
     }
     let request = DecideRequest {

@@ -223,7 +223,7 @@ pub fn end_session(ui: &KioskWindow, state: &mut State) {
     let welcome = ui.global::<WelcomeAdapter>();
     welcome.set_first_name(SharedString::new());
     welcome.set_personal(false);
-    welcome.set_notice(SharedString::new());
+    welcome.set_notice_code(SharedString::new());
     welcome.set_buy_again(model(Vec::new()));
     welcome.set_discover(model(Vec::new()));
     welcome.set_coupons(model(Vec::new()));
@@ -251,7 +251,7 @@ pub fn apply(ui: &KioskWindow, state: &mut State, reply: Reply, now_ms: u64) {
             let adapter = ui.global::<WelcomeAdapter>();
             adapter.set_first_name(w.first_name.clone().unwrap_or_default().into());
             adapter.set_personal(w.lists.personal);
-            adapter.set_notice(w.lists.notice.clone().unwrap_or_default().into());
+            adapter.set_notice_code(w.lists.notice_code.unwrap_or_default().into());
             adapter.set_buy_again(model(w.lists.buy_again.iter().map(view::pick).collect()));
             adapter.set_discover(model(w.lists.discover.iter().map(view::pick).collect()));
             let cards = screen
@@ -269,12 +269,7 @@ pub fn apply(ui: &KioskWindow, state: &mut State, reply: Reply, now_ms: u64) {
             let adapter = ui.global::<ProductAdapter>();
             adapter.set_name(p.name.as_str().into());
             adapter.set_price(view::money(p.price_cents).into());
-            adapter.set_location(
-                p.location
-                    .clone()
-                    .unwrap_or_else(|| "ask staff".into())
-                    .into(),
-            );
+            adapter.set_location(p.location.clone().unwrap_or_default().into());
             adapter.set_in_stock(p.in_stock);
             adapter.set_together(model(p.bought_together.iter().map(view::pick).collect()));
             state.session.touch(now_ms);

@@ -8,11 +8,12 @@ use slint::{Image, Rgb8Pixel, SharedPixelBuffer, SharedString};
 
 use crate::{CouponCard, Pick};
 
-/// `$1.99`; an unknown price is "price at the shelf".
+/// `$1.99`; an unknown price is empty (the screen says "price at the
+/// shelf" in the shopper's language).
 pub fn money(cents: Option<i64>) -> String {
     match cents {
         Some(cents) => format!("${}.{:02}", cents / 100, (cents % 100).abs()),
-        None => "price at the shelf".to_owned(),
+        None => String::new(),
     }
 }
 
@@ -26,33 +27,31 @@ pub fn initial(department: Option<&str>, name: &str) -> String {
 }
 
 pub fn pick(p: &serve::Pick) -> Pick {
-    let reason = p.reason.to_string();
-    let mut chars = reason.chars();
-    let reason = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
+    let (kind, count, product) = match &p.reason {
+        serve::Reason::Cycle { every_days } => ("cycle", *every_days, ""),
+        serve::Reason::Bought { times } => ("bought", *times, ""),
+        serve::Reason::BoughtWith { name, .. } => ("bought_with", 0, name.as_str()),
+        serve::Reason::PopularHere => ("popular_here", 0, ""),
+        serve::Reason::Popular => ("popular", 0, ""),
     };
     Pick {
         name: SharedString::from(p.name.as_str()),
         department: p.department.clone().unwrap_or_default().into(),
         initial: initial(p.department.as_deref(), &p.name).into(),
         price: money(p.price_cents).into(),
-        location: p
-            .location
-            .clone()
-            .unwrap_or_else(|| "ask staff".into())
-            .into(),
-        reason: reason.into(),
+        location: p.location.clone().unwrap_or_default().into(),
+        reason_kind: kind.into(),
+        reason_count: i32::try_from(count).unwrap_or(i32::MAX),
+        reason_product: product.into(),
     }
 }
 
-/// "50c off", "10% off", or the description alone.
-pub fn discount(coupon: &KioskCoupon) -> String {
-    match (coupon.discount_cents, coupon.discount_percent) {
-        (Some(cents), _) if cents > 0 && cents < 100 => format!("{cents}c off"),
-        (Some(cents), _) if cents >= 100 => format!("{} off", money(Some(cents))),
-        (_, Some(percent)) if percent > 0 => format!("{percent}% off"),
-        _ => "Coupon".to_owned(),
+/// The amount a coupon takes off (`$0.50`), else empty; the screen
+/// writes "... off" or "..% off" in the shopper's language.
+pub fn discount_amount(coupon: &KioskCoupon) -> String {
+    match coupon.discount_cents {
+        Some(cents) if cents > 0 => money(Some(cents)),
+        _ => String::new(),
     }
 }
 
@@ -99,7 +98,11 @@ pub fn coupon(c: &KioskCoupon, sent: bool) -> CouponCard {
     CouponCard {
         serial: c.serial.as_str().into(),
         title: c.description.clone().unwrap_or_default().into(),
-        discount: discount(c).into(),
+        discount_amount: discount_amount(c).into(),
+        discount_percent: c
+            .discount_percent
+            .filter(|p| *p > 0)
+            .map_or(0, |p| i32::try_from(p).unwrap_or(0)),
         expires: day(&c.expires_at).into(),
         qr,
         numeric_code: grouped.join(" ").into(),
@@ -127,14 +130,60 @@ mod tests {
     fn money_days_and_discounts_read_well() {
         assert_eq!(money(Some(199)), "$1.99");
         assert_eq!(money(Some(5)), "$0.05");
-        assert_eq!(money(None), "price at the shelf");
+        assert_eq!(
+            money(None),
+            "",
+            "the screen says it in the shopper's language"
+        );
         assert_eq!(day("2026-03-24 09:00:00"), "2026-03-24");
-        assert_eq!(discount(&kiosk_coupon(Some(50), None)), "50c off");
-        assert_eq!(discount(&kiosk_coupon(Some(300), None)), "$3.00 off");
-        assert_eq!(discount(&kiosk_coupon(None, Some(10))), "10% off");
-        assert_eq!(discount(&kiosk_coupon(None, None)), "Coupon");
+        assert_eq!(discount_amount(&kiosk_coupon(Some(50), None)), "$0.50");
+        assert_eq!(discount_amount(&kiosk_coupon(Some(300), Some(5))), "$3.00");
+        let percent = coupon(&kiosk_coupon(None, Some(10)), false);
+        assert_eq!(
+            (percent.discount_amount.as_str(), percent.discount_percent),
+            ("", 10)
+        );
+        let neither = coupon(&kiosk_coupon(Some(0), Some(0)), false);
+        assert_eq!(
+            (neither.discount_amount.as_str(), neither.discount_percent),
+            ("", 0)
+        );
         assert_eq!(initial(Some("produce"), "Apples"), "P");
         assert_eq!(initial(None, "  apples"), "A");
+    }
+
+    #[test]
+    fn reasons_travel_as_kinds_the_screen_translates() {
+        let pick_with = |reason: serve::Reason| {
+            pick(&serve::Pick {
+                product_id: 1,
+                name: "Oat milk".into(),
+                department: Some("dairy".into()),
+                price_cents: None,
+                location: None,
+                reason,
+                score: 1.0,
+            })
+        };
+        let cycle = pick_with(serve::Reason::Cycle { every_days: 14 });
+        assert_eq!(
+            (cycle.reason_kind.as_str(), cycle.reason_count),
+            ("cycle", 14)
+        );
+        let with = pick_with(serve::Reason::BoughtWith {
+            product_id: 2,
+            name: "Granola".into(),
+        });
+        assert_eq!(
+            (with.reason_kind.as_str(), with.reason_product.as_str()),
+            ("bought_with", "Granola")
+        );
+        assert_eq!(
+            pick_with(serve::Reason::PopularHere).reason_kind,
+            "popular_here"
+        );
+        assert_eq!((cycle.price.as_str(), cycle.location.as_str()), ("", ""));
+        assert_eq!(cycle.initial, "D");
     }
 
     #[test]

@@ -192,7 +192,7 @@ fn attract_scan_welcome_coupon_timeout_attract() {
     assert_eq!(welcome.get_buy_again().row_count(), 0);
     assert_eq!(welcome.get_discover().row_count(), 0);
     assert_eq!(welcome.get_coupons().row_count(), 0);
-    assert_eq!(welcome.get_notice(), "");
+    assert_eq!(welcome.get_notice_code(), "");
     assert!(by_label(ui, &title).is_none());
     let lock = kiosk.controller.state.lock().expect("state");
     assert!(lock.member_id.is_none());
@@ -460,12 +460,74 @@ fn expired_forged_and_replayed_codes_get_honest_screens() {
     assert_eq!(ui.global::<WelcomeAdapter>().get_first_name(), "");
 }
 
+/// A member without consent to personalization is welcomed with what is
+/// popular at the store and a short explanation: no history used, no coupon
+/// chosen for them.
+#[test]
+fn a_member_without_consent_gets_popular_picks_and_a_reason() {
+    let kiosk = start("en");
+    let ui = &kiosk.ui;
+    let conn = aisle_core::replica::open_reader(&kiosk.db).expect("reader");
+    let members = ui.global::<AttractAdapter>().get_demo_members();
+    let member = (0..members.row_count())
+        .filter_map(|row| members.row_data(row))
+        .find(|m| {
+            conn.query_row(
+                "SELECT consent_personalization = 0 FROM members WHERE member_id = ?1",
+                [m.member_id],
+                |row| row.get::<_, bool>(0),
+            )
+            .expect("consent")
+        })
+        .expect("the demo offers a member without consent");
+    by_label(ui, member.label.as_str())
+        .expect("button")
+        .invoke_accessible_default_action();
+    let welcome = ui.global::<WelcomeAdapter>();
+    assert_eq!(ui.global::<KioskState>().get_screen(), Screen::Welcome);
+    assert!(!welcome.get_personal());
+    assert_eq!(welcome.get_notice_code(), "personalization_off");
+    assert!(
+        by_label(
+            ui,
+            "Personal picks are off for your account: here is what's popular at this store"
+        )
+        .is_some()
+    );
+    assert_eq!(welcome.get_coupons().row_count(), 0);
+    let reasons: Vec<String> = welcome
+        .get_buy_again()
+        .iter()
+        .chain(welcome.get_discover().iter())
+        .map(|pick| pick.reason_kind.to_string())
+        .collect();
+    assert!(!reasons.is_empty());
+    assert!(
+        reasons.iter().all(|r| r.starts_with("popular")),
+        "nothing from their history: {reasons:?}"
+    );
+    let issued: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM coupon_issues WHERE member_id = ?1",
+            [member.member_id],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(issued, 0);
+}
+
 #[test]
 fn french_is_bundled() {
     let kiosk = start("fr");
     let ui = &kiosk.ui;
     assert!(by_label(ui, "Scannez votre carte ou votre appli").is_some());
     assert!(by_label(ui, "Scan your card or app").is_none());
+    // Reasons and missing details come from the core as kinds: in French too.
+    assert!(
+        by_label(ui, "Populaire dans ce magasin").is_some(),
+        "the popular strip's reason"
+    );
+    assert!(by_label(ui, "Popular at this store").is_none());
 }
 
 /// The window now against its reference picture.

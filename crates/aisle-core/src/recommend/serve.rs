@@ -141,6 +141,9 @@ pub struct Lists {
     pub personal: bool,
     /// Why they are not personal, for the screen.
     pub notice: Option<String>,
+    /// The same as a stable code screens translate: `anonymous`,
+    /// `unknown_member`, `personalization_off`, `no_history`.
+    pub notice_code: Option<&'static str>,
 }
 
 /// A model ready to serve: the artifact's model and its product index.
@@ -419,20 +422,24 @@ pub fn recommend(
         }
         _ => Vec::new(),
     };
-    let notice = match (request.member_id, consent) {
-        (None, _) => Some("Popular picks at this store".to_owned()),
-        (Some(_), None) => {
-            Some("We don't know this card yet: here is what's popular at this store".to_owned())
-        }
-        (Some(_), Some((_, true))) | (Some(_), Some((false, _))) => Some(
-            "Personal picks are off for your account: here is what's popular at this store"
-                .to_owned(),
-        ),
-        (Some(_), Some((true, false))) if trips.is_empty() => {
-            Some("Welcome! Once you shop with us, picks will be chosen for you".to_owned())
-        }
+    let notice_code = match (request.member_id, consent) {
+        (None, _) => Some("anonymous"),
+        (Some(_), None) => Some("unknown_member"),
+        (Some(_), Some((_, true))) | (Some(_), Some((false, _))) => Some("personalization_off"),
+        (Some(_), Some((true, false))) if trips.is_empty() => Some("no_history"),
         _ => None,
     };
+    let notice = notice_code.map(|code| {
+        match code {
+            "anonymous" => "Popular picks at this store",
+            "unknown_member" => "We don't know this card yet: here is what's popular at this store",
+            "personalization_off" => {
+                "Personal picks are off for your account: here is what's popular at this store"
+            }
+            _ => "Welcome! Once you shop with us, picks will be chosen for you",
+        }
+        .to_owned()
+    });
     let personal = notice.is_none();
     let bought: IdSet<u32> = trips.iter().flat_map(|t| t.items.iter().copied()).collect();
     if personal {
@@ -496,6 +503,7 @@ pub fn recommend(
         discover: discover.list,
         personal,
         notice,
+        notice_code,
     })
 }
 
