@@ -53,6 +53,11 @@ impl Kiosk {
 }
 
 fn start(lang: &str) -> Kiosk {
+    start_with(lang, |_, _| {})
+}
+
+/// The kiosk on the demo replica, once `prepare` had the replica and the store.
+fn start_with(lang: &str, prepare: impl FnOnce(&Path, i64)) -> Kiosk {
     slint::platform::set_platform(Box::new(TestingBackend::new(TestingBackendOptions {
         mock_time: true,
         threading: false,
@@ -72,6 +77,8 @@ fn start(lang: &str) -> Kiosk {
             |r| r.get(0),
         )
         .expect("home store");
+    drop(conn);
+    prepare(&db, store);
     let config = BackendConfig {
         db: db.clone(),
         kiosk: KioskConfig::new(store),
@@ -458,6 +465,68 @@ fn expired_forged_and_replayed_codes_get_honest_screens() {
     expect(valid.clone(), Screen::Welcome, "", "");
     expect(valid, Screen::Message, "replayed", "Code already used");
     assert_eq!(ui.global::<WelcomeAdapter>().get_first_name(), "");
+}
+
+/// Offline: the replica is provisioned but HQ cannot be reached (its last
+/// sync failed): the banner says so, and a scan still gets its welcome and
+/// coupons, the events waiting in the outbox for HQ.
+#[test]
+fn offline_the_banner_shows_and_the_kiosk_still_works() {
+    use aisle_core::sync::{self, Credentials, SyncOptions, Transport};
+    let kiosk = start_with("en", |db, store| {
+        let hq_key: String = aisle_core::identify::demo_member_key(1)
+            .verifying_key()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let credentials = Credentials {
+            // Nothing listens on the discard port.
+            hq_url: "https://127.0.0.1:9".into(),
+            device_id: "kiosk-offline".into(),
+            store_id: store,
+            secret: "ab".repeat(32),
+            hq_public_key: hq_key,
+            ca_pem: None,
+            coupon_issuer: None,
+        };
+        let mut conn = aisle_core::replica::open_writer(db).expect("writer");
+        credentials.save(&mut conn).expect("provision");
+        let transport = Transport::with_timeout(&credentials, std::time::Duration::from_secs(2))
+            .expect("transport");
+        sync::run_once(
+            &mut conn,
+            &transport,
+            &SyncOptions::for_replica(db),
+            "2026-11-26 10:00:00",
+        )
+        .expect_err("HQ is down");
+    });
+    let ui = &kiosk.ui;
+    let state = ui.global::<KioskState>();
+    assert!(state.get_offline());
+    assert!(by_label(ui, "Offline: everything still works").is_some());
+    let pending = |kiosk: &Kiosk| -> i64 {
+        aisle_core::replica::open_reader(&kiosk.db)
+            .expect("reader")
+            .query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))
+            .expect("count")
+    };
+    let before = pending(&kiosk);
+    let demo = ui
+        .global::<AttractAdapter>()
+        .get_demo_members()
+        .row_data(0)
+        .expect("member");
+    by_label(ui, demo.label.as_str())
+        .expect("button")
+        .invoke_accessible_default_action();
+    assert_eq!(state.get_screen(), Screen::Welcome);
+    assert!(ui.global::<WelcomeAdapter>().get_coupons().row_count() >= 1);
+    assert!(
+        pending(&kiosk) >= before + 2,
+        "the visit and the coupon wait in the outbox"
+    );
 }
 
 /// A member without consent to personalization is welcomed with what is
