@@ -213,7 +213,19 @@ fn test(args: &[&str]) -> Result<()> {
     run_tests(cargo().args(["test", "--workspace"]).args(args))?;
     // The README's main job, end to end, where there is no display: HQ, sync, the kiosk's screens.
     let shots = std::env::temp_dir().join("aisle-demo-check");
-    demo::demo(&["--headless", &shots.to_string_lossy()])
+    std::fs::remove_dir_all(&shots).ok();
+    demo::demo(&["--headless", &shots.to_string_lossy()])?;
+    for screen in ["attract", "welcome", "product", "message"] {
+        let path = shots.join(format!("{screen}.png"));
+        if !path.is_file() {
+            bail!(
+                "the demo's kiosk rendered no {screen} screen ({})",
+                path.display()
+            );
+        }
+    }
+    eprintln!("demo: HQ, sync and every kiosk screen ok");
+    Ok(())
 }
 
 /// Runs the test command, passing its output through, and ends with one line
