@@ -110,6 +110,19 @@ fn start_with(lang: &str, prepare: impl FnOnce(&Path, i64)) -> Kiosk {
     }
 }
 
+/// Taps the attract screen's first demo member (their app code is scanned).
+fn tap_first_demo_member(ui: &KioskWindow) -> aisle_kiosk::DemoMember {
+    let demo = ui
+        .global::<AttractAdapter>()
+        .get_demo_members()
+        .row_data(0)
+        .expect("a demo member");
+    by_label(ui, demo.label.as_str())
+        .expect("the demo member's button")
+        .invoke_accessible_default_action();
+    demo
+}
+
 fn by_label(ui: &KioskWindow, label: &str) -> Option<ElementHandle> {
     ElementHandle::find_by_accessible_label(ui, label).next()
 }
@@ -276,14 +289,7 @@ fn screens_match_their_reference_pictures() {
     let ui = &kiosk.ui;
     let snapshot = |name: &str| snapshot(ui, name);
     snapshot("attract");
-    let demo = ui
-        .global::<AttractAdapter>()
-        .get_demo_members()
-        .row_data(0)
-        .expect("member");
-    by_label(ui, demo.label.as_str())
-        .expect("button")
-        .invoke_accessible_default_action();
+    tap_first_demo_member(ui);
     snapshot("welcome");
     ui.global::<KioskState>().invoke_done();
     (kiosk.submit)(Job::Scan(kiosk.product_gtin()));
@@ -349,14 +355,7 @@ fn every_actionable_element_is_a_labelled_large_button() {
     let state = ui.global::<KioskState>();
     let demo_members = ui.global::<AttractAdapter>().get_demo_members().row_count();
     assert!(audit(ui, "attract") >= demo_members, "one per demo member");
-    let demo = ui
-        .global::<AttractAdapter>()
-        .get_demo_members()
-        .row_data(0)
-        .expect("member");
-    by_label(ui, demo.label.as_str())
-        .expect("button")
-        .invoke_accessible_default_action();
+    tap_first_demo_member(ui);
     assert_eq!(state.get_screen(), Screen::Welcome);
     let coupons = ui.global::<WelcomeAdapter>().get_coupons().row_count();
     assert!(
@@ -513,14 +512,7 @@ fn offline_the_banner_shows_and_the_kiosk_still_works() {
             .expect("count")
     };
     let before = pending(&kiosk);
-    let demo = ui
-        .global::<AttractAdapter>()
-        .get_demo_members()
-        .row_data(0)
-        .expect("member");
-    by_label(ui, demo.label.as_str())
-        .expect("button")
-        .invoke_accessible_default_action();
+    tap_first_demo_member(ui);
     assert_eq!(state.get_screen(), Screen::Welcome);
     assert!(ui.global::<WelcomeAdapter>().get_coupons().row_count() >= 1);
     assert!(

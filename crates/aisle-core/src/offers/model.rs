@@ -388,6 +388,16 @@ pub fn store(conn: &Connection, model: &RedeemModel, created_at: &str) -> Result
         model_id: 0,
         what: e.to_string(),
     })?;
+    insert(conn, model, &body, created_at)
+}
+
+/// Keeps `body`, the JSON of `model`, with its checksum; returns its id.
+fn insert(
+    conn: &Connection,
+    model: &RedeemModel,
+    body: &str,
+    created_at: &str,
+) -> Result<i64, ModelError> {
     conn.prepare_cached(
         "INSERT INTO offer_models (format_version, created_at, trained_until, sha256, body)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -466,18 +476,7 @@ pub fn store_received(
     let body = std::str::from_utf8(bytes).map_err(|e| damaged(e.to_string()))?;
     let model: RedeemModel = serde_json::from_str(body).map_err(|e| damaged(e.to_string()))?;
     model.check().map_err(damaged)?;
-    conn.prepare_cached(
-        "INSERT INTO offer_models (format_version, created_at, trained_until, sha256, body)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        model.format_version,
-        created_at,
-        model.trained_until,
-        hex::encode(Sha256::digest(bytes)),
-        body
-    ])?;
-    Ok(conn.last_insert_rowid())
+    insert(conn, &model, body, created_at)
 }
 
 /// A stored model as shipped to stores: its id, when it was made, what it
