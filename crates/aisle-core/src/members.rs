@@ -212,6 +212,50 @@ pub struct Basket {
     pub lines: Vec<BasketLine>,
 }
 
+/// What a member spent in one month in one department.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonthSpend {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub department: String,
+    pub cents: i64,
+}
+
+/// A member's spend per month and department over the `months` months up
+/// to `now`'s (store-local `YYYY-MM-DD ...`), oldest first; products
+/// without a department count as "other".
+pub fn spend_by_month(
+    conn: &Connection,
+    member_id: i64,
+    now: &str,
+    months: u32,
+) -> rusqlite::Result<Vec<MonthSpend>> {
+    let month_start = format!("{}-01", now.get(..7).unwrap_or(now));
+    conn.prepare(
+        "SELECT substr(b.purchased_at, 1, 7) AS month, coalesce(p.department, 'other'),
+                sum(l.sales_cents)
+         FROM baskets AS b JOIN purchase_lines AS l USING (basket_id)
+         JOIN products AS p ON p.product_id = l.product_id
+         WHERE b.member_id = ?1 AND b.purchased_at >= date(?2, ?3) AND b.purchased_at < date(?2, '+1 month')
+         GROUP BY 1, 2 ORDER BY 1, 3 DESC",
+    )?
+    .query_map(
+        params![
+            member_id,
+            month_start,
+            format!("-{} months", months.saturating_sub(1))
+        ],
+        |row| {
+            Ok(MonthSpend {
+                month: row.get(0)?,
+                department: row.get(1)?,
+                cents: row.get(2)?,
+            })
+        },
+    )?
+    .collect()
+}
+
 /// A member's most recent baskets, newest first, with their lines.
 pub fn recent_baskets(
     conn: &Connection,

@@ -27,7 +27,8 @@ use anyhow::{Context, Result, bail};
 /// zxing-cpp (the barcode decoder, built from its bundled C++ sources);
 /// libclang-dev for bindgen, for nokhwa's Video4Linux bindings (aisle-camera);
 /// fontconfig for Slint's text (the kiosk; its own font is compiled in);
-/// Xvfb, xauth and xwd for the kiosk's smoke test of the real window.
+/// Xvfb, xauth and xwd for the kiosk's smoke test of the real window;
+/// WebKitGTK (and its WebDriver) for the associate tablet (Tauri).
 const DEBIAN_PACKAGES: &[&str] = &[
     "build-essential",
     "cmake",
@@ -38,6 +39,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "xvfb",
     "xauth",
     "x11-apps",
+    "libwebkit2gtk-4.1-dev",
+    "webkit2gtk-driver",
 ];
 
 /// Crates the core must never depend on (UI, camera, server).
@@ -195,8 +198,47 @@ fn check_core_dependencies() -> Result<()> {
     Ok(())
 }
 
+/// The associate tablet's web front end (`ui/associate`): installed from
+/// its lock file, type-checked against the generated bindings, unit-tested
+/// with the Tauri IPC mocked, and built into `dist/`, which the Tauri crate
+/// embeds (so this runs before any cargo step compiles it).
+fn front_end(test: bool) -> Result<()> {
+    let dir = root().join("ui/associate");
+    let npm =
+        |args: &[&str]| -> Result<()> { run(Command::new("npm").args(args).current_dir(&dir)) };
+    let version = Command::new("node").arg("--version").output();
+    match version {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let major: u32 = text
+                .trim()
+                .trim_start_matches('v')
+                .split('.')
+                .next()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(0);
+            if major < 20 {
+                bail!(
+                    "Node.js {} is too old for the associate app's build (Vite): install Node.js 20 or newer",
+                    text.trim()
+                );
+            }
+        }
+        _ => bail!(
+            "Node.js and npm are needed to build the associate app's front end: install Node.js 20 or newer"
+        ),
+    }
+    npm(&["ci", "--no-audit", "--no-fund", "--loglevel=error"])?;
+    if test {
+        npm(&["run", "check"])?;
+        npm(&["test"])?;
+    }
+    npm(&["run", "build"])
+}
+
 fn test(args: &[&str]) -> Result<()> {
     ensure_packages()?;
+    front_end(true)?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
