@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use aisle_core::clienteling::{self, ClientError};
 use aisle_core::recommend::{artifact, serve};
 use tauri::State;
 
@@ -60,74 +61,41 @@ fn suggestions(picks: Vec<serve::Pick>) -> Vec<Suggestion> {
         .collect()
 }
 
-/// One client: profile and consents, preferences and notes, history, spend
-/// by month and department, and suggestions with their reasons.
+/// One client as the core decides the associate may see them (the view is
+/// audited, consent withholds history): profile and consents, preferences
+/// and notes, history, spend by month and department, suggestions with
+/// their reasons.
 #[tauri::command]
 pub async fn client_360(
     state: State<'_, Arc<AppState>>,
     member_id: i64,
 ) -> Result<Client360, ApiError> {
     blocking(&state, move |state| {
-        let conn = state.reader()?;
-        let profile = aisle_core::members::profile(&conn, member_id).map_err(|e| {
-            ApiError::new(
-                "not_found",
-                format!("No client {member_id} on this tablet: {e}"),
-            )
-        })?;
-        if profile.erased_at.is_some() {
-            return Err(ApiError::new(
-                "erased",
-                format!("Client {member_id} asked to be forgotten"),
-            ));
-        }
-        let now = state.now();
-        let history = aisle_core::members::recent_baskets(&conn, member_id, 20)?
-            .into_iter()
-            .map(|b| Basket {
-                basket_id: b.basket_id,
-                store: b.store_name,
-                purchased_at: b.purchased_at,
-                total_cents: b.total_cents,
-                lines: b
-                    .lines
-                    .into_iter()
-                    .map(|l| BasketLine {
-                        product_id: l.product_id,
-                        name: l.name,
-                        quantity: l.quantity,
-                        cents: l.sales_cents,
-                    })
-                    .collect(),
-            })
-            .collect();
-        let spend = aisle_core::members::spend_by_month(&conn, member_id, &now, 12)?
-            .into_iter()
-            .map(|m| MonthSpend {
-                month: m.month,
-                department: m.department,
-                cents: m.cents,
-            })
-            .collect();
         let served = serve::Served::new(
-            artifact::load_newest(&conn)
+            artifact::load_newest(&state.reader()?)
                 .map_err(|e| ApiError::new("no_model", format!("No suggestions yet: {e}")))?
                 .artifact
                 .model,
         );
-        let lists = serve::recommend(
-            &conn,
-            &served,
-            &serve::Request {
-                member_id: Some(member_id),
-                store_id: state.store_id,
-                now,
-                k: 8,
-                public_screen: false,
-                shown: Vec::new(),
-            },
-            &serve::Policy::default(),
-        )?;
+        let now = state.now();
+        let viewer = clienteling::Viewer {
+            actor: "associate",
+            store_id: state.store_id,
+            now: &now,
+        };
+        let view = state.write(|conn| {
+            clienteling::view_client(conn, &served, member_id, &viewer).map_err(|e| match e {
+                ClientError::NotFound(_) => {
+                    ApiError::new("not_found", format!("No client {member_id} on this tablet"))
+                }
+                ClientError::Erased(_) => ApiError::new(
+                    "erased",
+                    format!("Client {member_id} asked to be forgotten"),
+                ),
+                other => ApiError::internal(other),
+            })
+        })?;
+        let profile = view.profile;
         Ok(Client360 {
             profile: Profile {
                 member_id: profile.member_id,
@@ -158,12 +126,40 @@ pub async fn client_360(
                     })
                     .collect(),
             },
-            history,
-            spend,
-            buy_again: suggestions(lists.buy_again),
-            discover: suggestions(lists.discover),
-            personal: lists.personal,
-            notice: lists.notice,
+            history: view
+                .history
+                .into_iter()
+                .map(|b| Basket {
+                    basket_id: b.basket_id,
+                    store: b.store_name,
+                    purchased_at: b.purchased_at,
+                    total_cents: b.total_cents,
+                    lines: b
+                        .lines
+                        .into_iter()
+                        .map(|l| BasketLine {
+                            product_id: l.product_id,
+                            name: l.name,
+                            quantity: l.quantity,
+                            cents: l.sales_cents,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            spend: view
+                .spend
+                .into_iter()
+                .map(|m| MonthSpend {
+                    month: m.month,
+                    department: m.department,
+                    cents: m.cents,
+                })
+                .collect(),
+            buy_again: suggestions(view.lists.buy_again),
+            discover: suggestions(view.lists.discover),
+            personal: view.lists.personal,
+            notice: view.lists.notice,
+            history_shown: view.history_shown,
         })
     })
     .await

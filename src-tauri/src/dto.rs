@@ -156,6 +156,8 @@ pub struct Client360 {
     /// False without consent (then the lists are what is popular here).
     pub personal: bool,
     pub notice: Option<String>,
+    /// False when history and spend are withheld: no consent to personalization.
+    pub history_shown: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -186,13 +186,14 @@ fn a_note_is_kept_with_its_outbox_event_and_bad_input_is_refused() {
             .iter()
             .any(|n| n.body == "Prefers oat milk")
     );
+    assert_eq!(pending(&app), before + 2, "the view is audited for HQ too");
 
     let empty = app.err(
         "add_note",
         json!({ "args": { "memberId": member, "body": "  " } }),
     );
     assert_eq!(empty.code, "bad_request");
-    assert_eq!(pending(&app), before + 1, "nothing written");
+    assert_eq!(pending(&app), before + 2, "nothing written");
     let unknown = app.err("client_360", json!({ "memberId": 987_654_321 }));
     assert_eq!(unknown.code, "not_found");
     assert!(unknown.message.contains("987654321"), "{}", unknown.message);
@@ -202,6 +203,60 @@ fn a_note_is_kept_with_its_outbox_event_and_bad_input_is_refused() {
             .is_err()
     );
     assert!(app.invoke("no_such_command", json!({})).is_err());
+}
+
+/// Every view is audited (a row and an event for HQ); without consent to
+/// personalization the history and spend are withheld and the suggestions
+/// are what is popular here; an erased client is refused as such.
+#[test]
+fn views_are_audited_and_consent_decides_what_is_shown() {
+    let app = app();
+    let (without, erased): (i64, i64) = app
+        .conn()
+        .query_row(
+            "SELECT (SELECT min(member_id) FROM members WHERE consent_personalization = 0 AND erased_at IS NULL
+                       AND EXISTS (SELECT 1 FROM baskets b WHERE b.member_id = members.member_id)),
+                    (SELECT max(member_id) FROM members WHERE erased_at IS NULL)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("members");
+    let client: Client360 = app.ok("client_360", json!({ "memberId": without }));
+    assert!(!client.history_shown && !client.personal);
+    assert!(
+        client.history.is_empty() && client.spend.is_empty(),
+        "withheld"
+    );
+    assert!(client.notice.is_some());
+    assert!(
+        client
+            .buy_again
+            .iter()
+            .chain(&client.discover)
+            .all(|s| s.reason.starts_with("popular")),
+        "nothing from their history"
+    );
+    let (audits, events): (i64, i64) = app
+        .conn()
+        .query_row(
+            "SELECT (SELECT count(*) FROM audit_log WHERE action = 'profile_viewed' AND member_id = ?1),
+                    (SELECT count(*) FROM outbox WHERE kind = 'profile_viewed'
+                       AND json_extract(payload, '$.member_id') = ?1)",
+            [without],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("audit");
+    assert_eq!((audits, events), (1, 1));
+
+    // Erased (as HQ's tombstone would): refused, and nothing about them returned.
+    {
+        let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
+        let tx = conn.transaction().expect("tx");
+        aisle_core::sync::records::erase_member(&tx, erased, "2017-10-20 11:00:00").expect("erase");
+        tx.commit().expect("commit");
+    }
+    let refused = app.err("client_360", json!({ "memberId": erased }));
+    assert_eq!(refused.code, "erased");
 }
 
 #[test]

@@ -309,6 +309,11 @@ fn search_open_a_client_add_a_note_and_find_it_at_hq() {
         "{client}"
     );
     driver.screenshot("client");
+    // Opening the profile was audited: an event waits for HQ.
+    let viewed: u32 = driver
+        .wait_text("[data-testid=pending]", |t| t != "0")
+        .parse()
+        .expect("a count");
 
     // A note: kept, shown, and waiting in the outbox.
     let note = format!("Asked about gluten-free bread ({member})");
@@ -320,13 +325,24 @@ fn search_open_a_client_add_a_note_and_find_it_at_hq() {
     );
     driver.click(save[ELEMENT].as_str().expect("Save note"));
     driver.wait_text("[data-testid=notes]", |t| t.contains(&note));
-    driver.wait_text("[data-testid=pending]", |t| t == "1");
+    // The note, and the profile shown again with it, wait for HQ.
+    let expected = (viewed + 2).to_string();
+    driver.wait_text("[data-testid=pending]", |t| t == expected);
     driver.screenshot("note");
     driver.call(reqwest::Method::DELETE, "", None);
 
-    // Synced: the note is at HQ.
+    // Synced: the note and the audit trail are at HQ.
     let report = sync_once(&store.db);
-    assert_eq!(report.events_uploaded, 1, "{report:?}");
+    assert_eq!(report.events_uploaded, u64::from(viewed) + 2, "{report:?}");
+    let views: i64 = hq
+        .db()
+        .query_row(
+            "SELECT count(*) FROM store_events WHERE kind = 'profile_viewed'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("views at HQ");
+    assert_eq!(views, i64::from(viewed) + 1);
     let at_hq: String = hq
         .db()
         .query_row(

@@ -23,6 +23,7 @@
 //! `tracing` events and never print; the binaries own I/O, threads and output.
 
 pub mod card;
+pub mod clienteling;
 pub mod dates;
 pub mod demo;
 pub mod edits;

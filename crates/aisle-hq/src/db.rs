@@ -826,7 +826,10 @@ fn apply_event(
                 .execute(params![member_id, author, body, event.created_at])?;
         }
         EventKind::ErasureRequested => erase(tx, member_id, now)?,
-        EventKind::CouponIssued | EventKind::CouponRedeemed | EventKind::CouponSentToApp => {}
+        EventKind::CouponIssued
+        | EventKind::CouponRedeemed
+        | EventKind::CouponSentToApp
+        | EventKind::ProfileViewed => {}
     }
     Ok(())
 }

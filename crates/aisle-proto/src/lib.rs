@@ -432,10 +432,13 @@ pub enum EventKind {
     /// `{serial, member_id, at}`: a shopper asked the kiosk to send a coupon
     /// to their app (HQ keeps it as a fact; the app channel delivers it).
     CouponSentToApp,
+    /// `{member_id, actor, store_id, at}`: an associate opened the member's
+    /// profile (HQ keeps it as a fact: the audit trail of who saw whom).
+    ProfileViewed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::KioskVisit,
         EventKind::CouponIssued,
         EventKind::CouponRedeemed,
@@ -444,6 +447,7 @@ impl EventKind {
         EventKind::AssociateNote,
         EventKind::ErasureRequested,
         EventKind::CouponSentToApp,
+        EventKind::ProfileViewed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -456,6 +460,7 @@ impl EventKind {
             EventKind::AssociateNote => "associate_note",
             EventKind::ErasureRequested => "erasure_requested",
             EventKind::CouponSentToApp => "coupon_sent_to_app",
+            EventKind::ProfileViewed => "profile_viewed",
         }
     }
 

@@ -56,7 +56,11 @@ spend: Array<MonthSpend>, buyAgain: Array<Suggestion>, discover: Array<Suggestio
 /**
  * False without consent (then the lists are what is popular here).
  */
-personal: boolean, notice: string | null, };
+personal: boolean, notice: string | null, 
+/**
+ * False when history and spend are withheld: no consent to personalization.
+ */
+historyShown: boolean, };
 
 export type NoteArgs = { memberId: number, body: string, };
 

@@ -54,6 +54,7 @@ function client(notes: { author: string; body: string; createdAt: string }[]): C
     discover: [],
     personal: true,
     notice: null,
+    historyShown: true,
   };
 }
 
