@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aisle_core::clienteling::{self, ClientError};
-use aisle_core::recommend::{artifact, serve};
+use aisle_core::recommend::serve;
 use tauri::State;
 
 use crate::AppState;
@@ -71,12 +71,7 @@ pub async fn client_360(
     member_id: i64,
 ) -> Result<Client360, ApiError> {
     blocking(&state, move |state| {
-        let served = serve::Served::new(
-            artifact::load_newest(&state.reader()?)
-                .map_err(|e| ApiError::new("no_model", format!("No suggestions yet: {e}")))?
-                .artifact
-                .model,
-        );
+        let served = state.served(&state.reader()?)?;
         let now = state.now();
         let viewer = clienteling::Viewer {
             actor: "associate",

@@ -2,7 +2,10 @@
 //! and the store it serves, and the clock.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use aisle_core::recommend::artifact;
+use aisle_core::recommend::serve::Served;
 
 use anyhow::Context;
 use rusqlite::Connection;
@@ -18,6 +21,8 @@ pub struct AppState {
     writer: Mutex<Connection>,
     /// `YYYY-MM-DD HH:MM:SS` to use instead of the wall clock (the demo's day).
     pub now: Option<String>,
+    /// The recommendation model, loaded once per artifact (not per client view).
+    served: Mutex<Option<(i64, Arc<Served>)>>,
 }
 
 impl AppState {
@@ -43,6 +48,7 @@ impl AppState {
             store_id,
             writer: Mutex::new(writer),
             now,
+            served: Mutex::new(None),
         })
     }
 
@@ -71,6 +77,30 @@ impl AppState {
     /// A read connection of its own (readers never wait on the writer: WAL).
     pub fn reader(&self) -> Result<Connection, ApiError> {
         aisle_core::replica::open_reader(&self.db).map_err(ApiError::internal)
+    }
+
+    /// The newest recommendation model, decoded again only when sync has
+    /// brought a newer artifact.
+    pub fn served(&self, conn: &Connection) -> Result<Arc<Served>, ApiError> {
+        let newest: Option<i64> = conn.query_row(
+            "SELECT max(artifact_id) FROM model_artifacts WHERE kind = 'recommend'",
+            [],
+            |row| row.get(0),
+        )?;
+        let mut cached = self
+            .served
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((id, served)) = cached.as_ref()
+            && Some(*id) == newest
+        {
+            return Ok(Arc::clone(served));
+        }
+        let loaded = artifact::load_newest(conn)
+            .map_err(|e| ApiError::new("no_model", format!("No suggestions yet: {e}")))?;
+        let served = Arc::new(Served::new(loaded.artifact.model));
+        *cached = Some((loaded.artifact_id, Arc::clone(&served)));
+        Ok(served)
     }
 
     /// The writer, for edits (each one transaction with its outbox event).

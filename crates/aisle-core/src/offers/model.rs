@@ -584,14 +584,19 @@ mod tests {
         ));
     }
 
+    /// A model fitted on 200 generated examples, as stored models are.
+    fn small_model() -> RedeemModel {
+        let data: Vec<Example> = (0..200)
+            .map(|i| example(i % 10, i % 7, "A", i % 5 == 0 && i % 10 > 3))
+            .collect();
+        RedeemModel::fit(&data, "2017-07-01", vec![1]).expect("fit")
+    }
+
     #[test]
     fn a_damaged_newest_model_falls_back_to_the_previous_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("replica");
-        let data: Vec<Example> = (0..200)
-            .map(|i| example(i % 10, i % 7, "A", i % 5 == 0 && i % 10 > 3))
-            .collect();
-        let model = RedeemModel::fit(&data, "2017-07-01", vec![1]).expect("fit");
+        let model = small_model();
         let first = store(&conn, &model, "2026-01-01 00:00:00").expect("store");
         let second = store(&conn, &model, "2026-01-02 00:00:00").expect("store");
         conn.execute(
@@ -625,10 +630,7 @@ mod tests {
     fn a_received_model_is_checked_then_kept_byte_for_byte() {
         let dir = tempfile::tempdir().expect("tempdir");
         let conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("replica");
-        let data: Vec<Example> = (0..200)
-            .map(|i| example(i % 10, i % 7, "A", i % 5 == 0 && i % 10 > 3))
-            .collect();
-        let model = RedeemModel::fit(&data, "2017-07-01", vec![1]).expect("fit");
+        let model = small_model();
         let bytes = serde_json::to_vec(&model).expect("json");
         let mut nan = model.clone();
         nan.weights[0] = f64::NAN;
