@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
-use aisle_core::clienteling::{self, ClientError};
+use aisle_core::clienteling;
+use aisle_core::edits::Consent;
 use aisle_core::recommend::serve;
+use aisle_core::staff::Associate;
 use tauri::State;
 
 use crate::AppState;
 use crate::dto::{
-    ApiError, Basket, BasketLine, Client360, MemberHit, MonthSpend, Note, NoteArgs, Preference,
-    Profile, SearchArgs, Suggestion, SyncStatus,
+    ApiError, Basket, BasketLine, Client360, ClientOffers, Edit, EditArgs, HeldCoupon, IssueArgs,
+    IssuedCoupon, LockedStaff, MemberHit, MonthSpend, Note, Offer, Preference, ProductCard,
+    Profile, SearchArgs, SignInArgs, SignedIn, StoreView, Suggestion, SyncStatus,
 };
 
 /// Runs `work` with the state on a blocking thread.
@@ -24,12 +27,67 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
+fn signed_in(state: &AppState, associate: &Associate) -> SignedIn {
+    SignedIn {
+        staff_id: associate.staff_id,
+        display_name: associate.display_name.clone(),
+        role: associate.role.as_str().to_owned(),
+        idle_lock_secs: u32::try_from(state.policy.idle_lock_secs).unwrap_or(u32::MAX),
+    }
+}
+
+/// Signs an associate in with their staff number and PIN (checked offline
+/// against the Argon2 hash HQ sent; wrong PINs count towards a lockout).
+#[tauri::command]
+pub async fn sign_in(
+    state: State<'_, Arc<AppState>>,
+    args: SignInArgs,
+) -> Result<SignedIn, ApiError> {
+    blocking(&state, move |state| {
+        let now = state.now();
+        let associate = state.write(|conn| {
+            aisle_core::staff::sign_in(
+                conn,
+                args.staff_id,
+                &args.pin,
+                state.store_id,
+                &now,
+                &state.policy,
+            )
+            .map_err(ApiError::from)
+        })?;
+        state.begin(associate.clone());
+        Ok(signed_in(state, &associate))
+    })
+    .await
+}
+
+/// Ends the session (the front end also calls it when it locks on idleness).
+#[tauri::command]
+pub async fn sign_out(state: State<'_, Arc<AppState>>) -> Result<(), ApiError> {
+    state.end();
+    Ok(())
+}
+
+/// Who is signed in, `None` when nobody is (or the tablet locked itself).
+#[tauri::command]
+pub async fn whoami(state: State<'_, Arc<AppState>>) -> Result<Option<SignedIn>, ApiError> {
+    Ok(state.associate().ok().map(|a| signed_in(&state, &a)))
+}
+
+/// The associate is using the tablet (typing, scrolling): keeps the session open.
+#[tauri::command]
+pub async fn keep_alive(state: State<'_, Arc<AppState>>) -> Result<(), ApiError> {
+    state.associate().map(|_| ())
+}
+
 /// As-you-type search by name, card, phone or e-mail.
 #[tauri::command]
 pub async fn search_members(
     state: State<'_, Arc<AppState>>,
     args: SearchArgs,
 ) -> Result<Vec<MemberHit>, ApiError> {
+    state.associate()?;
     blocking(&state, move |state| {
         let limit = args.limit.unwrap_or(20).clamp(1, 100) as usize;
         let hits = aisle_core::members::search(&state.reader()?, &args.text, limit)?;
@@ -70,25 +128,18 @@ pub async fn client_360(
     state: State<'_, Arc<AppState>>,
     member_id: i64,
 ) -> Result<Client360, ApiError> {
+    let associate = state.associate()?;
     blocking(&state, move |state| {
         let served = state.served(&state.reader()?)?;
         let now = state.now();
+        let actor = associate.actor();
         let viewer = clienteling::Viewer {
-            actor: "associate",
+            actor: &actor,
             store_id: state.store_id,
             now: &now,
         };
         let view = state.write(|conn| {
-            clienteling::view_client(conn, &served, member_id, &viewer).map_err(|e| match e {
-                ClientError::NotFound(_) => {
-                    ApiError::new("not_found", format!("No client {member_id} on this tablet"))
-                }
-                ClientError::Erased(_) => ApiError::new(
-                    "erased",
-                    format!("Client {member_id} asked to be forgotten"),
-                ),
-                other => ApiError::internal(other),
-            })
+            clienteling::view_client(conn, &served, member_id, &viewer).map_err(ApiError::from)
         })?;
         let profile = view.profile;
         Ok(Client360 {
@@ -155,44 +206,232 @@ pub async fn client_360(
             personal: view.lists.personal,
             notice: view.lists.notice,
             history_shown: view.history_shown,
+            erasure_requested_at: view.erasure_requested_at,
         })
     })
     .await
 }
 
-/// A note on a client: the replica and its outbox event in one transaction.
+/// A change to a client (preferences, a consent, a note, an erasure
+/// request): checked and audited by the core, written with its outbox event
+/// in one transaction.
 #[tauri::command]
-pub async fn add_note(state: State<'_, Arc<AppState>>, args: NoteArgs) -> Result<(), ApiError> {
+pub async fn edit_client(state: State<'_, Arc<AppState>>, args: EditArgs) -> Result<(), ApiError> {
+    let associate = state.associate()?;
     blocking(&state, move |state| {
-        let body = args.body.trim();
-        if body.is_empty() {
-            return Err(ApiError::new("bad_request", "A note cannot be empty"));
-        }
+        let edit = match args.edit {
+            Edit::Preferences { preferences } => clienteling::Edit::Preferences(
+                preferences
+                    .into_iter()
+                    .map(|p| aisle_proto::Preference {
+                        kind: p.kind,
+                        value: p.value,
+                    })
+                    .collect(),
+            ),
+            Edit::Consent { consent, granted } => clienteling::Edit::Consent {
+                consent: match consent.as_str() {
+                    "personalization" => Consent::Personalization,
+                    "marketing" => Consent::Marketing,
+                    other => {
+                        return Err(ApiError::new(
+                            "bad_request",
+                            format!("{other:?} is not a consent (personalization, marketing)"),
+                        ));
+                    }
+                },
+                granted,
+            },
+            Edit::Note { body } => clienteling::Edit::Note(body),
+            Edit::Erasure => clienteling::Edit::Erasure,
+        };
         let now = state.now();
         state.write(|conn| {
-            aisle_core::edits::add_note(conn, args.member_id, "associate", body, &now)
+            clienteling::edit_client(conn, &associate, args.member_id, &edit, &now)
                 .map(|_| ())
-                .map_err(ApiError::internal)
+                .map_err(ApiError::from)
         })
     })
     .await
 }
 
-/// Sync with HQ as the store view shows it.
+/// The offers the client may be given here now (best first, with reasons)
+/// and the coupons they hold.
 #[tauri::command]
-pub async fn sync_status(state: State<'_, Arc<AppState>>) -> Result<SyncStatus, ApiError> {
-    blocking(&state, |state| {
-        let status = aisle_core::sync::status(&state.reader()?).map_err(ApiError::internal)?;
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        Ok(SyncStatus {
-            provisioned: status.provisioned,
-            offline: status.offline(wall, 600),
-            last_success_at: status.last_success_at,
-            last_error: status.last_error,
-            pending_events: u32::try_from(status.pending_events).unwrap_or(u32::MAX),
+pub async fn client_offers(
+    state: State<'_, Arc<AppState>>,
+    member_id: i64,
+) -> Result<ClientOffers, ApiError> {
+    state.associate()?;
+    blocking(&state, move |state| {
+        let conn = state.reader()?;
+        let model = state.offer_model(&conn)?;
+        let now = state.now();
+        let book = aisle_core::offers::engine::OfferBook::load(
+            &conn,
+            state.store_id,
+            now.get(..10).unwrap_or(&now),
+        )?;
+        let offers = clienteling::client_offers(&conn, &book, &model, member_id, &now)?;
+        Ok(ClientOffers {
+            eligible: offers
+                .eligible
+                .into_iter()
+                .map(|ranked| Offer {
+                    coupon_id: ranked.coupon_id,
+                    description: ranked.description,
+                    p_redeem: ranked.p_redeem,
+                    expected_value_cents: ranked.expected_value_cents,
+                    reason: ranked.reason_text,
+                })
+                .collect(),
+            held: offers
+                .live
+                .into_iter()
+                .map(|c| HeldCoupon {
+                    serial: c.serial,
+                    description: c.description,
+                    discount_cents: c.discount_cents,
+                    discount_percent: c.discount_percent,
+                    expires_at: c.expires_at,
+                })
+                .collect(),
         })
     })
     .await
+}
+
+/// Issues an offer's coupon to the client (the offer's rules checked again
+/// as it is issued; the instance and its event in one transaction).
+#[tauri::command]
+pub async fn issue_coupon(
+    state: State<'_, Arc<AppState>>,
+    args: IssueArgs,
+) -> Result<IssuedCoupon, ApiError> {
+    let associate = state.associate()?;
+    blocking(&state, move |state| {
+        let now = state.now();
+        let issued = state.write(|conn| {
+            clienteling::issue_coupon(conn, &associate, args.member_id, args.coupon_id, &now)
+                .map_err(ApiError::from)
+        })?;
+        Ok(IssuedCoupon {
+            serial: issued.serial,
+            numeric_code: issued.numeric_code,
+            token: issued.token,
+            expires_at: aisle_core::dates::timestamp_string(
+                i64::try_from(issued.expires_at).unwrap_or(i64::MAX),
+            ),
+        })
+    })
+    .await
+}
+
+/// A product here, and what is often bought with it.
+#[tauri::command]
+pub async fn product_card(
+    state: State<'_, Arc<AppState>>,
+    product_id: i64,
+) -> Result<ProductCard, ApiError> {
+    state.associate()?;
+    blocking(&state, move |state| {
+        let conn = state.reader()?;
+        let served = state.served(&conn)?;
+        let view = aisle_core::welcome::product_view(
+            &conn,
+            &served,
+            product_id,
+            state.store_id,
+            &state.now(),
+            6,
+            &serve::Policy::default(),
+        )?
+        .ok_or_else(|| ApiError::new("not_found", format!("No product {product_id} here")))?;
+        Ok(ProductCard {
+            product_id: view.product_id,
+            name: view.name,
+            price_cents: view.price_cents,
+            in_stock: view.in_stock,
+            location: view.location,
+            bought_together: suggestions(view.bought_together),
+        })
+    })
+    .await
+}
+
+/// The store's day (counts only), sync, and for a manager who is locked out.
+#[tauri::command]
+pub async fn store_view(state: State<'_, Arc<AppState>>) -> Result<StoreView, ApiError> {
+    let associate = state.associate()?;
+    blocking(&state, move |state| {
+        let conn = state.reader()?;
+        let now = state.now();
+        let day = clienteling::store_day(&conn, state.store_id, &now)?;
+        let store_name =
+            aisle_core::sync::records::read_store(&conn, state.store_id)?.map(|s| s.name);
+        let locked_out = if associate.require_manager().is_ok() {
+            aisle_core::staff::locked_out(&conn, &now)?
+                .into_iter()
+                .map(|l| LockedStaff {
+                    staff_id: l.staff_id,
+                    display_name: l.display_name,
+                    failures: l.failures,
+                    locked_until: l.locked_until,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(StoreView {
+            store_id: state.store_id,
+            store_name,
+            day: now.get(..10).unwrap_or(&now).to_owned(),
+            kiosk_visits: day.kiosk_visits,
+            kiosk_members: day.kiosk_members,
+            coupons_issued_kiosk: day.coupons_issued_kiosk,
+            coupons_issued_associate: day.coupons_issued_associate,
+            redemptions: day.redemptions,
+            redeemed_cents: day.redeemed_cents,
+            sync: sync(&conn)?,
+            locked_out,
+        })
+    })
+    .await
+}
+
+/// A manager lifts a staff number's lockout.
+#[tauri::command]
+pub async fn unlock_staff(
+    state: State<'_, Arc<AppState>>,
+    staff_id: i64,
+) -> Result<bool, ApiError> {
+    let associate = state.associate()?;
+    blocking(&state, move |state| {
+        let now = state.now();
+        state.write(|conn| {
+            aisle_core::staff::unlock(conn, &associate, staff_id, &now).map_err(ApiError::from)
+        })
+    })
+    .await
+}
+
+fn sync(conn: &rusqlite::Connection) -> Result<SyncStatus, ApiError> {
+    let status = aisle_core::sync::status(conn).map_err(ApiError::internal)?;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Ok(SyncStatus {
+        provisioned: status.provisioned,
+        offline: status.offline(wall, 600),
+        last_success_at: status.last_success_at,
+        last_error: status.last_error,
+        pending_events: u32::try_from(status.pending_events).unwrap_or(u32::MAX),
+    })
+}
+
+/// Sync with HQ as the store view shows it (no personal data: shown
+/// before sign-in too).
+#[tauri::command]
+pub async fn sync_status(state: State<'_, Arc<AppState>>) -> Result<SyncStatus, ApiError> {
+    blocking(&state, |state| sync(&state.reader()?)).await
 }

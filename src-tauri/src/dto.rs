@@ -11,7 +11,9 @@ use ts_rs::TS;
 /// on, and a sentence for the associate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ApiError {
-    /// `bad_request`, `not_found`, `erased`, `internal`.
+    /// `bad_request`, `not_found`, `erased`, `erasure_pending`, `signed_out`,
+    /// `bad_pin`, `wrong_pin`, `locked`, `forbidden`, `no_model`, an offer
+    /// rule's refusal (`per_member_limit`, ...), `internal`.
     pub code: String,
     pub message: String,
 }
@@ -32,6 +34,42 @@ impl ApiError {
             format!("Something went wrong on this tablet: {error}"),
         )
     }
+}
+
+impl From<aisle_core::staff::StaffError> for ApiError {
+    fn from(error: aisle_core::staff::StaffError) -> Self {
+        use aisle_core::staff::StaffError;
+        match &error {
+            StaffError::Hash(_) | StaffError::Db(_) => Self::internal(error),
+            StaffError::WrongPin { remaining } => Self::new(
+                error.code(),
+                format!("Wrong staff number or PIN. {remaining} attempts left before it locks."),
+            ),
+            StaffError::Locked { until } => Self::new(
+                error.code(),
+                format!(
+                    "Too many wrong PINs: this staff number is locked until {until}. A manager can unlock it."
+                ),
+            ),
+            _ => Self::new(error.code(), capitalized(&error.to_string())),
+        }
+    }
+}
+
+impl From<aisle_core::clienteling::ClientError> for ApiError {
+    fn from(error: aisle_core::clienteling::ClientError) -> Self {
+        match error.code() {
+            "internal" => Self::internal(error),
+            code => Self::new(code, capitalized(&error.to_string())),
+        }
+    }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 impl From<rusqlite::Error> for ApiError {
@@ -158,14 +196,156 @@ pub struct Client360 {
     pub notice: Option<String>,
     /// False when history and spend are withheld: no consent to personalization.
     pub history_shown: bool,
+    /// When an erasure was requested on this replica (no more edits then).
+    pub erasure_requested_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(rename_all = "camelCase")]
-pub struct NoteArgs {
+pub struct SignInArgs {
+    pub staff_id: i64,
+    pub pin: String,
+}
+
+/// The signed-in associate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct SignedIn {
+    pub staff_id: i64,
+    pub display_name: String,
+    /// `associate` or `manager`.
+    pub role: String,
+    /// The tablet locks after this long without use.
+    pub idle_lock_secs: u32,
+}
+
+/// A change to a client, as the client screen sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[ts(tag = "kind", rename_all = "camelCase")]
+pub enum Edit {
+    /// The whole preference set.
+    Preferences {
+        preferences: Vec<Preference>,
+    },
+    /// `personalization` or `marketing`.
+    Consent {
+        consent: String,
+        granted: bool,
+    },
+    Note {
+        body: String,
+    },
+    /// The client asks to be forgotten (a manager only).
+    Erasure,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct EditArgs {
     pub member_id: i64,
-    pub body: String,
+    pub edit: Edit,
+}
+
+/// An offer the associate may give the client now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct Offer {
+    pub coupon_id: i64,
+    pub description: Option<String>,
+    /// The model's chance the client redeems it (0 to 1).
+    pub p_redeem: f64,
+    pub expected_value_cents: f64,
+    /// Why it is suggested.
+    pub reason: String,
+}
+
+/// A coupon the client holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct HeldCoupon {
+    pub serial: String,
+    pub description: Option<String>,
+    pub discount_cents: Option<i64>,
+    pub discount_percent: Option<i64>,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct ClientOffers {
+    pub eligible: Vec<Offer>,
+    pub held: Vec<HeldCoupon>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct IssueArgs {
+    pub member_id: i64,
+    pub coupon_id: i64,
+}
+
+/// A coupon just issued: the till takes the member's card, the QR token or
+/// the numeric code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct IssuedCoupon {
+    pub serial: String,
+    pub numeric_code: String,
+    pub token: String,
+    pub expires_at: String,
+}
+
+/// A product and what is often bought with it here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct ProductCard {
+    pub product_id: i64,
+    pub name: String,
+    pub price_cents: Option<i64>,
+    pub in_stock: bool,
+    pub location: Option<String>,
+    pub bought_together: Vec<Suggestion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct LockedStaff {
+    pub staff_id: i64,
+    pub display_name: Option<String>,
+    pub failures: u32,
+    pub locked_until: String,
+}
+
+/// The store view: today's figures (no personal data), sync, and for a
+/// manager the staff numbers locked out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct StoreView {
+    pub store_id: i64,
+    pub store_name: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub kiosk_visits: u32,
+    pub kiosk_members: u32,
+    pub coupons_issued_kiosk: u32,
+    pub coupons_issued_associate: u32,
+    pub redemptions: u32,
+    pub redeemed_cents: i64,
+    pub sync: SyncStatus,
+    /// Empty unless a manager is signed in.
+    pub locked_out: Vec<LockedStaff>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -194,8 +374,19 @@ pub fn bindings() -> String {
         MonthSpend::decl(&cfg),
         Suggestion::decl(&cfg),
         Client360::decl(&cfg),
-        NoteArgs::decl(&cfg),
+        SignInArgs::decl(&cfg),
+        SignedIn::decl(&cfg),
+        Edit::decl(&cfg),
+        EditArgs::decl(&cfg),
+        Offer::decl(&cfg),
+        HeldCoupon::decl(&cfg),
+        ClientOffers::decl(&cfg),
+        IssueArgs::decl(&cfg),
+        IssuedCoupon::decl(&cfg),
+        ProductCard::decl(&cfg),
+        LockedStaff::decl(&cfg),
         SyncStatus::decl(&cfg),
+        StoreView::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/dto.rs by `cargo test -p aisle-associate` \

@@ -24,9 +24,18 @@ pub fn builder<R: tauri::Runtime>(
     builder
         .manage(std::sync::Arc::new(state))
         .invoke_handler(tauri::generate_handler![
+            commands::sign_in,
+            commands::sign_out,
+            commands::whoami,
+            commands::keep_alive,
             commands::search_members,
             commands::client_360,
-            commands::add_note,
+            commands::edit_client,
+            commands::client_offers,
+            commands::issue_coupon,
+            commands::product_card,
+            commands::store_view,
+            commands::unlock_staff,
             commands::sync_status,
         ])
 }

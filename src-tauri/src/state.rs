@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use aisle_core::offers::model::{self as offer_model, RedeemModel};
 use aisle_core::recommend::artifact;
 use aisle_core::recommend::serve::Served;
+use aisle_core::staff::{self, Associate, Session};
 
 use anyhow::Context;
 use rusqlite::Connection;
@@ -23,11 +25,24 @@ pub struct AppState {
     pub now: Option<String>,
     /// The recommendation model, loaded once per artifact (not per client view).
     served: Mutex<Option<(i64, Arc<Served>)>>,
+    /// The offer model, loaded once per model id.
+    offers: Mutex<Option<(i64, Arc<RedeemModel>)>>,
+    /// Lockout and idle rules.
+    pub policy: staff::Policy,
+    /// The signed-in associate, if any (and not locked by idleness).
+    session: Mutex<Option<Session>>,
+    /// The monotonic clock's origin for idleness.
+    started: std::time::Instant,
 }
 
 impl AppState {
     /// Opens `db` (which must exist: the tablet works on a synced replica).
-    pub fn open(db: PathBuf, store_id: Option<i64>, now: Option<String>) -> anyhow::Result<Self> {
+    pub fn open(
+        db: PathBuf,
+        store_id: Option<i64>,
+        now: Option<String>,
+        policy: staff::Policy,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             db.is_file(),
             "no replica at {}: run `aisle demo` or `aisle sync` first",
@@ -49,10 +64,14 @@ impl AppState {
             writer: Mutex::new(writer),
             now,
             served: Mutex::new(None),
+            offers: Mutex::new(None),
+            policy,
+            session: Mutex::new(None),
+            started: std::time::Instant::now(),
         })
     }
 
-    /// `AISLE_DB` (required), `AISLE_STORE`, `AISLE_NOW`.
+    /// `AISLE_DB` (required), `AISLE_STORE`, `AISLE_NOW`, `AISLE_IDLE_LOCK_SECS`.
     pub fn from_env() -> anyhow::Result<Self> {
         let db = std::env::var_os("AISLE_DB")
             .map(PathBuf::from)
@@ -61,7 +80,58 @@ impl AppState {
             .ok()
             .map(|s| s.parse::<i64>().context("AISLE_STORE is a store id"))
             .transpose()?;
-        Self::open(db, store, std::env::var("AISLE_NOW").ok())
+        let mut policy = staff::Policy::default();
+        if let Ok(secs) = std::env::var("AISLE_IDLE_LOCK_SECS") {
+            policy.idle_lock_secs = secs
+                .parse()
+                .context("AISLE_IDLE_LOCK_SECS is a number of seconds")?;
+        }
+        Self::open(db, store, std::env::var("AISLE_NOW").ok(), policy)
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
+        self.session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a session for `associate` (replacing any other).
+    pub fn begin(&self, associate: Associate) {
+        *self.session() = Some(Session::new(associate, self.elapsed_ms()));
+    }
+
+    /// Ends the session.
+    pub fn end(&self) {
+        *self.session() = None;
+    }
+
+    /// The signed-in associate, the session kept alive; `signed_out` when
+    /// nobody is signed in or the tablet has locked itself.
+    pub fn associate(&self) -> Result<Associate, ApiError> {
+        let now = self.elapsed_ms();
+        let idle_ms = self.policy.idle_lock_secs.saturating_mul(1_000);
+        let mut session = self.session();
+        let resumed = session
+            .as_mut()
+            .and_then(|s| s.resume(now, idle_ms).cloned());
+        match resumed {
+            Some(associate) => Ok(associate),
+            None => {
+                let locked = session.take().is_some();
+                Err(ApiError::new(
+                    "signed_out",
+                    if locked {
+                        "The tablet locked itself after a while unused: sign in again"
+                    } else {
+                        "Sign in first"
+                    },
+                ))
+            }
+        }
     }
 
     /// Store-local now.
@@ -101,6 +171,31 @@ impl AppState {
         let served = Arc::new(Served::new(loaded.artifact.model));
         *cached = Some((loaded.artifact_id, Arc::clone(&served)));
         Ok(served)
+    }
+
+    /// The newest offer model, decoded again only when sync brings a newer one.
+    pub fn offer_model(&self, conn: &Connection) -> Result<Arc<RedeemModel>, ApiError> {
+        let newest: Option<i64> =
+            conn.query_row("SELECT max(model_id) FROM offer_models", [], |row| {
+                row.get(0)
+            })?;
+        let mut cached = self
+            .offers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((id, model)) = cached.as_ref()
+            && Some(*id) == newest
+        {
+            return Ok(Arc::clone(model));
+        }
+        let loaded = offer_model::load_newest(conn)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| {
+                ApiError::new("no_model", "No offers yet: HQ has not sent an offer model")
+            })?;
+        let model = Arc::new(loaded.model);
+        *cached = Some((loaded.model_id, Arc::clone(&model)));
+        Ok(model)
     }
 
     /// The writer, for edits (each one transaction with its outbox event).

@@ -1,12 +1,16 @@
 //! The commands through Tauri's real IPC path (command lookup, argument
 //! deserialization, the error shape) on the mock runtime, over the demo
-//! replica: search, the client screen, a note that reaches the outbox,
-//! refusals as `{ code, message }`; and the TypeScript bindings kept equal
-//! to the DTOs.
+//! replica: sign-in (PINs, lockout, a manager's unlock, idle lock, roles),
+//! search, the client screen, edits that reach the outbox, coupons issued
+//! under the offers' rules, the store view, refusals as `{ code, message }`;
+//! and the TypeScript bindings kept equal to the DTOs.
 
 use std::path::Path;
 
-use aisle_associate::dto::{ApiError, Client360, MemberHit, SyncStatus};
+use aisle_associate::dto::{
+    ApiError, Client360, ClientOffers, IssuedCoupon, MemberHit, ProductCard, SignedIn, StoreView,
+    SyncStatus,
+};
 use aisle_associate::{AppState, builder};
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -21,11 +25,23 @@ struct App {
     _app: tauri::App<tauri::test::MockRuntime>,
 }
 
+/// The demo associate (role associate) and manager, and their PINs.
+const ALEX: (i64, &str) = (1001, "2468");
+const SAM: (i64, &str) = (1002, "1357");
+
+/// The app over a fresh demo replica, the associate Alex signed in.
 fn app() -> App {
+    let app = app_with(aisle_core::staff::Policy::default());
+    app.sign_in(ALEX);
+    app
+}
+
+/// The app over a fresh demo replica, nobody signed in.
+fn app_with(policy: aisle_core::staff::Policy) -> App {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("replica.db");
     aisle_tests::kiosk_replica(&db, NOW);
-    let state = AppState::open(db.clone(), None, Some(NOW.into())).expect("state");
+    let state = AppState::open(db.clone(), None, Some(NOW.into()), policy).expect("state");
     let app = builder(mock_builder(), state)
         .build(mock_context(noop_assets()))
         .expect("mock app");
@@ -71,6 +87,45 @@ impl App {
 
     fn conn(&self) -> Connection {
         Connection::open(&self.db).expect("replica")
+    }
+
+    fn sign_in(&self, (staff_id, pin): (i64, &str)) -> SignedIn {
+        self.ok(
+            "sign_in",
+            json!({ "args": { "staffId": staff_id, "pin": pin } }),
+        )
+    }
+
+    fn pending(&self) -> u32 {
+        let status: SyncStatus = self.ok("sync_status", json!({}));
+        assert!(
+            !status.provisioned && !status.offline,
+            "a demo replica is never offline"
+        );
+        status.pending_events
+    }
+
+    fn outbox(&self, kind: &str, member: i64) -> Vec<Value> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT payload FROM outbox WHERE kind = ?1
+                 AND json_extract(payload, '$.member_id') = ?2 ORDER BY rowid",
+            )
+            .expect("sql");
+        stmt.query_map(rusqlite::params![kind, member], |row| {
+            row.get::<_, String>(0)
+        })
+        .expect("query")
+        .map(|text| serde_json::from_str(&text.expect("row")).expect("json"))
+        .collect()
+    }
+
+    fn edit(&self, member: i64, edit: &Value) -> Result<Value, Value> {
+        self.invoke(
+            "edit_client",
+            json!({ "args": { "memberId": member, "edit": edit } }),
+        )
     }
 }
 
@@ -160,19 +215,13 @@ fn the_client_screen_has_profile_history_spend_and_reasoned_suggestions() {
 fn a_note_is_kept_with_its_outbox_event_and_bad_input_is_refused() {
     let app = app();
     let (member, _) = showcase(&app);
-    let pending = |app: &App| -> u32 {
-        let status: SyncStatus = app.ok("sync_status", json!({}));
-        assert!(
-            !status.provisioned && !status.offline,
-            "a demo replica is never offline"
-        );
-        status.pending_events
-    };
+    let pending = |app: &App| app.pending();
     let before = pending(&app);
-    app.ok::<Value>(
-        "add_note",
-        json!({ "args": { "memberId": member, "body": "Prefers oat milk" } }),
-    );
+    app.edit(
+        member,
+        &json!({ "kind": "note", "body": "Prefers oat milk" }),
+    )
+    .expect("note");
     assert_eq!(
         pending(&app),
         before + 1,
@@ -188,10 +237,13 @@ fn a_note_is_kept_with_its_outbox_event_and_bad_input_is_refused() {
     );
     assert_eq!(pending(&app), before + 2, "the view is audited for HQ too");
 
-    let empty = app.err(
-        "add_note",
-        json!({ "args": { "memberId": member, "body": "  " } }),
-    );
+    let author: Vec<Value> = app.outbox("associate_note", member);
+    assert_eq!(author[0]["author"], "Alex Moreau", "{author:?}");
+    let empty: ApiError = serde_json::from_value(
+        app.edit(member, &json!({ "kind": "note", "body": "  " }))
+            .expect_err("refused"),
+    )
+    .expect("error");
     assert_eq!(empty.code, "bad_request");
     assert_eq!(pending(&app), before + 2, "nothing written");
     let unknown = app.err("client_360", json!({ "memberId": 987_654_321 }));
@@ -257,6 +309,363 @@ fn views_are_audited_and_consent_decides_what_is_shown() {
     }
     let refused = app.err("client_360", json!({ "memberId": erased }));
     assert_eq!(refused.code, "erased");
+}
+
+/// PINs are checked offline against HQ's Argon2 hashes; an unknown staff
+/// number is refused like a wrong PIN; five wrong PINs lock the number (the
+/// right PIN then too) until a manager unlocks it; every attempt is audited.
+#[test]
+fn sign_in_checks_the_pin_locks_out_and_a_manager_unlocks() {
+    let app = app_with(aisle_core::staff::Policy::default());
+    // Nothing works before sign-in but the sync bar.
+    let refused = app.err("search_members", json!({ "args": { "text": "a" } }));
+    assert_eq!(refused.code, "signed_out");
+    assert!(app.ok::<Option<SignedIn>>("whoami", json!({})).is_none());
+    app.ok::<SyncStatus>("sync_status", json!({}));
+
+    let bad = app.err(
+        "sign_in",
+        json!({ "args": { "staffId": 1001, "pin": "24a8" } }),
+    );
+    assert_eq!(bad.code, "bad_pin");
+    let wrong = app.err(
+        "sign_in",
+        json!({ "args": { "staffId": 1001, "pin": "1111" } }),
+    );
+    assert_eq!(wrong.code, "wrong_pin");
+    assert!(
+        wrong.message.contains("4 attempts left"),
+        "{}",
+        wrong.message
+    );
+    let unknown = app.err(
+        "sign_in",
+        json!({ "args": { "staffId": 4242, "pin": "2468" } }),
+    );
+    assert_eq!(
+        (
+            unknown.code.as_str(),
+            unknown.message.contains("4 attempts left")
+        ),
+        ("wrong_pin", true),
+        "an unknown number is answered like a wrong PIN"
+    );
+    for left in [3, 2, 1] {
+        let wrong = app.err(
+            "sign_in",
+            json!({ "args": { "staffId": 1001, "pin": "1111" } }),
+        );
+        assert!(
+            wrong.message.contains(&format!("{left} attempts left")),
+            "{}",
+            wrong.message
+        );
+    }
+    let locked = app.err(
+        "sign_in",
+        json!({ "args": { "staffId": 1001, "pin": "1111" } }),
+    );
+    assert_eq!(locked.code, "locked");
+    assert!(
+        locked.message.contains("2017-10-20 12:15:00"),
+        "{}",
+        locked.message
+    );
+    let still = app.err(
+        "sign_in",
+        json!({ "args": { "staffId": 1001, "pin": "2468" } }),
+    );
+    assert_eq!(
+        still.code, "locked",
+        "the right PIN does not lift a lockout"
+    );
+
+    // A restart keeps the lockout (it is in the replica).
+    let state = AppState::open(
+        app.db.clone(),
+        None,
+        Some(NOW.into()),
+        aisle_core::staff::Policy::default(),
+    )
+    .expect("state");
+    let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
+    let again =
+        aisle_core::staff::sign_in(&mut conn, 1001, "2468", state.store_id, NOW, &state.policy);
+    assert!(
+        matches!(again, Err(aisle_core::staff::StaffError::Locked { .. })),
+        "{again:?}"
+    );
+
+    // An associate cannot unlock; a manager can, and sees who is locked.
+    let sam = app.sign_in(SAM);
+    assert_eq!(
+        (sam.display_name.as_str(), sam.role.as_str()),
+        ("Sam Diallo", "manager")
+    );
+    let store: StoreView = app.ok("store_view", json!({}));
+    assert_eq!(
+        store
+            .locked_out
+            .iter()
+            .map(|l| (l.staff_id, l.failures))
+            .collect::<Vec<_>>(),
+        vec![(1001, 5)]
+    );
+    assert!(app.ok::<bool>("unlock_staff", json!({ "staffId": 1001 })));
+    let alex = app.sign_in(ALEX);
+    assert_eq!((alex.staff_id, alex.role.as_str()), (1001, "associate"));
+    let who: Option<SignedIn> = app.ok("whoami", json!({}));
+    assert_eq!(who.map(|w| w.staff_id), Some(1001));
+    let forbidden = app.err("unlock_staff", json!({ "staffId": 4242 }));
+    assert_eq!(forbidden.code, "forbidden");
+
+    let audits: Vec<(String, String)> = app
+        .conn()
+        .prepare(
+            "SELECT actor, action FROM audit_log WHERE action LIKE 'sign_in%' ORDER BY audit_id",
+        )
+        .expect("sql")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let count = |action: &str| audits.iter().filter(|(_, a)| a == action).count();
+    assert_eq!(count("sign_in_refused"), 6, "{audits:?}");
+    assert_eq!(count("sign_in_locked"), 2, "{audits:?}");
+    assert_eq!(count("sign_in_unlocked"), 1, "{audits:?}");
+    assert_eq!(count("sign_in"), 2, "{audits:?}");
+    let reason: String = app
+        .conn()
+        .query_row(
+            "SELECT json_extract(detail, '$.reason') FROM audit_log WHERE actor = 'staff:4242'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("audit of the unknown number");
+    assert_eq!(reason, "unknown_staff");
+
+    // Signing out ends the session.
+    app.ok::<Value>("sign_out", json!({}));
+    assert_eq!(app.err("store_view", json!({})).code, "signed_out");
+}
+
+/// A session not used for the idle time locks itself; using it keeps it open.
+#[test]
+fn the_tablet_locks_itself_when_left_idle() {
+    let app = app_with(aisle_core::staff::Policy {
+        idle_lock_secs: 1,
+        ..Default::default()
+    });
+    let alex = app.sign_in(ALEX);
+    assert_eq!(alex.idle_lock_secs, 1);
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        app.ok::<Value>("keep_alive", json!({}));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1_300));
+    let locked = app.err("search_members", json!({ "args": { "text": "a" } }));
+    assert_eq!(locked.code, "signed_out");
+    assert!(
+        locked.message.contains("locked itself"),
+        "{}",
+        locked.message
+    );
+    assert!(app.ok::<Option<SignedIn>>("whoami", json!({})).is_none());
+}
+
+/// Preferences and consents change the replica and reach the outbox in one
+/// transaction, checked first; a withdrawn consent hides the history at once.
+#[test]
+fn preferences_and_consents_are_edited_checked_and_queued_for_hq() {
+    let app = app();
+    let (member, _) = showcase(&app);
+    let before = app.pending();
+    app.edit(
+        member,
+        &json!({ "kind": "preferences", "preferences": [
+            { "kind": "dietary", "value": " vegetarian " },
+            { "kind": "size", "value": "M" },
+            { "kind": "size", "value": "M" },
+        ] }),
+    )
+    .expect("preferences");
+    let client: Client360 = app.ok("client_360", json!({ "memberId": member }));
+    let prefs: Vec<(String, String)> = client
+        .profile
+        .preferences
+        .iter()
+        .map(|p| (p.kind.clone(), p.value.clone()))
+        .collect();
+    assert_eq!(prefs.len(), 2, "trimmed and without duplicates: {prefs:?}");
+    assert!(prefs.contains(&("dietary".into(), "vegetarian".into())));
+    let events = app.outbox("preferences_set", member);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["preferences"].as_array().map(Vec::len), Some(2));
+
+    for bad in [
+        json!({ "kind": "preferences", "preferences": [{ "kind": "colour", "value": "red" }] }),
+        json!({ "kind": "preferences", "preferences": [{ "kind": "brand", "value": "" }] }),
+        json!({ "kind": "consent", "consent": "telepathy", "granted": true }),
+        json!({ "kind": "teleport" }),
+    ] {
+        let error = app.edit(member, &bad).expect_err("refused");
+        let code = error.get("code").and_then(Value::as_str).map(str::to_owned);
+        // Unknown edit kinds are refused by IPC deserialization (a string).
+        assert!(
+            code.as_deref() == Some("bad_request") || error.is_string(),
+            "{bad}: {error}"
+        );
+    }
+
+    app.edit(
+        member,
+        &json!({ "kind": "consent", "consent": "personalization", "granted": false }),
+    )
+    .expect("withdraw");
+    let client: Client360 = app.ok("client_360", json!({ "memberId": member }));
+    assert!(!client.profile.personalization && !client.history_shown);
+    assert!(client.history.is_empty());
+    let consent = app.outbox("consent_changed", member);
+    assert_eq!(consent[0]["granted"], false);
+    // preferences, consent, and two audited views
+    assert_eq!(app.pending(), before + 4);
+    let edits: i64 = app
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'client_edited' AND actor = 'staff:1001' AND member_id = ?1",
+            [member],
+            |row| row.get(0),
+        )
+        .expect("audit");
+    assert_eq!(edits, 2);
+}
+
+/// The associate sees the offers the rules allow with reasons, issues one
+/// (an instance on the associate channel with its event), and the client
+/// then holds it; the store view counts it.
+#[test]
+fn an_associate_issues_an_eligible_coupon() {
+    let app = app();
+    let (member, _) = showcase(&app);
+    let offers: ClientOffers = app.ok("client_offers", json!({ "memberId": member }));
+    let offer = offers.eligible.first().expect("an eligible offer").clone();
+    assert!(offers.eligible.iter().all(|o| !o.reason.is_empty()));
+    assert!(offer.p_redeem > 0.0 && offer.p_redeem < 1.0);
+    let issued: IssuedCoupon = app.ok(
+        "issue_coupon",
+        json!({ "args": { "memberId": member, "couponId": offer.coupon_id } }),
+    );
+    assert_eq!(issued.numeric_code.len(), 17);
+    assert!(issued.token.starts_with("AISLEC1:"));
+    let (channel, store): (String, i64) = app
+        .conn()
+        .query_row(
+            "SELECT channel, store_id FROM coupon_issues WHERE serial = ?1",
+            [&issued.serial],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("issued");
+    assert_eq!(channel, "associate");
+    let events = app.outbox("coupon_issued", member);
+    assert!(events.iter().any(|e| e["serial"] == issued.serial.as_str()));
+    let after: ClientOffers = app.ok("client_offers", json!({ "memberId": member }));
+    assert!(after.held.iter().any(|c| c.serial == issued.serial));
+    assert!(
+        after
+            .eligible
+            .iter()
+            .all(|o| o.coupon_id != offer.coupon_id),
+        "one coupon per campaign: the issued offer is no longer suggested"
+    );
+    let again = app.err(
+        "issue_coupon",
+        json!({ "args": { "memberId": member, "couponId": offer.coupon_id } }),
+    );
+    assert_ne!(again.code, "internal", "{again:?}");
+    let unknown = app.err(
+        "issue_coupon",
+        json!({ "args": { "memberId": member, "couponId": 999_999 } }),
+    );
+    assert_eq!(unknown.code, "unknown_coupon");
+
+    // The store view: the coupon, and a kiosk visit recorded today.
+    {
+        let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
+        aisle_core::edits::record_visit(&mut conn, member, Some(store), "2017-10-20 09:00:00")
+            .expect("visit");
+        aisle_core::edits::record_visit(&mut conn, member, Some(store), "2017-10-19 09:00:00")
+            .expect("yesterday's visit");
+    }
+    let view: StoreView = app.ok("store_view", json!({}));
+    assert_eq!(view.store_id, store);
+    assert_eq!(view.day, "2017-10-20");
+    assert_eq!((view.kiosk_visits, view.kiosk_members), (1, 1));
+    assert_eq!(view.coupons_issued_associate, 1);
+    assert!(view.locked_out.is_empty(), "an associate sees no lockouts");
+}
+
+/// Only a manager requests an erasure; it is queued for HQ, shown, and the
+/// client takes no more edits or coupons until HQ's tombstone arrives.
+#[test]
+fn an_erasure_request_needs_a_manager_and_freezes_the_profile() {
+    let app = app();
+    let (member, _) = showcase(&app);
+    let refused = app
+        .edit(member, &json!({ "kind": "erasure" }))
+        .expect_err("associate");
+    assert_eq!(refused["code"], "forbidden");
+    assert!(app.outbox("erasure_requested", member).is_empty());
+    app.sign_in(SAM);
+    app.edit(member, &json!({ "kind": "erasure" }))
+        .expect("manager");
+    let events = app.outbox("erasure_requested", member);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["requested_by"], "staff:1002");
+    let client: Client360 = app.ok("client_360", json!({ "memberId": member }));
+    assert_eq!(client.erasure_requested_at.as_deref(), Some(NOW));
+    let frozen = app
+        .edit(member, &json!({ "kind": "note", "body": "hello" }))
+        .expect_err("frozen");
+    assert_eq!(frozen["code"], "erasure_pending");
+    assert_eq!(
+        app.err("client_offers", json!({ "memberId": member })).code,
+        "erasure_pending"
+    );
+    // HQ's tombstone: the profile is gone, and so is the request.
+    {
+        let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
+        let tx = conn.transaction().expect("tx");
+        aisle_core::sync::records::erase_member(&tx, member, "2017-10-20 12:30:00").expect("erase");
+        tx.commit().expect("commit");
+    }
+    assert_eq!(
+        app.err("client_360", json!({ "memberId": member })).code,
+        "erased"
+    );
+    let left: i64 = app
+        .conn()
+        .query_row("SELECT count(*) FROM erasure_requests", [], |row| {
+            row.get(0)
+        })
+        .expect("sql");
+    assert_eq!(left, 0);
+}
+
+/// A product's card: price and place here, and what is often bought with it.
+#[test]
+fn a_product_shows_what_is_often_bought_with_it() {
+    let app = app();
+    let (member, _) = showcase(&app);
+    let client: Client360 = app.ok("client_360", json!({ "memberId": member }));
+    let product = client.buy_again.first().expect("a pick").product_id;
+    let card: ProductCard = app.ok("product_card", json!({ "productId": product }));
+    assert_eq!(card.product_id, product);
+    assert!(!card.bought_together.is_empty());
+    assert!(card.bought_together.iter().all(|p| p.product_id != product));
+    assert_eq!(
+        app.err("product_card", json!({ "productId": 1 })).code,
+        "not_found"
+    );
 }
 
 #[test]

@@ -1081,3 +1081,138 @@ fn app_code_keys_travel_with_members_and_leave_with_erasure() {
     ));
     converged(&hq, &db, store_id);
 }
+
+/// Associates reach their own store only, with HQ's Argon2 hash of their
+/// PIN: a new PIN, a move and a departure reach the store by delta; a
+/// record HQ signs with a hash that is not Argon2id fails the batch with a
+/// clear error and applies nothing of it.
+#[test]
+fn associates_reach_their_store_with_their_pin_hash() {
+    use aisle_core::staff::{self, StaffError};
+    use aisle_hq::db::{NewAssociate, deactivate_associate, save_associate};
+    use aisle_proto::Role;
+
+    let hq = TestHq::start_with_demo();
+    let store = hq.provisioned_store("tablet-1");
+    let other: i64 = hq
+        .db()
+        .query_row(
+            "SELECT min(store_id) FROM stores WHERE store_id <> ?1",
+            [store.store_id],
+            |row| row.get(0),
+        )
+        .expect("another store");
+    let now = "2026-11-26 08:00:00";
+    let save = |staff_id: i64, store_id: i64, pin: &str| {
+        save_associate(
+            &mut hq.db(),
+            &NewAssociate {
+                staff_id,
+                store_id,
+                display_name: "Kim Park",
+                role: Role::Associate,
+                pin,
+            },
+            now,
+        )
+        .expect("save associate");
+    };
+    save(7001, store.store_id, "9753");
+    save(7002, other, "8642");
+    sync_ok(&store.db);
+    let sign_in = |staff_id: i64, pin: &str| {
+        let mut conn = aisle_core::replica::open_writer(&store.db).expect("replica");
+        staff::sign_in(
+            &mut conn,
+            staff_id,
+            pin,
+            store.store_id,
+            now,
+            &staff::Policy::default(),
+        )
+    };
+    let held: Vec<(i64, String, bool)> = Connection::open(&store.db)
+        .expect("replica")
+        .prepare("SELECT staff_id, pin_hash, active FROM associates ORDER BY staff_id")
+        .expect("sql")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(held.len(), 1, "only this store's associates: {held:?}");
+    assert_eq!(held[0].0, 7001);
+    assert!(held[0].1.starts_with("$argon2id$") && !held[0].1.contains("9753"));
+    assert_eq!(
+        sign_in(7001, "9753").expect("signed in").store_id,
+        store.store_id
+    );
+    assert!(matches!(
+        sign_in(7002, "8642"),
+        Err(StaffError::WrongPin { .. })
+    ));
+
+    // A new PIN, by delta.
+    save(7001, store.store_id, "1470");
+    sync_ok(&store.db);
+    assert!(matches!(
+        sign_in(7001, "9753"),
+        Err(StaffError::WrongPin { .. })
+    ));
+    assert!(sign_in(7001, "1470").is_ok());
+    // 7002 moves here; 7001 leaves.
+    save(7002, store.store_id, "8642");
+    deactivate_associate(&mut hq.db(), 7001, now).expect("deactivate");
+    sync_ok(&store.db);
+    assert!(sign_in(7002, "8642").is_ok());
+    assert!(matches!(
+        sign_in(7001, "1470"),
+        Err(StaffError::WrongPin { .. })
+    ));
+    let reason: String = Connection::open(&store.db)
+        .expect("replica")
+        .query_row(
+            "SELECT json_extract(detail, '$.reason') FROM audit_log
+             WHERE actor = 'staff:7001' AND action = 'sign_in_refused' ORDER BY audit_id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .expect("audit");
+    assert_eq!(reason, "inactive");
+
+    // HQ sends a hash that is not Argon2id (a bug or a lie): refused whole.
+    let cursor = |db: &Path| -> Option<String> {
+        Connection::open(db)
+            .expect("replica")
+            .query_row("SELECT max(cursor) FROM sync_state", [], |row| row.get(0))
+            .expect("cursor")
+    };
+    let before = cursor(&store.db);
+    {
+        let mut conn = hq.db();
+        let tx = conn.transaction().expect("tx");
+        aisle_hq::db::log_change(
+            &tx,
+            aisle_hq::db::Scope::Store(store.store_id),
+            &aisle_proto::Change::Associate(aisle_proto::AssociateRecord {
+                staff_id: 7003,
+                store_id: store.store_id,
+                display_name: "Plain Text".into(),
+                role: Role::Manager,
+                pin_hash: "0000".into(),
+                active: true,
+                updated_at: now.into(),
+            }),
+            now,
+        )
+        .expect("log");
+        tx.commit().expect("commit");
+    }
+    let output = aisle(&store.db, &["sync"]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("pin_hash"), "{}", text(&output));
+    assert_eq!(cursor(&store.db), before, "nothing of the batch applied");
+    assert!(matches!(
+        sign_in(7003, "0000"),
+        Err(StaffError::WrongPin { .. })
+    ));
+}

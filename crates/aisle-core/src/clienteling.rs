@@ -8,14 +8,29 @@
 //!   associate sees the profile, consents, preferences and notes, and what
 //!   is popular at the store, but not the purchase history, the spend or
 //!   history-based suggestions.
-//! - An erased member is refused as such, never shown.
+//! - An erased member is refused as such, never shown; a member whose
+//!   erasure was requested here is shown with the request and takes no more
+//!   edits or coupons until HQ's tombstone removes them.
+//! - Edits ([`edit_client`]) are checked here (preference kinds and sizes,
+//!   notes, a manager for erasure), audited, and written with their outbox
+//!   event in one transaction (`edits`); coupons are issued under the offer's
+//!   rules on the associate channel ([`issue_coupon`]).
+//! - The store view's figures for the day ([`store_day`]) hold no personal data.
 
-use aisle_proto::EventKind;
-use rusqlite::Connection;
+use aisle_proto::{EventKind, Preference};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
+use crate::edits::{self, Consent};
 use crate::members::{self, Basket, MonthSpend, Profile};
+use crate::offers::engine::{self, DecideRequest, Exploration, OfferBook, Ranked};
+use crate::offers::issue::{self, IssueError, OfferIssue};
+use crate::offers::ledger::IssuedCoupon;
+use crate::offers::model::RedeemModel;
+use crate::offers::rules::Channel;
 use crate::recommend::serve::{self, Lists, Served};
+use crate::staff::Associate;
+use crate::welcome::{self, WelcomeCoupon};
 
 /// Why a client cannot be shown.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +39,14 @@ pub enum ClientError {
     NotFound(i64),
     #[error("client {0} asked to be forgotten")]
     Erased(i64),
+    #[error("client {0}'s erasure has been requested: no more changes")]
+    ErasurePending(i64),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("only a manager can do this")]
+    Forbidden,
+    #[error(transparent)]
+    Issue(#[from] IssueError),
     #[error(transparent)]
     Member(#[from] members::MemberError),
     #[error(transparent)]
@@ -44,6 +67,8 @@ pub struct ClientView {
     pub lists: Lists,
     /// False when history and spend are withheld for want of consent.
     pub history_shown: bool,
+    /// When an erasure was requested here, waiting for HQ.
+    pub erasure_requested_at: Option<String>,
 }
 
 /// Who looks, from where, when.
@@ -117,5 +142,279 @@ pub fn view_client(
         spend,
         lists,
         history_shown,
+        erasure_requested_at: erasure_requested(conn, member_id)?,
+    })
+}
+
+impl ClientError {
+    /// A stable code for the tablet.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::NotFound(_) => "not_found",
+            ClientError::Erased(_) => "erased",
+            ClientError::ErasurePending(_) => "erasure_pending",
+            ClientError::Invalid(_) => "bad_request",
+            ClientError::Forbidden => "forbidden",
+            ClientError::Issue(error) => error.code(),
+            ClientError::Member(_) | ClientError::Sync(_) | ClientError::Db(_) => "internal",
+        }
+    }
+}
+
+fn erasure_requested(conn: &Connection, member_id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT requested_at FROM erasure_requests WHERE member_id = ?1")?
+        .query_row([member_id], |row| row.get(0))
+        .optional()
+}
+
+/// Refuses a member who cannot take changes: unknown, erased, or with an
+/// erasure pending.
+fn editable(conn: &Connection, member_id: i64) -> Result<(), ClientError> {
+    let erased: Option<bool> = conn
+        .prepare_cached("SELECT erased_at IS NOT NULL FROM members WHERE member_id = ?1")?
+        .query_row([member_id], |row| row.get(0))
+        .optional()?;
+    match erased {
+        None => Err(ClientError::NotFound(member_id)),
+        Some(true) => Err(ClientError::Erased(member_id)),
+        Some(false) if erasure_requested(conn, member_id)?.is_some() => {
+            Err(ClientError::ErasurePending(member_id))
+        }
+        Some(false) => Ok(()),
+    }
+}
+
+/// Preference values are at most this many characters.
+pub const MAX_PREFERENCE_CHARS: usize = 60;
+/// A member holds at most this many preferences.
+pub const MAX_PREFERENCES: usize = 40;
+/// Notes are at most this many characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+
+/// A change an associate makes to a client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    /// The client's whole preference set (kinds: brand, category, size, dietary).
+    Preferences(Vec<Preference>),
+    Consent {
+        consent: Consent,
+        granted: bool,
+    },
+    Note(String),
+    /// The client asks to be forgotten (a manager confirms it).
+    Erasure,
+}
+
+impl Edit {
+    fn name(&self) -> &'static str {
+        match self {
+            Edit::Preferences(_) => "preferences",
+            Edit::Consent { .. } => "consent",
+            Edit::Note(_) => "note",
+            Edit::Erasure => "erasure_request",
+        }
+    }
+}
+
+/// The preference set as stored: values trimmed, kinds checked, duplicates
+/// dropped, sizes bounded.
+pub fn clean_preferences(preferences: &[Preference]) -> Result<Vec<Preference>, ClientError> {
+    let mut clean: Vec<Preference> = Vec::with_capacity(preferences.len());
+    for preference in preferences {
+        if !matches!(
+            preference.kind.as_str(),
+            "brand" | "category" | "size" | "dietary"
+        ) {
+            return Err(ClientError::Invalid(format!(
+                "{:?} is not a kind of preference (brand, category, size, dietary)",
+                preference.kind
+            )));
+        }
+        let value = preference.value.trim();
+        if value.is_empty() || value.chars().count() > MAX_PREFERENCE_CHARS {
+            return Err(ClientError::Invalid(format!(
+                "a {} preference is 1 to {MAX_PREFERENCE_CHARS} characters",
+                preference.kind
+            )));
+        }
+        let clean_one = Preference {
+            kind: preference.kind.clone(),
+            value: value.to_owned(),
+        };
+        if !clean.contains(&clean_one) {
+            clean.push(clean_one);
+        }
+    }
+    if clean.len() > MAX_PREFERENCES {
+        return Err(ClientError::Invalid(format!(
+            "at most {MAX_PREFERENCES} preferences per client"
+        )));
+    }
+    Ok(clean)
+}
+
+/// Applies `edit` to `member_id` for the associate `by`: checked, audited
+/// (an `audit_log` row) and written with its outbox event, in one
+/// transaction. Returns the event's idempotency key.
+pub fn edit_client(
+    conn: &mut Connection,
+    by: &Associate,
+    member_id: i64,
+    edit: &Edit,
+    now: &str,
+) -> Result<String, ClientError> {
+    editable(conn, member_id)?;
+    let key = match edit {
+        Edit::Preferences(preferences) => {
+            let clean = clean_preferences(preferences)?;
+            edits::set_preferences(conn, member_id, &clean, now)?
+        }
+        Edit::Consent { consent, granted } => {
+            edits::set_consent(conn, member_id, *consent, *granted, now)?
+        }
+        Edit::Note(body) => {
+            let body = body.trim();
+            if body.is_empty() || body.chars().count() > MAX_NOTE_CHARS {
+                return Err(ClientError::Invalid(format!(
+                    "a note is 1 to {MAX_NOTE_CHARS} characters"
+                )));
+            }
+            edits::add_note(conn, member_id, &by.display_name, body, now)?
+        }
+        Edit::Erasure => {
+            by.require_manager().map_err(|_| ClientError::Forbidden)?;
+            edits::request_erasure(conn, member_id, &by.actor(), now)?
+        }
+    };
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action, member_id, detail) VALUES (?1, ?2, 'client_edited', ?3, ?4)",
+        params![
+            now,
+            by.actor(),
+            member_id,
+            json!({ "edit": edit.name(), "event": key }).to_string()
+        ],
+    )?;
+    Ok(key)
+}
+
+/// What the associate can offer a client now.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientOffers {
+    /// The offers the rules allow on the associate channel, best first.
+    pub eligible: Vec<Ranked>,
+    /// Coupons the client holds and can still redeem.
+    pub live: Vec<WelcomeCoupon>,
+}
+
+/// At most this many offers are suggested.
+pub const MAX_OFFERS: usize = 6;
+
+/// Ranks the offers the client may be given here now (the decision engine
+/// on the associate channel) and lists the coupons they hold.
+pub fn client_offers(
+    conn: &Connection,
+    book: &OfferBook,
+    model: &RedeemModel,
+    member_id: i64,
+    now: &str,
+) -> Result<ClientOffers, ClientError> {
+    editable(conn, member_id)?;
+    let request = DecideRequest {
+        store_id: book.store_id,
+        channel: Channel::Associate,
+        today: now.get(..10).unwrap_or(now).to_owned(),
+        limit: MAX_OFFERS,
+        include_negative: false,
+        exploration: Exploration::default(),
+    };
+    let decision = engine::offers_for(conn, book, model, member_id, now, &request)?
+        .ok_or(ClientError::NotFound(member_id))?;
+    Ok(ClientOffers {
+        eligible: decision.ranked,
+        live: welcome::live_coupons(conn, member_id, now, 20)?,
+    })
+}
+
+/// Issues `coupon_id` to the client on the associate channel at `by`'s
+/// store, under the offer's rules (checked again in the issuing transaction).
+pub fn issue_coupon(
+    conn: &mut Connection,
+    by: &Associate,
+    member_id: i64,
+    coupon_id: i64,
+    now: &str,
+) -> Result<IssuedCoupon, ClientError> {
+    editable(conn, member_id)?;
+    let issued = issue::issue_offer(
+        conn,
+        &OfferIssue {
+            coupon_id,
+            member_id,
+            store_id: by.store_id,
+            channel: Channel::Associate,
+            now,
+        },
+    )?;
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action, member_id, detail) VALUES (?1, ?2, 'coupon_issued', ?3, ?4)",
+        params![
+            now,
+            by.actor(),
+            member_id,
+            json!({ "serial": issued.serial, "coupon_id": coupon_id }).to_string()
+        ],
+    )?;
+    Ok(issued)
+}
+
+/// The store's day so far, for the store view (counts only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreDay {
+    pub kiosk_visits: u32,
+    /// Different members among those visits.
+    pub kiosk_members: u32,
+    pub coupons_issued_kiosk: u32,
+    pub coupons_issued_associate: u32,
+    pub redemptions: u32,
+    pub redeemed_cents: i64,
+}
+
+/// `store_id`'s figures for the day of `now` (store-local), up to `now`.
+pub fn store_day(conn: &Connection, store_id: i64, now: &str) -> rusqlite::Result<StoreDay> {
+    let day = now.get(..10).unwrap_or(now);
+    let start = format!("{day} 00:00:00");
+    let (kiosk_visits, kiosk_members) = conn
+        .prepare_cached(
+            "SELECT count(*), count(DISTINCT member_id) FROM store_visits
+             WHERE store_id = ?1 AND at BETWEEN ?2 AND ?3",
+        )?
+        .query_row(params![store_id, start, now], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let (coupons_issued_kiosk, coupons_issued_associate) = conn
+        .prepare_cached(
+            "SELECT count(*) FILTER (WHERE channel = 'kiosk'), count(*) FILTER (WHERE channel = 'associate')
+             FROM coupon_issues WHERE store_id = ?1 AND issued_at BETWEEN ?2 AND ?3",
+        )?
+        .query_row(params![store_id, start, now], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let (redemptions, redeemed_cents) = conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(value_cents), 0) FROM coupon_redemptions
+             WHERE store_id = ?1
+               AND coalesce(redeemed_at, redeemed_on || ' 00:00:00') BETWEEN ?2 AND ?3",
+        )?
+        .query_row(params![store_id, start, now], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    Ok(StoreDay {
+        kiosk_visits,
+        kiosk_members,
+        coupons_issued_kiosk,
+        coupons_issued_associate,
+        redemptions,
+        redeemed_cents,
     })
 }

@@ -26,6 +26,36 @@ pub static FILES: &[(&str, &[u8])] = &[
     demo_file!("coupon_redemptions.csv.gz"),
 ];
 
+/// The demo store's associates: staff number, name, role, PIN. The PINs
+/// are public (README): a real HQ sets each associate's own.
+pub const ASSOCIATES: [(i64, &str, aisle_proto::Role, &str); 2] = [
+    (1001, "Alex Moreau", aisle_proto::Role::Associate, "2468"),
+    (1002, "Sam Diallo", aisle_proto::Role::Manager, "1357"),
+];
+
+/// Writes the demo associates for `store_id` (PINs hashed here, as HQ does).
+pub fn add_associates(
+    tx: &rusqlite::Transaction<'_>,
+    store_id: i64,
+    now: &str,
+) -> Result<(), crate::staff::StaffError> {
+    for (staff_id, display_name, role, pin) in ASSOCIATES {
+        crate::sync::records::write_associate(
+            tx,
+            &aisle_proto::AssociateRecord {
+                staff_id,
+                store_id,
+                display_name: display_name.to_owned(),
+                role,
+                pin_hash: crate::staff::hash_pin(pin)?,
+                active: true,
+                updated_at: now.to_owned(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// The embedded files as an import source.
 pub fn source() -> EmbeddedSource {
     EmbeddedSource(FILES)

@@ -17,6 +17,8 @@ pub fn record_visit(
     now: &str,
 ) -> Result<String, SyncError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.prepare_cached("INSERT INTO store_visits (store_id, member_id, at) VALUES (?1, ?2, ?3)")?
+        .execute(params![store_id, member_id, now])?;
     let key = crate::sync::outbox::record(
         &tx,
         EventKind::KioskVisit,
@@ -149,7 +151,8 @@ pub fn set_consent(
 }
 
 /// Queues an erasure request for HQ; the profile leaves the replica when
-/// HQ's tombstone arrives (HQ erases everywhere, not only here).
+/// HQ's tombstone arrives (HQ erases everywhere, not only here). Until then
+/// the request is kept in `erasure_requests` (the tablet shows it).
 pub fn request_erasure(
     conn: &mut Connection,
     member_id: i64,
@@ -157,6 +160,10 @@ pub fn request_erasure(
     now: &str,
 ) -> Result<String, SyncError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT OR IGNORE INTO erasure_requests (member_id, requested_at, requested_by) VALUES (?1, ?2, ?3)",
+        params![member_id, now, requested_by],
+    )?;
     let key = crate::sync::outbox::record(
         &tx,
         EventKind::ErasureRequested,

@@ -17,7 +17,10 @@
 //! - [`offers`]: the offer decision engine, P(redeem) and its evaluation,
 //!   coupon instances signed, issued under the rules and redeemed once;
 //! - [`welcome`]: the kiosk's welcome screen for an identified member;
-//! - [`kiosk`]: what a kiosk scan leads to (visit, coupons, welcome) and the idle session.
+//! - [`kiosk`]: what a kiosk scan leads to (visit, coupons, welcome) and the idle session;
+//! - [`clienteling`]: what an associate sees of a client and may change;
+//! - [`staff`]: associates' sign-in (PIN hashes, lockout, idle lock);
+//! - [`edits`]: local changes, each with its outbox event.
 //!
 //! Functions here are synchronous over `&Connection` / `&Transaction`, emit
 //! `tracing` events and never print; the binaries own I/O, threads and output.
@@ -37,6 +40,7 @@ pub mod offers;
 pub mod recommend;
 pub mod replica;
 pub mod rng;
+pub mod staff;
 pub mod stats;
 pub mod subset;
 pub mod sync;

@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_coupon_ledger.sql",
         sql: include_str!("../../../migrations/0006_coupon_ledger.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_staff.sql",
+        sql: include_str!("../../../migrations/0007_staff.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -68,28 +68,7 @@ pub fn welcome(
         policy,
     )?;
     let coupons = if consent {
-        conn.prepare_cached(
-            "SELECT i.serial, c.description, c.discount_cents, c.discount_percent, i.expires_at
-             FROM coupon_issues i
-             JOIN coupons c ON c.coupon_id = i.coupon_id
-             WHERE i.member_id = ?1 AND i.expires_at > ?2
-               AND NOT EXISTS (SELECT 1 FROM coupon_redemptions r WHERE r.issue_id = i.issue_id)
-             ORDER BY i.expires_at, i.serial
-             LIMIT ?3",
-        )?
-        .query_map(
-            rusqlite::params![member_id, now, MAX_COUPONS as i64],
-            |row| {
-                Ok(WelcomeCoupon {
-                    serial: row.get(0)?,
-                    description: row.get(1)?,
-                    discount_cents: row.get(2)?,
-                    discount_percent: row.get(3)?,
-                    expires_at: row.get(4)?,
-                })
-            },
-        )?
-        .collect::<Result<_, _>>()?
+        live_coupons(conn, member_id, now, MAX_COUPONS)?
     } else {
         Vec::new()
     };
@@ -99,6 +78,38 @@ pub fn welcome(
         lists,
         coupons,
     })
+}
+
+/// The member's coupons that can still be redeemed at `now`, soonest to
+/// expire first, at most `limit`.
+pub fn live_coupons(
+    conn: &Connection,
+    member_id: i64,
+    now: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<WelcomeCoupon>> {
+    conn.prepare_cached(
+        "SELECT i.serial, c.description, c.discount_cents, c.discount_percent, i.expires_at
+         FROM coupon_issues i
+         JOIN coupons c ON c.coupon_id = i.coupon_id
+         WHERE i.member_id = ?1 AND i.expires_at > ?2
+           AND NOT EXISTS (SELECT 1 FROM coupon_redemptions r WHERE r.issue_id = i.issue_id)
+         ORDER BY i.expires_at, i.serial
+         LIMIT ?3",
+    )?
+    .query_map(
+        rusqlite::params![member_id, now, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |row| {
+            Ok(WelcomeCoupon {
+                serial: row.get(0)?,
+                description: row.get(1)?,
+                discount_cents: row.get(2)?,
+                discount_percent: row.get(3)?,
+                expires_at: row.get(4)?,
+            })
+        },
+    )?
+    .collect()
 }
 
 /// A scanned product at this store.

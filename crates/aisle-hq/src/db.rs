@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use aisle_core::replica::Migration;
 use aisle_core::sync::records;
 use aisle_proto::{
-    CampaignRecord, CardRecord, Change, ChangeBatch, ChunkInfo, CouponRecord, Event, EventAck,
-    EventKind, MemberLookup, MemberRecord, PROTOCOL_VERSION, Preference, SnapshotManifest,
+    AssociateRecord, CampaignRecord, CardRecord, Change, ChangeBatch, ChunkInfo, CouponRecord,
+    Event, EventAck, EventKind, MemberLookup, MemberRecord, PROTOCOL_VERSION, Preference,
+    SnapshotManifest,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
@@ -346,6 +347,14 @@ pub fn build_snapshot(
         let mut rows = stmt.query([store_id])?;
         while let Some(row) = rows.next()? {
             writer.push(&Change::StoreProduct(records::store_product_from_row(row)?))?;
+        }
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {} FROM associates WHERE store_id = ?1 ORDER BY staff_id",
+            records::ASSOCIATE_COLUMNS
+        ))?;
+        let mut rows = stmt.query([store_id])?;
+        while let Some(row) = rows.next()? {
+            writer.push(&Change::Associate(records::associate_from_row(row)?))?;
         }
         for member in partition_members(&tx, store_id)? {
             writer.push(&Change::Member(member))?;
@@ -1160,6 +1169,11 @@ pub fn admin_change(conn: &mut Connection, change: &Change, now: &str) -> Result
                 "models are published with `aisle-hq train`".into(),
             ));
         }
+        Change::Associate(_) => {
+            return Err(HqError::Invalid(
+                "associates are added with `aisle-hq associate` (HQ hashes the PIN)".into(),
+            ));
+        }
         Change::Campaign(CampaignRecord { .. })
         | Change::Coupon(CouponRecord { .. })
         | Change::Product(_)
@@ -1171,6 +1185,105 @@ pub fn admin_change(conn: &mut Connection, change: &Change, now: &str) -> Result
     let seq = head(&tx)?;
     tx.commit()?;
     Ok(seq)
+}
+
+/// An associate as HQ's staff admin enters them: the PIN in clear, once.
+#[derive(Debug, Clone)]
+pub struct NewAssociate<'a> {
+    pub staff_id: i64,
+    pub store_id: i64,
+    pub display_name: &'a str,
+    pub role: aisle_proto::Role,
+    pub pin: &'a str,
+}
+
+/// Adds or replaces an associate (a new PIN hashed with Argon2id) and sends
+/// them to their store; a store they leave receives them inactive.
+pub fn save_associate(
+    conn: &mut Connection,
+    associate: &NewAssociate<'_>,
+    now: &str,
+) -> Result<u64, HqError> {
+    let name = associate.display_name.trim();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(HqError::Invalid(
+            "a display name is 1 to 80 characters".into(),
+        ));
+    }
+    let pin_hash =
+        aisle_core::staff::hash_pin(associate.pin).map_err(|e| HqError::Invalid(e.to_string()))?;
+    let tx = conn.transaction()?;
+    if records::read_store(&tx, associate.store_id)?.is_none() {
+        return Err(HqError::NotFound(format!("store {}", associate.store_id)));
+    }
+    let previous = read_associate(&tx, associate.staff_id)?;
+    let record = AssociateRecord {
+        staff_id: associate.staff_id,
+        store_id: associate.store_id,
+        display_name: name.to_owned(),
+        role: associate.role,
+        pin_hash,
+        active: true,
+        updated_at: now.to_owned(),
+    };
+    records::write_associate(&tx, &record)?;
+    if let Some(previous) = previous.filter(|p| p.store_id != record.store_id) {
+        let left = AssociateRecord {
+            active: false,
+            updated_at: now.to_owned(),
+            ..previous
+        };
+        log_change(
+            &tx,
+            Scope::Store(left.store_id),
+            &Change::Associate(left),
+            now,
+        )?;
+    }
+    log_change(
+        &tx,
+        Scope::Store(record.store_id),
+        &Change::Associate(record),
+        now,
+    )?;
+    let seq = head(&tx)?;
+    tx.commit()?;
+    Ok(seq)
+}
+
+/// An associate leaves: they can no longer sign in anywhere.
+pub fn deactivate_associate(
+    conn: &mut Connection,
+    staff_id: i64,
+    now: &str,
+) -> Result<u64, HqError> {
+    let tx = conn.transaction()?;
+    let record = read_associate(&tx, staff_id)?
+        .ok_or_else(|| HqError::NotFound(format!("associate {staff_id}")))?;
+    let record = AssociateRecord {
+        active: false,
+        updated_at: now.to_owned(),
+        ..record
+    };
+    records::write_associate(&tx, &record)?;
+    log_change(
+        &tx,
+        Scope::Store(record.store_id),
+        &Change::Associate(record),
+        now,
+    )?;
+    let seq = head(&tx)?;
+    tx.commit()?;
+    Ok(seq)
+}
+
+fn read_associate(conn: &Connection, staff_id: i64) -> rusqlite::Result<Option<AssociateRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {} FROM associates WHERE staff_id = ?1",
+        records::ASSOCIATE_COLUMNS
+    ))?
+    .query_row([staff_id], records::associate_from_row)
+    .optional()
 }
 
 /// A member for a store that does not hold them yet: adds them to its partition.

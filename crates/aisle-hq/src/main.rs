@@ -73,6 +73,35 @@ enum Command {
     },
     /// Print HQ's signing public key (hex).
     PublicKey,
+    /// Manage the associates who sign in on the stores' tablets.
+    #[command(subcommand)]
+    Associate(AssociateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AssociateCommand {
+    /// Add an associate, or replace one (new name, role, store or PIN). The
+    /// PIN (4 to 8 digits) is read from AISLE_PIN or, if unset, from stdin.
+    Save {
+        #[arg(long)]
+        staff_id: i64,
+        #[arg(long)]
+        store_id: i64,
+        #[arg(long)]
+        name: String,
+        /// associate or manager.
+        #[arg(long, default_value = "associate", value_parser = parse_role)]
+        role: aisle_proto::Role,
+    },
+    /// An associate leaves: they can no longer sign in.
+    Deactivate {
+        #[arg(long)]
+        staff_id: i64,
+    },
+}
+
+fn parse_role(text: &str) -> Result<aisle_proto::Role, String> {
+    aisle_proto::Role::parse(text).ok_or_else(|| format!("{text:?} is not associate or manager"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -152,6 +181,19 @@ fn main() -> anyhow::Result<()> {
                 Ok((Some(member), store))
             })?;
             let member = member.context("the demo data has no member with baskets")?;
+            if let Some(store_id) = store {
+                let now = aisle_hq::now_text();
+                for (staff_id, display_name, role, pin) in aisle_core::demo::ASSOCIATES {
+                    let associate = aisle_hq::db::NewAssociate {
+                        staff_id,
+                        store_id,
+                        display_name,
+                        role,
+                        pin,
+                    };
+                    hq.write(|conn| aisle_hq::db::save_associate(conn, &associate, &now))?;
+                }
+            }
             let showcase = serde_json::json!({ "showcase_member": member, "store_id": store });
             std::io::Write::write_all(&mut std::io::stdout(), format!("{showcase}\n").as_bytes())?;
             Ok(())
@@ -202,6 +244,41 @@ fn main() -> anyhow::Result<()> {
             };
             let text = serde_json::to_string_pretty(&credentials)?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
+            Ok(())
+        }
+        Command::Associate(command) => {
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let now = aisle_hq::now_text();
+            match command {
+                AssociateCommand::Save {
+                    staff_id,
+                    store_id,
+                    name,
+                    role,
+                } => {
+                    let pin = match std::env::var("AISLE_PIN") {
+                        Ok(pin) => pin,
+                        Err(_) => {
+                            let mut line = String::new();
+                            std::io::stdin()
+                                .read_line(&mut line)
+                                .context("reading the PIN from stdin")?;
+                            line
+                        }
+                    };
+                    let associate = aisle_hq::db::NewAssociate {
+                        staff_id,
+                        store_id,
+                        display_name: &name,
+                        role,
+                        pin: pin.trim(),
+                    };
+                    hq.write(|conn| aisle_hq::db::save_associate(conn, &associate, &now))?;
+                }
+                AssociateCommand::Deactivate { staff_id } => {
+                    hq.write(|conn| aisle_hq::db::deactivate_associate(conn, staff_id, &now))?;
+                }
+            }
             Ok(())
         }
         Command::PublicKey => {

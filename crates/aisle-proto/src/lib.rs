@@ -195,6 +195,9 @@ pub enum Change {
     /// One of a member's baskets: the purchase history a store personalizes
     /// with while offline (Buy again, coupon affinity, spend rules).
     Basket(BasketRecord),
+    /// One of the store's associates, whole (PIN hash included): who may
+    /// sign in on the store's tablets, and with which role.
+    Associate(AssociateRecord),
     /// A new model artifact: fetch it, then keep it with this batch.
     Model(ModelInfo),
 }
@@ -355,6 +358,47 @@ pub struct CampaignRecord {
     pub ends_on: String,
     /// Targeted members of this store's partition.
     pub targets: Vec<i64>,
+}
+
+/// What an associate may do on the tablet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Clienteling: search, view, edit, issue coupons.
+    Associate,
+    /// Also: confirm erasure requests, unlock locked-out associates.
+    Manager,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Associate => "associate",
+            Role::Manager => "manager",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "associate" => Some(Role::Associate),
+            "manager" => Some(Role::Manager),
+            _ => None,
+        }
+    }
+}
+
+/// An associate of one store. HQ hashes the PIN (Argon2id, a PHC string);
+/// stores verify offline and never see the PIN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssociateRecord {
+    pub staff_id: i64,
+    pub store_id: i64,
+    pub display_name: String,
+    pub role: Role,
+    pub pin_hash: String,
+    /// False once the associate has left: they can no longer sign in.
+    pub active: bool,
+    pub updated_at: String,
 }
 
 /// A member's basket, whole: its lines replace the store's.

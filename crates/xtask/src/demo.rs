@@ -10,6 +10,9 @@
 //!    (the kiosk's outbox events reach HQ; stop HQ and the kiosk says offline).
 //! 3. The kiosk opens on it (`--fullscreen` for a real kiosk); without a
 //!    display, or with `--headless DIR`, it renders every screen to PNGs.
+//!    With `--tablet`, the associate tablet opens instead (a display is
+//!    needed; HQ's import gave the store its demo associates, staff 1001
+//!    PIN 2468 and manager 1002 PIN 1357).
 //!
 //! Everything lives in one folder (`--dir`, default `<target>/demo`), rebuilt on every run;
 //! HQ and the sync loop stop when the kiosk closes. `cargo xtask bench kiosk` is here too:
@@ -70,6 +73,15 @@ fn log_file(path: &Path) -> Result<std::fs::File> {
 pub fn demo(args: &[&str]) -> Result<()> {
     crate::ensure_packages()?;
     let release = args.contains(&"--release");
+    let tablet = args.contains(&"--tablet");
+    if tablet {
+        if !has_display() {
+            bail!(
+                "the associate tablet needs a display: run it on a desktop, or under `xvfb-run -a cargo xtask demo --tablet`"
+            );
+        }
+        crate::front_end(false)?;
+    }
     let mut build = cargo();
     build.args([
         "build",
@@ -81,6 +93,9 @@ pub fn demo(args: &[&str]) -> Result<()> {
         "-p",
         "aisle-kiosk",
     ]);
+    if tablet {
+        build.args(["-p", "aisle-associate"]);
+    }
     if release {
         build.arg("--release");
     }
@@ -174,7 +189,21 @@ pub fn demo(args: &[&str]) -> Result<()> {
         watch.spawn().context("starting aisle sync --watch")?,
     )]);
 
-    // 3. The kiosk.
+    // 3. The tablet, or the kiosk.
+    if tablet {
+        eprintln!(
+            "store {store_id}'s associate tablet on {}: sign in as staff 1001 (PIN 2468) or manager 1002 (PIN 1357)",
+            replica.display()
+        );
+        run(Command::new(bin.join("aisle-associate"))
+            .env("AISLE_DB", &replica)
+            .env("AISLE_STORE", store_id.to_string())
+            .env("AISLE_NOW", DEMO_NOW))?;
+        drop(sync_loop);
+        run(&mut store(&["sync"]))?;
+        drop(hq_process);
+        return Ok(());
+    }
     let mut open = Command::new(&kiosk);
     open.arg("--db")
         .arg(&replica)

@@ -58,11 +58,12 @@ fn main() -> Result<()> {
         ["bench", "sync-crash", rest @ ..] => bench_sync_crash(rest),
         ["bench", "scan", rest @ ..] => bench_scan(rest),
         ["bench", "kiosk", rest @ ..] => demo::bench_kiosk(rest),
+        ["bench", "tablet", rest @ ..] => bench_tablet(rest),
         ["bench", "fuzz", rest @ ..] => bench_fuzz(rest),
         _ => {
             bail!(
                 "usage: cargo xtask <demo | test | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
-                 | bench sync [--members N --products M] | bench sync-crash [--runs N --seed S] \
+                 | bench sync [--members N --products M] | bench tablet [--db REPLICA --queries N --starts K] | bench sync-crash [--runs N --seed S] \
                  | bench scan [--manifest FILE] | bench kiosk [--scans N --starts N] | bench fuzz [--inputs N --seed S]>"
             )
         }
@@ -202,7 +203,7 @@ fn check_core_dependencies() -> Result<()> {
 /// its lock file, type-checked against the generated bindings, unit-tested
 /// with the Tauri IPC mocked, and built into `dist/`, which the Tauri crate
 /// embeds (so this runs before any cargo step compiles it).
-fn front_end(test: bool) -> Result<()> {
+pub(crate) fn front_end(test: bool) -> Result<()> {
     let dir = root().join("ui/associate");
     let npm =
         |args: &[&str]| -> Result<()> { run(Command::new("npm").args(args).current_dir(&dir)) };
@@ -340,6 +341,51 @@ fn bench_fuzz(args: &[&str]) -> Result<()> {
             "bench", "fuzz", "--inputs", inputs, "--seed", seed, "--photos",
         ])
         .arg(&photos))
+}
+
+/// `cargo xtask bench tablet`: the associate app (release) in WebKitGTK
+/// under Xvfb on the 1 M-member replica of `bench replica` (built first if
+/// missing): search round trip, cold start, memory (docs/BENCHMARKS.md).
+fn bench_tablet(args: &[&str]) -> Result<()> {
+    let queries = flag(args, "--queries").unwrap_or("1000");
+    let starts = flag(args, "--starts").unwrap_or("10");
+    let db = PathBuf::from(flag(args, "--db").map_or_else(
+        || {
+            std::env::temp_dir()
+                .join("aisle-bench-replica/replica.db")
+                .display()
+                .to_string()
+        },
+        str::to_owned,
+    ));
+    if !db.is_file() {
+        bench_replica(&[])?;
+    }
+    front_end(false)?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "aisle-associate",
+        "--bin",
+        "aisle-associate",
+    ]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "aisle-associate",
+        "--example",
+        "bench_tablet",
+    ]))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    run(Command::new(target.join("release/examples/bench_tablet"))
+        .arg("--binary")
+        .arg(target.join("release/aisle-associate"))
+        .arg("--db")
+        .arg(&db)
+        .args(["--queries", queries, "--starts", starts]))
 }
 
 /// `cargo xtask bench sync`: a generated HQ (1 M members, 100 k products by

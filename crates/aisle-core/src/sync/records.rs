@@ -3,8 +3,8 @@
 //! functions and a store writes them with these functions.
 
 use aisle_proto::{
-    BasketLine, BasketRecord, CampaignRecord, CardRecord, Change, CodeKeyRecord, CouponRecord,
-    MemberRecord, Preference, ProductRecord, StoreProductRecord, StoreRecord,
+    AssociateRecord, BasketLine, BasketRecord, CampaignRecord, CardRecord, Change, CodeKeyRecord,
+    CouponRecord, MemberRecord, Preference, ProductRecord, Role, StoreProductRecord, StoreRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -248,6 +248,8 @@ pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> ru
         "UPDATE coupon_issues SET member_id = NULL WHERE member_id = ?1",
         "UPDATE coupon_issues SET bound_member_id = NULL WHERE bound_member_id = ?1",
         "UPDATE coupon_redemptions SET member_id = NULL WHERE member_id = ?1",
+        "UPDATE store_visits SET member_id = NULL WHERE member_id = ?1",
+        "DELETE FROM erasure_requests WHERE member_id = ?1",
     ] {
         tx.prepare_cached(sql)?.execute([member_id])?;
     }
@@ -262,6 +264,53 @@ pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> ru
              updated_at = excluded.updated_at",
     )?
     .execute(params![member_id, erased_at])?;
+    Ok(())
+}
+
+/// The columns [`associate_from_row`] reads, in order.
+pub const ASSOCIATE_COLUMNS: &str =
+    "staff_id, store_id, display_name, role, pin_hash, active, updated_at";
+
+/// An `associates` row selected with [`ASSOCIATE_COLUMNS`].
+pub fn associate_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AssociateRecord> {
+    let role: String = row.get(3)?;
+    Ok(AssociateRecord {
+        staff_id: row.get(0)?,
+        store_id: row.get(1)?,
+        display_name: row.get(2)?,
+        role: Role::parse(&role).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                format!("unknown role {role:?}").into(),
+            )
+        })?,
+        pin_hash: row.get(4)?,
+        active: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
+}
+
+/// An associate, whole (a PIN hash that is not Argon2id is refused by the
+/// schema: the batch fails rather than lock the staff out silently).
+pub fn write_associate(tx: &Transaction<'_>, associate: &AssociateRecord) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO associates (staff_id, store_id, display_name, role, pin_hash, active, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (staff_id) DO UPDATE SET store_id = excluded.store_id,
+             display_name = excluded.display_name, role = excluded.role,
+             pin_hash = excluded.pin_hash, active = excluded.active,
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        associate.staff_id,
+        associate.store_id,
+        associate.display_name,
+        associate.role.as_str(),
+        associate.pin_hash,
+        associate.active,
+        associate.updated_at
+    ])?;
     Ok(())
 }
 
@@ -611,6 +660,7 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
         // Its bytes are fetched and kept by the sync engine, with the batch.
         Change::Model(_) => {}
         Change::Basket(basket) => write_basket(tx, basket)?,
+        Change::Associate(associate) => write_associate(tx, associate)?,
         Change::Coupon(coupon) => {
             tx.prepare_cached(
                 "INSERT INTO coupons (coupon_id, code, campaign_id, description, discount_cents, discount_percent)

@@ -1,0 +1,275 @@
+//! `cargo xtask bench tablet`: the associate app (release build) in
+//! WebKitGTK under Xvfb on a large replica, measured from inside the page:
+//!
+//! - search as you type: the round trip of `search_members` through Tauri's
+//!   real IPC, timed in the webview (`performance.now()` around `invoke`),
+//!   for prefixes of names as typed, cards, phones and e-mails; baseline:
+//!   the round trip of `whoami` (IPC and the session check, no SQL),
+//!   interleaved in the same loop;
+//! - cold start: from asking WebKitWebDriver for a session (which launches
+//!   the app) to the sign-in form being on the page; baseline: the process
+//!   start of `aisle-associate --version`;
+//! - resident memory: the app and its WebKit processes, after the searches
+//!   and a client screen.
+//!
+//! Usage: bench_tablet --binary PATH --db REPLICA [--queries N] [--starts K]
+
+// A benchmark reports on stdout.
+#![allow(clippy::print_stdout)]
+
+#[path = "../tests/support/webkit.rs"]
+mod webkit;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+/// What an associate types, from random members of the replica: names as
+/// typed (2 to 6 letters), whole cards, phones and e-mail starts.
+fn queries(conn: &Connection, count: usize) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT m.family_name, m.given_name, m.phone, m.email, c.card_number
+         FROM members m LEFT JOIN member_cards c ON c.member_id = m.member_id
+         WHERE m.erased_at IS NULL AND m.member_id IN
+             (SELECT member_id FROM members ORDER BY random() LIMIT ?1)",
+    )?;
+    let rows = stmt.query_map([i64::try_from(count)?], |row| {
+        Ok((
+            row.get::<_, Option<String>>(0)?,
+            row.get::<_, Option<String>>(1)?,
+            row.get::<_, Option<String>>(2)?,
+            row.get::<_, Option<String>>(3)?,
+            row.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::with_capacity(count);
+    for (i, row) in rows.enumerate() {
+        let (family, given, phone, email, card) = row?;
+        let typed = |name: Option<String>, len: usize| {
+            name.map(|n| n.chars().take(len).collect::<String>())
+        };
+        let query = match i % 6 {
+            0 => typed(family, 2 + i % 5),
+            1 => typed(given, 3),
+            2 => card,
+            3 => phone,
+            4 => email.map(|e| e.chars().take(8).collect()),
+            _ => typed(family, 6),
+        };
+        if let Some(query) = query.filter(|q| !q.trim().is_empty()) {
+            out.push(query);
+        }
+        if out.len() == count {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Resident memory (kB) of `root` and every process below it.
+fn tree_rss_kb(root: u32) -> Result<(u64, Vec<(String, u64)>)> {
+    let mut parent = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let name = entry?.file_name();
+        let Ok(pid) = name.to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            && let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r)
+            && let Some(ppid) = rest.split_whitespace().nth(1)
+        {
+            parent.insert(pid, ppid.parse::<u32>().unwrap_or(0));
+        }
+    }
+    let below = |mut pid: u32| {
+        while pid > 1 {
+            if pid == root {
+                return true;
+            }
+            pid = parent.get(&pid).copied().unwrap_or(0);
+        }
+        false
+    };
+    let mut total = 0;
+    let mut each = Vec::new();
+    for &pid in parent.keys() {
+        if pid == root || !below(pid) {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_owned())
+        };
+        let rss: u64 = field("VmRSS:")
+            .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0);
+        total += rss;
+        each.push((field("Name:").unwrap_or_default(), rss));
+    }
+    each.sort();
+    Ok((total, each))
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let binary = PathBuf::from(flag(&args, "--binary").context("--binary PATH")?);
+    let db = PathBuf::from(flag(&args, "--db").context("--db REPLICA")?);
+    let count: usize = flag(&args, "--queries").map_or(Ok(1000), |v| v.parse())?;
+    let starts: usize = flag(&args, "--starts").map_or(Ok(10), |v| v.parse())?;
+
+    // The store, its associates (the demo's, if it has none) and the queries.
+    let (store_id, members, sample) = {
+        let mut conn = aisle_core::replica::open_writer(&db)?;
+        let store_id: i64 = conn.query_row(
+            "SELECT store_id FROM store_products GROUP BY store_id ORDER BY count(*) DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )?;
+        let has: bool = conn
+            .prepare("SELECT 1 FROM associates WHERE staff_id = 1001 AND store_id = ?1")?
+            .exists([store_id])?;
+        if !has {
+            let tx = conn.transaction()?;
+            aisle_core::demo::add_associates(&tx, store_id, "2026-11-26 00:00:00")?;
+            tx.commit()?;
+        }
+        let members: i64 = conn.query_row("SELECT count(*) FROM members", [], |r| r.get(0))?;
+        (store_id, members, queries(&conn, count)?)
+    };
+    println!(
+        "replica {} ({members} members), store {store_id}, {} queries",
+        db.display(),
+        sample.len()
+    );
+
+    // Baseline for the start: the process alone.
+    let mut plain = Vec::new();
+    for _ in 0..starts {
+        let started = Instant::now();
+        let status = std::process::Command::new(&binary)
+            .arg("--version")
+            .output()?;
+        if !status.status.success() {
+            bail!("{} --version failed", binary.display());
+        }
+        plain.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+
+    let browser = webkit::Browser::start(
+        &binary,
+        &[
+            ("AISLE_DB", db.display().to_string()),
+            ("AISLE_STORE", store_id.to_string()),
+            ("AISLE_IDLE_LOCK_SECS", "3600".to_owned()),
+        ],
+    );
+    let mut cold = Vec::new();
+    for _ in 0..starts {
+        let started = Instant::now();
+        let driver = browser.session();
+        driver.find("[data-testid=signin]");
+        cold.push(started.elapsed().as_secs_f64() * 1e3);
+        driver.quit();
+    }
+
+    let driver = browser.session();
+    driver.find("[data-testid=signin]");
+    driver.call(
+        reqwest::Method::POST,
+        "timeouts",
+        Some(json!({ "script": 600_000 })),
+    );
+    let timings = driver.execute_async(
+        r#"
+        const [queries, done] = [arguments[0], arguments[arguments.length - 1]];
+        const invoke = window.__TAURI_INTERNALS__.invoke;
+        (async () => {
+          await invoke("sign_in", { args: { staffId: 1001, pin: "2468" } });
+          const search = [], base = [];
+          let hits = 0, member = null;
+          for (const text of queries) {
+            let t = performance.now();
+            const found = await invoke("search_members", { args: { text, limit: 20 } });
+            search.push(performance.now() - t);
+            hits += found.length;
+            if (member === null && found.length > 0) member = found[0].memberId;
+            t = performance.now();
+            await invoke("whoami", {});
+            base.push(performance.now() - t);
+          }
+          if (member !== null) await invoke("client_360", { memberId: member });
+          done({ search, base, hits });
+        })().catch((e) => done({ error: JSON.stringify(e) }));
+        "#,
+        &json!([sample]),
+    );
+    if let Some(error) = timings.get("error") {
+        bail!("the page failed: {error}");
+    }
+    let read = |key: &str| -> Vec<f64> {
+        timings[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    let search = sorted(read("search"));
+    let base = sorted(read("base"));
+    let (total_kb, each) = tree_rss_kb(browser.driver_pid())?;
+    driver.quit();
+
+    let plain = sorted(plain);
+    let cold = sorted(cold);
+    println!(
+        "search round trip ({} searches, {} hits): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        search.len(),
+        timings["hits"],
+        percentile(&search, 50.0),
+        percentile(&search, 99.0),
+        search.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "baseline whoami round trip: p50 {:.2} ms, p99 {:.2} ms; ratio at p99 {:.1}x",
+        percentile(&base, 50.0),
+        percentile(&base, 99.0),
+        percentile(&search, 99.0) / percentile(&base, 99.0)
+    );
+    println!(
+        "cold start to the sign-in form ({starts} launches): p50 {:.0} ms, max {:.0} ms; baseline `--version` p50 {:.1} ms",
+        percentile(&cold, 50.0),
+        cold.last().copied().unwrap_or(f64::NAN),
+        percentile(&plain, 50.0)
+    );
+    println!(
+        "resident memory, app and WebKit processes: {:.1} MB",
+        total_kb as f64 / 1024.0
+    );
+    for (name, kb) in each {
+        println!("  {name}: {:.1} MB", kb as f64 / 1024.0);
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Test support shared by the app's integration tests.
+
+pub mod webkit;
