@@ -88,8 +88,27 @@ fn queries(conn: &Connection, count: usize) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Resident memory (kB) of `root` and every process below it.
-fn tree_rss_kb(root: u32) -> Result<(u64, Vec<(String, u64)>)> {
+/// One process's memory, kB: resident (shared library pages counted in
+/// full in every process that maps them), anonymous resident (its own heap
+/// and stacks), and proportional (shared pages divided among the processes
+/// sharing them: the sum over processes is the true footprint).
+#[derive(Debug, Default, Clone, Copy)]
+struct Memory {
+    rss: u64,
+    anon: u64,
+    pss: u64,
+}
+
+fn kb(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The memory of every process below `root` (the app and its WebKit processes).
+fn tree_memory(root: u32) -> Result<Vec<(String, Memory)>> {
     let mut parent = std::collections::HashMap::new();
     for entry in std::fs::read_dir("/proc")? {
         let name = entry?.file_name();
@@ -112,27 +131,31 @@ fn tree_rss_kb(root: u32) -> Result<(u64, Vec<(String, u64)>)> {
         }
         false
     };
-    let mut total = 0;
     let mut each = Vec::new();
     for &pid in parent.keys() {
         if pid == root || !below(pid) {
             continue;
         }
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |key: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(|v| v.trim().to_owned())
-        };
-        let rss: u64 = field("VmRSS:")
-            .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-            .unwrap_or(0);
-        total += rss;
-        each.push((field("Name:").unwrap_or_default(), rss));
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        let name = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Name:"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        each.push((
+            name,
+            Memory {
+                rss: kb(&status, "VmRSS:"),
+                anon: kb(&status, "RssAnon:"),
+                pss: kb(&rollup, "Pss:"),
+            },
+        ));
     }
-    each.sort();
-    Ok((total, each))
+    each.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(each)
 }
 
 fn main() -> Result<()> {
@@ -157,6 +180,13 @@ fn main() -> Result<()> {
             let tx = conn.transaction()?;
             aisle_core::demo::add_associates(&tx, store_id, "2026-11-26 00:00:00")?;
             tx.commit()?;
+        }
+        // The client screen needs the recommendation model (`aisle train`).
+        if aisle_core::recommend::artifact::load_newest(&conn).is_err() {
+            println!("fitting the recommendation model first (the client screen needs it)");
+            let fitted =
+                aisle_core::recommend::artifact::fit_from(&conn, None, 1, "2026-11-26 00:00:00")?;
+            aisle_core::recommend::artifact::store(&conn, &fitted)?;
         }
         let members: i64 = conn.query_row("SELECT count(*) FROM members", [], |r| r.get(0))?;
         (store_id, members, queries(&conn, count)?)
@@ -239,7 +269,7 @@ fn main() -> Result<()> {
     };
     let search = sorted(read("search"));
     let base = sorted(read("base"));
-    let (total_kb, each) = tree_rss_kb(browser.driver_pid())?;
+    let each = tree_memory(browser.driver_pid())?;
     driver.quit();
 
     let plain = sorted(plain);
@@ -264,12 +294,25 @@ fn main() -> Result<()> {
         cold.last().copied().unwrap_or(f64::NAN),
         percentile(&plain, 50.0)
     );
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let total = each.iter().fold(Memory::default(), |sum, (_, m)| Memory {
+        rss: sum.rss + m.rss,
+        anon: sum.anon + m.anon,
+        pss: sum.pss + m.pss,
+    });
     println!(
-        "resident memory, app and WebKit processes: {:.1} MB",
-        total_kb as f64 / 1024.0
+        "memory after the searches and a client screen: proportional (PSS) {:.1} MB in all, resident {:.1} MB (shared pages counted per process), anonymous {:.1} MB",
+        mb(total.pss),
+        mb(total.rss),
+        mb(total.anon)
     );
-    for (name, kb) in each {
-        println!("  {name}: {:.1} MB", kb as f64 / 1024.0);
+    for (name, m) in each {
+        println!(
+            "  {name}: PSS {:.1} MB, resident {:.1} MB, anonymous {:.1} MB",
+            mb(m.pss),
+            mb(m.rss),
+            mb(m.anon)
+        );
     }
     Ok(())
 }

@@ -212,6 +212,85 @@ pub async fn client_360(
     .await
 }
 
+/// Looks through the tablet's camera until a loyalty card or member code
+/// identifies a client (at most `seconds`, 30 by default; `cancel_scan`
+/// stops it). The code is checked as at the kiosk: check digit or
+/// signature, window, replay.
+#[tauri::command]
+pub async fn scan_card(
+    state: State<'_, Arc<AppState>>,
+    seconds: Option<u32>,
+) -> Result<MemberHit, ApiError> {
+    use std::sync::atomic::Ordering;
+    state.associate()?;
+    let generation = state.scan_generation.fetch_add(1, Ordering::SeqCst) + 1;
+    blocking(&state, move |state| {
+        let mut source = state.frame_source()?;
+        let conn = state.reader()?;
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_secs(u64::from(seconds.unwrap_or(30).clamp(1, 120)));
+        let device = format!("tablet-{}", state.store_id);
+        let scanned = aisle_core::identify::scan::scan_member(
+            source.as_mut(),
+            &conn,
+            &device,
+            || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            },
+            &aisle_core::identify::member_code::CodePolicy::default(),
+            || {
+                state.scan_generation.load(Ordering::SeqCst) == generation
+                    && std::time::Instant::now() < deadline
+            },
+        )?;
+        use aisle_core::identify::scan::Scanned;
+        let member_id = match scanned {
+            Scanned::Member(member_id) => member_id,
+            Scanned::Refused { code, message } => return Err(ApiError::new(code, message)),
+            Scanned::NoCamera(why) => {
+                return Err(ApiError::new(
+                    "no_camera",
+                    format!("The camera is not available: {why}"),
+                ));
+            }
+            Scanned::Stopped => {
+                return Err(ApiError::new("scan_stopped", "No card was seen"));
+            }
+        };
+        let profile = aisle_core::members::profile(&conn, member_id).map_err(|e| match e {
+            aisle_core::members::MemberError::NotFound(_) => {
+                ApiError::new("not_found", format!("No client {member_id} on this tablet"))
+            }
+            other => ApiError::internal(other),
+        })?;
+        if profile.erased_at.is_some() {
+            return Err(ApiError::new(
+                "erased",
+                format!("Client {member_id} asked to be forgotten"),
+            ));
+        }
+        Ok(MemberHit {
+            member_id,
+            display_name: profile.display_name,
+            card_number: profile.cards.first().map(|c| c.card_number.clone()),
+            phone: profile.phone,
+            email: profile.email,
+        })
+    })
+    .await
+}
+
+/// Stops the scan under way.
+#[tauri::command]
+pub async fn cancel_scan(state: State<'_, Arc<AppState>>) -> Result<(), ApiError> {
+    state
+        .scan_generation
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
 /// A change to a client (preferences, a consent, a note, an erasure
 /// request): checked and audited by the core, written with its outbox event
 /// in one transaction.

@@ -29,6 +29,8 @@ pub fn builder<R: tauri::Runtime>(
             commands::whoami,
             commands::keep_alive,
             commands::search_members,
+            commands::scan_card,
+            commands::cancel_scan,
             commands::client_360,
             commands::edit_client,
             commands::client_offers,

@@ -33,6 +33,11 @@ pub struct AppState {
     session: Mutex<Option<Session>>,
     /// The monotonic clock's origin for idleness.
     started: std::time::Instant,
+    /// Pictures to scan instead of the camera (`AISLE_CAMERA_SOURCE`: a
+    /// picture, a folder or an animated GIF, played in a loop).
+    pub camera_source: Option<PathBuf>,
+    /// Bumped to stop the scan under way.
+    pub scan_generation: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -68,10 +73,13 @@ impl AppState {
             policy,
             session: Mutex::new(None),
             started: std::time::Instant::now(),
+            camera_source: None,
+            scan_generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// `AISLE_DB` (required), `AISLE_STORE`, `AISLE_NOW`, `AISLE_IDLE_LOCK_SECS`.
+    /// `AISLE_DB` (required), `AISLE_STORE`, `AISLE_NOW`, `AISLE_IDLE_LOCK_SECS`,
+    /// `AISLE_CAMERA_SOURCE`.
     pub fn from_env() -> anyhow::Result<Self> {
         let db = std::env::var_os("AISLE_DB")
             .map(PathBuf::from)
@@ -86,7 +94,24 @@ impl AppState {
                 .parse()
                 .context("AISLE_IDLE_LOCK_SECS is a number of seconds")?;
         }
-        Self::open(db, store, std::env::var("AISLE_NOW").ok(), policy)
+        let mut state = Self::open(db, store, std::env::var("AISLE_NOW").ok(), policy)?;
+        state.camera_source = std::env::var_os("AISLE_CAMERA_SOURCE").map(PathBuf::from);
+        Ok(state)
+    }
+
+    /// Where a scan's frames come from: the pictures, or the first camera.
+    pub fn frame_source(
+        &self,
+    ) -> Result<Box<dyn aisle_core::identify::frame::FrameSource>, ApiError> {
+        use aisle_core::identify::frame::{ImageSource, Playback};
+        match &self.camera_source {
+            Some(path) => ImageSource::open(path, Playback::Loop)
+                .map(|source| Box::new(source) as Box<_>)
+                .map_err(|e| ApiError::new("no_camera", format!("No pictures to scan: {e}"))),
+            None => Ok(Box::new(aisle_camera::Camera::open(
+                aisle_camera::CameraConfig::default(),
+            ))),
+        }
     }
 
     fn elapsed_ms(&self) -> u64 {

@@ -5,6 +5,8 @@
 //! under the offers' rules, the store view, refusals as `{ code, message }`;
 //! and the TypeScript bindings kept equal to the DTOs.
 
+mod support;
+
 use std::path::Path;
 
 use aisle_associate::dto::{
@@ -38,10 +40,20 @@ fn app() -> App {
 
 /// The app over a fresh demo replica, nobody signed in.
 fn app_with(policy: aisle_core::staff::Policy) -> App {
+    app_configured(policy, |_, _| None)
+}
+
+/// The same, its camera replaced by the pictures `camera` makes (given the
+/// replica and a folder).
+fn app_configured(
+    policy: aisle_core::staff::Policy,
+    camera: impl FnOnce(&Path, &Path) -> Option<std::path::PathBuf>,
+) -> App {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("replica.db");
     aisle_tests::kiosk_replica(&db, NOW);
-    let state = AppState::open(db.clone(), None, Some(NOW.into()), policy).expect("state");
+    let mut state = AppState::open(db.clone(), None, Some(NOW.into()), policy).expect("state");
+    state.camera_source = camera(&db, dir.path());
     let app = builder(mock_builder(), state)
         .build(mock_context(noop_assets()))
         .expect("mock app");
@@ -665,6 +677,65 @@ fn a_product_shows_what_is_often_bought_with_it() {
     assert_eq!(
         app.err("product_card", json!({ "productId": 1 })).code,
         "not_found"
+    );
+}
+
+/// "Scan card": the camera (pictures here) shows a member's card; the
+/// client is found after two frames agree. A card with a wrong check digit
+/// is refused as such, and nothing at all ends with `scan_stopped`.
+#[test]
+fn a_card_shown_to_the_camera_finds_the_client() {
+    let card = std::cell::RefCell::new(String::new());
+    let app = app_configured(aisle_core::staff::Policy::default(), |db, dir| {
+        let conn = Connection::open(db).expect("replica");
+        let member = aisle_core::demo::showcase_member(&conn)
+            .expect("sql")
+            .expect("showcase");
+        *card.borrow_mut() = conn
+            .query_row(
+                "SELECT card_number FROM member_cards WHERE member_id = ?1",
+                [member],
+                |row| row.get(0),
+            )
+            .expect("card");
+        let pictures = dir.join("camera");
+        std::fs::create_dir(&pictures).expect("dir");
+        support::qr_picture(&pictures, "card.png", &card.borrow());
+        Some(pictures)
+    });
+    assert_eq!(app.err("scan_card", json!({})).code, "signed_out");
+    app.sign_in(ALEX);
+    let (member, _) = showcase(&app);
+    let hit: MemberHit = app.ok("scan_card", json!({ "seconds": 10 }));
+    assert_eq!(hit.member_id, member);
+    assert_eq!(hit.card_number.as_deref(), Some(card.borrow().as_str()));
+}
+
+#[test]
+fn a_wrong_card_or_no_card_is_said_so() {
+    let app = app_configured(aisle_core::staff::Policy::default(), |_, dir| {
+        let pictures = dir.join("camera");
+        std::fs::create_dir(&pictures).expect("dir");
+        // A card-like number with a wrong check digit.
+        support::qr_picture(&pictures, "card.png", "2947003289669");
+        Some(pictures)
+    });
+    app.sign_in(ALEX);
+    let refused = app.err("scan_card", json!({ "seconds": 10 }));
+    assert_ne!(refused.code, "scan_stopped", "{refused:?}");
+    assert_ne!(refused.code, "internal", "{refused:?}");
+    let blank = app_configured(aisle_core::staff::Policy::default(), |_, dir| {
+        let pictures = dir.join("camera");
+        std::fs::create_dir(&pictures).expect("dir");
+        image::GrayImage::from_pixel(64, 64, image::Luma([255]))
+            .save(pictures.join("blank.png"))
+            .expect("save");
+        Some(pictures)
+    });
+    blank.sign_in(ALEX);
+    assert_eq!(
+        blank.err("scan_card", json!({ "seconds": 1 })).code,
+        "scan_stopped"
     );
 }
 

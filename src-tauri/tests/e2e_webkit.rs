@@ -1,7 +1,8 @@
 //! End to end: the real app in WebKitGTK under Xvfb, driven through
 //! WebDriver (WebKitWebDriver, with Tauri's webview automation on), on a
 //! store replica bootstrapped from a real `aisle-hq` on loopback: sign in
-//! (a wrong PIN first), search as you type, open a client, edit a
+//! (a wrong PIN first), a card shown to the camera (pictures in its place),
+//! search as you type, open a client, edit a
 //! preference, issue a coupon, add a note, see the pending-events count
 //! rise, look at a product and the store view, sign out; then sync and find
 //! the preference, the coupon, the note and the audit trail at HQ. A
@@ -95,9 +96,23 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
         )
         .expect("a member with history");
 
+    // The tablet's camera sees the client's card.
+    let card: String = rusqlite::Connection::open(&store.db)
+        .expect("replica")
+        .query_row(
+            "SELECT card_number FROM member_cards WHERE member_id = ?1",
+            [member],
+            |row| row.get(0),
+        )
+        .expect("the client's card");
+    let camera = store.dir.path().join("camera");
+    std::fs::create_dir(&camera).expect("camera folder");
+    support::qr_picture(&camera, "card.png", &card);
+
     let browser = Browser::start(
         Path::new(env!("CARGO_BIN_EXE_aisle-associate")),
         &[
+            ("AISLE_CAMERA_SOURCE", camera.display().to_string()),
             ("AISLE_DB", store.db.display().to_string()),
             ("AISLE_NOW", NOW.to_owned()),
             ("AISLE_STORE", store.store_id.to_string()),
@@ -133,6 +148,11 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
         "{who}"
     );
     assert!(!driver.exists("[data-testid=signin]"));
+
+    // The card shown to the camera opens the client.
+    driver.click(&driver.find("[data-testid=scan]"));
+    let scanned = driver.wait_text("[data-testid=client]", |t| t.contains(&name));
+    assert!(scanned.contains(&card), "{scanned}");
 
     // Search as you type, open the client.
     driver.type_into(&driver.find("#q"), &family[..3.min(family.len())]);

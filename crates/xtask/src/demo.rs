@@ -77,7 +77,7 @@ pub fn demo(args: &[&str]) -> Result<()> {
     if tablet {
         if !has_display() {
             bail!(
-                "the associate tablet needs a display: run it on a desktop, or under `xvfb-run -a cargo xtask demo --tablet`"
+                "the associate tablet needs a display (DISPLAY / WAYLAND_DISPLAY): run `cargo xtask demo --tablet` on a desktop"
             );
         }
         crate::front_end(false)?;

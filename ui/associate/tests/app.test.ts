@@ -237,6 +237,18 @@ describe("the clients tab", () => {
     expect(fake.argsOf("client_360")).toEqual([{ memberId: 2296 }]);
   });
 
+  it("opens the client whose card the camera saw", async () => {
+    const fake = installFake();
+    render(App);
+    await signInAs(ALEX);
+    await fireEvent.click(screen.getByTestId("scan"));
+    await screen.findByTestId("client");
+    expect(fake.argsOf("scan_card")).toEqual([{ seconds: 30 }]);
+    expect(fake.argsOf("client_360")).toEqual([{ memberId: 2296 }]);
+    await waitFor(() => expect(screen.queryByTestId("scanning")).toBeNull());
+    expect(screen.getByTestId("scan")).toBeTruthy();
+  });
+
   it("adds and removes preferences, sending the whole set", async () => {
     const fake = installFake();
     await openClient(ALEX, fake);

@@ -197,6 +197,11 @@ export function installFake(options: FakeOptions = {}): Fake {
           hit.displayName!.toLowerCase().includes(text) || hit.cardNumber!.startsWith(text);
         return found ? [hit] : [];
       }
+      case "scan_card":
+        guard();
+        return hit;
+      case "cancel_scan":
+        return null;
       case "client_360":
         guard();
         if (args.memberId !== hit.memberId) throw { code: "not_found", message: "No such client" };

@@ -15,6 +15,7 @@
 //! - [`accept`]: a camera read counts once seen in two consecutive frames.
 //! - [`resolve`]: [`identify`], the whole offline path: route, the member's
 //!   key, verification, the replay cache and the audit of refusals.
+//! - [`scan`]: a camera looked at until a member is identified (the tablet).
 //! - [`keys`]: members' public keys in the replica, and demo members' keys.
 //! - [`lookup`]: manual look-up by associates (phone, e-mail, card, name);
 //!   never on the public kiosk. [`phone`]: phone numbers read as E.164.
@@ -28,6 +29,7 @@ pub mod member_code;
 pub mod phone;
 pub mod resolve;
 pub mod route;
+pub mod scan;
 pub mod scan_eval;
 pub mod wedge;
 

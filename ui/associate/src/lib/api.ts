@@ -55,6 +55,8 @@ export const api = {
   keepAlive: () => call<null>("keep_alive", {}),
   searchMembers: (text: string, limit = 20) =>
     call<MemberHit[]>("search_members", { args: { text, limit } }),
+  scanCard: (seconds = 30) => call<MemberHit>("scan_card", { seconds }),
+  cancelScan: () => call<null>("cancel_scan", {}),
   client360: (memberId: number) => call<Client360>("client_360", { memberId }),
   editClient: (memberId: number, edit: Edit) =>
     call<null>("edit_client", { args: { memberId, edit } }),
