@@ -59,18 +59,9 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
         at_hq
             .write(|conn| aisle_hq::db::train_offers_and_publish(conn, Some("2017-10-01"), now))
             .expect("train offers");
-        for (staff_id, display_name, role, pin) in aisle_core::demo::ASSOCIATES {
-            let associate = aisle_hq::db::NewAssociate {
-                staff_id,
-                store_id,
-                display_name,
-                role,
-                pin,
-            };
-            at_hq
-                .write(|conn| aisle_hq::db::save_associate(conn, &associate, now))
-                .expect("associate");
-        }
+        at_hq
+            .write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, now))
+            .expect("associates");
     }
     let store = hq.provisioned_store("tablet-1");
     assert_eq!(store.store_id, store_id);

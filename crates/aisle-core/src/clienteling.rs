@@ -263,14 +263,16 @@ pub fn edit_client(
     edit: &Edit,
     now: &str,
 ) -> Result<String, ClientError> {
-    editable(conn, member_id)?;
+    // Checked, written, evented and audited in one immediate transaction.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    editable(&tx, member_id)?;
     let key = match edit {
         Edit::Preferences(preferences) => {
             let clean = clean_preferences(preferences)?;
-            edits::set_preferences(conn, member_id, &clean, now)?
+            edits::set_preferences_in(&tx, member_id, &clean, now)?
         }
         Edit::Consent { consent, granted } => {
-            edits::set_consent(conn, member_id, *consent, *granted, now)?
+            edits::set_consent_in(&tx, member_id, *consent, *granted, now)?
         }
         Edit::Note(body) => {
             let body = body.trim();
@@ -279,14 +281,14 @@ pub fn edit_client(
                     "a note is 1 to {MAX_NOTE_CHARS} characters"
                 )));
             }
-            edits::add_note(conn, member_id, &by.display_name, body, now)?
+            edits::add_note_in(&tx, member_id, &by.display_name, body, now)?
         }
         Edit::Erasure => {
             by.require_manager().map_err(|_| ClientError::Forbidden)?;
-            edits::request_erasure(conn, member_id, &by.actor(), now)?
+            edits::request_erasure_in(&tx, member_id, &by.actor(), now)?
         }
     };
-    conn.execute(
+    tx.execute(
         "INSERT INTO audit_log (at, actor, action, member_id, detail) VALUES (?1, ?2, 'client_edited', ?3, ?4)",
         params![
             now,
@@ -295,6 +297,7 @@ pub fn edit_client(
             json!({ "edit": edit.name(), "event": key }).to_string()
         ],
     )?;
+    tx.commit()?;
     Ok(key)
 }
 
@@ -345,9 +348,12 @@ pub fn issue_coupon(
     coupon_id: i64,
     now: &str,
 ) -> Result<IssuedCoupon, ClientError> {
-    editable(conn, member_id)?;
-    let issued = issue::issue_offer(
-        conn,
+    // The offer's rules, the instance, its event and the audit row: one
+    // immediate transaction.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    editable(&tx, member_id)?;
+    let issued = issue::issue_offer_in(
+        &tx,
         &OfferIssue {
             coupon_id,
             member_id,
@@ -356,7 +362,7 @@ pub fn issue_coupon(
             now,
         },
     )?;
-    conn.execute(
+    tx.execute(
         "INSERT INTO audit_log (at, actor, action, member_id, detail) VALUES (?1, ?2, 'coupon_issued', ?3, ?4)",
         params![
             now,
@@ -365,6 +371,7 @@ pub fn issue_coupon(
             json!({ "serial": issued.serial, "coupon_id": coupon_id }).to_string()
         ],
     )?;
+    tx.commit()?;
     Ok(issued)
 }
 

@@ -3,7 +3,7 @@
 //! that carries it to HQ, nor an event without its change.
 
 use aisle_proto::{EventKind, Preference};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 use serde_json::json;
 
 use crate::sync::SyncError;
@@ -66,17 +66,29 @@ pub fn add_note(
     now: &str,
 ) -> Result<String, SyncError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let key = add_note_in(&tx, member_id, author, body, now)?;
+    tx.commit()?;
+    Ok(key)
+}
+
+/// [`add_note`] inside the caller's (immediate) transaction.
+pub fn add_note_in(
+    tx: &Transaction<'_>,
+    member_id: i64,
+    author: &str,
+    body: &str,
+    now: &str,
+) -> Result<String, SyncError> {
     tx.execute(
         "INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![member_id, author, body, now],
     )?;
     let key = crate::sync::outbox::record(
-        &tx,
+        tx,
         EventKind::AssociateNote,
         &json!({ "member_id": member_id, "author": author, "body": body }),
         now,
     )?;
-    tx.commit()?;
     Ok(key)
 }
 
@@ -88,6 +100,18 @@ pub fn set_preferences(
     now: &str,
 ) -> Result<String, SyncError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let key = set_preferences_in(&tx, member_id, preferences, now)?;
+    tx.commit()?;
+    Ok(key)
+}
+
+/// [`set_preferences`] inside the caller's (immediate) transaction.
+pub fn set_preferences_in(
+    tx: &Transaction<'_>,
+    member_id: i64,
+    preferences: &[Preference],
+    now: &str,
+) -> Result<String, SyncError> {
     tx.execute(
         "DELETE FROM member_preferences WHERE member_id = ?1",
         [member_id],
@@ -103,12 +127,11 @@ pub fn set_preferences(
         params![member_id, now],
     )?;
     let key = crate::sync::outbox::record(
-        &tx,
+        tx,
         EventKind::PreferencesSet,
         &json!({ "member_id": member_id, "preferences": preferences }),
         now,
     )?;
-    tx.commit()?;
     Ok(key)
 }
 
@@ -129,6 +152,19 @@ pub fn set_consent(
     now: &str,
 ) -> Result<String, SyncError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let key = set_consent_in(&tx, member_id, consent, granted, now)?;
+    tx.commit()?;
+    Ok(key)
+}
+
+/// [`set_consent`] inside the caller's (immediate) transaction.
+pub fn set_consent_in(
+    tx: &Transaction<'_>,
+    member_id: i64,
+    consent: Consent,
+    granted: bool,
+    now: &str,
+) -> Result<String, SyncError> {
     let (name, sql) = match consent {
         Consent::Personalization => (
             "personalization",
@@ -141,12 +177,11 @@ pub fn set_consent(
     };
     tx.execute(sql, params![member_id, granted, now])?;
     let key = crate::sync::outbox::record(
-        &tx,
+        tx,
         EventKind::ConsentChanged,
         &json!({ "member_id": member_id, "consent": name, "granted": granted, "at": now }),
         now,
     )?;
-    tx.commit()?;
     Ok(key)
 }
 
@@ -160,16 +195,27 @@ pub fn request_erasure(
     now: &str,
 ) -> Result<String, SyncError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let key = request_erasure_in(&tx, member_id, requested_by, now)?;
+    tx.commit()?;
+    Ok(key)
+}
+
+/// [`request_erasure`] inside the caller's (immediate) transaction.
+pub fn request_erasure_in(
+    tx: &Transaction<'_>,
+    member_id: i64,
+    requested_by: &str,
+    now: &str,
+) -> Result<String, SyncError> {
     tx.execute(
         "INSERT OR IGNORE INTO erasure_requests (member_id, requested_at, requested_by) VALUES (?1, ?2, ?3)",
         params![member_id, now, requested_by],
     )?;
     let key = crate::sync::outbox::record(
-        &tx,
+        tx,
         EventKind::ErasureRequested,
         &json!({ "member_id": member_id, "requested_by": requested_by }),
         now,
     )?;
-    tx.commit()?;
     Ok(key)
 }

@@ -1251,6 +1251,26 @@ pub fn save_associate(
     Ok(seq)
 }
 
+/// The demo's associates (`aisle_core::demo::ASSOCIATES`, public PINs) at `store_id`.
+pub fn save_demo_associates(
+    conn: &mut Connection,
+    store_id: i64,
+    now: &str,
+) -> Result<u64, HqError> {
+    let mut seq = 0;
+    for (staff_id, display_name, role, pin) in aisle_core::demo::ASSOCIATES {
+        let associate = NewAssociate {
+            staff_id,
+            store_id,
+            display_name,
+            role,
+            pin,
+        };
+        seq = save_associate(conn, &associate, now)?;
+    }
+    Ok(seq)
+}
+
 /// An associate leaves: they can no longer sign in anywhere.
 pub fn deactivate_associate(
     conn: &mut Connection,

@@ -183,16 +183,7 @@ fn main() -> anyhow::Result<()> {
             let member = member.context("the demo data has no member with baskets")?;
             if let Some(store_id) = store {
                 let now = aisle_hq::now_text();
-                for (staff_id, display_name, role, pin) in aisle_core::demo::ASSOCIATES {
-                    let associate = aisle_hq::db::NewAssociate {
-                        staff_id,
-                        store_id,
-                        display_name,
-                        role,
-                        pin,
-                    };
-                    hq.write(|conn| aisle_hq::db::save_associate(conn, &associate, &now))?;
-                }
+                hq.write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, &now))?;
             }
             let showcase = serde_json::json!({ "showcase_member": member, "store_id": store });
             std::io::Write::write_all(&mut std::io::stdout(), format!("{showcase}\n").as_bytes())?;

@@ -64,7 +64,8 @@ pub fn scan_member(
                 Vec::new()
             }
         };
-        for symbol in confirmer.observe(&symbols) {
+        // The first accepted read decides (two codes at once: the first).
+        if let Some(symbol) = confirmer.observe(&symbols).into_iter().next() {
             return Ok(
                 match identify(conn, &symbol.text, device, now_secs(), policy)? {
                     Identified::Member { member_id, .. } => Scanned::Member(member_id),
