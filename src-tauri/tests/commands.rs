@@ -739,6 +739,65 @@ fn a_wrong_card_or_no_card_is_said_so() {
     );
 }
 
+/// The capability file names the windows and the commands: a window it does
+/// not name cannot call even the harmless `whoami`, and the main window may
+/// call every registered command.
+#[test]
+fn only_the_window_the_capability_names_may_call_commands() {
+    // The app's real context (its capabilities and permissions, as
+    // compiled), on the mock runtime.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("replica.db");
+    aisle_tests::kiosk_replica(&db, NOW);
+    let state = AppState::open(db, None, Some(NOW.into()), Default::default()).expect("state");
+    let app = builder(mock_builder(), state)
+        .build(tauri::generate_context!())
+        .expect("app with its capabilities");
+    let main = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("main window");
+    let other = tauri::WebviewWindowBuilder::new(&app, "other", Default::default())
+        .build()
+        .expect("a second window");
+    let request = |webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, cmd: &str| {
+        get_ipc_response(
+            webview,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().expect("url"),
+                body: tauri::ipc::InvokeBody::Json(json!({})),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+    };
+    assert!(request(&main, "whoami").is_ok());
+    let refused = request(&other, "whoami").expect_err("not in the capability");
+    assert!(refused.to_string().contains("not allowed"), "{refused}");
+    // Every command `lib.rs` registers is allowed to the main window (a
+    // command added without its permission would be refused at run time:
+    // here it fails as "not allowed", whatever its arguments).
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("lib.rs");
+    let registered: Vec<&str> = lib
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("commands::"))
+        .map(|name| name.trim_end_matches(','))
+        .collect();
+    assert!(registered.len() >= 15, "{registered:?}");
+    for cmd in registered {
+        if let Err(error) = request(&main, cmd) {
+            let text = error.to_string();
+            assert!(
+                !text.contains("not allowed") && !text.contains("not found"),
+                "{cmd}: {text}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_typescript_bindings_match_the_dtos() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/associate/src/bindings.ts");
