@@ -139,7 +139,8 @@ pub async fn client_360(
             now: &now,
         };
         let view = state.write(|conn| {
-            clienteling::view_client(conn, &served, member_id, &viewer).map_err(ApiError::from)
+            clienteling::view_client(conn, served.as_deref(), member_id, &viewer)
+                .map_err(ApiError::from)
         })?;
         let profile = view.profile;
         Ok(Client360 {
@@ -415,7 +416,12 @@ pub async fn product_card(
     state.associate()?;
     blocking(&state, move |state| {
         let conn = state.reader()?;
-        let served = state.served(&conn)?;
+        let served = state.served(&conn)?.ok_or_else(|| {
+            ApiError::new(
+                "no_model",
+                "No suggestions yet: this store has no recommendation model",
+            )
+        })?;
         let view = aisle_core::welcome::product_view(
             &conn,
             &served,

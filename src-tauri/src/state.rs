@@ -175,8 +175,8 @@ impl AppState {
     }
 
     /// The newest recommendation model, decoded again only when sync has
-    /// brought a newer artifact.
-    pub fn served(&self, conn: &Connection) -> Result<Arc<Served>, ApiError> {
+    /// brought a newer artifact; `None` while the replica has no usable one.
+    pub fn served(&self, conn: &Connection) -> Result<Option<Arc<Served>>, ApiError> {
         let newest: Option<i64> = conn.query_row(
             "SELECT max(artifact_id) FROM model_artifacts WHERE kind = 'recommend'",
             [],
@@ -189,13 +189,22 @@ impl AppState {
         if let Some((id, served)) = cached.as_ref()
             && Some(*id) == newest
         {
-            return Ok(Arc::clone(served));
+            return Ok(Some(Arc::clone(served)));
         }
-        let loaded = artifact::load_newest(conn)
-            .map_err(|e| ApiError::new("no_model", format!("No suggestions yet: {e}")))?;
-        let served = Arc::new(Served::new(loaded.artifact.model));
-        *cached = Some((loaded.artifact_id, Arc::clone(&served)));
-        Ok(served)
+        if newest.is_none() {
+            return Ok(None);
+        }
+        match artifact::load_newest(conn) {
+            Ok(loaded) => {
+                let served = Arc::new(Served::new(loaded.artifact.model));
+                *cached = Some((loaded.artifact_id, Arc::clone(&served)));
+                Ok(Some(served))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no usable recommendation model");
+                Ok(None)
+            }
+        }
     }
 
     /// The newest offer model, decoded again only when sync brings a newer one.

@@ -798,6 +798,95 @@ fn only_the_window_the_capability_names_may_call_commands() {
     }
 }
 
+/// The whole erasure loop with a real HQ: a manager's request on the tablet
+/// reaches HQ with the next sync, HQ erases the client everywhere, and its
+/// tombstone removes the profile from the replica: not found by search,
+/// refused as erased, the request gone. (HQ has trained no model here: the
+/// client screen works without suggestions.)
+#[test]
+fn an_erasure_requested_on_the_tablet_comes_back_from_hq_as_a_tombstone() {
+    let hq = aisle_tests::hq::TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    aisle_hq::db::save_demo_associates(&mut hq.db(), store_id, "2026-11-26 06:00:00")
+        .expect("associates");
+    let store = hq.provisioned_store("tablet-erasure");
+    support::sync_once(&store.db);
+    let state = AppState::open(
+        store.db.clone(),
+        Some(store.store_id),
+        Some(NOW.into()),
+        Default::default(),
+    )
+    .expect("state");
+    let built = builder(mock_builder(), state)
+        .build(mock_context(noop_assets()))
+        .expect("mock app");
+    let webview = tauri::WebviewWindowBuilder::new(&built, "main", Default::default())
+        .build()
+        .expect("mock window");
+    let app = App {
+        _dir: tempfile::tempdir().expect("tempdir"),
+        db: store.db.clone(),
+        webview,
+        _app: built,
+    };
+    let (member, card): (i64, String) = app
+        .conn()
+        .query_row(
+            "SELECT m.member_id, c.card_number FROM members m JOIN member_cards c USING (member_id)
+             WHERE m.erased_at IS NULL ORDER BY m.member_id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("a client");
+    app.sign_in(SAM);
+    // HQ has trained no model: the client is shown all the same, without suggestions.
+    let client: Client360 = app.ok("client_360", json!({ "memberId": member }));
+    assert!(client.buy_again.is_empty() && client.discover.is_empty());
+    assert!(
+        client
+            .notice
+            .as_deref()
+            .is_some_and(|n| n.contains("No suggestions yet"))
+    );
+    assert_eq!(
+        app.err("product_card", json!({ "productId": 1 })).code,
+        "no_model"
+    );
+    app.edit(member, &json!({ "kind": "erasure" }))
+        .expect("requested");
+    let client: Client360 = app.ok("client_360", json!({ "memberId": member }));
+    assert!(client.erasure_requested_at.is_some());
+
+    support::sync_once(&store.db); // the request reaches HQ, which erases
+    let erased_at_hq: Option<String> = hq
+        .db()
+        .query_row(
+            "SELECT erased_at FROM members WHERE member_id = ?1",
+            [member],
+            |row| row.get(0),
+        )
+        .expect("member at HQ");
+    assert!(erased_at_hq.is_some(), "HQ erased the client");
+    support::sync_once(&store.db); // the tombstone comes back
+    assert_eq!(
+        app.err("client_360", json!({ "memberId": member })).code,
+        "erased"
+    );
+    let found: Vec<MemberHit> = app.ok("search_members", json!({ "args": { "text": card } }));
+    assert!(found.is_empty(), "{found:?}");
+    let (cards, requests): (i64, i64) = app
+        .conn()
+        .query_row(
+            "SELECT (SELECT count(*) FROM member_cards WHERE member_id = ?1),
+                    (SELECT count(*) FROM erasure_requests)",
+            [member],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("sql");
+    assert_eq!((cards, requests), (0, 0));
+}
+
 #[test]
 fn the_typescript_bindings_match_the_dtos() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/associate/src/bindings.ts");

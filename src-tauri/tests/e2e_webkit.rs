@@ -12,32 +12,12 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
-use aisle_core::sync::{self, Credentials, SyncOptions, Transport};
 use aisle_tests::hq::TestHq;
+use support::sync_once;
 use support::webkit::{Browser, Driver};
 
 const NOW: &str = "2017-10-20 12:00:00";
-
-fn sync_once(db: &Path) -> sync::SyncReport {
-    let mut conn = aisle_core::replica::open_writer(db).expect("writer");
-    let credentials = Credentials::load(&conn)
-        .expect("load")
-        .expect("provisioned");
-    let transport =
-        Transport::with_timeout(&credentials, Duration::from_secs(30)).expect("transport");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    sync::run_once(
-        &mut conn,
-        &transport,
-        &SyncOptions::for_replica(db),
-        &aisle_core::dates::timestamp_string(now),
-    )
-    .expect("sync")
-}
 
 #[test]
 fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {

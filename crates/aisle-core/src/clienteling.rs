@@ -82,9 +82,11 @@ pub struct Viewer<'a> {
 }
 
 /// Audits the view, then reads what the viewer may see of `member_id`.
+/// Without a recommendation model (`served` is `None`: a store HQ has not
+/// sent one yet) the client is shown all the same, without suggestions.
 pub fn view_client(
     conn: &mut Connection,
-    served: &Served,
+    served: Option<&Served>,
     member_id: i64,
     viewer: &Viewer<'_>,
 ) -> Result<ClientView, ClientError> {
@@ -123,19 +125,26 @@ pub fn view_client(
     } else {
         (Vec::new(), Vec::new())
     };
-    let lists = serve::recommend(
-        conn,
-        served,
-        &serve::Request {
-            member_id: Some(member_id),
-            store_id: viewer.store_id,
-            now: viewer.now.to_owned(),
-            k: 8,
-            public_screen: false,
-            shown: Vec::new(),
+    let lists = match served {
+        Some(served) => serve::recommend(
+            conn,
+            served,
+            &serve::Request {
+                member_id: Some(member_id),
+                store_id: viewer.store_id,
+                now: viewer.now.to_owned(),
+                k: 8,
+                public_screen: false,
+                shown: Vec::new(),
+            },
+            &serve::Policy::default(),
+        )?,
+        None => Lists {
+            notice: Some("No suggestions yet: this store has no recommendation model".into()),
+            notice_code: Some("no_model"),
+            ..Lists::default()
         },
-        &serve::Policy::default(),
-    )?;
+    };
     Ok(ClientView {
         profile,
         history,

@@ -19,3 +19,24 @@ pub fn qr_picture(dir: &Path, name: &str, text: &str) {
     image::imageops::overlay(&mut canvas, &picture, 160, 80);
     canvas.save(dir.join(name)).expect("save picture");
 }
+
+/// One `aisle sync` pass of the replica at `db` (provisioned) with HQ.
+pub fn sync_once(db: &Path) -> aisle_core::sync::SyncReport {
+    use aisle_core::sync::{Credentials, SyncOptions, Transport};
+    let mut conn = aisle_core::replica::open_writer(db).expect("writer");
+    let credentials = Credentials::load(&conn)
+        .expect("load")
+        .expect("provisioned");
+    let transport = Transport::with_timeout(&credentials, std::time::Duration::from_secs(30))
+        .expect("transport");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    aisle_core::sync::run_once(
+        &mut conn,
+        &transport,
+        &SyncOptions::for_replica(db),
+        &aisle_core::dates::timestamp_string(now),
+    )
+    .expect("sync")
+}

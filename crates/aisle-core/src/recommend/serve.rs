@@ -133,7 +133,7 @@ pub struct Pick {
 }
 
 /// The answer for a member or an anonymous shopper.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Lists {
     pub buy_again: Vec<Pick>,
     pub discover: Vec<Pick>,
