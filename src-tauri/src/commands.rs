@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aisle_core::clienteling;
+use aisle_core::clienteling::{self, ClientError};
 use aisle_core::edits::Consent;
 use aisle_core::recommend::serve;
 use aisle_core::staff::Associate;
@@ -235,11 +235,7 @@ pub async fn scan_card(
             source.as_mut(),
             &conn,
             &device,
-            || {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs())
-            },
+            || u64::try_from(crate::state::wall_secs()).unwrap_or(0),
             &aisle_core::identify::member_code::CodePolicy::default(),
             || {
                 state.scan_generation.load(Ordering::SeqCst) == generation
@@ -261,16 +257,11 @@ pub async fn scan_card(
             }
         };
         let profile = aisle_core::members::profile(&conn, member_id).map_err(|e| match e {
-            aisle_core::members::MemberError::NotFound(_) => {
-                ApiError::new("not_found", format!("No client {member_id} on this tablet"))
-            }
-            other => ApiError::internal(other),
+            aisle_core::members::MemberError::NotFound(_) => ClientError::NotFound(member_id),
+            other => ClientError::Member(other),
         })?;
         if profile.erased_at.is_some() {
-            return Err(ApiError::new(
-                "erased",
-                format!("Client {member_id} asked to be forgotten"),
-            ));
+            return Err(ClientError::Erased(member_id).into());
         }
         Ok(MemberHit {
             member_id,
@@ -502,12 +493,9 @@ pub async fn unlock_staff(
 
 fn sync(conn: &rusqlite::Connection) -> Result<SyncStatus, ApiError> {
     let status = aisle_core::sync::status(conn).map_err(ApiError::internal)?;
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
     Ok(SyncStatus {
         provisioned: status.provisioned,
-        offline: status.offline(wall, 600),
+        offline: status.offline(crate::state::wall_secs(), 600),
         last_success_at: status.last_success_at,
         last_error: status.last_error,
         pending_events: u32::try_from(status.pending_events).unwrap_or(u32::MAX),

@@ -14,6 +14,13 @@ use rusqlite::Connection;
 
 use crate::dto::ApiError;
 
+/// The wall clock, seconds since the epoch (the one place the app reads it).
+pub fn wall_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// The replica and the store; shared by every command.
 #[derive(Debug)]
 pub struct AppState {
@@ -161,12 +168,9 @@ impl AppState {
 
     /// Store-local now.
     pub fn now(&self) -> String {
-        self.now.clone().unwrap_or_else(|| {
-            let secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            aisle_core::dates::timestamp_string(secs)
-        })
+        self.now
+            .clone()
+            .unwrap_or_else(|| aisle_core::dates::timestamp_string(wall_secs()))
     }
 
     /// A read connection of its own (readers never wait on the writer: WAL).

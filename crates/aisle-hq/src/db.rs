@@ -1233,19 +1233,9 @@ pub fn save_associate(
             updated_at: now.to_owned(),
             ..previous
         };
-        log_change(
-            &tx,
-            Scope::Store(left.store_id),
-            &Change::Associate(left),
-            now,
-        )?;
+        send_associate(&tx, left, now)?;
     }
-    log_change(
-        &tx,
-        Scope::Store(record.store_id),
-        &Change::Associate(record),
-        now,
-    )?;
+    send_associate(&tx, record, now)?;
     let seq = head(&tx)?;
     tx.commit()?;
     Ok(seq)
@@ -1286,15 +1276,24 @@ pub fn deactivate_associate(
         ..record
     };
     records::write_associate(&tx, &record)?;
-    log_change(
-        &tx,
-        Scope::Store(record.store_id),
-        &Change::Associate(record),
-        now,
-    )?;
+    send_associate(&tx, record, now)?;
     let seq = head(&tx)?;
     tx.commit()?;
     Ok(seq)
+}
+
+/// Logs an associate's record for their store (the only store that holds them).
+fn send_associate(
+    tx: &Transaction<'_>,
+    record: AssociateRecord,
+    now: &str,
+) -> Result<i64, HqError> {
+    log_change(
+        tx,
+        Scope::Store(record.store_id),
+        &Change::Associate(record),
+        now,
+    )
 }
 
 fn read_associate(conn: &Connection, staff_id: i64) -> rusqlite::Result<Option<AssociateRecord>> {
