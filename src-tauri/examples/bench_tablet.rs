@@ -10,7 +10,7 @@
 //!   the app) to the sign-in form being on the page; baseline: the process
 //!   start of `aisle-associate --version`;
 //! - resident memory: the app and its WebKit processes, after the searches
-//!   and a client screen.
+//!   and a client's screen opened through the page (drawn in full).
 //!
 //! Usage: bench_tablet --binary PATH --db REPLICA [--queries N] [--starts K]
 
@@ -166,7 +166,7 @@ fn main() -> Result<()> {
     let starts: usize = flag(&args, "--starts").map_or(Ok(10), |v| v.parse())?;
 
     // The store, its associates (the demo's, if it has none) and the queries.
-    let (store_id, members, sample) = {
+    let (store_id, members, sample, (client_name, client_card)) = {
         let mut conn = aisle_core::replica::open_writer(&db)?;
         let store_id: i64 = conn.query_row(
             "SELECT store_id FROM store_products GROUP BY store_id ORDER BY count(*) DESC LIMIT 1",
@@ -189,7 +189,17 @@ fn main() -> Result<()> {
             aisle_core::recommend::artifact::store(&conn, &fitted)?;
         }
         let members: i64 = conn.query_row("SELECT count(*) FROM members", [], |r| r.get(0))?;
-        (store_id, members, queries(&conn, count)?)
+        // The client the memory is read on: one with history, shown in full.
+        let client: (String, String) = conn.query_row(
+            "SELECT m.display_name, c.card_number FROM members m
+             JOIN member_cards c ON c.member_id = m.member_id
+             WHERE m.erased_at IS NULL AND m.consent_personalization = 1
+               AND EXISTS (SELECT 1 FROM baskets b WHERE b.member_id = m.member_id)
+             LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        (store_id, members, queries(&conn, count)?, client)
     };
     println!(
         "replica {} ({members} members), store {store_id}, {} queries",
@@ -228,7 +238,10 @@ fn main() -> Result<()> {
     }
 
     let driver = browser.session();
-    driver.find("[data-testid=signin]");
+    driver.type_into(&driver.find("#staff"), "1001");
+    driver.type_into(&driver.find("#pin"), "2468");
+    driver.click(&driver.find("[data-testid=signin-submit]"));
+    driver.wait_text("[data-testid=who]", |t| t.contains("Alex"));
     driver.call(
         reqwest::Method::POST,
         "timeouts",
@@ -239,20 +252,17 @@ fn main() -> Result<()> {
         const [queries, done] = [arguments[0], arguments[arguments.length - 1]];
         const invoke = window.__TAURI_INTERNALS__.invoke;
         (async () => {
-          await invoke("sign_in", { args: { staffId: 1001, pin: "2468" } });
           const search = [], base = [];
-          let hits = 0, member = null;
+          let hits = 0;
           for (const text of queries) {
             let t = performance.now();
             const found = await invoke("search_members", { args: { text, limit: 20 } });
             search.push(performance.now() - t);
             hits += found.length;
-            if (member === null && found.length > 0) member = found[0].memberId;
             t = performance.now();
             await invoke("whoami", {});
             base.push(performance.now() - t);
           }
-          if (member !== null) await invoke("client_360", { memberId: member });
           done({ search, base, hits });
         })().catch((e) => done({ error: JSON.stringify(e) }));
         "#,
@@ -269,6 +279,16 @@ fn main() -> Result<()> {
     };
     let search = sorted(read("search"));
     let base = sorted(read("base"));
+    // A client's screen as an associate opens it: searched, clicked, drawn
+    // (chart, baskets, suggestions, offers).
+    driver.type_into(&driver.find("#q"), &client_card);
+    driver.wait_text("[data-testid=hits]", |t| t.contains(&client_name));
+    driver.click(&driver.find_xpath(&format!("//button[contains(., \"{client_name}\")]")));
+    driver.wait_text("[data-testid=client]", |t| t.contains("Buy again"));
+    driver.execute_async(
+        "const done = arguments[arguments.length - 1]; setTimeout(done, 1000);",
+        &json!([]),
+    );
     let each = tree_memory(browser.driver_pid())?;
     driver.quit();
 

@@ -8,10 +8,12 @@
 //!   (`ui/associate/src/bindings.ts`, checked by a test).
 //! - [`commands`]: the `#[tauri::command]`s, thin and async.
 //! - [`state`]: the replica the tablet works on and the store it serves.
+//! - [`webview`]: how the webview draws (compositing only with a GPU).
 
 pub mod commands;
 pub mod dto;
 pub mod state;
+pub mod webview;
 
 pub use state::AppState;
 
@@ -52,7 +54,17 @@ pub fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let state = AppState::from_env()?;
+    let composite = webview::composite(
+        std::env::var(webview::SETTING).ok().as_deref(),
+        webview::has_render_node(std::path::Path::new("/dev/dri")),
+    )?;
     builder(tauri::Builder::default(), state)
+        .setup(move |app| {
+            if !composite && let Some(window) = tauri::Manager::get_webview_window(app, "main") {
+                webview::without_compositing(&window)?;
+            }
+            Ok(())
+        })
         .run(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("the associate app stopped: {e}"))
 }

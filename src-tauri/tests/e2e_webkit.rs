@@ -8,6 +8,10 @@
 //! the preference, the coupon, the note and the audit trail at HQ. A
 //! screenshot of every screen is saved (target/tmp/associate-*.png) and the
 //! text on it asserted.
+//!
+//! On this machine (no GPU) the app draws without compositing, as it would
+//! on such a tablet (`webview`); a second test forces compositing, the path
+//! of a tablet with a GPU, and opens a client's screen through it.
 
 mod support;
 
@@ -247,6 +251,53 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
         )
         .expect("views at HQ");
     assert!(views >= 1, "the audit trail names the associate");
+}
+
+#[test]
+fn the_composited_webview_draws_a_client_screen_too() {
+    support::webkit::require_tools();
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("replica.db");
+    aisle_tests::kiosk_replica(&db, NOW);
+    let (name, family): (String, String) = rusqlite::Connection::open(&db)
+        .expect("replica")
+        .query_row(
+            "SELECT m.display_name, m.family_name FROM members m
+             WHERE m.family_name IS NOT NULL AND m.erased_at IS NULL AND m.consent_personalization = 1
+               AND EXISTS (SELECT 1 FROM baskets b WHERE b.member_id = m.member_id)
+             ORDER BY m.member_id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("a member with history");
+    let browser = Browser::start(
+        Path::new(env!("CARGO_BIN_EXE_aisle-associate")),
+        &[
+            ("AISLE_DB", db.display().to_string()),
+            ("AISLE_NOW", NOW.to_owned()),
+            ("AISLE_WEBVIEW_COMPOSITING", "on".to_owned()),
+        ],
+    );
+    let driver = browser.session();
+    sign_in(&driver, "1001", "2468");
+    driver.wait_text("[data-testid=who]", |t| t.contains("Alex Moreau"));
+    driver.type_into(&driver.find("#q"), &family);
+    driver.click(&driver.find_xpath(&format!("//button[contains(., \"{name}\")]")));
+    let client = driver.wait_text("[data-testid=client]", |t| t.contains("Buy again"));
+    assert!(
+        client.contains(&name) && client.contains("Spend by month"),
+        "{client}"
+    );
+    let png = driver.screenshot(Path::new(env!("CARGO_TARGET_TMPDIR")), "composited-client");
+    let picture = image::load_from_memory(&png).expect("a picture").to_rgb8();
+    let colours: std::collections::HashSet<[u8; 3]> =
+        picture.pixels().step_by(7).map(|p| p.0).collect();
+    assert!(
+        colours.len() > 50,
+        "the composited screen is drawn (text, chart), not blank: {} colours",
+        colours.len()
+    );
+    driver.quit();
 }
 
 fn sign_in(driver: &Driver, staff: &str, pin: &str) {

@@ -256,12 +256,37 @@ impl Driver {
 
     /// The window as PNG after two frames (a fresh DOM change is painted),
     /// saved as `dir/associate-{name}.png`.
+    ///
+    /// WebKit answers a screenshot after the page's next paint. Without
+    /// compositing (the app's choice where there is no GPU) a still page
+    /// never paints again and the request would wait forever, so a pixel in
+    /// the corner flips between transparent and 1 % grey until the picture
+    /// is taken (invisible in it: at most one level of one pixel).
     pub fn screenshot(&self, dir: &Path, name: &str) -> Vec<u8> {
         self.execute_async(
-            "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));",
+            r"const done = arguments[arguments.length - 1];
+            let dot = document.getElementById('screenshot-tick');
+            if (!dot) {
+              dot = document.createElement('div');
+              dot.id = 'screenshot-tick';
+              dot.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none';
+              document.body.appendChild(dot);
+            }
+            clearInterval(window.screenshotTick);
+            window.screenshotTick = setInterval(() => {
+              dot.style.background = dot.style.background ? '' : 'rgba(0,0,0,0.01)';
+            }, 20);
+            requestAnimationFrame(() => requestAnimationFrame(() => done()));",
             &json!([]),
         );
         let encoded = self.call(reqwest::Method::GET, "screenshot", None);
+        self.execute_async(
+            r"const done = arguments[arguments.length - 1];
+            clearInterval(window.screenshotTick);
+            document.getElementById('screenshot-tick')?.remove();
+            done();",
+            &json!([]),
+        );
         let png = base64_decode(encoded.as_str().expect("base64 PNG"));
         let path = dir.join(format!("associate-{name}.png"));
         std::fs::write(&path, &png).expect("save screenshot");
