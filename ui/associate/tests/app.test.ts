@@ -360,6 +360,8 @@ describe("the clients tab", () => {
     await fireEvent.click(within(panel).getByText("Close"));
     expect(screen.queryByTestId("product")).toBeNull();
 
+    // One line is "1 item", not "1 items".
+    expect(screen.getByText(/· 1 item$/)).toBeTruthy();
     await fireEvent.click(screen.getByText(/Sourdough loaf/));
     const again = await screen.findByTestId("product");
     await within(again).findByText("Out of stock");
