@@ -12,7 +12,10 @@
 //! - resident memory: the app and its WebKit processes, after the searches
 //!   and a client's screen opened through the page (drawn in full).
 //!
-//! Usage: bench_tablet --binary PATH --db REPLICA [--queries N] [--starts K]
+//!   Baseline: a blank page in a Tauri window on the same WebKit
+//!   (`examples/blank_window.rs`), the floor any WebKitGTK app starts from.
+//!
+//! Usage: bench_tablet --binary PATH --blank PATH --db REPLICA [--queries N] [--starts K]
 
 // A benchmark reports on stdout.
 #![allow(clippy::print_stdout)]
@@ -107,46 +110,93 @@ fn kb(text: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The memory of every process below `root` (the app and its WebKit processes).
-fn tree_memory(root: u32) -> Result<Vec<(String, Memory)>> {
-    let mut parent = std::collections::HashMap::new();
+/// A live process: its parent and its name (`comm`, at most 15 bytes).
+struct Process {
+    parent: u32,
+    name: String,
+}
+
+/// Every live process (zombies hold no memory and are left out).
+fn processes() -> Result<std::collections::HashMap<u32, Process>> {
+    let mut all = std::collections::HashMap::new();
     for entry in std::fs::read_dir("/proc")? {
         let name = entry?.file_name();
         let Ok(pid) = name.to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            && let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r)
-            && let Some(ppid) = rest.split_whitespace().nth(1)
-        {
-            parent.insert(pid, ppid.parse::<u32>().unwrap_or(0));
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let mut rest = stat[close + 1..].split_whitespace();
+        let (state, parent) = (rest.next(), rest.next());
+        if state == Some("Z") {
+            continue;
         }
+        all.insert(
+            pid,
+            Process {
+                parent: parent.and_then(|p| p.parse().ok()).unwrap_or(0),
+                name: stat[open + 1..close].to_owned(),
+            },
+        );
     }
-    let below = |mut pid: u32| {
-        while pid > 1 {
-            if pid == root {
-                return true;
-            }
-            pid = parent.get(&pid).copied().unwrap_or(0);
+    Ok(all)
+}
+
+fn below(all: &std::collections::HashMap<u32, Process>, mut pid: u32, root: u32) -> bool {
+    while pid > 1 {
+        if pid == root {
+            return true;
         }
-        false
-    };
+        pid = all.get(&pid).map_or(0, |p| p.parent);
+    }
+    false
+}
+
+/// Waits (20 s at most) until no WebKit process lives outside `root`'s
+/// tree: an earlier session's leftovers would share library pages with the
+/// measured processes and make their proportional figures look smaller.
+fn settle(root: u32) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let all = processes()?;
+        let strays: Vec<String> = all
+            .iter()
+            .filter(|(pid, p)| {
+                **pid != root && p.name.starts_with("WebKit") && !below(&all, **pid, root)
+            })
+            .map(|(pid, p)| format!("{} ({pid})", p.name))
+            .collect();
+        if strays.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            bail!(
+                "WebKit processes outside the measured app would skew its memory: {}",
+                strays.join(", ")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The memory of every process below `root` (the app and its WebKit processes).
+fn tree_memory(root: u32) -> Result<Vec<(String, Memory)>> {
+    settle(root)?;
+    let all = processes()?;
     let mut each = Vec::new();
-    for &pid in parent.keys() {
-        if pid == root || !below(pid) {
+    for (&pid, process) in &all {
+        if pid == root || !below(&all, pid, root) {
             continue;
         }
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let rollup =
             std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-        let name = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Name:"))
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
         each.push((
-            name,
+            process.name.clone(),
             Memory {
                 rss: kb(&status, "VmRSS:"),
                 anon: kb(&status, "RssAnon:"),
@@ -158,9 +208,33 @@ fn tree_memory(root: u32) -> Result<Vec<(String, Memory)>> {
     Ok(each)
 }
 
+fn total(each: &[(String, Memory)]) -> Memory {
+    each.iter().fold(Memory::default(), |sum, (_, m)| Memory {
+        rss: sum.rss + m.rss,
+        anon: sum.anon + m.anon,
+        pss: sum.pss + m.pss,
+    })
+}
+
+/// The floor: a blank page in a Tauri window on the same WebKit, drawn the
+/// same way, measured once it is on screen (the app is gone by then).
+fn blank_window(binary: &std::path::Path) -> Result<Vec<(String, Memory)>> {
+    let browser = webkit::Browser::start(binary, &[]);
+    let driver = browser.session();
+    driver.find("#blank");
+    driver.execute_async(
+        "const done = arguments[arguments.length - 1]; setTimeout(done, 1000);",
+        &json!([]),
+    );
+    let each = tree_memory(browser.driver_pid())?;
+    driver.quit();
+    Ok(each)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let binary = PathBuf::from(flag(&args, "--binary").context("--binary PATH")?);
+    let blank = PathBuf::from(flag(&args, "--blank").context("--blank PATH")?);
     let db = PathBuf::from(flag(&args, "--db").context("--db REPLICA")?);
     let count: usize = flag(&args, "--queries").map_or(Ok(1000), |v| v.parse())?;
     let starts: usize = flag(&args, "--starts").map_or(Ok(10), |v| v.parse())?;
@@ -291,6 +365,8 @@ fn main() -> Result<()> {
     );
     let each = tree_memory(browser.driver_pid())?;
     driver.quit();
+    drop(browser);
+    let floor = blank_window(&blank)?;
 
     let plain = sorted(plain);
     let cold = sorted(cold);
@@ -315,24 +391,30 @@ fn main() -> Result<()> {
         percentile(&plain, 50.0)
     );
     let mb = |kb: u64| kb as f64 / 1024.0;
-    let total = each.iter().fold(Memory::default(), |sum, (_, m)| Memory {
-        rss: sum.rss + m.rss,
-        anon: sum.anon + m.anon,
-        pss: sum.pss + m.pss,
-    });
+    let (app, base) = (total(&each), total(&floor));
     println!(
         "memory after the searches and a client screen: proportional (PSS) {:.1} MB in all, resident {:.1} MB (shared pages counted per process), anonymous {:.1} MB",
-        mb(total.pss),
-        mb(total.rss),
-        mb(total.anon)
+        mb(app.pss),
+        mb(app.rss),
+        mb(app.anon)
     );
-    for (name, m) in each {
-        println!(
-            "  {name}: PSS {:.1} MB, resident {:.1} MB, anonymous {:.1} MB",
-            mb(m.pss),
-            mb(m.rss),
-            mb(m.anon)
-        );
+    println!(
+        "baseline blank Tauri window: PSS {:.1} MB in all, resident {:.1} MB, anonymous {:.1} MB; the app's own PSS above it {:.1} MB (ratio {:.2}x)",
+        mb(base.pss),
+        mb(base.rss),
+        mb(base.anon),
+        mb(app.pss.saturating_sub(base.pss)),
+        app.pss as f64 / base.pss.max(1) as f64
+    );
+    for (label, list) in [("app", &each), ("blank", &floor)] {
+        for (name, m) in list {
+            println!(
+                "  {label} {name}: PSS {:.1} MB, resident {:.1} MB, anonymous {:.1} MB",
+                mb(m.pss),
+                mb(m.rss),
+                mb(m.anon)
+            );
+        }
     }
     Ok(())
 }

@@ -54,17 +54,10 @@ pub fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let state = AppState::from_env()?;
-    let composite = webview::composite(
-        std::env::var(webview::SETTING).ok().as_deref(),
-        webview::has_render_node(std::path::Path::new("/dev/dri")),
-    )?;
-    builder(tauri::Builder::default(), state)
-        .setup(move |app| {
-            if !composite && let Some(window) = tauri::Manager::get_webview_window(app, "main") {
-                webview::without_compositing(&window)?;
-            }
-            Ok(())
-        })
-        .run(tauri::generate_context!())
-        .map_err(|e| anyhow::anyhow!("the associate app stopped: {e}"))
+    webview::drawn(
+        builder(tauri::Builder::default(), state),
+        webview::choose()?,
+    )
+    .run(tauri::generate_context!())
+    .map_err(|e| anyhow::anyhow!("the associate app stopped: {e}"))
 }

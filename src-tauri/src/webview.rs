@@ -31,6 +31,25 @@ pub fn has_render_node(dri: &Path) -> bool {
     })
 }
 
+/// The choice for this machine: the setting, else whether it has a GPU.
+pub fn choose() -> anyhow::Result<bool> {
+    composite(
+        std::env::var(SETTING).ok().as_deref(),
+        has_render_node(Path::new("/dev/dri")),
+    )
+}
+
+/// `builder` with its main window drawn as chosen (compositing is
+/// WebKitGTK's default; off, it is turned off before the page draws much).
+pub fn drawn<R: tauri::Runtime>(builder: tauri::Builder<R>, composite: bool) -> tauri::Builder<R> {
+    builder.setup(move |app| {
+        if !composite && let Some(window) = tauri::Manager::get_webview_window(app, "main") {
+            without_compositing(&window)?;
+        }
+        Ok(())
+    })
+}
+
 /// Turns compositing off in `window`'s webview (WebKitGTK's hardware
 /// acceleration policy `never`); elsewhere the platform decides.
 pub fn without_compositing<R: tauri::Runtime>(

@@ -345,7 +345,8 @@ fn bench_fuzz(args: &[&str]) -> Result<()> {
 
 /// `cargo xtask bench tablet`: the associate app (release) in WebKitGTK
 /// under Xvfb on the 1 M-member replica of `bench replica` (built first if
-/// missing): search round trip, cold start, memory (docs/BENCHMARKS.md).
+/// missing): search round trip, cold start, memory against a blank Tauri
+/// window's (docs/BENCHMARKS.md).
 fn bench_tablet(args: &[&str]) -> Result<()> {
     let queries = flag(args, "--queries").unwrap_or("1000");
     let starts = flag(args, "--starts").unwrap_or("10");
@@ -377,12 +378,16 @@ fn bench_tablet(args: &[&str]) -> Result<()> {
         "aisle-associate",
         "--example",
         "bench_tablet",
+        "--example",
+        "blank_window",
     ]))?;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
     run(Command::new(target.join("release/examples/bench_tablet"))
         .arg("--binary")
         .arg(target.join("release/aisle-associate"))
+        .arg("--blank")
+        .arg(target.join("release/examples/blank_window"))
         .arg("--db")
         .arg(&db)
         .args(["--queries", queries, "--starts", starts]))

@@ -5,7 +5,9 @@
 //! length (u64), SHA-256 of the payload (32 bytes), payload (postcard encoding
 //! of [`Artifact`]). A reader refuses anything that is short, of another
 //! format, or whose bytes do not hash to the recorded checksum, with an error
-//! that says which; serving then falls back to the previous good artifact.
+//! that says which, and so is a payload that decodes but whose arrays do not
+//! agree ([`Model::check`]); serving then falls back to the previous good
+//! artifact.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -14,8 +16,9 @@ use sha2::{Digest, Sha256};
 use super::model::Model;
 
 pub const MAGIC: &[u8; 8] = b"AISLEREC";
-/// Bumped whenever the payload's shape changes.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever the payload's shape changes (3: neighbour lists in flat
+/// arrays, checked on reading).
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 32;
 
 /// What an artifact holds.
@@ -48,6 +51,8 @@ pub enum ArtifactError {
     },
     #[error("model artifact does not decode: {0}")]
     Decode(String),
+    #[error("model artifact decodes but does not hold together: {0}")]
+    Inconsistent(String),
     #[error("no usable recommendation model in the replica; run `aisle train`{}", .0.as_deref().map(|e| format!(" (newest: {e})")).unwrap_or_default())]
     Missing(Option<String>),
     #[error("the replica has no purchases to learn from")]
@@ -108,7 +113,13 @@ pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
             found: hex(&found),
         });
     }
-    postcard::from_bytes(payload).map_err(|e| ArtifactError::Decode(e.to_string()))
+    let artifact: Artifact =
+        postcard::from_bytes(payload).map_err(|e| ArtifactError::Decode(e.to_string()))?;
+    artifact
+        .model
+        .check()
+        .map_err(ArtifactError::Inconsistent)?;
+    Ok(artifact)
 }
 
 /// Stores an artifact in the replica; returns its id.
@@ -157,8 +168,9 @@ pub fn load_newest(conn: &Connection) -> Result<Loaded, ArtifactError> {
     let mut refused = Vec::new();
     while let Some(row) = rows.next()? {
         let artifact_id: i64 = row.get(0)?;
-        let bytes: Vec<u8> = row.get(1)?;
-        match decode(&bytes) {
+        // Decoded from SQLite's own buffer: no second copy of the bytes.
+        let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        match decode(bytes) {
             Ok(artifact) => {
                 for (id, error) in &refused {
                     tracing::warn!(artifact_id = id, %error, "model artifact refused; serving an older one");
@@ -190,6 +202,7 @@ pub fn newest_size(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recommend::model::Neighbors;
 
     fn sample() -> Artifact {
         Artifact {
@@ -198,10 +211,74 @@ mod tests {
             seed: 1,
             model: Model {
                 products: vec![10, 20, 30],
+                item_kind: vec![0; 3],
+                kinds: vec!["BREAD".into()],
+                kind_top: vec![vec![2, 0]],
+                kind_share: vec![0.2, 0.3, 0.5],
+                popularity: vec![1.0; 3],
+                recent_popularity: vec![1.0; 3],
                 popular: vec![2, 0, 1],
+                neighbors: Neighbors::from_lists(&[
+                    vec![(2, 0.5), (1, 0.25)],
+                    vec![],
+                    vec![(0, 0.5)],
+                ]),
+                shopper_neighbors: Neighbors::from_lists(&[vec![], vec![], vec![]]),
+                repeat_rate: vec![0.5; 3],
+                repeat_interval: vec![7.0; 3],
+                new_buyers: vec![0.0; 3],
                 ..Model::default()
             },
         }
+    }
+
+    #[test]
+    fn neighbour_lists_read_back_per_item() {
+        let back = decode(&encode(&sample()).expect("encode")).expect("decode");
+        let of = |item| back.model.neighbors.of(item).collect::<Vec<_>>();
+        assert_eq!(of(0), vec![(2, 0.5), (1, 0.25)]);
+        assert_eq!(of(1), vec![]);
+        assert_eq!(of(2), vec![(0, 0.5)]);
+        assert_eq!(of(3), vec![], "an item past the lists has none");
+        assert_eq!(back.model.neighbors.n_items(), 3);
+        assert_eq!(back.model.neighbors.n_entries(), 3);
+    }
+
+    #[test]
+    fn an_artifact_that_does_not_hold_together_is_refused() {
+        // Well formed and checksummed (HQ signed what it sent), but naming a
+        // product the model does not have: serving would index past the end.
+        let mut lying = sample();
+        lying.model.neighbors = Neighbors::from_lists(&[vec![(7, 0.5)], vec![], vec![]]);
+        let error = decode(&encode(&lying).expect("encode")).expect_err("refused");
+        assert!(matches!(error, ArtifactError::Inconsistent(_)), "{error}");
+        assert!(
+            error.to_string().contains("neighbour 7 of 3 items"),
+            "{error}"
+        );
+
+        let mut short = sample();
+        short.model.popularity.pop();
+        let error = decode(&encode(&short).expect("encode")).expect_err("refused");
+        assert!(
+            error.to_string().contains("2 popularity for 3 products"),
+            "{error}"
+        );
+
+        let mut lists = sample();
+        lists.model.shopper_neighbors = Neighbors::from_lists(&[vec![]]);
+        let error = decode(&encode(&lists).expect("encode")).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("shoppers' neighbours: 2 list starts for 3 items"),
+            "{error}"
+        );
+
+        let mut kinds = sample();
+        kinds.model.item_kind[1] = 4;
+        let error = decode(&encode(&kinds).expect("encode")).expect_err("refused");
+        assert!(error.to_string().contains("beyond the 1 kinds"), "{error}");
     }
 
     #[test]

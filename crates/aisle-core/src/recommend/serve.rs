@@ -475,10 +475,11 @@ pub fn recommend(
                     .iter()
                     .filter(|own| stats.get(own).is_some_and(|s| s.trips >= 2))
                     .filter_map(|own| {
-                        model.neighbors[*own as usize]
-                            .iter()
+                        model
+                            .neighbors
+                            .of(*own)
                             .find(|(n, _)| *n == candidate.item)
-                            .map(|(_, sim)| (*own, f64::from(*sim)))
+                            .map(|(_, sim)| (*own, f64::from(sim)))
                     })
                     .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
                 let reason = match because {
@@ -519,15 +520,15 @@ pub fn bought_together(
     filler.taken.insert(product_id);
     if let Some(item) = served.index.get(&product_id) {
         let name = product_name(conn, product_id)?;
-        for (neighbor, similarity) in &served.model.neighbors[*item as usize] {
+        for (neighbor, similarity) in served.model.neighbors.of(*item) {
             let reason = Reason::BoughtWith {
                 product_id,
                 name: name.clone(),
             };
             filler.offer(
-                served.model.products[*neighbor as usize],
+                served.model.products[neighbor as usize],
                 reason,
-                f64::from(*similarity),
+                f64::from(similarity),
             )?;
         }
     }
