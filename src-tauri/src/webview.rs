@@ -40,7 +40,8 @@ pub fn choose() -> anyhow::Result<bool> {
 }
 
 /// `builder` with its main window drawn as chosen (compositing is
-/// WebKitGTK's default; off, it is turned off before the page draws much).
+/// WebKitGTK's default; off, it is turned off in the setup hook, as the
+/// window is created).
 pub fn drawn<R: tauri::Runtime>(builder: tauri::Builder<R>, composite: bool) -> tauri::Builder<R> {
     builder.setup(move |app| {
         if !composite && let Some(window) = tauri::Manager::get_webview_window(app, "main") {

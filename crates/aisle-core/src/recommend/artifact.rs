@@ -242,6 +242,16 @@ mod tests {
         assert_eq!(of(3), vec![], "an item past the lists has none");
         assert_eq!(back.model.neighbors.n_items(), 3);
         assert_eq!(back.model.neighbors.n_entries(), 3);
+        assert_eq!(
+            back.model.shopper_neighbors.of(1).count(),
+            0,
+            "empty lists stay empty"
+        );
+        // No lists at all (nobody bought two things together) is a model too.
+        let mut none = sample();
+        none.model.neighbors = Neighbors::default();
+        let back = decode(&encode(&none).expect("encode")).expect("no lists is fine");
+        assert_eq!(back.model.neighbors.of(0).count(), 0);
     }
 
     #[test]
