@@ -59,17 +59,7 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
             [],
         )
         .expect("offer rule");
-    let (member, name, family): (i64, String, String) = rusqlite::Connection::open(&store.db)
-        .expect("replica")
-        .query_row(
-            "SELECT m.member_id, m.display_name, m.family_name FROM members m
-             WHERE m.family_name IS NOT NULL AND m.erased_at IS NULL AND m.consent_personalization = 1
-               AND EXISTS (SELECT 1 FROM baskets b WHERE b.member_id = m.member_id)
-             ORDER BY m.member_id LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .expect("a member with history");
+    let (member, name, family) = member_with_history(&store.db);
 
     // The tablet's camera sees the client's card.
     let card: String = rusqlite::Connection::open(&store.db)
@@ -259,17 +249,7 @@ fn the_composited_webview_draws_a_client_screen_too() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("replica.db");
     aisle_tests::kiosk_replica(&db, NOW);
-    let (name, family): (String, String) = rusqlite::Connection::open(&db)
-        .expect("replica")
-        .query_row(
-            "SELECT m.display_name, m.family_name FROM members m
-             WHERE m.family_name IS NOT NULL AND m.erased_at IS NULL AND m.consent_personalization = 1
-               AND EXISTS (SELECT 1 FROM baskets b WHERE b.member_id = m.member_id)
-             ORDER BY m.member_id LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .expect("a member with history");
+    let (_, name, family) = member_with_history(&db);
     let browser = Browser::start(
         Path::new(env!("CARGO_BIN_EXE_aisle-associate")),
         &[
@@ -298,6 +278,22 @@ fn the_composited_webview_draws_a_client_screen_too() {
         colours.len()
     );
     driver.quit();
+}
+
+/// The first member (by id) with a family name, consent to personalization
+/// and purchases: id, display name, family name.
+fn member_with_history(db: &Path) -> (i64, String, String) {
+    rusqlite::Connection::open(db)
+        .expect("replica")
+        .query_row(
+            "SELECT m.member_id, m.display_name, m.family_name FROM members m
+             WHERE m.family_name IS NOT NULL AND m.erased_at IS NULL AND m.consent_personalization = 1
+               AND EXISTS (SELECT 1 FROM baskets b WHERE b.member_id = m.member_id)
+             ORDER BY m.member_id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .expect("a member with history")
 }
 
 fn sign_in(driver: &Driver, staff: &str, pin: &str) {
