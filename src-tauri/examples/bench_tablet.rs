@@ -208,6 +208,14 @@ fn tree_memory(root: u32) -> Result<Vec<(String, Memory)>> {
     Ok(each)
 }
 
+/// One second for the page to finish drawing before its memory is read.
+fn settle_page(driver: &webkit::Driver) {
+    driver.execute_async(
+        "const done = arguments[arguments.length - 1]; setTimeout(done, 1000);",
+        &json!([]),
+    );
+}
+
 fn total(each: &[(String, Memory)]) -> Memory {
     each.iter().fold(Memory::default(), |sum, (_, m)| Memory {
         rss: sum.rss + m.rss,
@@ -222,10 +230,7 @@ fn blank_window(binary: &std::path::Path) -> Result<Vec<(String, Memory)>> {
     let browser = webkit::Browser::start(binary, &[]);
     let driver = browser.session();
     driver.find("#blank");
-    driver.execute_async(
-        "const done = arguments[arguments.length - 1]; setTimeout(done, 1000);",
-        &json!([]),
-    );
+    settle_page(&driver);
     let each = tree_memory(browser.driver_pid())?;
     driver.quit();
     Ok(each)
@@ -359,10 +364,7 @@ fn main() -> Result<()> {
     driver.wait_text("[data-testid=hits]", |t| t.contains(&client_name));
     driver.click(&driver.find_xpath(&format!("//button[contains(., \"{client_name}\")]")));
     driver.wait_text("[data-testid=client]", |t| t.contains("Buy again"));
-    driver.execute_async(
-        "const done = arguments[arguments.length - 1]; setTimeout(done, 1000);",
-        &json!([]),
-    );
+    settle_page(&driver);
     let each = tree_memory(browser.driver_pid())?;
     driver.quit();
     drop(browser);
