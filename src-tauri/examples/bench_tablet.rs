@@ -20,7 +20,7 @@
 // A benchmark reports on stdout.
 #![allow(clippy::print_stdout)]
 
-#[path = "../tests/support/webkit.rs"]
+#[path = "../tests/it/support/webkit.rs"]
 mod webkit;
 
 use std::path::PathBuf;

@@ -449,8 +449,8 @@ fn bench_sync_crash(args: &[&str]) -> Result<()> {
             "-p",
             "aisle-cli",
             "--test",
-            "sync",
-            "kill_9",
+            "it",
+            "sync::kill_9",
             "--",
             "--nocapture",
         ]))

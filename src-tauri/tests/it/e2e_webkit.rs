@@ -13,7 +13,7 @@
 //! on such a tablet (`webview`); a second test forces compositing, the path
 //! of a tablet with a GPU, and opens a client's screen through it.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

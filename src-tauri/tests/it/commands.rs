@@ -5,7 +5,7 @@
 //! under the offers' rules, the store view, refusals as `{ code, message }`;
 //! and the TypeScript bindings kept equal to the DTOs.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
@@ -898,7 +898,7 @@ fn the_typescript_bindings_match_the_dtos() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{} is stale: run `AISLE_UPDATE_BINDINGS=1 cargo test -p aisle-associate --test commands` and commit it",
+        "{} is stale: run `AISLE_UPDATE_BINDINGS=1 cargo test -p aisle-associate --test it commands` and commit it",
         path.display()
     );
 }

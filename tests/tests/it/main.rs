@@ -1,0 +1,7 @@
+//! The crate's integration tests, gathered in one binary (one link of the whole tree, not one per file).
+
+mod identify;
+mod import;
+mod kiosk;
+mod offers;
+mod recommend;
