@@ -21,6 +21,25 @@ pub struct TestHq {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// HQ's data folder `dir` with the demo extract as master data.
+fn build_demo_hq(dir: &Path) {
+    let config = aisle_hq::Config::new(dir.to_owned(), String::new());
+    let hq = aisle_hq::Hq::open(config).expect("open HQ");
+    hq.write(|conn| {
+        aisle_core::import::in_transaction(conn, |tx| {
+            aisle_core::import::completejourney::import(
+                tx,
+                &aisle_core::demo::source(),
+                &aisle_core::import::ImportOptions::default(),
+                &mut aisle_core::import::NoProgress,
+            )
+        })
+        .expect("import demo at HQ");
+        aisle_hq::db::refresh_partitions(conn).expect("partitions");
+    });
+    drop(hq);
+}
+
 impl TestHq {
     /// HQ with the demo extract as master data, over HTTPS.
     pub fn start_with_demo() -> Self {
@@ -34,21 +53,18 @@ impl TestHq {
 
     fn with_demo(plain: bool) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
+        // HQ's database with the demo imported is built once per test
+        // process; each HQ gets a copy and its own signing key.
         let config = aisle_hq::Config::new(data.path().to_owned(), "admin-secret".into());
-        let hq = aisle_hq::Hq::open(config).expect("open HQ");
-        hq.write(|conn| {
-            aisle_core::import::in_transaction(conn, |tx| {
-                aisle_core::import::completejourney::import(
-                    tx,
-                    &aisle_core::demo::source(),
-                    &aisle_core::import::ImportOptions::default(),
-                    &mut aisle_core::import::NoProgress,
-                )
-            })
-            .expect("import demo at HQ");
-            aisle_hq::db::refresh_partitions(conn).expect("partitions");
+        crate::fixture::copy_of("hq-demo", &config.db_path(), |path| {
+            let dir = path.parent().expect("fixture folder").join("hq-demo-build");
+            std::fs::remove_dir_all(&dir).ok();
+            build_demo_hq(&dir);
+            let db = aisle_hq::Config::new(dir.clone(), String::new()).db_path();
+            crate::fixture::checkpoint(&db);
+            std::fs::rename(db, path).expect("hq.db to the template");
+            std::fs::remove_dir_all(&dir).ok();
         });
-        drop(hq);
         let (ca_pem, tls) = aisle_hq::tls::dev_pki().expect("test certificates");
         let mut this = Self {
             data,

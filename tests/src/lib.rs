@@ -1,8 +1,10 @@
-//! Shared helpers of Aisle's cross-crate integration tests (`tests/tests/*.rs`).
+//! Shared helpers of Aisle's integration tests (`tests/tests/it`, and the
+//! CLI's, the kiosk's and the tablet's).
 //!
 //! Every test works in its own temp dir on real SQLite files; nothing here
 //! touches the network or `../shared`.
 
+pub mod fixture;
 pub mod hq;
 pub mod proxy;
 
@@ -29,11 +31,20 @@ pub fn options() -> ImportOptions {
     }
 }
 
-/// The demo as a kiosk replica at `db`: the demo extract, the recommendation
+/// The demo as a kiosk replica at `db` (see [`build_kiosk_replica`]): built
+/// once per test process and `now`, then copied (importing the demo and
+/// fitting both models costs seconds; a copy, milliseconds).
+pub fn kiosk_replica(db: &Path, now: &str) {
+    fixture::copy_of(&format!("kiosk-{now}"), db, |path| {
+        build_kiosk_replica(path, now);
+    });
+}
+
+/// Builds the demo kiosk replica: the demo extract, the recommendation
 /// model fitted as of `now`, the offer model fitted on the campaigns before
 /// 2017-10-01, and campaign 14 (running in late October 2017) open to every
 /// member, so demo members get coupons.
-pub fn kiosk_replica(db: &Path, now: &str) {
+fn build_kiosk_replica(db: &Path, now: &str) {
     use aisle_core::offers::model;
     use aisle_core::recommend::artifact;
     let mut conn = aisle_core::replica::open_writer(db).expect("replica");

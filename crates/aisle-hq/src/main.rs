@@ -1,5 +1,6 @@
 //! `aisle-hq`: the reference HQ server (a thin shell over the library).
 
+#[cfg(feature = "bench")]
 mod bench;
 
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ enum Command {
     /// Write a development CA and a loopback certificate (ca.pem, hq.pem, hq.key) into a folder.
     DevCert { out: PathBuf },
     /// Measure sync (bootstrap, delta apply, upload, many stores polling); see docs/BENCHMARKS.md.
+    /// Built with `--features bench` only (`cargo xtask bench sync`): the shipped server has no harness.
+    #[cfg(feature = "bench")]
     BenchSync(bench::Options),
     /// Register a store device; prints its credentials as JSON (shown once).
     RegisterDevice {
@@ -216,6 +219,7 @@ fn main() -> anyhow::Result<()> {
             std::fs::write(out.join("hq.key"), tls.key_pem)?;
             Ok(())
         }
+        #[cfg(feature = "bench")]
         Command::BenchSync(options) => bench::run(&cli.data, &options),
         Command::RegisterDevice {
             device_id,

@@ -83,16 +83,23 @@ pub fn demo(args: &[&str]) -> Result<()> {
         crate::front_end(false)?;
     }
     let mut build = cargo();
-    build.args([
-        "build",
-        "--quiet",
-        "-p",
-        "aisle-cli",
-        "-p",
-        "aisle-hq",
-        "-p",
-        "aisle-kiosk",
-    ]);
+    if args.contains(&"--test-build") {
+        // After `cargo test --workspace` (xtask test): the binaries with the
+        // features the tests resolved, so nothing is compiled a second time
+        // with another feature set; only the binaries are linked.
+        build.args(["build", "--quiet", "--workspace", "--tests", "--bins"]);
+    } else {
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "aisle-cli",
+            "-p",
+            "aisle-hq",
+            "-p",
+            "aisle-kiosk",
+        ]);
+    }
     if tablet {
         build.args(["-p", "aisle-associate"]);
     }

@@ -238,37 +238,85 @@ pub(crate) fn front_end(test: bool) -> Result<()> {
 }
 
 fn test(args: &[&str]) -> Result<()> {
-    ensure_packages()?;
-    front_end(true)?;
-    run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    check_core_dependencies()?;
-    run(cargo()
-        .args(["doc", "--workspace", "--no-deps", "--quiet"])
-        .env("RUSTDOCFLAGS", "-D warnings"))?;
-    run_tests(cargo().args(["test", "--workspace"]).args(args))?;
+    let mut steps = Steps::default();
+    steps.time("system packages", ensure_packages)?;
+    steps.time("front end", || front_end(true))?;
+    steps.time("fmt", || run(cargo().args(["fmt", "--all", "--check"])))?;
+    steps.time("clippy", || {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        // The benchmark harness is left out of the shipped HQ: lint it too.
+        run(cargo().args([
+            "clippy",
+            "-p",
+            "aisle-hq",
+            "--features",
+            "bench",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    steps.time("dependency rule", check_core_dependencies)?;
+    steps.time("doc", || {
+        run(cargo()
+            .args(["doc", "--workspace", "--no-deps", "--quiet"])
+            .env("RUSTDOCFLAGS", "-D warnings"))
+    })?;
+    steps.time("tests", || {
+        run_tests(cargo().args(["test", "--workspace"]).args(args))
+    })?;
     // The README's main job, end to end, where there is no display: HQ, sync, the kiosk's screens.
-    let shots = std::env::temp_dir().join("aisle-demo-check");
-    std::fs::remove_dir_all(&shots).ok();
-    demo::demo(&["--headless", &shots.to_string_lossy()])?;
-    for screen in ["attract", "welcome", "product", "message"] {
-        let path = shots.join(format!("{screen}.png"));
-        if !path.is_file() {
-            bail!(
-                "the demo's kiosk rendered no {screen} screen ({})",
-                path.display()
-            );
+    steps.time("demo", || {
+        let shots = std::env::temp_dir().join("aisle-demo-check");
+        std::fs::remove_dir_all(&shots).ok();
+        demo::demo(&["--headless", &shots.to_string_lossy(), "--test-build"])?;
+        for screen in ["attract", "welcome", "product", "message"] {
+            let path = shots.join(format!("{screen}.png"));
+            if !path.is_file() {
+                bail!(
+                    "the demo's kiosk rendered no {screen} screen ({})",
+                    path.display()
+                );
+            }
         }
-    }
-    eprintln!("demo: HQ, sync and every kiosk screen ok");
+        eprintln!("demo: HQ, sync and every kiosk screen ok");
+        Ok(())
+    })?;
+    steps.report();
     Ok(())
+}
+
+/// Wall time of each step of `cargo xtask test`, reported at the end (the
+/// CI budget is read off this table; docs/BENCHMARKS.md).
+#[derive(Default)]
+struct Steps(Vec<(&'static str, f64)>);
+
+impl Steps {
+    fn time(&mut self, name: &'static str, step: impl FnOnce() -> Result<()>) -> Result<()> {
+        let started = Instant::now();
+        let result = step();
+        self.0.push((name, started.elapsed().as_secs_f64()));
+        if result.is_err() {
+            self.report();
+        }
+        result
+    }
+
+    fn report(&self) {
+        let total: f64 = self.0.iter().map(|(_, s)| s).sum();
+        eprintln!("xtask test, wall time per step:");
+        for (name, seconds) in &self.0 {
+            eprintln!("  {name:<16} {seconds:>7.0} s");
+        }
+        eprintln!("  {:<16} {total:>7.0} s", "total");
+    }
 }
 
 /// Runs the test command, passing its output through, and ends with one line
@@ -281,11 +329,24 @@ fn run_tests(cmd: &mut Command) -> Result<()> {
         .spawn()
         .with_context(|| describe(cmd))?;
     let (mut passed, mut failed) = (0u64, 0u64);
+    // Each test binary and how long its tests took, for the slowest-first summary.
+    let mut binaries: Vec<(String, f64)> = Vec::new();
+    let mut current = String::new();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
             let line = line?;
             println!("{line}");
+            if let Some(name) = line.trim().strip_prefix("Running ") {
+                current = name.to_owned();
+            }
             if let Some(rest) = line.strip_prefix("test result: ") {
+                if let Some(seconds) = rest
+                    .rsplit("finished in ")
+                    .next()
+                    .and_then(|t| t.trim().trim_end_matches('s').parse::<f64>().ok())
+                {
+                    binaries.push((std::mem::take(&mut current), seconds));
+                }
                 let count = |word: &str| {
                     rest.split(';')
                         .find_map(|part| {
@@ -305,6 +366,11 @@ fn run_tests(cmd: &mut Command) -> Result<()> {
         }
     }
     let status = child.wait()?;
+    binaries.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("\nslowest test binaries:");
+    for (name, seconds) in binaries.iter().take(8) {
+        println!("  {seconds:>7.1} s  {name}");
+    }
     println!("\n{passed} passed, {failed} failed");
     if !status.success() {
         bail!("{} failed: {status}", describe(cmd));
@@ -313,16 +379,35 @@ fn run_tests(cmd: &mut Command) -> Result<()> {
 }
 
 fn release_aisle() -> Result<PathBuf> {
-    run(cargo().args(["build", "--release", "-p", "aisle-cli", "--bin", "aisle"]))?;
+    built_aisle(true)
+}
+
+/// The `aisle` binary, built in release or in the dev profile (debug
+/// assertions on: undefined behaviour a dependency commits, such as an
+/// invalid enum value, aborts there instead of passing silently).
+fn built_aisle(release: bool) -> Result<PathBuf> {
+    let mut build = cargo();
+    build.args(["build", "-p", "aisle-cli", "--bin", "aisle"]);
+    if release {
+        build.arg("--release");
+    }
+    run(&mut build)?;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    Ok(target.join("release/aisle"))
+    Ok(target
+        .join(if release { "release" } else { "debug" })
+        .join("aisle"))
 }
 
 /// `cargo xtask bench scan`: decode rates on a labelled scan corpus, then
-/// decode time on 1280x720 frames made from it (docs/BENCHMARKS.md).
+/// decode time on 1280x720 frames made from it (docs/BENCHMARKS.md); every
+/// picture is decoded by a debug build too, which must not abort.
 fn bench_scan(args: &[&str]) -> Result<()> {
     let manifest = flag(args, "--manifest").unwrap_or("../shared/data/scans/dev/manifest.csv");
+    let debug = built_aisle(false)?;
+    run(Command::new(&debug).args(["eval", "scan", "--manifest", manifest]))
+        .context("the debug build over every picture")?;
+    eprintln!("debug build: every picture of {manifest} decoded without a crash");
     let aisle = release_aisle()?;
     run(Command::new(&aisle).args(["eval", "scan", "--manifest", manifest]))?;
     run(Command::new(&aisle).args(["bench", "decode", "--manifest", manifest]))
@@ -330,17 +415,25 @@ fn bench_scan(args: &[&str]) -> Result<()> {
 
 /// `cargo xtask bench fuzz`: at least a million random and mutated inputs
 /// through each parser of untrusted input (member codes, wedge, decoder,
-/// picture files); fails on any panic.
+/// picture files), in release, then `--debug-inputs` (100,000) of them in
+/// a debug build, whose checks abort on undefined behaviour in a
+/// dependency; fails on any panic or abort.
 fn bench_fuzz(args: &[&str]) -> Result<()> {
     let inputs = flag(args, "--inputs").unwrap_or("1000000");
+    let debug_inputs = flag(args, "--debug-inputs").unwrap_or("100000");
     let seed = flag(args, "--seed").unwrap_or("1");
-    let aisle = release_aisle()?;
     let photos = root().join("assets/scans");
-    run(Command::new(&aisle)
-        .args([
-            "bench", "fuzz", "--inputs", inputs, "--seed", seed, "--photos",
-        ])
-        .arg(&photos))
+    for (aisle, inputs) in [
+        (release_aisle()?, inputs),
+        (built_aisle(false)?, debug_inputs),
+    ] {
+        run(Command::new(&aisle)
+            .args([
+                "bench", "fuzz", "--inputs", inputs, "--seed", seed, "--photos",
+            ])
+            .arg(&photos))?;
+    }
+    Ok(())
 }
 
 /// `cargo xtask bench tablet`: the associate app (release) in WebKitGTK
@@ -399,7 +492,16 @@ fn bench_sync(args: &[&str]) -> Result<()> {
     let members = flag(args, "--members").unwrap_or("1000000");
     let products = flag(args, "--products").unwrap_or("100000");
     let aisle = release_aisle()?;
-    run(cargo().args(["build", "--release", "-p", "aisle-hq", "--bin", "aisle-hq"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "aisle-hq",
+        "--bin",
+        "aisle-hq",
+        "--features",
+        "bench",
+    ]))?;
     let hq_bin = aisle.with_file_name("aisle-hq");
     let work = std::env::temp_dir().join("aisle-bench-sync");
     std::fs::remove_dir_all(&work).ok();

@@ -63,11 +63,22 @@ impl Symbology {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    fn from_zxing(format: BarcodeFormat) -> Option<Self> {
-        match format {
+    /// The symbology of a read, from zxing-cpp's *symbology* (the family:
+    /// always a value the crate's enum names) and the text. The read's
+    /// *format* is never asked for: zxing-cpp 3 reports sub-formats the
+    /// `zxing-cpp` crate's enum lacks (Code 39 Extended, 0x6541, for a
+    /// full-ASCII Code 39) and the crate transmutes them into that enum,
+    /// which is undefined behaviour (a debug build aborts the process).
+    /// EAN-13 and UPC-A share a family; the length of the text tells them
+    /// apart (13 and 12 digits; EAN-8 and UPC-E are not asked for).
+    fn from_zxing(symbology: BarcodeFormat, text: &str) -> Option<Self> {
+        match symbology {
             BarcodeFormat::QRCode => Some(Symbology::Qr),
-            BarcodeFormat::EAN13 => Some(Symbology::Ean13),
-            BarcodeFormat::UPCA => Some(Symbology::UpcA),
+            BarcodeFormat::EANUPC => match text.len() {
+                13 => Some(Symbology::Ean13),
+                12 => Some(Symbology::UpcA),
+                _ => None,
+            },
             BarcodeFormat::Code128 => Some(Symbology::Code128),
             BarcodeFormat::Code39 => Some(Symbology::Code39),
             _ => None,
@@ -458,6 +469,20 @@ fn read(
     binarizer: Binarizer,
     report_located: bool,
 ) -> Result<(Vec<Symbol>, bool), DecodeError> {
+    let formats: Vec<BarcodeFormat> = Symbology::ALL.iter().map(|s| s.zxing()).collect();
+    read_formats(width, height, luma, binarizer, report_located, &formats)
+}
+
+/// [`read`] asking zxing-cpp for `formats` (the tests ask for every one it
+/// knows, to show that no family it can report reaches an invalid value).
+fn read_formats(
+    width: u32,
+    height: u32,
+    luma: &[u8],
+    binarizer: Binarizer,
+    report_located: bool,
+    formats: &[BarcodeFormat],
+) -> Result<(Vec<Symbol>, bool), DecodeError> {
     if u64::from(width) * u64::from(height) != luma.len() as u64 || luma.is_empty() {
         return Err(DecodeError::Engine(format!(
             "{width}x{height} does not match {} bytes",
@@ -467,7 +492,6 @@ fn read(
     let call = || -> Result<(Vec<Symbol>, bool), String> {
         let view = ImageView::from_slice(luma, width, height, ImageFormat::Lum)
             .map_err(|err| err.to_string())?;
-        let formats: Vec<BarcodeFormat> = Symbology::ALL.iter().map(|s| s.zxing()).collect();
         let reader = zxingcpp::read()
             .formats(formats)
             .binarizer(binarizer)
@@ -485,15 +509,10 @@ fn read(
                 located = true;
                 continue;
             }
-            // zxing-cpp 3 reports full-ASCII Code 39 as a format the
-            // crate's enum does not name; its symbology is still Code 39.
-            let symbology = Symbology::from_zxing(barcode.format()).or_else(|| {
-                (barcode.symbology() == BarcodeFormat::Code39).then_some(Symbology::Code39)
-            });
-            let Some(symbology) = symbology else {
+            let text = barcode.text();
+            let Some(symbology) = Symbology::from_zxing(barcode.symbology(), &text) else {
                 continue;
             };
-            let text = barcode.text();
             // GS1: an EAN-13 with a leading zero is a UPC-A, whichever
             // reader step saw it.
             let symbol = if symbology == Symbology::Ean13
@@ -662,6 +681,98 @@ mod tests {
             read(4, 4, &[0; 3], PLAIN_BINARIZER, true),
             Err(DecodeError::Engine(_))
         ));
+    }
+
+    /// A barcode zxing-cpp writes, as a frame on a white canvas.
+    fn written(format: BarcodeFormat, text: &str) -> Option<Frame> {
+        let barcode = zxingcpp::create(format).from_str(text).ok()?;
+        let image = barcode.to_image_with(&zxingcpp::write().scale(3)).ok()?;
+        let (w, h) = (image.width() as u32, image.height() as u32);
+        let code = Frame::new(w, h, image.data()).ok()?;
+        Some(code.placed_on(w + 80, h + 80, 40, 40, 255))
+    }
+
+    #[test]
+    fn full_ascii_code_39_reads_as_code_39_without_touching_its_sub_format() {
+        // Lower case in Code 39 is full-ASCII mode: each letter is a shift
+        // symbol and a capital ("+A" is "a"). zxing-cpp 3 reports the read as
+        // Code 39 Extended (0x6541), which the crate's enum does not name:
+        // asking for the format of this read aborts a debug build.
+        let frame = written(BarcodeFormat::Code39, "+A+I+S+L+E-39").expect("written");
+        for options in [
+            DecodeOptions::PLAIN,
+            DecodeOptions::STILL,
+            DecodeOptions::LIVE,
+        ] {
+            let decoded = decode(&frame, &options).expect("decode");
+            assert_eq!(texts(&decoded), [(Symbology::Code39, "aisle-39")]);
+        }
+    }
+
+    #[test]
+    fn every_family_zxing_can_report_maps_to_a_symbology_or_is_skipped() {
+        // One code of each format zxing-cpp writes, read with every format
+        // enabled: only the four families Aisle reads come out, each as its
+        // symbology, and nothing else aborts or leaks through.
+        let cases: &[(BarcodeFormat, &str, Option<Symbology>)] = &[
+            (BarcodeFormat::QRCode, "AISLE", Some(Symbology::Qr)),
+            (BarcodeFormat::MicroQRCode, "AISLE", Some(Symbology::Qr)),
+            (BarcodeFormat::RMQRCode, "AISLE", Some(Symbology::Qr)),
+            (
+                BarcodeFormat::EAN13,
+                "9780441014989",
+                Some(Symbology::Ean13),
+            ),
+            (BarcodeFormat::UPCA, "890444000335", Some(Symbology::UpcA)),
+            (
+                BarcodeFormat::Code128,
+                "Aisle 128",
+                Some(Symbology::Code128),
+            ),
+            (BarcodeFormat::Code39, "AISLE-39", Some(Symbology::Code39)),
+            (BarcodeFormat::EAN8, "96385074", None),
+            // A UPC-E is reported as the UPC-A number it stands for (the
+            // product's GTIN); Aisle's own reader does not ask for UPC-E.
+            (BarcodeFormat::UPCE, "01234565", Some(Symbology::UpcA)),
+            (BarcodeFormat::Code93, "AISLE93", None),
+            (BarcodeFormat::Codabar, "A123456A", None),
+            (BarcodeFormat::ITF, "12345678", None),
+            (BarcodeFormat::DataBar, "0950110153001", None),
+            (BarcodeFormat::DataBarExp, "(01)98898765432106", None),
+            (BarcodeFormat::DataBarLtd, "0950110153001", None),
+            (BarcodeFormat::PDF417, "AISLE", None),
+            (BarcodeFormat::MicroPDF417, "AISLE", None),
+            (BarcodeFormat::DataMatrix, "AISLE", None),
+            (BarcodeFormat::Aztec, "AISLE", None),
+            (BarcodeFormat::MaxiCode, "AISLE", None),
+            (BarcodeFormat::DXFilmEdge, "16-2", None),
+            (BarcodeFormat::Telepen, "AISLE", None),
+        ];
+        let mut read_back = 0;
+        for &(format, text, expected) in cases {
+            let Some(frame) = written(format, text) else {
+                continue;
+            };
+            let (symbols, _) = read_formats(
+                frame.width(),
+                frame.height(),
+                frame.luma(),
+                PLAIN_BINARIZER,
+                true,
+                &[BarcodeFormat::All],
+            )
+            .expect("read");
+            let families: Vec<Symbology> = symbols.iter().map(|s| s.symbology).collect();
+            match expected {
+                Some(symbology) => {
+                    assert_eq!(families, [symbology], "{format:?}");
+                    read_back += 1;
+                }
+                None => assert!(families.is_empty(), "{format:?}: {symbols:?}"),
+            }
+        }
+        // At least QR, EAN-13, UPC-A, Code 128 and Code 39 were written and read.
+        assert!(read_back >= 5, "{read_back}");
     }
 
     #[test]

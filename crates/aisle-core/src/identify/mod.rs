@@ -11,7 +11,9 @@
 //!   still-image, folder and animated-GIF sources.
 //! - [`decode`]: QR, EAN-13, UPC-A, Code 128 and Code 39 from a frame
 //!   (zxing-cpp behind one guarded boundary, with a voting retry ladder);
-//!   [`scan_eval`] measures it on labelled photographs.
+//!   [`scan_eval`] measures it on labelled photographs. These, [`accept`]
+//!   and [`scan`] come with the `decode` feature (the C++ decoder): HQ and
+//!   the till build the core without it.
 //! - [`accept`]: a camera read counts once seen in two consecutive frames.
 //! - [`resolve`]: [`identify`], the whole offline path: route, the member's
 //!   key, verification, the replay cache and the audit of refusals.
@@ -20,7 +22,9 @@
 //! - [`lookup`]: manual look-up by associates (phone, e-mail, card, name);
 //!   never on the public kiosk. [`phone`]: phone numbers read as E.164.
 
+#[cfg(feature = "decode")]
 pub mod accept;
+#[cfg(feature = "decode")]
 pub mod decode;
 pub mod frame;
 pub mod keys;
@@ -29,7 +33,9 @@ pub mod member_code;
 pub mod phone;
 pub mod resolve;
 pub mod route;
+#[cfg(feature = "decode")]
 pub mod scan;
+#[cfg(feature = "decode")]
 pub mod scan_eval;
 pub mod wedge;
 
