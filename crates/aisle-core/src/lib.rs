@@ -30,10 +30,11 @@
 //! - [`consent`]: may we personalize for, or market to, this member.
 //!
 //! Top-level modules do not import each other in a circle (`cargo xtask
-//! layers` checks it): the mechanisms above depend on `replica` at most;
-//! `members`, `identify`, `recommend` and `offers` sit on them; `sync`,
-//! `edits` and `import` on those; `kiosk`, `welcome`, `clienteling` and
-//! `demo` on top.
+//! layers` checks it and prints the layers): the mechanisms above stand on
+//! `replica` alone; `members`, `identify`, `recommend`, `offers`, `staff`,
+//! `edits` and `welcome` on them; `sync`, `import`, `kiosk` and
+//! `clienteling` above those (`sync` writes what `offers` and `members`
+//! read, never the reverse); `demo`, `generate` and `subset` on top.
 //!
 //! Functions here are synchronous over `&Connection` / `&Transaction`, emit
 //! `tracing` events and never print; the binaries own I/O, threads and output.
