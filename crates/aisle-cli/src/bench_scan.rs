@@ -10,7 +10,8 @@ use aisle_core::identify::decode::{self, DecodeOptions};
 use aisle_core::identify::frame::{self, Frame};
 use aisle_core::identify::member_code::{self, CodePolicy};
 use aisle_core::identify::wedge::{Key, KeyEvent, WedgeConfig, WedgeParser};
-use aisle_core::identify::{self, keys, scan_eval};
+use aisle_core::identify::{self, scan_eval};
+use aisle_core::keys;
 use aisle_core::recommend::{artifact, serve};
 use aisle_core::rng::SplitMix64;
 use anyhow::{Context, Result, bail};
@@ -116,7 +117,7 @@ pub fn welcome(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Result<()
             Some(key) => key,
             None => {
                 let key = keys::demo_member_key(member_id);
-                keys::set_key(
+                keys::set_code_key(
                     &conn,
                     member_id,
                     keys::DEMO_KEY_ID,

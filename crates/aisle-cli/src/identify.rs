@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use aisle_core::identify::lookup::{self, MemberHit};
 use aisle_core::identify::member_code::{self, CodePolicy};
 use aisle_core::identify::phone::CallingCode;
-use aisle_core::identify::{Evidence, Identified, keys};
+use aisle_core::identify::{Evidence, Identified};
+use aisle_core::keys;
 use aisle_core::{members, replica};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -87,7 +88,7 @@ pub fn qr(args: &QrArgs, conn: &rusqlite::Connection, out: &mut Out) -> Result<(
     let parsed = members::MemberKey::parse(&args.key)?;
     let member_id = members::find(conn, &parsed)?
         .ok_or_else(|| members::MemberError::NotFound(args.key.clone()))?;
-    let Some(current) = keys::current_key(conn, member_id)? else {
+    let Some(current) = keys::code_key(conn, member_id)? else {
         bail!(
             "member {member_id} has no app-code key: HQ provisions one when the member sets up the app"
         );

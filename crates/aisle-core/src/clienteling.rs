@@ -21,13 +21,16 @@ use aisle_proto::{EventKind, Preference};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
-use crate::edits::{self, Consent};
+use crate::audit::{self, AuditEntry};
+use crate::consent;
+use crate::edits::{self, Consent, EditError};
 use crate::members::{self, Basket, MonthSpend, Profile};
 use crate::offers::engine::{self, DecideRequest, Exploration, OfferBook, Ranked};
 use crate::offers::issue::{self, IssueError, OfferIssue};
 use crate::offers::ledger::IssuedCoupon;
 use crate::offers::model::RedeemModel;
 use crate::offers::rules::Channel;
+use crate::outbox::{self, OutboxError};
 use crate::recommend::serve::{self, Lists, Served};
 use crate::staff::Associate;
 use crate::welcome::{self, WelcomeCoupon};
@@ -50,7 +53,9 @@ pub enum ClientError {
     #[error(transparent)]
     Member(#[from] members::MemberError),
     #[error(transparent)]
-    Sync(#[from] crate::sync::SyncError),
+    Edit(#[from] EditError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     #[error(transparent)]
     Db(#[from] rusqlite::Error),
 }
@@ -99,16 +104,17 @@ pub fn view_client(
         return Err(ClientError::Erased(member_id));
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute(
-        "INSERT INTO audit_log (at, actor, action, member_id, detail) VALUES (?1, ?2, 'profile_viewed', ?3, ?4)",
-        rusqlite::params![
-            viewer.now,
-            viewer.actor,
-            member_id,
-            json!({ "store_id": viewer.store_id }).to_string()
-        ],
+    audit::record(
+        &tx,
+        &AuditEntry {
+            at: viewer.now,
+            actor: viewer.actor,
+            action: "profile_viewed",
+            member_id: Some(member_id),
+            detail: &json!({ "store_id": viewer.store_id }),
+        },
     )?;
-    crate::sync::outbox::record(
+    outbox::record(
         &tx,
         EventKind::ProfileViewed,
         &json!({ "member_id": member_id, "actor": viewer.actor, "store_id": viewer.store_id, "at": viewer.now }),
@@ -116,7 +122,7 @@ pub fn view_client(
     )?;
     tx.commit()?;
 
-    let history_shown = profile.personalization.granted;
+    let history_shown = consent::may_personalize(&profile.consents());
     let (history, spend) = if history_shown {
         (
             members::recent_baskets(conn, member_id, 20)?,
@@ -165,7 +171,10 @@ impl ClientError {
             ClientError::Invalid(_) => "bad_request",
             ClientError::Forbidden => "forbidden",
             ClientError::Issue(error) => error.code(),
-            ClientError::Member(_) | ClientError::Sync(_) | ClientError::Db(_) => "internal",
+            ClientError::Member(_)
+            | ClientError::Edit(_)
+            | ClientError::Outbox(_)
+            | ClientError::Db(_) => "internal",
         }
     }
 }
@@ -297,14 +306,15 @@ pub fn edit_client(
             edits::request_erasure_in(&tx, member_id, &by.actor(), now)?
         }
     };
-    tx.execute(
-        "INSERT INTO audit_log (at, actor, action, member_id, detail) VALUES (?1, ?2, 'client_edited', ?3, ?4)",
-        params![
-            now,
-            by.actor(),
-            member_id,
-            json!({ "edit": edit.name(), "event": key }).to_string()
-        ],
+    audit::record(
+        &tx,
+        &AuditEntry {
+            at: now,
+            actor: &by.actor(),
+            action: "client_edited",
+            member_id: Some(member_id),
+            detail: &json!({ "edit": edit.name(), "event": key }),
+        },
     )?;
     tx.commit()?;
     Ok(key)
@@ -371,14 +381,15 @@ pub fn issue_coupon(
             now,
         },
     )?;
-    tx.execute(
-        "INSERT INTO audit_log (at, actor, action, member_id, detail) VALUES (?1, ?2, 'coupon_issued', ?3, ?4)",
-        params![
-            now,
-            by.actor(),
-            member_id,
-            json!({ "serial": issued.serial, "coupon_id": coupon_id }).to_string()
-        ],
+    audit::record(
+        &tx,
+        &AuditEntry {
+            at: now,
+            actor: &by.actor(),
+            action: "coupon_issued",
+            member_id: Some(member_id),
+            detail: &json!({ "serial": issued.serial, "coupon_id": coupon_id }),
+        },
     )?;
     tx.commit()?;
     Ok(issued)

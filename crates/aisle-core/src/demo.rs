@@ -67,12 +67,15 @@ pub fn source() -> EmbeddedSource {
 /// baskets (ties: lowest id).
 pub fn showcase_member(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     conn.query_row(
-        "WITH stock AS (SELECT store_id, count(*) AS n FROM store_products WHERE stock_qty > 0 GROUP BY store_id)
-         SELECT m.member_id FROM members AS m
-         JOIN baskets AS b ON b.member_id = m.member_id
-         LEFT JOIN stock AS s ON s.store_id = m.home_store_id
-         WHERE m.consent_personalization = 1 AND m.erased_at IS NULL
-         GROUP BY m.member_id ORDER BY coalesce(s.n, 0) DESC, count(*) DESC, m.member_id LIMIT 1",
+        &format!(
+            "WITH stock AS (SELECT store_id, count(*) AS n FROM store_products WHERE stock_qty > 0 GROUP BY store_id)
+             SELECT m.member_id FROM members AS m
+             JOIN baskets AS b ON b.member_id = m.member_id
+             LEFT JOIN stock AS s ON s.store_id = m.home_store_id
+             WHERE {}
+             GROUP BY m.member_id ORDER BY coalesce(s.n, 0) DESC, count(*) DESC, m.member_id LIMIT 1",
+            crate::consent::MAY_PERSONALIZE_SQL
+        ),
         [],
         |row| row.get(0),
     )

@@ -6,7 +6,17 @@ use aisle_proto::{EventKind, Preference};
 use rusqlite::{Connection, Transaction, params};
 use serde_json::json;
 
-use crate::sync::SyncError;
+use crate::outbox::{self, OutboxError};
+
+/// What can go wrong with a local change (never a sync error: a change is
+/// made here whether HQ is reachable or not).
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
 
 /// A member identified at the kiosk (known to the replica or not: an
 /// unknown member's visit is kept for HQ, which adds them to the partition).
@@ -15,11 +25,11 @@ pub fn record_visit(
     member_id: i64,
     store_id: Option<i64>,
     now: &str,
-) -> Result<String, SyncError> {
+) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.prepare_cached("INSERT INTO store_visits (store_id, member_id, at) VALUES (?1, ?2, ?3)")?
         .execute(params![store_id, member_id, now])?;
-    let key = crate::sync::outbox::record(
+    let key = outbox::record(
         &tx,
         EventKind::KioskVisit,
         &json!({ "member_id": member_id, "store_id": store_id, "at": now }),
@@ -37,7 +47,7 @@ pub fn coupon_sent_to_app(
     serial: &str,
     member_id: i64,
     now: &str,
-) -> Result<Option<String>, SyncError> {
+) -> Result<Option<String>, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let theirs = tx
         .prepare_cached(
@@ -47,7 +57,7 @@ pub fn coupon_sent_to_app(
     if !theirs {
         return Ok(None);
     }
-    let key = crate::sync::outbox::record(
+    let key = outbox::record(
         &tx,
         EventKind::CouponSentToApp,
         &json!({ "serial": serial, "member_id": member_id, "at": now }),
@@ -64,7 +74,7 @@ pub fn add_note(
     author: &str,
     body: &str,
     now: &str,
-) -> Result<String, SyncError> {
+) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = add_note_in(&tx, member_id, author, body, now)?;
     tx.commit()?;
@@ -78,12 +88,12 @@ pub fn add_note_in(
     author: &str,
     body: &str,
     now: &str,
-) -> Result<String, SyncError> {
+) -> Result<String, EditError> {
     tx.execute(
         "INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![member_id, author, body, now],
     )?;
-    let key = crate::sync::outbox::record(
+    let key = outbox::record(
         tx,
         EventKind::AssociateNote,
         &json!({ "member_id": member_id, "author": author, "body": body }),
@@ -98,7 +108,7 @@ pub fn set_preferences(
     member_id: i64,
     preferences: &[Preference],
     now: &str,
-) -> Result<String, SyncError> {
+) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = set_preferences_in(&tx, member_id, preferences, now)?;
     tx.commit()?;
@@ -111,7 +121,7 @@ pub fn set_preferences_in(
     member_id: i64,
     preferences: &[Preference],
     now: &str,
-) -> Result<String, SyncError> {
+) -> Result<String, EditError> {
     tx.execute(
         "DELETE FROM member_preferences WHERE member_id = ?1",
         [member_id],
@@ -126,7 +136,7 @@ pub fn set_preferences_in(
         "UPDATE members SET updated_at = ?2 WHERE member_id = ?1",
         params![member_id, now],
     )?;
-    let key = crate::sync::outbox::record(
+    let key = outbox::record(
         tx,
         EventKind::PreferencesSet,
         &json!({ "member_id": member_id, "preferences": preferences }),
@@ -150,7 +160,7 @@ pub fn set_consent(
     consent: Consent,
     granted: bool,
     now: &str,
-) -> Result<String, SyncError> {
+) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = set_consent_in(&tx, member_id, consent, granted, now)?;
     tx.commit()?;
@@ -164,7 +174,7 @@ pub fn set_consent_in(
     consent: Consent,
     granted: bool,
     now: &str,
-) -> Result<String, SyncError> {
+) -> Result<String, EditError> {
     let (name, sql) = match consent {
         Consent::Personalization => (
             "personalization",
@@ -176,7 +186,7 @@ pub fn set_consent_in(
         ),
     };
     tx.execute(sql, params![member_id, granted, now])?;
-    let key = crate::sync::outbox::record(
+    let key = outbox::record(
         tx,
         EventKind::ConsentChanged,
         &json!({ "member_id": member_id, "consent": name, "granted": granted, "at": now }),
@@ -193,7 +203,7 @@ pub fn request_erasure(
     member_id: i64,
     requested_by: &str,
     now: &str,
-) -> Result<String, SyncError> {
+) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = request_erasure_in(&tx, member_id, requested_by, now)?;
     tx.commit()?;
@@ -206,16 +216,86 @@ pub fn request_erasure_in(
     member_id: i64,
     requested_by: &str,
     now: &str,
-) -> Result<String, SyncError> {
+) -> Result<String, EditError> {
     tx.execute(
         "INSERT OR IGNORE INTO erasure_requests (member_id, requested_at, requested_by) VALUES (?1, ?2, ?3)",
         params![member_id, now, requested_by],
     )?;
-    let key = crate::sync::outbox::record(
+    let key = outbox::record(
         tx,
         EventKind::ErasureRequested,
         &json!({ "member_id": member_id, "requested_by": requested_by }),
         now,
     )?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: &str = "2026-03-01 10:00:00";
+
+    fn replica() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("replica");
+        conn.execute(
+            "INSERT INTO members (member_id, updated_at) VALUES (7, '2026-01-01')",
+            [],
+        )
+        .expect("member");
+        (dir, conn)
+    }
+
+    fn events(conn: &Connection) -> Vec<(String, String, serde_json::Value)> {
+        conn.prepare("SELECT idempotency_key, kind, payload FROM outbox ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |row| {
+                let payload: String = row.get(2)?;
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    serde_json::from_str(&payload).unwrap_or_default(),
+                ))
+            })
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn a_change_is_written_with_its_event() {
+        let (_dir, mut conn) = replica();
+        let key = set_consent(&mut conn, 7, Consent::Marketing, true, NOW).expect("consent");
+        let marketing: bool = conn
+            .query_row(
+                "SELECT consent_marketing FROM members WHERE member_id = 7",
+                [],
+                |row| row.get(0),
+            )
+            .expect("member");
+        assert!(marketing);
+        assert_eq!(
+            events(&conn),
+            [(
+                key,
+                "consent_changed".to_owned(),
+                json!({ "member_id": 7, "consent": "marketing", "granted": true, "at": NOW })
+            )]
+        );
+    }
+
+    #[test]
+    fn a_change_refused_leaves_no_event() {
+        let (_dir, mut conn) = replica();
+        // No such member: the note breaks a foreign key, and its event goes with it.
+        let refused = add_note(&mut conn, 99, "Alex", "likes oat milk", NOW);
+        assert!(matches!(refused, Err(EditError::Sqlite(_))), "{refused:?}");
+        // Not an instance of this member: nothing sent.
+        assert_eq!(
+            coupon_sent_to_app(&mut conn, "1234567890123456", 7, NOW).expect("checked"),
+            None
+        );
+        assert!(events(&conn).is_empty());
+    }
 }

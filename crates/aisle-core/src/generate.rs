@@ -253,9 +253,9 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
             derived.email,
             derived.tier,
             // Synthetic members are demo members: their app-code keys derive
-            // from the public demo secret (identify::keys).
+            // from the public demo secret (crate::keys).
             hex::encode(
-                crate::identify::demo_member_key(member_id as i64)
+                crate::keys::demo_member_key(member_id as i64)
                     .verifying_key()
                     .as_bytes()
             )

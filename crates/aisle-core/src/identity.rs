@@ -241,7 +241,13 @@ mod tests {
             identity.email
         );
         assert!(identity.email.is_ascii());
-        assert!(crate::import::values::parse_date(&identity.enrolled_on).is_ok());
+        // A real calendar date: it survives a round trip through the calendar.
+        let seconds = crate::dates::seconds_of(&format!("{} 00:00:00", identity.enrolled_on))
+            .expect("YYYY-MM-DD");
+        assert_eq!(
+            crate::dates::date_string(seconds / 86_400),
+            identity.enrolled_on
+        );
     }
 
     #[test]

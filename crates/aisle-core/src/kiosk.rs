@@ -4,7 +4,7 @@
 //! (`crates/aisle-kiosk`) only renders these and feeds them scans and the
 //! clock.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::identify::member_code::CodePolicy;
@@ -212,14 +212,8 @@ fn issue_best(
     }
     // The welcome shows coupons only to members who consent to
     // personalization; a coupon it could not show is not issued.
-    let consents: bool = conn
-        .prepare_cached(
-            "SELECT consent_personalization = 1 AND erased_at IS NULL FROM members WHERE member_id = ?1",
-        )?
-        .query_row([member_id], |row| row.get(0))
-        .optional()?
-        .unwrap_or(false);
-    if !consents {
+    let consents = crate::consent::load(conn, member_id)?;
+    if !consents.is_some_and(|facts| crate::consent::may_personalize(&facts)) {
         return Ok(0);
     }
     let request = DecideRequest {
@@ -265,7 +259,7 @@ pub enum KioskError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
-    Sync(#[from] crate::sync::SyncError),
+    Edit(#[from] crate::edits::EditError),
     #[error(transparent)]
     Issue(#[from] issue::IssueError),
     #[error(transparent)]

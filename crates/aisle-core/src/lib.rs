@@ -22,11 +22,27 @@
 //! - [`staff`]: associates' sign-in (PIN hashes, lockout, idle lock);
 //! - [`edits`]: local changes, each with its outbox event.
 //!
+//! Mechanisms several of these share, each in one module:
+//! - [`outbox`]: local events recorded with the change they describe, for HQ;
+//! - [`keys`]: Ed25519 keys parsed, stored and looked up (coupon issuers,
+//!   members' app-code keys, demo keys);
+//! - [`audit`]: the one audit row, written in the act's transaction;
+//! - [`consent`]: may we personalize for, or market to, this member.
+//!
+//! Top-level modules do not import each other in a circle (`cargo xtask
+//! layers` checks it and prints the layers): the mechanisms above stand on
+//! `replica` alone; `members`, `identify`, `recommend`, `offers`, `staff`,
+//! `edits` and `welcome` on them; `sync`, `import`, `kiosk` and
+//! `clienteling` above those (`sync` writes what `offers` and `members`
+//! read, never the reverse); `demo`, `generate` and `subset` on top.
+//!
 //! Functions here are synchronous over `&Connection` / `&Transaction`, emit
 //! `tracing` events and never print; the binaries own I/O, threads and output.
 
+pub mod audit;
 pub mod card;
 pub mod clienteling;
+pub mod consent;
 pub mod dates;
 pub mod demo;
 pub mod edits;
@@ -34,9 +50,11 @@ pub mod generate;
 pub mod identify;
 pub mod identity;
 pub mod import;
+pub mod keys;
 pub mod kiosk;
 pub mod members;
 pub mod offers;
+pub mod outbox;
 pub mod recommend;
 pub mod replica;
 pub mod rng;

@@ -1,13 +1,16 @@
 //! Members: finding one by card, id or external id, reading the unified
-//! profile, recent baskets, and associate search over the FTS index.
+//! profile and stated preferences, recent baskets, associate search over the
+//! FTS index, and erasure ([`erase`]: every personal datum removed, a
+//! tombstone left).
 //!
-//! Plain read functions over a `&Connection`; erased members are never
-//! returned by search and their profile carries no personal data.
+//! Read functions over a `&Connection`; erased members are never returned
+//! by search and their profile carries no personal data.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use crate::card::{self, CardError};
+use crate::consent::Consents;
 
 /// How a member was named by a person or a scanner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +123,17 @@ pub struct Profile {
     pub demographics: Vec<(String, String)>,
 }
 
+impl Profile {
+    /// The facts [`crate::consent`] decides on.
+    pub fn consents(&self) -> Consents {
+        Consents {
+            personalization: self.personalization.granted,
+            marketing: self.marketing.granted,
+            erased: self.erased_at.is_some(),
+        }
+    }
+}
+
 pub fn profile(conn: &Connection, member_id: i64) -> Result<Profile, MemberError> {
     let mut profile = conn
         .query_row(
@@ -162,7 +176,7 @@ pub fn profile(conn: &Connection, member_id: i64) -> Result<Profile, MemberError
         .prepare("SELECT source, external_id FROM member_external_ids WHERE member_id = ?1 ORDER BY source")?
         .query_map([member_id], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    profile.preferences = crate::sync::records::read_preferences(conn, member_id)?;
+    profile.preferences = read_preferences(conn, member_id)?;
     profile.notes = conn
         .prepare("SELECT author, body, created_at FROM member_notes WHERE member_id = ?1 ORDER BY created_at DESC")?
         .query_map([member_id], |row| Ok(Note { author: row.get(0)?, body: row.get(1)?, created_at: row.get(2)? }))?
@@ -192,6 +206,58 @@ pub fn profile(conn: &Connection, member_id: i64) -> Result<Profile, MemberError
             .collect();
     }
     Ok(profile)
+}
+
+/// A member's stated preferences, by kind then value.
+pub fn read_preferences(conn: &Connection, member_id: i64) -> rusqlite::Result<Vec<Preference>> {
+    conn.prepare_cached(
+        "SELECT kind, value FROM member_preferences WHERE member_id = ?1 ORDER BY kind, value",
+    )?
+    .query_map([member_id], |row| {
+        Ok(Preference {
+            kind: row.get(0)?,
+            value: row.get(1)?,
+        })
+    })?
+    .collect()
+}
+
+/// Removes every personal datum of a member: names, contacts, consents,
+/// cards, preferences, notes, demographics, external ids, campaign
+/// targeting, app-code keys and the replay cache's sightings of their codes;
+/// baskets stay as anonymous sales. The row remains as a
+/// tombstone (`erased_at`), so nothing later can bring the member back.
+pub fn erase(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> rusqlite::Result<()> {
+    for sql in [
+        "DELETE FROM member_cards WHERE member_id = ?1",
+        "DELETE FROM member_preferences WHERE member_id = ?1",
+        "DELETE FROM member_notes WHERE member_id = ?1",
+        "DELETE FROM member_demographics WHERE member_id = ?1",
+        "DELETE FROM member_external_ids WHERE member_id = ?1",
+        "DELETE FROM campaign_targets WHERE member_id = ?1",
+        "DELETE FROM member_keys WHERE member_id = ?1",
+        "DELETE FROM code_replays WHERE member_id = ?1",
+        "UPDATE baskets SET member_id = NULL WHERE member_id = ?1",
+        "UPDATE coupon_issues SET member_id = NULL WHERE member_id = ?1",
+        "UPDATE coupon_issues SET bound_member_id = NULL WHERE bound_member_id = ?1",
+        "UPDATE coupon_redemptions SET member_id = NULL WHERE member_id = ?1",
+        "UPDATE store_visits SET member_id = NULL WHERE member_id = ?1",
+        "DELETE FROM erasure_requests WHERE member_id = ?1",
+    ] {
+        tx.prepare_cached(sql)?.execute([member_id])?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO members (member_id, updated_at, erased_at) VALUES (?1, ?2, ?2)
+         ON CONFLICT (member_id) DO UPDATE SET
+             given_name = NULL, family_name = NULL, display_name = NULL, phone = NULL,
+             email = NULL, home_store_id = NULL, tier = 'standard',
+             consent_personalization = 0, consent_personalization_at = NULL,
+             consent_marketing = 0, consent_marketing_at = NULL, enrolled_on = NULL,
+             erased_at = coalesce(members.erased_at, excluded.erased_at),
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![member_id, erased_at])?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize)]

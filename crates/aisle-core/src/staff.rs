@@ -24,6 +24,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::json;
 
+use crate::audit::{self, AuditEntry};
 use crate::dates;
 
 /// PINs are this many digits.
@@ -207,16 +208,16 @@ fn audit(
     action: &str,
     detail: &serde_json::Value,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        now,
-        format!("staff:{staff_id}"),
-        action,
-        detail.to_string()
-    ])?;
-    Ok(())
+    audit::record(
+        conn,
+        &AuditEntry {
+            at: now,
+            actor: &format!("staff:{staff_id}"),
+            action,
+            member_id: None,
+            detail,
+        },
+    )
 }
 
 /// Why a staff number can or cannot sign in here, before the PIN.
@@ -402,13 +403,15 @@ pub fn unlock(
         [staff_id],
     )? > 0;
     if cleared {
-        tx.execute(
-            "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, 'sign_in_unlocked', ?3)",
-            params![
-                now,
-                manager.actor(),
-                json!({ "staff_id": staff_id }).to_string()
-            ],
+        audit::record(
+            &tx,
+            &AuditEntry {
+                at: now,
+                actor: &manager.actor(),
+                action: "sign_in_unlocked",
+                member_id: None,
+                detail: &json!({ "staff_id": staff_id }),
+            },
         )?;
     }
     tx.commit()?;

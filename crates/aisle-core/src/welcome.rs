@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use rusqlite::OptionalExtension;
 
+use crate::consent::{self, Consents};
 use crate::recommend::serve::{self, Lists, Pick, Policy, Request, Served};
 
 /// The welcome screen's data.
@@ -47,13 +48,15 @@ pub fn welcome(
     k: usize,
     policy: &Policy,
 ) -> rusqlite::Result<Welcome> {
-    let (first_name, consent): (Option<String>, bool) = conn
-        .prepare_cached(
-            "SELECT CASE WHEN erased_at IS NULL THEN given_name END,
-                    consent_personalization = 1 AND erased_at IS NULL
+    let (first_name, consents): (Option<String>, Consents) = conn
+        .prepare_cached(&format!(
+            "SELECT CASE WHEN erased_at IS NULL THEN given_name END, {}
              FROM members WHERE member_id = ?1",
-        )?
-        .query_row([member_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            consent::COLUMNS
+        ))?
+        .query_row([member_id], |row| {
+            Ok((row.get(0)?, consent::from_row(row, 1)?))
+        })?;
     let lists = serve::recommend(
         conn,
         served,
@@ -67,7 +70,7 @@ pub fn welcome(
         },
         policy,
     )?;
-    let coupons = if consent {
+    let coupons = if consent::may_personalize(&consents) {
         live_coupons(conn, member_id, now, MAX_COUPONS)?
     } else {
         Vec::new()

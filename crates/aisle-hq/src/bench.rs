@@ -200,7 +200,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
                 idx / 60 % 60,
                 idx % 60
             );
-            sync::outbox::record(
+            aisle_core::outbox::record(
                 &tx,
                 EventKind::KioskVisit,
                 &serde_json::json!({ "member_id": idx as i64 + 1, "store_id": store_id, "at": at }),
@@ -209,7 +209,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
         }
         tx.commit()?;
     }
-    let events = sync::outbox::oldest(&conn, options.events)?;
+    let events = aisle_core::outbox::oldest(&conn, options.events)?;
     let mut report = SyncReport::default();
     let started = Instant::now();
     sync::upload(&mut conn, &transport, &sync_options, &now, &mut report)?;

@@ -1076,9 +1076,9 @@ pub fn ensure_coupon_issuer(
     now: &str,
 ) -> Result<(), HqError> {
     let tx = conn.transaction()?;
-    let known = aisle_core::offers::ledger::issuer_public_key(&tx, store_id, key_id)?;
+    let known = aisle_core::keys::issuer_public_key(&tx, store_id, key_id)?;
     if known.as_ref() != Some(public_key) {
-        aisle_core::offers::ledger::add_issuer(&tx, store_id, key_id, public_key, now)?;
+        aisle_core::keys::add_issuer(&tx, store_id, key_id, public_key, now)?;
         if let Some(store) = records::read_store(&tx, store_id)? {
             log_change(&tx, Scope::All, &Change::Store(store), now)?;
         }
@@ -1090,7 +1090,7 @@ pub fn ensure_coupon_issuer(
 /// Writes a member's master record and sends it to every store holding them.
 pub fn save_member(tx: &Transaction<'_>, member: &MemberRecord, now: &str) -> Result<(), HqError> {
     for key in member.code_keys.iter().flatten() {
-        records::parse_code_key(&key.public_key).map_err(|reason| {
+        aisle_core::keys::parse_strong_public(&key.public_key).map_err(|reason| {
             HqError::Invalid(format!(
                 "member {} app-code key {}: {reason}",
                 member.member_id, key.key_id
@@ -1123,7 +1123,7 @@ pub fn save_member(tx: &Transaction<'_>, member: &MemberRecord, now: &str) -> Re
 
 /// Erases a member at HQ and sends the tombstone to every store holding them.
 pub fn erase(tx: &Transaction<'_>, member_id: i64, now: &str) -> Result<(), HqError> {
-    records::erase_member(tx, member_id, now)?;
+    aisle_core::members::erase(tx, member_id, now)?;
     log_change(
         tx,
         Scope::Member(member_id),

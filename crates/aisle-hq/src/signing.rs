@@ -23,11 +23,9 @@ impl Signer {
     /// Loads the key from `path` (hex seed), creating it (mode 0600) on first run.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
         if let Ok(text) = std::fs::read_to_string(path) {
-            let seed: [u8; 32] = hex::decode(text.trim())
-                .ok()
-                .and_then(|b| b.try_into().ok())
+            let key = aisle_core::keys::parse_secret(text.trim())
                 .with_context(|| format!("{} is not a 32-byte hex key", path.display()))?;
-            return Ok(Self::from_seed(seed));
+            return Ok(Self { key });
         }
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;

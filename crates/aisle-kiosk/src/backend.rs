@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use aisle_core::identify::{keys, member_code};
+use aisle_core::identify::member_code;
+use aisle_core::keys;
 use aisle_core::kiosk::{self, KioskConfig, KioskModels, ScanOutcome};
 use aisle_core::offers::engine::OfferBook;
 use aisle_core::offers::model::{self, RedeemModel};

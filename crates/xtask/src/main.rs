@@ -8,7 +8,9 @@
 //!
 //! - `cargo xtask demo [--fullscreen] [--headless DIR] [--lang fr] [--release]`: the README's
 //!   main job: HQ with the embedded demo data, a synced store replica, the kiosk on it.
-//! - `cargo xtask test`: system packages, fmt, clippy, the dependency rule, docs, every test.
+//! - `cargo xtask test`: system packages, fmt, clippy, the dependency rule, the core's
+//!   layers, docs, every test.
+//! - `cargo xtask layers`: no cycle between aisle-core's top-level modules (`layers.rs`).
 //! - `cargo xtask bench import [--data DIR]`: import throughput against sqlite3's `.import`.
 //! - `cargo xtask bench replica [--members N --products M --purchases P]`: the 1 M-member replica.
 //! - `cargo xtask bench scan [--manifest FILE]`: decode rates and decode time per frame.
@@ -16,6 +18,7 @@
 //! - `cargo xtask bench fuzz [--inputs N]`: a million inputs per parser of untrusted input, no panic.
 
 mod demo;
+mod layers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,6 +55,7 @@ fn main() -> Result<()> {
     match args.as_slice() {
         ["demo", rest @ ..] => demo::demo(rest),
         ["test", rest @ ..] => test(rest),
+        ["layers"] => layers::check(&root()),
         ["bench", "import", rest @ ..] => bench_import(rest),
         ["bench", "replica", rest @ ..] => bench_replica(rest),
         ["bench", "sync", rest @ ..] => bench_sync(rest),
@@ -62,7 +66,7 @@ fn main() -> Result<()> {
         ["bench", "fuzz", rest @ ..] => bench_fuzz(rest),
         _ => {
             bail!(
-                "usage: cargo xtask <demo | test | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
+                "usage: cargo xtask <demo | test | layers | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
                  | bench sync [--members N --products M] | bench tablet [--db REPLICA --queries N --starts K] | bench sync-crash [--runs N --seed S] \
                  | bench scan [--manifest FILE] | bench kiosk [--scans N --starts N] | bench fuzz [--inputs N --seed S]>"
             )
@@ -264,6 +268,7 @@ fn test(args: &[&str]) -> Result<()> {
         ]))
     })?;
     steps.time("dependency rule", check_core_dependencies)?;
+    steps.time("module layers", || layers::check(&root()))?;
     steps.time("doc", || {
         run(cargo()
             .args(["doc", "--workspace", "--no-deps", "--quiet"])

@@ -316,7 +316,7 @@ fn views_are_audited_and_consent_decides_what_is_shown() {
     {
         let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
         let tx = conn.transaction().expect("tx");
-        aisle_core::sync::records::erase_member(&tx, erased, "2017-10-20 11:00:00").expect("erase");
+        aisle_core::members::erase(&tx, erased, "2017-10-20 11:00:00").expect("erase");
         tx.commit().expect("commit");
     }
     let refused = app.err("client_360", json!({ "memberId": erased }));
@@ -647,7 +647,7 @@ fn an_erasure_request_needs_a_manager_and_freezes_the_profile() {
     {
         let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
         let tx = conn.transaction().expect("tx");
-        aisle_core::sync::records::erase_member(&tx, member, "2017-10-20 12:30:00").expect("erase");
+        aisle_core::members::erase(&tx, member, "2017-10-20 12:30:00").expect("erase");
         tx.commit().expect("commit");
     }
     assert_eq!(

@@ -84,7 +84,7 @@ fn demo_extract_imports_row_for_row() {
         .expect("a key");
     assert_eq!(
         key,
-        aisle_core::identify::demo_member_key(member_id)
+        aisle_core::keys::demo_member_key(member_id)
             .verifying_key()
             .as_bytes()
     );

@@ -2,7 +2,8 @@
 //! new coupons under the offer rules, the private welcome with QR tokens the
 //! till accepts; replays, unknown cards and products get their screens.
 
-use aisle_core::identify::{keys, member_code};
+use aisle_core::identify::member_code;
+use aisle_core::keys;
 use aisle_core::kiosk::{self, KioskConfig, KioskModels, ScanOutcome};
 use aisle_core::offers::engine::OfferBook;
 use aisle_core::offers::ledger::{self, RedeemPolicy, RedeemRequest};

@@ -247,7 +247,7 @@ fn kill_9_mid_import_leaves_the_replica_as_it_was() {
 /// phone, member 3 without a key; phones written three ways; a UK store.
 fn members_replica(home: &Path) -> std::path::PathBuf {
     let demo_key = hex::encode(
-        aisle_core::identify::demo_member_key(1)
+        aisle_core::keys::demo_member_key(1)
             .verifying_key()
             .as_bytes(),
     );

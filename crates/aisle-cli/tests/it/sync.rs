@@ -528,7 +528,7 @@ fn a_long_outage_catches_up_exactly_once() {
                 idx % 60
             );
             created.push(
-                aisle_core::sync::outbox::record(
+                aisle_core::outbox::record(
                     &tx,
                     aisle_proto::EventKind::KioskVisit,
                     &serde_json::json!({ "member_id": member_id, "store_id": store_id, "at": at }),
@@ -959,7 +959,8 @@ fn stores_receive_members_history_and_the_offer_model() {
 #[test]
 fn app_code_keys_travel_with_members_and_leave_with_erasure() {
     use aisle_core::identify::member_code::{CodeError, CodePolicy, encode};
-    use aisle_core::identify::{Identified, demo_member_key, identify};
+    use aisle_core::identify::{Identified, identify};
+    use aisle_core::keys::demo_member_key;
 
     let hq = TestHq::start_with_demo();
     let store = hq.provisioned_store("kiosk-keys");

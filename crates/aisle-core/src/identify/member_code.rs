@@ -221,6 +221,20 @@ mod tests {
     }
 
     #[test]
+    fn the_protocol_test_vector_is_reproduced() {
+        // docs/PROTOCOL.md's code of demo member 1, computed independently.
+        assert_eq!(
+            encode(
+                1,
+                &crate::keys::demo_member_key(1),
+                1_764_000_000,
+                &CodePolicy::default()
+            ),
+            "AISLE1:1:58800000:BPSOLNNUL224JIQDJYDRE6I5I6T35VK2VV3UEA775VSUCZILOECOGCIF6EOOPCC66A6KL7XCQZAUU2LPD5CTOIMKQ5CEQNDCFKJEEAQ:V5"
+        );
+    }
+
+    #[test]
     fn a_fresh_code_verifies_and_fits_qr_alphanumeric_mode() {
         let policy = CodePolicy::default();
         let member_key = key(1);

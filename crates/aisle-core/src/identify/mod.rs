@@ -18,7 +18,6 @@
 //! - [`resolve`]: [`identify`], the whole offline path: route, the member's
 //!   key, verification, the replay cache and the audit of refusals.
 //! - [`scan`]: a camera looked at until a member is identified (the tablet).
-//! - [`keys`]: members' public keys in the replica, and demo members' keys.
 //! - [`lookup`]: manual look-up by associates (phone, e-mail, card, name);
 //!   never on the public kiosk. [`phone`]: phone numbers read as E.164.
 
@@ -27,7 +26,6 @@ pub mod accept;
 #[cfg(feature = "decode")]
 pub mod decode;
 pub mod frame;
-pub mod keys;
 pub mod lookup;
 pub mod member_code;
 pub mod phone;
@@ -39,5 +37,4 @@ pub mod scan;
 pub mod scan_eval;
 pub mod wedge;
 
-pub use keys::demo_member_key;
 pub use resolve::{Evidence, Identified, identify};

@@ -17,9 +17,10 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::json;
 
-use super::keys;
 use super::member_code::{self, CodeError, CodePolicy, MemberCode};
 use super::route::{Routed, route};
+use crate::audit::{self, AuditEntry};
+use crate::keys;
 
 /// What a scan identified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +142,7 @@ fn app_code(
     tx.prepare_cached("DELETE FROM code_replays WHERE code_window < ?1")?
         .execute([sql_int(current.saturating_sub(policy.skew_windows))])?;
     let window = code.window;
-    let outcome = match keys::current_key(&tx, code.member_id)? {
+    let outcome = match keys::code_key(&tx, code.member_id)? {
         None => Err((CodeError::NoKey, json!({ "window": window }))),
         Some(key) => match member_code::verify(code, &key.public_key, now_secs, policy) {
             Err(reason) => Err((reason, json!({ "window": window, "key_id": key.key_id }))),
@@ -214,17 +215,16 @@ fn audit_refusal(
         reason = reason.code(),
         "member code refused"
     );
-    tx.prepare_cached(
-        "INSERT INTO audit_log (at, actor, action, member_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        timestamp(now_secs),
-        device,
-        CODE_REFUSED,
-        member_id,
-        detail.to_string()
-    ])?;
-    Ok(())
+    audit::record(
+        tx,
+        &AuditEntry {
+            at: &timestamp(now_secs),
+            actor: device,
+            action: CODE_REFUSED,
+            member_id,
+            detail: &detail,
+        },
+    )
 }
 
 /// A window or a clock as an SQLite integer (saturating: such values refuse anyway).
@@ -245,8 +245,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::identify::keys::{demo_member_key, set_key};
     use crate::identify::member_code::{ALPHABET, check, encode};
+    use crate::keys::{demo_member_key, set_code_key};
 
     const T0: u64 = 1_764_000_000;
     /// Members 1..=50 have their demo key; 51..=55 exist without a key.
@@ -263,7 +263,7 @@ mod tests {
             )
             .expect("member");
             if member_id <= KEYED {
-                set_key(
+                set_code_key(
                     &conn,
                     member_id,
                     1,
@@ -425,7 +425,7 @@ mod tests {
     fn a_rotated_key_verifies_and_the_old_one_no_longer_does() {
         let (_dir, conn) = replica();
         let phone = SigningKey::from_bytes(&[42; 32]);
-        set_key(&conn, 7, 2, &phone.verifying_key(), "2026-03-01 00:00:00").expect("rotate");
+        set_code_key(&conn, 7, 2, &phone.verifying_key(), "2026-03-01 00:00:00").expect("rotate");
         let old = code_at(7, &demo_member_key(7), T0);
         assert_eq!(
             reason(&identify(&conn, &old, "k", T0, &policy()).expect("identify")),
@@ -472,7 +472,7 @@ mod tests {
         let text = code_at(7, &demo_member_key(7), T0);
         identify(&conn, &text, "k", T0, &policy()).expect("identify");
         let tx = conn.transaction().expect("tx");
-        crate::sync::records::erase_member(&tx, 7, "2026-05-01 00:00:00").expect("erase");
+        crate::members::erase(&tx, 7, "2026-05-01 00:00:00").expect("erase");
         tx.commit().expect("commit");
         for table in ["member_keys", "code_replays"] {
             let n: i64 = conn

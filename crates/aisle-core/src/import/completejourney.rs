@@ -233,12 +233,12 @@ impl Run<'_, '_> {
         };
         let write = self.writer.member(&member, &self.options.now, true)?;
         if write != super::writer::MemberWrite::Erased {
-            // A demo member: a key anyone can derive (identify::keys), so
+            // A demo member: a key anyone can derive (crate::keys), so
             // demos and tests can show a valid app code.
-            let key = crate::identify::demo_member_key(household_id).verifying_key();
+            let key = crate::keys::demo_member_key(household_id).verifying_key();
             self.writer.member_key(
                 household_id,
-                crate::identify::keys::DEMO_KEY_ID,
+                crate::keys::DEMO_KEY_ID,
                 key.as_bytes(),
                 &format!("{} 00:00:00", derived.enrolled_on),
                 true,

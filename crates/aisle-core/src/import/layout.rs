@@ -484,8 +484,11 @@ pub fn import(
                             consent_marketing_at: consent_marketing_at.as_deref(),
                             enrolled_on: enrolled_on.as_deref(),
                         };
-                        let code_public_key =
-                            row.parse_opt("code_public_key", crate::sync::records::parse_code_key)?;
+                        let code_public_key = row.parse_opt("code_public_key", |text| {
+                            crate::keys::parse_strong_public(text)
+                                .map(|key| key.to_bytes())
+                                .map_err(|err| err.to_string())
+                        })?;
                         let write = writer.member(&member, now, false)?;
                         members.ids.insert(member_id);
                         if let (Some(key), false) = (code_public_key, write == MemberWrite::Erased)

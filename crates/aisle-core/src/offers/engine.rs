@@ -20,6 +20,7 @@ use super::model::RedeemModel;
 use super::rules::{
     self, Channel, Ineligible, MemberFacts, OfferTerms, RULE_COLUMNS, Rule, StoreUsage,
 };
+use crate::consent;
 use crate::rng::SplitMix64;
 
 /// One active coupon of a campaign, as the engine sees it.
@@ -265,7 +266,7 @@ pub fn decide(
     request: &DecideRequest,
 ) -> Decision {
     let empty = MemberHistory::default();
-    let history = if member.personalization_consent && !member.erased {
+    let history = if consent::may_personalize(&member.consent) {
         history
     } else {
         &empty
@@ -292,7 +293,7 @@ pub fn decide(
         }
         let p = model.predict(&signals, offer.campaign_type.as_deref());
         let mut p_ranked = p;
-        let mut reason = if !member.personalization_consent {
+        let mut reason = if !consent::may_personalize(&member.consent) {
             Reason::General
         } else {
             reason_for(model, &signals, offer, member)
@@ -419,7 +420,7 @@ pub fn offers_for(
     let Some(member) = MemberFacts::load(conn, member_id, now)? else {
         return Ok(None);
     };
-    let history = if member.personalization_consent && !member.erased {
+    let history = if consent::may_personalize(&member.consent) {
         MemberHistory::load(conn, member_id, now)?
     } else {
         MemberHistory::default()
@@ -483,7 +484,10 @@ mod tests {
         MemberFacts {
             member_id: 9,
             tier: "standard".into(),
-            personalization_consent: consent,
+            consent: consent::Consents {
+                personalization: consent,
+                ..Default::default()
+            },
             targeted: HashSet::from([1, 2, 3]),
             ..MemberFacts::default()
         }

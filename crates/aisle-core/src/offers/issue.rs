@@ -10,6 +10,7 @@ use super::engine::OfferBook;
 use super::features::MemberHistory;
 use super::ledger::{self, CouponError, IssueRequest, IssuedCoupon};
 use super::rules::{self, Channel, Ineligible, MemberFacts, OfferTerms, StoreUsage};
+use crate::consent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
@@ -90,7 +91,7 @@ pub fn issue_offer_in(
         .ok_or(IssueError::UnknownCoupon(request.coupon_id))?;
     let member = MemberFacts::load(tx, request.member_id, request.now)?
         .ok_or(IssueError::UnknownMember(request.member_id))?;
-    let affinity = if offer.rule.min_affinity > 0 && member.personalization_consent {
+    let affinity = if offer.rule.min_affinity > 0 && consent::may_personalize(&member.consent) {
         MemberHistory::load(tx, request.member_id, request.now)?.affinity(&offer.products)
     } else {
         0

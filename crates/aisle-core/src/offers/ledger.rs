@@ -20,19 +20,18 @@
 //! Each store signs with its own Ed25519 issuing key (`replica_meta`
 //! `coupons.issuer_key`: from HQ at provisioning, or made here on first issue
 //! as key id 0 when the replica has no HQ); the public keys of every issuing
-//! store are in `coupon_issuers`. The clock is always an input.
+//! store are in `coupon_issuers`; both are kept by [`crate::keys`]. The
+//! clock is always an input.
 
 use aisle_proto::{CouponInstanceRecord, CouponRedemptionRecord, EventKind};
-use ed25519_dalek::{SigningKey, VerifyingKey};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use serde_json::json;
 
 use super::coupon::{self, Channel, CouponText, Instance, Refusal};
-use crate::sync::SyncError;
-
-/// `replica_meta` key of this store's issuing key: `<key id>:<secret, hex>`.
-pub const ISSUER_KEY: &str = "coupons.issuer_key";
+use crate::audit::{self, AuditEntry};
+use crate::keys::{self, KeyError};
+use crate::outbox::{self, OutboxError};
 /// The audit action of a refused coupon.
 pub const COUPON_REFUSED: &str = "coupon_refused";
 
@@ -43,10 +42,14 @@ pub enum CouponError {
     Refused(Refusal),
     #[error("invalid coupon request: {0}")]
     Invalid(String),
+    #[error("no randomness from the operating system")]
+    Random,
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    #[error(transparent)]
-    Sync(#[from] SyncError),
 }
 
 impl CouponError {
@@ -63,7 +66,10 @@ impl CouponError {
         match self {
             CouponError::Refused(reason) => reason.code(),
             CouponError::Invalid(_) => "invalid",
-            CouponError::Sqlite(_) | CouponError::Sync(_) => "internal",
+            CouponError::Random
+            | CouponError::Key(_)
+            | CouponError::Outbox(_)
+            | CouponError::Sqlite(_) => "internal",
         }
     }
 }
@@ -183,90 +189,10 @@ fn day(secs: u64) -> String {
     crate::dates::date_string(sql_int(secs.min(253_402_300_799)) / 86_400)
 }
 
-fn random_key() -> Result<SigningKey, CouponError> {
-    let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).map_err(|_| CouponError::Sync(SyncError::Random))?;
-    Ok(SigningKey::from_bytes(&bytes))
-}
-
-/// Makes `key` this store's issuing key (provisioning) and records its
-/// public half among the issuers.
-pub fn set_issuer_key(
-    conn: &Connection,
-    store_id: i64,
-    key_id: i64,
-    key: &SigningKey,
-    now: &str,
-) -> rusqlite::Result<()> {
-    crate::replica::set_meta(
-        conn,
-        ISSUER_KEY,
-        &format!("{key_id}:{}", hex::encode(key.to_bytes())),
-    )?;
-    add_issuer(conn, store_id, key_id, &key.verifying_key(), now)
-}
-
-/// Records an issuing store's public key (keys are only ever added).
-pub fn add_issuer(
-    conn: &Connection,
-    store_id: i64,
-    key_id: i64,
-    public_key: &VerifyingKey,
-    now: &str,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO coupon_issuers (store_id, key_id, public_key, created_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (store_id, key_id) DO UPDATE SET public_key = excluded.public_key",
-    )?
-    .execute(params![store_id, key_id, public_key.as_bytes().as_slice(), now])?;
-    Ok(())
-}
-
-/// The public key an issuing store signed with.
-pub fn issuer_public_key(
-    conn: &Connection,
-    store_id: i64,
-    key_id: i64,
-) -> rusqlite::Result<Option<VerifyingKey>> {
-    let bytes: Option<Vec<u8>> = conn
-        .prepare_cached(
-            "SELECT public_key FROM coupon_issuers WHERE store_id = ?1 AND key_id = ?2",
-        )?
-        .query_row([store_id, key_id], |row| row.get(0))
-        .optional()?;
-    Ok(bytes
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .and_then(|b| VerifyingKey::from_bytes(&b).ok()))
-}
-
-/// This store's issuing key, made (key id 0) when the replica has none.
-fn issuer_key(
-    tx: &Transaction<'_>,
-    store_id: i64,
-    now: &str,
-) -> Result<(i64, SigningKey), CouponError> {
-    if let Some(text) = crate::replica::meta(tx, ISSUER_KEY)? {
-        let parsed = text.split_once(':').and_then(|(id, secret)| {
-            let id: i64 = id.parse().ok()?;
-            let bytes: [u8; 32] = hex::decode(secret).ok()?.try_into().ok()?;
-            Some((id, SigningKey::from_bytes(&bytes)))
-        });
-        return parsed.ok_or_else(|| {
-            CouponError::Sync(SyncError::Corrupt {
-                what: format!("replica_meta {ISSUER_KEY} is unreadable"),
-            })
-        });
-    }
-    let key = random_key()?;
-    set_issuer_key(tx, store_id, 0, &key, now)?;
-    tracing::info!(store_id, "made a local coupon issuing key (key id 0)");
-    Ok((0, key))
-}
-
 fn new_serial(tx: &Transaction<'_>) -> Result<String, CouponError> {
     loop {
         let mut bytes = [0u8; 8];
-        getrandom::getrandom(&mut bytes).map_err(|_| CouponError::Sync(SyncError::Random))?;
+        getrandom::getrandom(&mut bytes).map_err(|_| CouponError::Random)?;
         let serial = format!("{:016}", u64::from_le_bytes(bytes) % 10_000_000_000_000_000);
         let taken = tx
             .prepare_cached("SELECT 1 FROM coupon_issues WHERE serial = ?1")?
@@ -310,7 +236,7 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
     let now = timestamp(req.issued_at);
     tx.prepare_cached("INSERT OR IGNORE INTO stores (store_id, name) VALUES (?1, 'Store ' || ?1)")?
         .execute([req.store_id])?;
-    let (key_id, key) = issuer_key(tx, req.store_id, &now)?;
+    let (key_id, key) = keys::issuing_key_or_make(tx, req.store_id, &now)?;
     let serial = new_serial(tx)?;
     let instance = Instance {
         serial: serial.clone(),
@@ -339,7 +265,7 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
         key_id
     ])?;
     let issue_id = tx.last_insert_rowid();
-    let outbox_key = crate::sync::outbox::record(
+    let outbox_key = outbox::record(
         tx,
         EventKind::CouponIssued,
         &json!({
@@ -417,19 +343,15 @@ pub fn token_for(conn: &Connection, serial: &str) -> Result<Option<String>, Coup
     let Some(issue) = ledger_issue(conn, serial)? else {
         return Ok(None);
     };
-    let Some(text) = crate::replica::meta(conn, ISSUER_KEY)? else {
-        return Ok(None);
+    let (key_id, key) = match keys::issuing_key(conn) {
+        Ok(Some(found)) => found,
+        Ok(None) | Err(KeyError::Unreadable) => return Ok(None),
+        Err(other) => return Err(other.into()),
     };
-    let Some((key_id, secret)) = text.split_once(':') else {
-        return Ok(None);
-    };
-    if key_id.parse::<i64>().ok() != Some(issue.instance.key_id) {
+    if key_id != issue.instance.key_id {
         return Ok(None);
     }
-    let Some(key) = parse_secret(secret) else {
-        return Ok(None);
-    };
-    let ours = issuer_public_key(conn, issue.instance.store_id, issue.instance.key_id)?
+    let ours = keys::issuer_public_key(conn, issue.instance.store_id, issue.instance.key_id)?
         .is_some_and(|public| public == key.verifying_key());
     Ok(ours.then(|| coupon::encode(&issue.instance, &key)))
 }
@@ -473,7 +395,8 @@ fn judge(
         },
         CouponText::Token(token) => {
             let instance = &token.instance;
-            let Some(public) = issuer_public_key(conn, instance.store_id, instance.key_id)? else {
+            let Some(public) = keys::issuer_public_key(conn, instance.store_id, instance.key_id)?
+            else {
                 return Ok(Err(Refused {
                     reason: Refusal::UnknownIssuer,
                     detail: json!({ "serial": instance.serial, "issuer_store_id": instance.store_id, "key_id": instance.key_id }),
@@ -699,7 +622,7 @@ pub fn redeem(
         accepted.offline_risk
     ])?;
     let redemption_id = tx.last_insert_rowid();
-    let outbox_key = crate::sync::outbox::record(
+    let outbox_key = outbox::record(
         &tx,
         EventKind::CouponRedeemed,
         &json!({
@@ -740,23 +663,16 @@ fn audit_refusal(
         reason = refused.reason.code(),
         "coupon refused"
     );
-    tx.prepare_cached(
-        "INSERT INTO audit_log (at, actor, action, member_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        timestamp(req.now_secs),
-        req.till_id,
-        COUPON_REFUSED,
-        req.member_id,
-        detail.to_string()
-    ])?;
-    Ok(())
-}
-
-/// The store's issuing key from its provisioning text (`<secret, hex>`).
-pub fn parse_secret(hex_text: &str) -> Option<SigningKey> {
-    let bytes: [u8; 32] = hex::decode(hex_text).ok()?.try_into().ok()?;
-    Some(SigningKey::from_bytes(&bytes))
+    audit::record(
+        tx,
+        &AuditEntry {
+            at: &timestamp(req.now_secs),
+            actor: req.till_id,
+            action: COUPON_REFUSED,
+            member_id: req.member_id,
+            detail: &detail,
+        },
+    )
 }
 
 /// The instances issued to a member, with their redemption if known (what

@@ -3,8 +3,11 @@ use std::sync::{Arc, Barrier};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
+use ed25519_dalek::SigningKey;
+
 use super::*;
 use crate::identify::member_code::ALPHABET;
+use crate::keys::{add_issuer, set_issuing_key};
 
 /// 2026-06-01 12:00:00 UTC.
 const T0: u64 = 1_780_315_200;
@@ -48,7 +51,7 @@ fn setup(conn: &Connection) {
         )
         .expect("member");
     }
-    set_issuer_key(conn, HERE, 1, &seeded_key(1), "2026-01-01 00:00:00").expect("our key");
+    set_issuing_key(conn, HERE, 1, &seeded_key(1), "2026-01-01 00:00:00").expect("our key");
     add_issuer(
         conn,
         OTHER,

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use crate::consent::{self, Consents};
+
 /// Who asks for the offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,8 +144,8 @@ impl Rule {
 pub struct MemberFacts {
     pub member_id: i64,
     pub tier: String,
-    pub personalization_consent: bool,
-    pub erased: bool,
+    /// Consents and erasure, as [`crate::consent`] decides on them.
+    pub consent: Consents,
     pub demographics: BTreeMap<String, String>,
     /// Campaigns that target the member.
     pub targeted: HashSet<i64>,
@@ -255,10 +257,10 @@ pub fn eligibility(
         || rule.segment.is_some()
         || rule.min_affinity > 0
         || rule.min_spend_cents > 0;
-    if member.erased {
+    if member.consent.erased {
         return Err(Ineligible::Erased);
     }
-    if profiled && !member.personalization_consent {
+    if profiled && !consent::may_personalize(&member.consent) {
         return Err(Ineligible::NoConsent);
     }
     if today < offer.starts_on {
@@ -317,11 +319,14 @@ impl MemberFacts {
     /// Loads what the rules need about `member_id` at `now` (a timestamp);
     /// `None` for an unknown member.
     pub fn load(conn: &Connection, member_id: i64, now: &str) -> rusqlite::Result<Option<Self>> {
-        let Some((tier, consent, erased)) = conn
-            .prepare_cached(
-                "SELECT tier, consent_personalization, erased_at IS NOT NULL FROM members WHERE member_id = ?1",
-            )?
-            .query_row([member_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        let Some((tier, consent)) = conn
+            .prepare_cached(&format!(
+                "SELECT tier, {} FROM members WHERE member_id = ?1",
+                consent::COLUMNS
+            ))?
+            .query_row([member_id], |row| {
+                Ok((row.get(0)?, consent::from_row(row, 1)?))
+            })
             .optional()?
         else {
             return Ok(None);
@@ -329,8 +334,7 @@ impl MemberFacts {
         let mut facts = MemberFacts {
             member_id,
             tier,
-            personalization_consent: consent,
-            erased,
+            consent,
             ..MemberFacts::default()
         };
         if let Some(values) = conn
@@ -418,7 +422,10 @@ mod tests {
         MemberFacts {
             member_id: 7,
             tier: "silver".into(),
-            personalization_consent: true,
+            consent: Consents {
+                personalization: true,
+                ..Consents::default()
+            },
             targeted: HashSet::from([1]),
             recent_spend_cents: 5_000,
             demographics: BTreeMap::from([("income_band".into(), "50-74K".into())]),
@@ -467,12 +474,15 @@ mod tests {
             Err(Ineligible::Ended)
         );
         let m = MemberFacts {
-            erased: true,
+            consent: Consents {
+                erased: true,
+                ..member().consent
+            },
             ..member()
         };
         assert_eq!(ok(&base, &m), Err(Ineligible::Erased));
         let m = MemberFacts {
-            personalization_consent: false,
+            consent: Consents::default(),
             ..member()
         };
         assert_eq!(ok(&base, &m), Err(Ineligible::NoConsent));

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::history::{Trip, day_of};
 use super::model::{Model, Scored, member_stats};
+use crate::consent;
 use crate::rng::{IdMap, IdSet};
 
 /// Rules a retailer sets.
@@ -409,24 +410,20 @@ pub fn recommend(
         Filler::new(conn, policy, request),
     );
 
-    let consent: Option<(bool, bool)> = match request.member_id {
-        Some(member_id) => conn
-            .prepare_cached("SELECT consent_personalization, erased_at IS NOT NULL FROM members WHERE member_id = ?1")?
-            .query_row([member_id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?,
+    let consents = match request.member_id {
+        Some(member_id) => consent::load(conn, member_id)?,
         None => None,
     };
-    let trips = match (request.member_id, consent) {
-        (Some(member_id), Some((true, false))) => {
-            member_trips(conn, served, member_id, &request.now)?
-        }
+    let personalize = consents.is_some_and(|facts| consent::may_personalize(&facts));
+    let trips = match request.member_id {
+        Some(member_id) if personalize => member_trips(conn, served, member_id, &request.now)?,
         _ => Vec::new(),
     };
-    let notice_code = match (request.member_id, consent) {
+    let notice_code = match (request.member_id, consents) {
         (None, _) => Some("anonymous"),
         (Some(_), None) => Some("unknown_member"),
-        (Some(_), Some((_, true))) | (Some(_), Some((false, _))) => Some("personalization_off"),
-        (Some(_), Some((true, false))) if trips.is_empty() => Some("no_history"),
+        (Some(_), Some(_)) if !personalize => Some("personalization_off"),
+        (Some(_), Some(_)) if trips.is_empty() => Some("no_history"),
         _ => None,
     };
     let notice = notice_code.map(|code| {

@@ -16,7 +16,6 @@
 //! Every failure is recorded in `sync_state` with a stable code and reason.
 
 pub mod client;
-pub mod outbox;
 pub mod records;
 
 use std::io::{BufRead, Write};
@@ -25,6 +24,8 @@ use std::path::{Path, PathBuf};
 use aisle_proto::{Change, ChangeBatch, EventUpload, PROTOCOL_VERSION, SnapshotManifest};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
+
+use crate::outbox::{self, OutboxError};
 
 pub use client::Transport;
 
@@ -90,10 +91,15 @@ impl SyncError {
     }
 }
 
-pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], SyncError> {
-    let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|_| SyncError::Random)?;
-    Ok(bytes)
+impl From<OutboxError> for SyncError {
+    /// The outbox's faults keep the codes they had as sync's own.
+    fn from(error: OutboxError) -> Self {
+        match error {
+            OutboxError::Corrupt { what } => SyncError::Corrupt { what },
+            OutboxError::Random => SyncError::Random,
+            OutboxError::Sqlite(error) => SyncError::Sqlite(error),
+        }
+    }
 }
 
 /// What a device needs to talk to HQ, kept in `replica_meta` (`sync.*`).
@@ -107,7 +113,7 @@ pub struct Credentials {
     pub hq_public_key: String,
     /// The certificate authority HQ's TLS certificate chains to (PEM).
     pub ca_pem: Option<String>,
-    /// The store's coupon issuing key from HQ ([`crate::offers::ledger`]);
+    /// The store's coupon issuing key from HQ ([`crate::keys`]);
     /// saved apart from the other credentials (`coupons.issuer_key`), so
     /// [`Credentials::load`] leaves it `None`.
     pub coupon_issuer: Option<aisle_proto::CouponIssuerSecret>,
@@ -115,17 +121,12 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, SyncError> {
-        let bad = || SyncError::Config {
+        crate::keys::parse_public(&self.hq_public_key).map_err(|_| SyncError::Config {
             what: format!(
                 "HQ's public key {:?} is not 32 bytes of hex",
                 self.hq_public_key
             ),
-        };
-        let bytes: [u8; 32] = hex::decode(&self.hq_public_key)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(bad)?;
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| bad())
+        })
     }
 
     /// Stores the credentials (provisioning). Refuses to move a replica to another store.
@@ -143,22 +144,14 @@ impl Credentials {
             None => None,
             Some(issuer) => Some((
                 issuer.key_id,
-                crate::offers::ledger::parse_secret(&issuer.secret).ok_or_else(|| {
-                    SyncError::Config {
-                        what: "the coupon issuing key from HQ is not 32 bytes of hex".into(),
-                    }
+                crate::keys::parse_secret(&issuer.secret).map_err(|_| SyncError::Config {
+                    what: "the coupon issuing key from HQ is not 32 bytes of hex".into(),
                 })?,
             )),
         };
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if let Some((key_id, key)) = &issuer {
-            crate::offers::ledger::set_issuer_key(
-                &tx,
-                self.store_id,
-                *key_id,
-                key,
-                "provisioning",
-            )?;
+            crate::keys::set_issuing_key(&tx, self.store_id, *key_id, key, "provisioning")?;
         }
         for (key, value) in [
             ("sync.hq_url", Some(self.hq_url.clone())),
@@ -395,8 +388,7 @@ pub fn status(conn: &Connection) -> Result<Status, SyncError> {
         last_error_at,
         last_error,
         pending_events: outbox::pending(conn)?,
-        oldest_pending_at: conn
-            .query_row("SELECT min(created_at) FROM outbox", [], |row| row.get(0))?,
+        oldest_pending_at: outbox::oldest_created_at(conn)?,
     })
 }
 

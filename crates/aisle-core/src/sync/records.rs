@@ -4,7 +4,7 @@
 
 use aisle_proto::{
     AssociateRecord, BasketLine, BasketRecord, CampaignRecord, CardRecord, Change, CodeKeyRecord,
-    CouponRecord, MemberRecord, Preference, ProductRecord, Role, StoreProductRecord, StoreRecord,
+    CouponRecord, MemberRecord, ProductRecord, Role, StoreProductRecord, StoreRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -61,7 +61,7 @@ pub fn read_member(conn: &Connection, member_id: i64) -> rusqlite::Result<Option
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    member.preferences = read_preferences(conn, member_id)?;
+    member.preferences = crate::members::read_preferences(conn, member_id)?;
     member.code_keys = Some(read_code_keys(conn, member_id)?);
     let coupons = crate::offers::ledger::read_instances(conn, member_id)?;
     member.coupons = (!coupons.is_empty()).then_some(coupons);
@@ -84,35 +84,6 @@ pub fn code_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeKeyRec
         public_key: hex::encode(row.get::<_, Vec<u8>>(1)?),
         created_at: row.get(2)?,
     })
-}
-
-/// The 32 bytes of a usable Ed25519 public key in hex, or why not (a
-/// small-order "weak" key verifies nothing: refused too).
-pub fn parse_code_key(hex_text: &str) -> Result<[u8; 32], String> {
-    let bytes: [u8; 32] = hex::decode(hex_text)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| format!("{hex_text:?} is not 64 hex digits"))?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-        .map_err(|_| format!("{hex_text} is not an Ed25519 public key"))?;
-    if key.is_weak() {
-        return Err(format!("{hex_text} is a weak (small-order) Ed25519 key"));
-    }
-    Ok(bytes)
-}
-
-/// A member's stated preferences, by kind then value.
-pub fn read_preferences(conn: &Connection, member_id: i64) -> rusqlite::Result<Vec<Preference>> {
-    conn.prepare_cached(
-        "SELECT kind, value FROM member_preferences WHERE member_id = ?1 ORDER BY kind, value",
-    )?
-    .query_map([member_id], |row| {
-        Ok(Preference {
-            kind: row.get(0)?,
-            value: row.get(1)?,
-        })
-    })?
-    .collect()
 }
 
 /// Writes a member's whole profile: the row, exactly these cards, exactly
@@ -202,15 +173,11 @@ fn write_code_keys(
     tx.prepare_cached("DELETE FROM member_keys WHERE member_id = ?1")?
         .execute([member_id])?;
     for key in code_keys {
-        // HQ checks keys when it takes them in (parse_code_key); here only the
-        // shape is, to keep a million-member bootstrap fast: a stored value
-        // that is no key verifies nothing (identify: `no_key`). One that is
-        // not 32 bytes of hex is left out, never fatal to a batch.
-        let bytes: Result<[u8; 32], String> = hex::decode(&key.public_key)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| format!("{:?} is not 64 hex digits", key.public_key));
-        match bytes {
+        // HQ checks keys when it takes them in (keys::parse_strong_public);
+        // here only the shape is, to keep a million-member bootstrap fast: a
+        // stored value that is no key verifies nothing (identify: `no_key`).
+        // One that is not 32 bytes of hex is left out, never fatal to a batch.
+        match crate::keys::decode_hex32(&key.public_key) {
             Ok(bytes) => {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO member_keys (member_id, key_id, public_key, created_at)
@@ -226,44 +193,6 @@ fn write_code_keys(
             ),
         }
     }
-    Ok(())
-}
-
-/// Removes every personal datum of a member: names, contacts, consents,
-/// cards, preferences, notes, demographics, external ids, campaign
-/// targeting, app-code keys and the replay cache's sightings of their codes;
-/// baskets stay as anonymous sales. The row remains as a
-/// tombstone (`erased_at`), so nothing later can bring the member back.
-pub fn erase_member(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> rusqlite::Result<()> {
-    for sql in [
-        "DELETE FROM member_cards WHERE member_id = ?1",
-        "DELETE FROM member_preferences WHERE member_id = ?1",
-        "DELETE FROM member_notes WHERE member_id = ?1",
-        "DELETE FROM member_demographics WHERE member_id = ?1",
-        "DELETE FROM member_external_ids WHERE member_id = ?1",
-        "DELETE FROM campaign_targets WHERE member_id = ?1",
-        "DELETE FROM member_keys WHERE member_id = ?1",
-        "DELETE FROM code_replays WHERE member_id = ?1",
-        "UPDATE baskets SET member_id = NULL WHERE member_id = ?1",
-        "UPDATE coupon_issues SET member_id = NULL WHERE member_id = ?1",
-        "UPDATE coupon_issues SET bound_member_id = NULL WHERE bound_member_id = ?1",
-        "UPDATE coupon_redemptions SET member_id = NULL WHERE member_id = ?1",
-        "UPDATE store_visits SET member_id = NULL WHERE member_id = ?1",
-        "DELETE FROM erasure_requests WHERE member_id = ?1",
-    ] {
-        tx.prepare_cached(sql)?.execute([member_id])?;
-    }
-    tx.prepare_cached(
-        "INSERT INTO members (member_id, updated_at, erased_at) VALUES (?1, ?2, ?2)
-         ON CONFLICT (member_id) DO UPDATE SET
-             given_name = NULL, family_name = NULL, display_name = NULL, phone = NULL,
-             email = NULL, home_store_id = NULL, tier = 'standard',
-             consent_personalization = 0, consent_personalization_at = NULL,
-             consent_marketing = 0, consent_marketing_at = NULL, enrolled_on = NULL,
-             erased_at = coalesce(members.erased_at, excluded.erased_at),
-             updated_at = excluded.updated_at",
-    )?
-    .execute(params![member_id, erased_at])?;
     Ok(())
 }
 
@@ -566,11 +495,8 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
             ])?;
             for key in store.coupon_keys.iter().flatten() {
                 // A malformed key is left out (its coupons refuse as unknown_issuer).
-                if let Some(public) = parse_code_key(&key.public_key)
-                    .ok()
-                    .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
-                {
-                    crate::offers::ledger::add_issuer(
+                if let Ok(public) = crate::keys::parse_strong_public(&key.public_key) {
+                    crate::keys::add_issuer(
                         tx,
                         store.store_id,
                         key.key_id,
@@ -630,7 +556,7 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
         Change::MemberErased {
             member_id,
             erased_at,
-        } => erase_member(tx, *member_id, erased_at)?,
+        } => crate::members::erase(tx, *member_id, erased_at)?,
         Change::Campaign(campaign) => {
             tx.prepare_cached(
                 "INSERT INTO campaigns (campaign_id, name, campaign_type, starts_on, ends_on)
@@ -712,11 +638,7 @@ mod tests {
     fn member_records_state_keys_or_keep_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("replica");
-        let demo = hex::encode(
-            crate::identify::demo_member_key(7)
-                .verifying_key()
-                .as_bytes(),
-        );
+        let demo = hex::encode(crate::keys::demo_member_key(7).verifying_key().as_bytes());
         let mut member = MemberRecord {
             member_id: 7,
             given_name: Some("Zoe".into()),

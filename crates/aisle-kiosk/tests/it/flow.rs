@@ -427,7 +427,8 @@ fn the_camera_panel_shows_the_live_view_or_why_not() {
 /// a second time each get their own screen; none leads to a welcome.
 #[test]
 fn expired_forged_and_replayed_codes_get_honest_screens() {
-    use aisle_core::identify::{demo_member_key, member_code};
+    use aisle_core::identify::member_code;
+    use aisle_core::keys::demo_member_key;
     let kiosk = start("en");
     let ui = &kiosk.ui;
     let state = ui.global::<KioskState>();
@@ -473,7 +474,7 @@ fn expired_forged_and_replayed_codes_get_honest_screens() {
 fn offline_the_banner_shows_and_the_kiosk_still_works() {
     use aisle_core::sync::{self, Credentials, SyncOptions, Transport};
     let kiosk = start_with("en", |db, store| {
-        let hq_key: String = aisle_core::identify::demo_member_key(1)
+        let hq_key: String = aisle_core::keys::demo_member_key(1)
             .verifying_key()
             .as_bytes()
             .iter()
