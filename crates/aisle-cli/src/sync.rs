@@ -119,8 +119,12 @@ fn once(db: &Path, timeout: Duration, out: &mut Out) -> Result<sync::SyncReport>
     if let Some(records) = report.bootstrapped_records {
         out.line(format_args!("bootstrapped {records} records"))?;
     }
+    let rejected = match report.events_rejected_at_hq {
+        0 => String::new(),
+        n => format!(", {n} rejected and quarantined by HQ"),
+    };
     out.line(format_args!(
-        "uploaded {} events ({} already at HQ); applied {} changes in {} batches ({} repeated batches ignored); cursor {}",
+        "uploaded {} events ({} already at HQ{rejected}); applied {} changes in {} batches ({} repeated batches ignored); cursor {}",
         report.events_uploaded,
         report.events_duplicate_at_hq,
         report.changes_applied,

@@ -117,7 +117,15 @@ pub fn view_client(
     outbox::record(
         &tx,
         EventKind::ProfileViewed,
-        &json!({ "member_id": member_id, "actor": viewer.actor, "store_id": viewer.store_id, "at": viewer.now }),
+        &edits::event_payload(
+            EventKind::ProfileViewed,
+            aisle_proto::events::ProfileViewed {
+                member_id,
+                actor: viewer.actor.to_owned(),
+                store_id: viewer.store_id,
+                at: viewer.now.to_owned(),
+            },
+        )?,
         viewer.now,
     )?;
     tx.commit()?;
@@ -202,12 +210,12 @@ fn editable(conn: &Connection, member_id: i64) -> Result<(), ClientError> {
     }
 }
 
-/// Preference values are at most this many characters.
-pub const MAX_PREFERENCE_CHARS: usize = 60;
+/// Preference values are at most this many characters (HQ checks the same).
+pub const MAX_PREFERENCE_CHARS: usize = aisle_proto::events::MAX_PREFERENCE_CHARS;
 /// A member holds at most this many preferences.
-pub const MAX_PREFERENCES: usize = 40;
+pub const MAX_PREFERENCES: usize = aisle_proto::events::MAX_PREFERENCES;
 /// Notes are at most this many characters.
-pub const MAX_NOTE_CHARS: usize = 2_000;
+pub const MAX_NOTE_CHARS: usize = aisle_proto::events::MAX_NOTE_CHARS;
 
 /// A change an associate makes to a client.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,10 +247,7 @@ impl Edit {
 pub fn clean_preferences(preferences: &[Preference]) -> Result<Vec<Preference>, ClientError> {
     let mut clean: Vec<Preference> = Vec::with_capacity(preferences.len());
     for preference in preferences {
-        if !matches!(
-            preference.kind.as_str(),
-            "brand" | "category" | "size" | "dietary"
-        ) {
+        if !aisle_proto::events::PREFERENCE_KINDS.contains(&preference.kind.as_str()) {
             return Err(ClientError::Invalid(format!(
                 "{:?} is not a kind of preference (brand, category, size, dietary)",
                 preference.kind

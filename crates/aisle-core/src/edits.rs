@@ -2,9 +2,12 @@
 //! event in ONE transaction, so a change never exists without the event
 //! that carries it to HQ, nor an event without its change.
 
-use aisle_proto::{EventKind, Preference};
+use aisle_proto::events::{
+    AssociateNote, ConsentChanged, ConsentName, CouponSentToApp, ErasureRequested, KioskVisit,
+    PreferencesSet,
+};
+use aisle_proto::{EventKind, Preference, StoreEvent};
 use rusqlite::{Connection, Transaction, params};
-use serde_json::json;
 
 use crate::outbox::{self, OutboxError};
 
@@ -16,6 +19,23 @@ pub enum EditError {
     Outbox(#[from] OutboxError),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+}
+
+/// The outbox payload of a typed store event (`aisle_proto::events`),
+/// refused if it is not of the kind it is recorded as.
+pub(crate) fn event_payload(
+    kind: EventKind,
+    event: impl Into<StoreEvent>,
+) -> Result<serde_json::Value, SyncError> {
+    let event = event.into();
+    let malformed = |reason: String| SyncError::Malformed {
+        what: format!("a {} event", kind.name()),
+        reason,
+    };
+    if event.kind() != kind {
+        return Err(malformed(format!("built as {}", event.kind().name())));
+    }
+    event.payload().map_err(|err| malformed(err.to_string()))
 }
 
 /// A member identified at the kiosk (known to the replica or not: an
@@ -32,7 +52,14 @@ pub fn record_visit(
     let key = outbox::record(
         &tx,
         EventKind::KioskVisit,
-        &json!({ "member_id": member_id, "store_id": store_id, "at": now }),
+        &event_payload(
+            EventKind::KioskVisit,
+            KioskVisit {
+                member_id,
+                store_id,
+                at: now.to_owned(),
+            },
+        )?,
         now,
     )?;
     tx.commit()?;
@@ -60,7 +87,14 @@ pub fn coupon_sent_to_app(
     let key = outbox::record(
         &tx,
         EventKind::CouponSentToApp,
-        &json!({ "serial": serial, "member_id": member_id, "at": now }),
+        &event_payload(
+            EventKind::CouponSentToApp,
+            CouponSentToApp {
+                serial: serial.to_owned(),
+                member_id,
+                at: now.to_owned(),
+            },
+        )?,
         now,
     )?;
     tx.commit()?;
@@ -96,7 +130,14 @@ pub fn add_note_in(
     let key = outbox::record(
         tx,
         EventKind::AssociateNote,
-        &json!({ "member_id": member_id, "author": author, "body": body }),
+        &event_payload(
+            EventKind::AssociateNote,
+            AssociateNote {
+                member_id,
+                author: author.to_owned(),
+                body: body.to_owned(),
+            },
+        )?,
         now,
     )?;
     Ok(key)
@@ -139,7 +180,13 @@ pub fn set_preferences_in(
     let key = outbox::record(
         tx,
         EventKind::PreferencesSet,
-        &json!({ "member_id": member_id, "preferences": preferences }),
+        &event_payload(
+            EventKind::PreferencesSet,
+            PreferencesSet {
+                member_id,
+                preferences: preferences.to_vec(),
+            },
+        )?,
         now,
     )?;
     Ok(key)
@@ -177,11 +224,11 @@ pub fn set_consent_in(
 ) -> Result<String, EditError> {
     let (name, sql) = match consent {
         Consent::Personalization => (
-            "personalization",
+            ConsentName::Personalization,
             "UPDATE members SET consent_personalization = ?2, consent_personalization_at = ?3, updated_at = ?3 WHERE member_id = ?1",
         ),
         Consent::Marketing => (
-            "marketing",
+            ConsentName::Marketing,
             "UPDATE members SET consent_marketing = ?2, consent_marketing_at = ?3, updated_at = ?3 WHERE member_id = ?1",
         ),
     };
@@ -189,7 +236,15 @@ pub fn set_consent_in(
     let key = outbox::record(
         tx,
         EventKind::ConsentChanged,
-        &json!({ "member_id": member_id, "consent": name, "granted": granted, "at": now }),
+        &event_payload(
+            EventKind::ConsentChanged,
+            ConsentChanged {
+                member_id,
+                consent: name,
+                granted,
+                at: now.to_owned(),
+            },
+        )?,
         now,
     )?;
     Ok(key)
@@ -224,7 +279,13 @@ pub fn request_erasure_in(
     let key = outbox::record(
         tx,
         EventKind::ErasureRequested,
-        &json!({ "member_id": member_id, "requested_by": requested_by }),
+        &event_payload(
+            EventKind::ErasureRequested,
+            ErasureRequested {
+                member_id,
+                requested_by: requested_by.to_owned(),
+            },
+        )?,
         now,
     )?;
     Ok(key)

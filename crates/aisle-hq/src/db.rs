@@ -1,17 +1,21 @@
 //! HQ's storage: the master data (the replica schema, loaded with the same
 //! importers as a store) plus HQ's own tables (`migrations/hq/`): devices,
-//! store partitions, the change feed and the store event log. Synchronous
-//! functions over a connection; the HTTP layer runs them on blocking threads.
+//! store partitions, the change feed, the store event log and the quarantine
+//! of events HQ refused. Synchronous functions over a connection; the HTTP
+//! layer runs them on blocking threads.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aisle_core::replica::Migration;
 use aisle_core::sync::records;
+use aisle_proto::events::{
+    ConsentName, QuarantineList, QuarantinedEvent, RawEvent, RejectCode, Rejection,
+};
 use aisle_proto::{
     AssociateRecord, CampaignRecord, CardRecord, Change, ChangeBatch, ChunkInfo, CouponRecord,
-    Event, EventAck, EventKind, MemberLookup, MemberRecord, PROTOCOL_VERSION, Preference,
-    SnapshotManifest,
+    EventAck, MemberLookup, MemberRecord, PROTOCOL_VERSION, Preference, RejectedEvent,
+    SnapshotManifest, StoreEvent,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
@@ -27,6 +31,11 @@ pub const HQ_MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "0002_coupons.sql",
         sql: include_str!("../../../migrations/hq/0002_coupons.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_quarantine.sql",
+        sql: include_str!("../../../migrations/hq/0003_quarantine.sql"),
     },
 ];
 
@@ -679,53 +688,306 @@ pub fn chunk_name(index: u32) -> String {
     format!("chunk-{index:05}.jsonl.gz")
 }
 
-/// Records uploaded events once each and applies the profile-changing ones
-/// (one transaction). Returns every key HQ now holds from this upload.
+/// Records uploaded events once each and applies them, each in its own
+/// savepoint of one transaction. An event HQ refuses (see [`refusal`]), or
+/// whose effects its database refuses, is rolled back alone and kept in the
+/// quarantine; the events behind it go on. Returns every key HQ now holds
+/// from this upload (applied, seen before or quarantined) and the
+/// rejected ones with their reasons.
 pub fn record_events(
     conn: &mut Connection,
     device_id: &str,
     store_id: i64,
-    events: &[Event],
+    events: &[RawEvent],
     now: &str,
 ) -> Result<EventAck, HqError> {
     let tx = conn.transaction()?;
-    let mut acknowledged = Vec::with_capacity(events.len());
-    let mut duplicates = 0u64;
+    let mut ack = EventAck {
+        acknowledged: Vec::with_capacity(events.len()),
+        duplicates: 0,
+        rejected: Vec::new(),
+    };
     for event in events {
-        let inserted = tx
-            .prepare_cached(
-                "INSERT INTO store_events (idempotency_key, device_id, store_id, seq, kind, payload, created_at, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (idempotency_key) DO NOTHING",
-            )?
-            .execute(params![
-                event.idempotency_key,
+        match record_event(&tx, device_id, store_id, event, now)? {
+            Outcome::Applied => {}
+            Outcome::Duplicate => ack.duplicates += 1,
+            Outcome::Rejected { code, reason } => ack.rejected.push(RejectedEvent {
+                key: event.idempotency_key.clone(),
+                code,
+                reason,
+            }),
+        }
+        ack.acknowledged.push(event.idempotency_key.clone());
+    }
+    tx.commit()?;
+    Ok(ack)
+}
+
+/// What became of one uploaded event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Applied,
+    /// Recorded before: acknowledged again, never applied twice.
+    Duplicate,
+    /// Quarantined, now or before.
+    Rejected {
+        code: String,
+        reason: String,
+    },
+}
+
+fn record_event(
+    tx: &Transaction<'_>,
+    device_id: &str,
+    store_id: i64,
+    event: &RawEvent,
+    now: &str,
+) -> Result<Outcome, HqError> {
+    let key = event.idempotency_key.as_str();
+    // Seen before: recorded (NULL code) or quarantined (its code and reason).
+    let seen: Option<(Option<String>, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT NULL, NULL FROM store_events WHERE idempotency_key = ?1
+             UNION ALL
+             SELECT reason_code, reason FROM event_quarantine WHERE idempotency_key = ?1
+             LIMIT 1",
+        )?
+        .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    match seen {
+        Some((Some(code), reason)) => {
+            return Ok(Outcome::Rejected {
+                code,
+                reason: reason.unwrap_or_default(),
+            });
+        }
+        Some((None, _)) => return Ok(Outcome::Duplicate),
+        None => {}
+    }
+    let typed = match StoreEvent::decode(&event.kind, &event.payload) {
+        Ok(typed) => typed,
+        Err(err) => return quarantine(tx, device_id, store_id, event, &err.rejection(), now),
+    };
+    if let Some(rejection) = refusal(tx, &typed)? {
+        return quarantine(tx, device_id, store_id, event, &rejection, now);
+    }
+    tx.execute_batch("SAVEPOINT store_event")?;
+    let applied = tx
+        .prepare_cached(
+            "INSERT INTO store_events (idempotency_key, device_id, store_id, seq, kind, payload, created_at, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                key,
                 device_id,
                 store_id,
                 event.seq,
-                event.kind.name(),
+                typed.kind().name(),
                 event.payload.to_string(),
                 event.created_at,
                 now
-            ])?;
-        if inserted == 0 {
-            duplicates += 1;
-        } else {
-            apply_event(&tx, store_id, event, now)?;
+            ])
+        })
+        .map_err(HqError::from)
+        .and_then(|_| apply_event(tx, store_id, &typed, &event.created_at, now));
+    match applied {
+        Ok(()) => {
+            tx.execute_batch("RELEASE store_event")?;
+            Ok(Outcome::Applied)
         }
-        acknowledged.push(event.idempotency_key.clone());
+        Err(err) if refused_by_data(&err) => {
+            tx.execute_batch("ROLLBACK TO store_event; RELEASE store_event")?;
+            let rejection = Rejection::new(RejectCode::ApplyFailed, err.to_string());
+            quarantine(tx, device_id, store_id, event, &rejection, now)
+        }
+        Err(err) => {
+            // HQ's own trouble (disk, I/O): the whole upload fails and is retried.
+            tx.execute_batch("ROLLBACK TO store_event; RELEASE store_event")?;
+            Err(err)
+        }
     }
-    tx.commit()?;
-    Ok(EventAck {
-        acknowledged,
-        duplicates,
+}
+
+/// Is this failure the event's fault (its data refused by a rule or a
+/// constraint), not HQ's (I/O, a full disk, a busy database)?
+fn refused_by_data(err: &HqError) -> bool {
+    match err {
+        HqError::Invalid(_) | HqError::NotFound(_) => true,
+        HqError::Sqlite(err) => {
+            err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+        }
+        _ => false,
+    }
+}
+
+/// Keeps a refused event as received, with its reason; answers it rejected.
+fn quarantine(
+    tx: &Transaction<'_>,
+    device_id: &str,
+    store_id: i64,
+    event: &RawEvent,
+    rejection: &Rejection,
+    now: &str,
+) -> Result<Outcome, HqError> {
+    tracing::warn!(
+        key = %event.idempotency_key,
+        device_id,
+        store_id,
+        kind = %event.kind,
+        code = rejection.code.as_str(),
+        reason = %rejection.reason,
+        "store event quarantined"
+    );
+    tx.prepare_cached(
+        "INSERT INTO event_quarantine (idempotency_key, device_id, store_id, seq, kind, payload,
+             created_at, reason_code, reason, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        event.idempotency_key,
+        device_id,
+        store_id,
+        event.seq,
+        event.kind,
+        event.payload.to_string(),
+        event.created_at,
+        rejection.code.as_str(),
+        rejection.reason,
+        now
+    ])?;
+    Ok(Outcome::Rejected {
+        code: rejection.code.as_str().to_owned(),
+        reason: rejection.reason.clone(),
     })
 }
 
-fn member_of(event: &Event) -> Option<i64> {
-    event
-        .payload
-        .get("member_id")
-        .and_then(serde_json::Value::as_i64)
+/// Why HQ will not apply a decoded event, if it will not: the store's own
+/// rules ([`StoreEvent::check`]), then the master data: the member (an
+/// erased one is known: their events are kept as facts), the coupon, the
+/// stores, and the coupon formats the store's ledger uses.
+pub fn refusal(conn: &Connection, event: &StoreEvent) -> Result<Option<Rejection>, HqError> {
+    if let Err(rejection) = event.check() {
+        return Ok(Some(rejection));
+    }
+    let member_id = event.member_id();
+    if !conn
+        .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1")?
+        .exists([member_id])?
+    {
+        return Ok(Some(Rejection::new(
+            RejectCode::UnknownMember,
+            format!("member {member_id} is not in HQ's master data"),
+        )));
+    }
+    let (stores, coupon): (Vec<i64>, Option<(&str, i64, &str)>) = match event {
+        StoreEvent::KioskVisit(visit) => (visit.store_id.into_iter().collect(), None),
+        StoreEvent::ProfileViewed(viewed) => (vec![viewed.store_id], None),
+        StoreEvent::CouponIssued(issued) => (
+            vec![issued.store_id],
+            Some((&issued.serial, issued.coupon_id, &issued.channel)),
+        ),
+        StoreEvent::CouponRedeemed(redeemed) => (
+            vec![redeemed.store_id, redeemed.issuer_store_id],
+            Some((&redeemed.serial, redeemed.coupon_id, &redeemed.channel)),
+        ),
+        StoreEvent::CouponSentToApp(sent) => {
+            if !aisle_core::offers::coupon::is_serial(&sent.serial) {
+                return Ok(Some(bad_serial(&sent.serial)));
+            }
+            (Vec::new(), None)
+        }
+        StoreEvent::PreferencesSet(_)
+        | StoreEvent::ConsentChanged(_)
+        | StoreEvent::AssociateNote(_)
+        | StoreEvent::ErasureRequested(_) => (Vec::new(), None),
+    };
+    if let Some((serial, coupon_id, channel)) = coupon {
+        if !aisle_core::offers::coupon::is_serial(serial) {
+            return Ok(Some(bad_serial(serial)));
+        }
+        if aisle_core::offers::coupon::Channel::parse(channel).is_none() {
+            return Ok(Some(Rejection::new(
+                RejectCode::BadValue,
+                format!("{channel:?} is not a coupon channel (kiosk, associate, till, import)"),
+            )));
+        }
+        if !conn
+            .prepare_cached("SELECT 1 FROM coupons WHERE coupon_id = ?1")?
+            .exists([coupon_id])?
+        {
+            return Ok(Some(Rejection::new(
+                RejectCode::UnknownCoupon,
+                format!("coupon {coupon_id} is not in HQ's catalog"),
+            )));
+        }
+    }
+    for store_id in stores {
+        if !conn
+            .prepare_cached("SELECT 1 FROM stores WHERE store_id = ?1")?
+            .exists([store_id])?
+        {
+            return Ok(Some(Rejection::new(
+                RejectCode::UnknownStore,
+                format!("store {store_id} is not in HQ's master data"),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+fn bad_serial(serial: &str) -> Rejection {
+    Rejection::new(
+        RejectCode::BadValue,
+        format!("{serial:?} is not a coupon serial (16 digits)"),
+    )
+}
+
+/// The quarantine after `after`, oldest first, at most `limit`.
+pub fn quarantined(conn: &Connection, after: i64, limit: usize) -> Result<QuarantineList, HqError> {
+    let mut rows = conn
+        .prepare_cached(
+            "SELECT quarantine_id, idempotency_key, device_id, store_id, seq, kind, reason_code,
+                    reason, created_at, received_at, payload
+             FROM event_quarantine WHERE quarantine_id > ?1 ORDER BY quarantine_id LIMIT ?2",
+        )?
+        .query_map(params![after, limit as i64 + 1], |row| {
+            Ok((
+                QuarantinedEvent {
+                    quarantine_id: row.get(0)?,
+                    idempotency_key: row.get(1)?,
+                    device_id: row.get(2)?,
+                    store_id: row.get(3)?,
+                    seq: row.get(4)?,
+                    kind: row.get(5)?,
+                    code: row.get(6)?,
+                    reason: row.get(7)?,
+                    created_at: row.get(8)?,
+                    received_at: row.get(9)?,
+                    payload: serde_json::Value::Null,
+                },
+                row.get::<_, String>(10)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let mut events = Vec::with_capacity(rows.len());
+    for (mut event, payload) in rows {
+        event.payload = serde_json::from_str(&payload).map_err(|err| {
+            HqError::Invalid(format!(
+                "quarantined event {} is unreadable: {err}",
+                event.quarantine_id
+            ))
+        })?;
+        events.push(event);
+    }
+    let next_after = if more {
+        events.last().map(|event| event.quarantine_id)
+    } else {
+        None
+    };
+    Ok(QuarantineList { events, next_after })
 }
 
 /// The conflict rules (docs/PROTOCOL.md): HQ owns the catalog and offers;
@@ -734,25 +996,24 @@ fn member_of(event: &Event) -> Option<i64> {
 fn apply_event(
     tx: &Transaction<'_>,
     store_id: i64,
-    event: &Event,
+    event: &StoreEvent,
+    created_at: &str,
     now: &str,
 ) -> Result<(), HqError> {
     if matches!(
-        event.kind,
-        EventKind::CouponIssued | EventKind::CouponRedeemed
+        event,
+        StoreEvent::CouponIssued(_) | StoreEvent::CouponRedeemed(_)
     ) {
         return record_coupon_event(tx, store_id, event, now);
     }
-    let Some(member_id) = member_of(event) else {
-        return Ok(());
-    };
+    let member_id = event.member_id();
     let exists = records::read_member(tx, member_id)?.is_some();
     if !exists {
-        // Unknown or erased at HQ: the event is kept as a fact, nothing else changes.
+        // Erased at HQ: the event is kept as a fact, nothing else changes.
         return Ok(());
     }
-    match event.kind {
-        EventKind::KioskVisit => {
+    match event {
+        StoreEvent::KioskVisit(_) => {
             let added = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO store_members (store_id, member_id) VALUES (?1, ?2)",
@@ -764,54 +1025,32 @@ fn apply_event(
                 log_change(tx, Scope::Store(store_id), &Change::Member(member), now)?;
             }
         }
-        EventKind::PreferencesSet => {
-            let preferences: Vec<Preference> = event
-                .payload
-                .get("preferences")
-                .cloned()
-                .and_then(|v| serde_json::from_value(v).ok())
-                .unwrap_or_default();
+        StoreEvent::PreferencesSet(set) => {
             if let Some(mut member) = records::read_member(tx, member_id)? {
-                member.preferences = preferences;
+                member.preferences = set.preferences.clone();
                 member.preferences.sort();
                 member.preferences.dedup();
                 member.updated_at = now.to_owned();
                 save_member(tx, &member, now)?;
             }
         }
-        EventKind::ConsentChanged => {
-            let consent = event
-                .payload
-                .get("consent")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            let granted = event
-                .payload
-                .get("granted")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false);
-            let at = event
-                .payload
-                .get("at")
-                .and_then(|v| v.as_str())
-                .unwrap_or(&event.created_at)
-                .to_owned();
+        StoreEvent::ConsentChanged(change) => {
             if let Some(mut member) = records::read_member(tx, member_id)? {
-                let (flag, flag_at) = match consent {
-                    "personalization" => (
+                let (flag, flag_at) = match change.consent {
+                    ConsentName::Personalization => (
                         &mut member.consent_personalization,
                         &mut member.consent_personalization_at,
                     ),
-                    "marketing" => (
+                    ConsentName::Marketing => (
                         &mut member.consent_marketing,
                         &mut member.consent_marketing_at,
                     ),
-                    _ => return Ok(()),
                 };
+                let at = change.at.clone();
                 // A withdrawal always wins; a grant only over an older decision.
                 let newer = flag_at.as_deref().is_none_or(|old| at.as_str() >= old);
-                if !granted || newer {
-                    *flag = granted && newer;
+                if !change.granted || newer {
+                    *flag = change.granted && newer;
                     *flag_at = Some(at);
                     member.updated_at = now.to_owned();
                 }
@@ -820,25 +1059,15 @@ fn apply_event(
                 save_member(tx, &member, now)?;
             }
         }
-        EventKind::AssociateNote => {
-            let author = event
-                .payload
-                .get("author")
-                .and_then(|v| v.as_str())
-                .unwrap_or("associate");
-            let body = event
-                .payload
-                .get("body")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
+        StoreEvent::AssociateNote(note) => {
             tx.prepare_cached("INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![member_id, author, body, event.created_at])?;
+                .execute(params![member_id, note.author, note.body, created_at])?;
         }
-        EventKind::ErasureRequested => erase(tx, member_id, now)?,
-        EventKind::CouponIssued
-        | EventKind::CouponRedeemed
-        | EventKind::CouponSentToApp
-        | EventKind::ProfileViewed => {}
+        StoreEvent::ErasureRequested(_) => erase(tx, member_id, now)?,
+        StoreEvent::CouponIssued(_)
+        | StoreEvent::CouponRedeemed(_)
+        | StoreEvent::CouponSentToApp(_)
+        | StoreEvent::ProfileViewed(_) => {}
     }
     Ok(())
 }
@@ -852,54 +1081,47 @@ struct CountedRedemption {
     value_cents: Option<i64>,
 }
 
-/// Records a coupon instance or redemption in HQ's ledger. The earliest
+/// Records a coupon instance or redemption in HQ's ledger (its coupon,
+/// serial, channel and stores checked by [`refusal`]). The earliest
 /// redemption of an instance wins; any other is an over-redemption, kept in
 /// `coupon_over_redemptions` and logged. The member's record (with their
 /// instances) then goes to every store holding the member, so a store that
 /// syncs refuses an instance redeemed elsewhere and accepts its numeric code.
-/// Events HQ cannot place (unknown coupon, bad serial) are kept as facts only.
 fn record_coupon_event(
     tx: &Transaction<'_>,
     store_id: i64,
-    event: &Event,
+    event: &StoreEvent,
     now: &str,
 ) -> Result<(), HqError> {
-    let payload = &event.payload;
-    let text = |key: &str| payload.get(key).and_then(|v| v.as_str());
-    let int = |key: &str| payload.get(key).and_then(serde_json::Value::as_i64);
-    let (Some(serial), Some(coupon_id)) = (text("serial"), int("coupon_id")) else {
-        return Ok(());
-    };
-    let member_id = int("member_id");
-    let redeemed = event.kind == EventKind::CouponRedeemed;
-    let issuer = if redeemed {
-        int("issuer_store_id")
-    } else {
-        Some(store_id)
-    };
-    let channel = text("channel").unwrap_or("import");
-    let known = tx
-        .prepare_cached("SELECT 1 FROM coupons WHERE coupon_id = ?1")?
-        .exists([coupon_id])?;
-    if !aisle_core::offers::coupon::is_serial(serial)
-        || !known
-        || aisle_core::offers::coupon::Channel::parse(channel).is_none()
-    {
-        tracing::warn!(
-            serial,
-            coupon_id,
-            "coupon event HQ cannot place; kept as a fact"
-        );
-        return Ok(());
-    }
-    for id in [Some(store_id), issuer].into_iter().flatten() {
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO stores (store_id, name) VALUES (?1, 'Store ' || ?1)",
-        )?
-        .execute([id])?;
-    }
-    let redeemed_at = text("redeemed_at").unwrap_or(&event.created_at).to_owned();
-    let issued_at = text("issued_at").unwrap_or(&redeemed_at).to_owned();
+    let (serial, coupon_id, member_id, key_id, channel, expires_at, issuer, issued_at, redemption) =
+        match event {
+            StoreEvent::CouponIssued(issued) => (
+                issued.serial.as_str(),
+                issued.coupon_id,
+                issued.member_id,
+                issued.key_id,
+                issued.channel.as_str(),
+                issued.expires_at.as_str(),
+                store_id,
+                issued.issued_at.as_str(),
+                None,
+            ),
+            StoreEvent::CouponRedeemed(redeemed) => (
+                redeemed.serial.as_str(),
+                redeemed.coupon_id,
+                redeemed.member_id,
+                redeemed.key_id,
+                redeemed.channel.as_str(),
+                redeemed.expires_at.as_str(),
+                redeemed.issuer_store_id,
+                // An instance HQ learns of by its redemption: issued then, at the latest.
+                redeemed.redeemed_at.as_str(),
+                Some(redeemed),
+            ),
+            _ => return Ok(()),
+        };
+    let member_id = Some(member_id);
+    let redeemed = redemption.is_some();
     tx.prepare_cached(
         "INSERT INTO coupon_issues (serial, coupon_id, member_id, store_id, channel, issued_at,
              expires_at, key_id, bound_member_id)
@@ -913,13 +1135,14 @@ fn record_coupon_event(
         issuer,
         channel,
         issued_at,
-        text("expires_at").unwrap_or_default(),
-        int("key_id"),
+        expires_at,
+        key_id,
         !redeemed
     ])?;
-    if redeemed {
-        let till_id = text("till_id");
-        let value_cents = int("value_cents");
+    if let Some(redemption) = redemption {
+        let redeemed_at = redemption.redeemed_at.clone();
+        let till_id = Some(redemption.till_id.as_str());
+        let value_cents = Some(redemption.value_cents);
         let issue_id: i64 = tx
             .prepare_cached("SELECT issue_id FROM coupon_issues WHERE serial = ?1")?
             .query_row([serial], |row| row.get(0))?;
@@ -954,10 +1177,7 @@ fn record_coupon_event(
                     redeemed_at,
                     till_id,
                     value_cents,
-                    payload
-                        .get("offline_risk")
-                        .and_then(serde_json::Value::as_bool)
-                        .unwrap_or(false)
+                    redemption.offline_risk
                 ])?;
             }
             Some(CountedRedemption {
@@ -1343,4 +1563,385 @@ pub fn lookup(
     }
     tx.commit()?;
     Ok(MemberLookup { member, erased })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aisle_proto::{CampaignRecord, CouponRecord, StoreRecord};
+    use serde_json::json;
+
+    const MEMBER: i64 = 7;
+    const ERASED: i64 = 8;
+    const STORE: i64 = 1;
+    const COUPON: i64 = 900_001;
+    const SERIAL: &str = "9176527369895822";
+    const NOW: &str = "2026-11-25 12:00:00";
+
+    fn member(member_id: i64) -> MemberRecord {
+        MemberRecord {
+            member_id,
+            given_name: Some("Zoe".into()),
+            family_name: None,
+            display_name: None,
+            phone: None,
+            email: None,
+            home_store_id: Some(STORE),
+            tier: "standard".into(),
+            consent_personalization: true,
+            consent_personalization_at: None,
+            consent_marketing: true,
+            consent_marketing_at: None,
+            enrolled_on: None,
+            updated_at: "2026-01-01 00:00:00".into(),
+            cards: Vec::new(),
+            preferences: Vec::new(),
+            code_keys: None,
+            coupons: None,
+        }
+    }
+
+    /// HQ with one store, two members (one erased), a campaign and its coupon.
+    fn hq() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = open(&dir.path().join("hq.db")).expect("open HQ");
+        let tx = conn.transaction().expect("tx");
+        records::apply_change(
+            &tx,
+            &Change::Store(StoreRecord {
+                store_id: STORE,
+                name: "Main".into(),
+                region: None,
+                timezone: "UTC".into(),
+                coupon_keys: None,
+            }),
+        )
+        .expect("store");
+        for id in [MEMBER, ERASED] {
+            assert!(records::write_member(&tx, &member(id)).expect("member"));
+        }
+        erase(&tx, ERASED, NOW).expect("erase");
+        records::apply_change(
+            &tx,
+            &Change::Campaign(CampaignRecord {
+                campaign_id: 50,
+                name: "Autumn".into(),
+                campaign_type: None,
+                starts_on: "2026-01-01".into(),
+                ends_on: "2026-12-31".into(),
+                targets: Vec::new(),
+            }),
+        )
+        .expect("campaign");
+        records::apply_change(
+            &tx,
+            &Change::Coupon(CouponRecord {
+                coupon_id: COUPON,
+                code: "AUTUMN".into(),
+                campaign_id: 50,
+                description: None,
+                discount_cents: Some(300),
+                discount_percent: None,
+                product_ids: Vec::new(),
+            }),
+        )
+        .expect("coupon");
+        tx.commit().expect("commit");
+        (dir, conn)
+    }
+
+    fn raw(seq: i64, kind: &str, payload: serde_json::Value) -> RawEvent {
+        RawEvent {
+            idempotency_key: format!("replica-{seq}"),
+            seq,
+            kind: kind.into(),
+            payload,
+            created_at: NOW.into(),
+        }
+    }
+
+    fn note(seq: i64, body: &str) -> RawEvent {
+        raw(
+            seq,
+            "associate_note",
+            json!({ "member_id": MEMBER, "author": "Dana", "body": body }),
+        )
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |row| row.get(0)).expect("count")
+    }
+
+    /// One event alone: its rejection code (None: applied).
+    fn outcome(kind: &str, payload: serde_json::Value) -> Option<String> {
+        let (_dir, mut conn) = hq();
+        let event = raw(1, kind, payload);
+        let ack = record_events(&mut conn, "kiosk-1", STORE, &[event], NOW).expect("upload");
+        assert_eq!(ack.acknowledged, ["replica-1"], "always acknowledged");
+        let applied = count(&conn, "SELECT count(*) FROM store_events");
+        let quarantined = count(&conn, "SELECT count(*) FROM event_quarantine");
+        match ack.rejected.as_slice() {
+            [] => {
+                assert_eq!((applied, quarantined), (1, 0), "{kind}");
+                None
+            }
+            [rejected] => {
+                assert_eq!((applied, quarantined), (0, 1), "{kind}: {rejected:?}");
+                let kept: (String, String) = conn
+                    .query_row(
+                        "SELECT reason_code, reason FROM event_quarantine",
+                        [],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .expect("quarantined");
+                assert_eq!(kept, (rejected.code.clone(), rejected.reason.clone()));
+                Some(rejected.code.clone())
+            }
+            more => panic!("{kind}: {more:?}"),
+        }
+    }
+
+    fn check(kind: &str, payload: serde_json::Value, expect: Option<&str>) {
+        assert_eq!(
+            outcome(kind, payload.clone()).as_deref(),
+            expect,
+            "{kind} {payload}"
+        );
+    }
+
+    fn preferences(kind: &str, value: &str) -> serde_json::Value {
+        json!({ "member_id": MEMBER, "preferences": [{ "kind": kind, "value": value }] })
+    }
+
+    fn issued(serial: &str, coupon_id: i64, channel: &str) -> serde_json::Value {
+        json!({ "serial": serial, "coupon_id": coupon_id, "member_id": MEMBER, "store_id": STORE,
+                "key_id": 1, "channel": channel, "issued_at": NOW, "expires_at": "2026-12-09 12:00:00" })
+    }
+
+    #[test]
+    fn an_unknown_kind_is_rejected() {
+        check(
+            "loyalty_points",
+            json!({ "member_id": MEMBER }),
+            Some("unknown_kind"),
+        );
+    }
+
+    #[test]
+    fn a_payload_that_does_not_decode_is_rejected() {
+        check(
+            "kiosk_visit",
+            json!({ "member_id": "seven", "store_id": STORE, "at": NOW }),
+            Some("bad_payload"),
+        );
+        check(
+            "consent_changed",
+            json!({ "member_id": MEMBER, "consent": "sms", "granted": true, "at": NOW }),
+            Some("bad_payload"),
+        );
+        check("associate_note", json!("a note"), Some("bad_payload"));
+    }
+
+    #[test]
+    fn an_unknown_member_is_rejected_and_an_erased_one_kept_as_a_fact() {
+        check(
+            "kiosk_visit",
+            json!({ "member_id": 404, "store_id": STORE, "at": NOW }),
+            Some("unknown_member"),
+        );
+        check(
+            "associate_note",
+            json!({ "member_id": ERASED, "author": "Dana", "body": "late" }),
+            None,
+        );
+        check(
+            "kiosk_visit",
+            json!({ "member_id": MEMBER, "store_id": STORE, "at": NOW }),
+            None,
+        );
+    }
+
+    #[test]
+    fn a_text_longer_than_the_store_allows_is_rejected() {
+        let body = "n".repeat(aisle_proto::events::MAX_NOTE_CHARS);
+        check(
+            "associate_note",
+            json!({ "member_id": MEMBER, "author": "Dana", "body": body }),
+            None,
+        );
+        check(
+            "associate_note",
+            json!({ "member_id": MEMBER, "author": "Dana", "body": format!("{body}n") }),
+            Some("too_long"),
+        );
+        check(
+            "preferences_set",
+            preferences("brand", &"b".repeat(61)),
+            Some("too_long"),
+        );
+        check(
+            "profile_viewed",
+            json!({ "member_id": MEMBER, "actor": "s".repeat(101), "store_id": STORE, "at": NOW }),
+            Some("too_long"),
+        );
+    }
+
+    #[test]
+    fn a_preference_kind_the_schema_refuses_is_rejected() {
+        check("preferences_set", preferences("dietary", "vegan"), None);
+        check(
+            "preferences_set",
+            preferences("colour", "red"),
+            Some("bad_preference"),
+        );
+    }
+
+    #[test]
+    fn coupons_and_stores_hq_does_not_hold_are_rejected() {
+        check("coupon_issued", issued(SERIAL, COUPON, "kiosk"), None);
+        check(
+            "coupon_issued",
+            issued(SERIAL, 123, "kiosk"),
+            Some("unknown_coupon"),
+        );
+        check(
+            "coupon_issued",
+            issued("12-34", COUPON, "kiosk"),
+            Some("bad_value"),
+        );
+        check(
+            "coupon_issued",
+            issued(SERIAL, COUPON, "pigeon"),
+            Some("bad_value"),
+        );
+        check(
+            "kiosk_visit",
+            json!({ "member_id": MEMBER, "store_id": 99, "at": NOW }),
+            Some("unknown_store"),
+        );
+        check(
+            "kiosk_visit",
+            json!({ "member_id": MEMBER, "store_id": null, "at": NOW }),
+            None,
+        );
+        check(
+            "coupon_sent_to_app",
+            json!({ "member_id": MEMBER, "serial": "x", "at": NOW }),
+            Some("bad_value"),
+        );
+    }
+
+    /// A poison event between two good ones: both good ones apply, the poison
+    /// is quarantined, and resending the batch applies nothing twice and
+    /// answers the poison rejected again.
+    #[test]
+    fn a_poison_event_does_not_block_the_events_behind_it() {
+        let (_dir, mut conn) = hq();
+        let batch = [
+            note(1, "likes oat milk"),
+            raw(2, "preferences_set", preferences("colour", "red")),
+            raw(3, "preferences_set", preferences("brand", "Oatly")),
+        ];
+        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, NOW).expect("upload");
+        assert_eq!(ack.acknowledged, ["replica-1", "replica-2", "replica-3"]);
+        assert_eq!(ack.duplicates, 0);
+        assert_eq!(
+            ack.rejected
+                .iter()
+                .map(|r| (r.key.as_str(), r.code.as_str()))
+                .collect::<Vec<_>>(),
+            [("replica-2", "bad_preference")]
+        );
+        assert_eq!(count(&conn, "SELECT count(*) FROM member_notes"), 1);
+        assert_eq!(
+            records::read_member(&conn, MEMBER)
+                .expect("read")
+                .expect("member")
+                .preferences,
+            [Preference {
+                kind: "brand".into(),
+                value: "Oatly".into()
+            }]
+        );
+        let again = record_events(&mut conn, "kiosk-1", STORE, &batch, NOW).expect("again");
+        assert_eq!(again.acknowledged, ack.acknowledged);
+        assert_eq!(again.duplicates, 2);
+        assert_eq!(again.rejected, ack.rejected, "rejected again, same reason");
+        assert_eq!(count(&conn, "SELECT count(*) FROM member_notes"), 1);
+        assert_eq!(count(&conn, "SELECT count(*) FROM store_events"), 2);
+        assert_eq!(count(&conn, "SELECT count(*) FROM event_quarantine"), 1);
+    }
+
+    /// An event that passes every check but whose effects the database
+    /// refuses is rolled back alone (its log row too) and quarantined.
+    #[test]
+    fn an_event_whose_effects_the_database_refuses_is_rolled_back_alone() {
+        let (_dir, mut conn) = hq();
+        conn.execute_batch(
+            "CREATE TEMP TRIGGER refuse_boom BEFORE INSERT ON member_notes
+             WHEN NEW.body = 'boom' BEGIN SELECT RAISE(ABORT, 'notes saying boom are refused'); END;",
+        )
+        .expect("trigger");
+        let batch = [note(1, "first"), note(2, "boom"), note(3, "third")];
+        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, NOW).expect("upload");
+        assert_eq!(ack.acknowledged.len(), 3);
+        assert_eq!(ack.rejected.len(), 1);
+        assert_eq!(ack.rejected[0].key, "replica-2");
+        assert_eq!(ack.rejected[0].code, "apply_failed");
+        assert!(
+            ack.rejected[0]
+                .reason
+                .contains("notes saying boom are refused"),
+            "{:?}",
+            ack.rejected[0]
+        );
+        let keys: Vec<String> = conn
+            .prepare("SELECT idempotency_key FROM store_events ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("keys");
+        assert_eq!(keys, ["replica-1", "replica-3"]);
+        let bodies: Vec<String> = conn
+            .prepare("SELECT body FROM member_notes ORDER BY note_id")
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("notes");
+        assert_eq!(bodies, ["first", "third"]);
+    }
+
+    #[test]
+    fn the_quarantine_lists_in_pages() {
+        let (_dir, mut conn) = hq();
+        let batch: Vec<RawEvent> = (1..=5)
+            .map(|seq| raw(seq, "associate_note", json!({ "member_id": 404 + seq })))
+            .collect();
+        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, NOW).expect("upload");
+        assert_eq!(ack.rejected.len(), 5);
+        let first = quarantined(&conn, 0, 3).expect("page 1");
+        assert_eq!(
+            first
+                .events
+                .iter()
+                .map(|e| e.idempotency_key.as_str())
+                .collect::<Vec<_>>(),
+            ["replica-1", "replica-2", "replica-3"]
+        );
+        assert_eq!(first.events[0].payload, json!({ "member_id": 405 }));
+        assert_eq!(first.events[0].code, "bad_payload");
+        assert_eq!(first.events[0].device_id, "kiosk-1");
+        let after = first.next_after.expect("more");
+        let second = quarantined(&conn, after, 3).expect("page 2");
+        assert_eq!(second.events.len(), 2);
+        assert_eq!(second.next_after, None);
+        assert!(
+            quarantined(&conn, after + 10, 3)
+                .expect("past the end")
+                .events
+                .is_empty()
+        );
+    }
 }

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use aisle_proto::events::{QuarantineList, RawEventUpload};
 use aisle_proto::{
-    ApiError, Change, DeviceCredentials, DeviceRegistration, EventUpload, PROTOCOL_HEADER,
-    PROTOCOL_VERSION, paths,
+    ApiError, Change, DeviceCredentials, DeviceRegistration, PROTOCOL_HEADER, PROTOCOL_VERSION,
+    paths,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -138,6 +139,7 @@ pub fn router(hq: Arc<Hq>) -> axum::Router {
             paths::ADMIN_COUPON_RECONCILIATION,
             get(admin_coupon_reconciliation),
         )
+        .route(paths::ADMIN_QUARANTINE, get(admin_quarantine))
         .fallback(|| async {
             Failure(
                 StatusCode::NOT_FOUND,
@@ -269,10 +271,12 @@ async fn changes(
     .await
 }
 
+/// An upload is read with each event's kind as text ([`RawEventUpload`]):
+/// an event HQ cannot read is quarantined alone, not the whole upload.
 async fn events(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(upload): Json<EventUpload>,
+    Json(upload): Json<RawEventUpload>,
 ) -> Answer<Json<aisle_proto::EventAck>> {
     blocking(move || {
         let (device_id, store_id) = device(&hq, &headers)?;
@@ -458,6 +462,28 @@ async fn admin_events(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> Answer<J
             Ok(rows)
         })?;
         Ok(Json(EventLog { events }))
+    })
+    .await
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct QuarantineQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<usize>,
+}
+
+/// Admin: the store events HQ refused, oldest first, a page at a time.
+async fn admin_quarantine(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Query(query): Query<QuarantineQuery>,
+) -> Answer<Json<QuarantineList>> {
+    blocking(move || {
+        admin(&hq, &headers)?;
+        let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
+        let page = hq.read(|conn| db::quarantined(conn, query.after, limit))?;
+        Ok(Json(page))
     })
     .await
 }

@@ -3,7 +3,9 @@
 //! HQ holds the master data (the replica schema, loaded with the same
 //! importers as a store), registers store devices, serves each store's
 //! bootstrap snapshot and change feed (both signed with HQ's Ed25519 key),
-//! records store events exactly once, and offers a small admin API. The wire
+//! records store events exactly once (each checked and applied in its own
+//! savepoint; one HQ refuses is quarantined and never blocks the events
+//! behind it), and offers a small admin API. The wire
 //! types are `aisle-proto`'s; `docs/PROTOCOL.md` describes them.
 //!
 //! [`serve`] takes a bound listener, so tests run HQ on `127.0.0.1:0`; the

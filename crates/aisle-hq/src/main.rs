@@ -76,6 +76,15 @@ enum Command {
     },
     /// Print HQ's signing public key (hex).
     PublicKey,
+    /// List the store events HQ refused and quarantined, oldest first, as
+    /// JSON (what `GET /admin/v1/quarantine` answers).
+    Quarantine {
+        /// Only events after this quarantine id.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Manage the associates who sign in on the stores' tablets.
     #[command(subcommand)]
     Associate(AssociateCommand),
@@ -274,6 +283,13 @@ fn main() -> anyhow::Result<()> {
                     hq.write(|conn| aisle_hq::db::deactivate_associate(conn, staff_id, &now))?;
                 }
             }
+            Ok(())
+        }
+        Command::Quarantine { after, limit } => {
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let page = hq.read(|conn| aisle_hq::db::quarantined(conn, after, limit.max(1)))?;
+            let text = serde_json::to_string_pretty(&page)?;
+            std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
             Ok(())
         }
         Command::PublicKey => {

@@ -9,6 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod events;
+
+pub use events::{RejectedEvent, StoreEvent};
+
 /// The protocol version this build speaks. Sent by the store in the
 /// [`PROTOCOL_HEADER`] header of every request; HQ refuses other versions
 /// with 426 and an [`ApiError`] of code `protocol_version`.
@@ -49,6 +53,9 @@ pub mod paths {
     pub const ADMIN_PARTITION: &str = "/admin/v1/partition";
     /// `GET`: a [`super::CouponReconciliation`] (coupons redeemed at two stores).
     pub const ADMIN_COUPON_RECONCILIATION: &str = "/admin/v1/coupons/reconciliation";
+    /// `GET ?after=ID&limit=N`: a [`super::events::QuarantineList`], the
+    /// store events HQ refused, oldest first.
+    pub const ADMIN_QUARANTINE: &str = "/admin/v1/quarantine";
 }
 
 /// Every error body, with a stable code a client branches on and a message for people.
@@ -441,7 +448,8 @@ pub struct EventUpload {
 }
 
 /// One local event of a store. `idempotency_key` is unique forever: HQ
-/// records each key once, however often it is sent.
+/// records each key once, however often it is sent. `payload` is the
+/// kind's struct in [`events`] (see [`StoreEvent`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub idempotency_key: String,
@@ -513,13 +521,20 @@ impl EventKind {
     }
 }
 
-/// HQ's answer to an upload: every key it now holds (new or seen before).
-/// The store deletes exactly these from its outbox.
+/// HQ's answer to an upload: every key it now holds (new or seen before,
+/// applied or quarantined). The store deletes exactly these, and the
+/// rejected ones, from its outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventAck {
     pub acknowledged: Vec<String>,
     /// How many of them HQ had already recorded (duplicates, ignored).
     pub duplicates: u64,
+    /// Events HQ refused and keeps in its quarantine, never to apply them
+    /// (their keys are acknowledged too, so a store older than this field
+    /// lets go of them as well). Absent from an HQ older than the
+    /// quarantine, and when nothing was refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedEvent>,
 }
 
 /// The answer to a member look-up: the profile, now part of the store's partition.

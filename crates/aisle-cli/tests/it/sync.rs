@@ -1217,3 +1217,199 @@ fn associates_reach_their_store_with_their_pin_hash() {
         Err(StaffError::WrongPin { .. })
     ));
 }
+
+/// A poison event between good ones, against a real HQ: the store's outbox
+/// holds a preference of a kind the schema refuses and a visit whose payload
+/// does not decode (as a damaged or buggy store would write them) between
+/// good events. One `aisle sync` applies the good ones at HQ, HQ keeps the
+/// poison ones in its quarantine (listed by the admin endpoint with their
+/// reasons), the outbox empties, and the next sync is clean. A poison key
+/// sent again is answered rejected again, never applied.
+#[test]
+fn a_poison_event_is_quarantined_and_the_events_behind_it_apply() {
+    let hq = TestHq::start_with_demo();
+    let store = hq.provisioned_store("kiosk-1");
+    let (db, store_id) = (store.db.clone(), store.store_id);
+    sync_ok(&db);
+    let member_id = a_member(&db);
+    let poison_preference = serde_json::json!({
+        "member_id": member_id,
+        "preferences": [{ "kind": "colour", "value": "red" }],
+    });
+    let poison_visit =
+        serde_json::json!({ "member_id": member_id.to_string(), "store_id": store_id, "at": "x" });
+    let good: Vec<String> = {
+        let mut conn = aisle_core::replica::open_writer(&db).expect("writer");
+        let raw = |conn: &Connection, key: &str, kind: &str, payload: &serde_json::Value| {
+            conn.execute(
+                "INSERT INTO outbox (idempotency_key, kind, payload, created_at)
+                 VALUES (?1, ?2, ?3, '2026-11-25 10:01:30')",
+                rusqlite::params![key, kind, payload.to_string()],
+            )
+            .expect("raw outbox row");
+        };
+        let note = aisle_core::edits::add_note(
+            &mut conn,
+            member_id,
+            "associate-7",
+            "likes oat milk",
+            "2026-11-25 10:01:00",
+        )
+        .expect("note");
+        raw(&conn, "poison-1", "preferences_set", &poison_preference);
+        raw(&conn, "poison-2", "kiosk_visit", &poison_visit);
+        let preferences = aisle_core::edits::set_preferences(
+            &mut conn,
+            member_id,
+            &[Preference {
+                kind: "dietary".into(),
+                value: "vegetarian".into(),
+            }],
+            "2026-11-25 10:02:00",
+        )
+        .expect("preferences");
+        vec![note, preferences]
+    };
+    let outbox = |db: &Path| -> i64 {
+        Connection::open(db)
+            .expect("replica")
+            .query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))
+            .expect("outbox")
+    };
+    assert_eq!(outbox(&db), 4);
+
+    let first = sync_ok(&db);
+    assert!(
+        first.contains("uploaded 4 events (0 already at HQ, 2 rejected and quarantined by HQ)"),
+        "{first}"
+    );
+    assert_eq!(outbox(&db), 0, "the store's outbox is empty");
+    // Both good events applied at HQ, in order around the poison.
+    let mut applied = hq.event_keys();
+    applied.sort();
+    let mut expected = good.clone();
+    expected.sort();
+    assert_eq!(applied, expected, "exactly the good events were applied");
+    let (note, preferences): (String, String) = hq
+        .db()
+        .query_row(
+            "SELECT (SELECT group_concat(body) FROM member_notes WHERE member_id = ?1),
+                    (SELECT group_concat(kind || '=' || value) FROM member_preferences WHERE member_id = ?1)",
+            [member_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("member at HQ");
+    assert_eq!(
+        (note.as_str(), preferences.as_str()),
+        ("likes oat milk", "dietary=vegetarian")
+    );
+    // The poison is in HQ's quarantine, and listed by the admin endpoint.
+    let quarantine_at_hq: Vec<(String, String, String)> = hq
+        .db()
+        .prepare(
+            "SELECT idempotency_key, kind, reason_code FROM event_quarantine ORDER BY quarantine_id",
+        )
+        .expect("prepare")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    let row = |key: &str, kind: &str, code: &str| (key.into(), kind.into(), code.into());
+    assert_eq!(
+        quarantine_at_hq,
+        vec![
+            row("poison-1", "preferences_set", "bad_preference"),
+            row("poison-2", "kiosk_visit", "bad_payload"),
+        ]
+    );
+    let listing = |query: &str, token: &str| {
+        hq.client()
+            .get(format!(
+                "{}{}{query}",
+                hq.url(),
+                aisle_proto::paths::ADMIN_QUARANTINE
+            ))
+            .bearer_auth(token)
+            .send()
+            .expect("admin request")
+    };
+    let page: aisle_proto::events::QuarantineList = listing("", &hq.admin_token)
+        .json()
+        .expect("quarantine json");
+    assert_eq!(page.next_after, None);
+    assert_eq!(page.events.len(), 2, "{page:?}");
+    let (preference, visit) = (&page.events[0], &page.events[1]);
+    assert_eq!(
+        (
+            preference.idempotency_key.as_str(),
+            preference.device_id.as_str(),
+            preference.store_id,
+            preference.kind.as_str(),
+            preference.code.as_str()
+        ),
+        (
+            "poison-1",
+            "kiosk-1",
+            store_id,
+            "preferences_set",
+            "bad_preference"
+        )
+    );
+    assert!(
+        preference
+            .reason
+            .contains(r#""colour" is not a kind of preference"#),
+        "{preference:?}"
+    );
+    assert_eq!(preference.payload, poison_preference);
+    assert_eq!(preference.created_at, "2026-11-25 10:01:30");
+    assert_eq!(visit.code, "bad_payload");
+    assert!(visit.reason.contains("invalid type: string"), "{visit:?}");
+    assert_eq!(visit.payload, poison_visit);
+    let after_first: aisle_proto::events::QuarantineList = listing(
+        &format!("?after={}&limit=10", preference.quarantine_id),
+        &hq.admin_token,
+    )
+    .json()
+    .expect("page");
+    assert_eq!(after_first.events, vec![visit.clone()]);
+    assert_eq!(
+        listing("", "not-the-token").status().as_u16(),
+        401,
+        "admins only"
+    );
+
+    // The next sync is clean.
+    let second = sync_ok(&db);
+    assert!(
+        second.contains("uploaded 0 events (0 already at HQ)"),
+        "{second}"
+    );
+    let status = text(&aisle(&db, &["sync", "status"]));
+    assert!(status.contains("pending outbox events: 0"), "{status}");
+
+    // A poison key sent again is rejected again, never applied, kept once.
+    Connection::open(&db)
+        .expect("replica")
+        .execute(
+            "INSERT INTO outbox (idempotency_key, kind, payload, created_at)
+             VALUES ('poison-1', 'preferences_set', ?1, '2026-11-25 10:01:30')",
+            [poison_preference.to_string()],
+        )
+        .expect("resend");
+    let third = sync_ok(&db);
+    assert!(
+        third.contains("uploaded 1 events (0 already at HQ, 1 rejected and quarantined by HQ)"),
+        "{third}"
+    );
+    assert_eq!(outbox(&db), 0);
+    assert_eq!(hq.event_keys().len(), 2);
+    let kept: i64 = hq
+        .db()
+        .query_row("SELECT count(*) FROM event_quarantine", [], |row| {
+            row.get(0)
+        })
+        .expect("count");
+    assert_eq!(kept, 2);
+    converged(&hq, &db, store_id);
+}

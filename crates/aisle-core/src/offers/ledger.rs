@@ -268,16 +268,19 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
     let outbox_key = outbox::record(
         tx,
         EventKind::CouponIssued,
-        &json!({
-            "serial": serial,
-            "coupon_id": req.coupon_id,
-            "member_id": req.member_id,
-            "store_id": req.store_id,
-            "key_id": key_id,
-            "channel": req.channel.name(),
-            "issued_at": now,
-            "expires_at": expires,
-        }),
+        &crate::edits::event_payload(
+            EventKind::CouponIssued,
+            aisle_proto::events::CouponIssued {
+                serial: serial.clone(),
+                coupon_id: req.coupon_id,
+                member_id: req.member_id,
+                store_id: req.store_id,
+                key_id,
+                channel: req.channel.name().to_owned(),
+                issued_at: now.clone(),
+                expires_at: expires,
+            },
+        )?,
         &now,
     )?;
     Ok(IssuedCoupon {
@@ -625,20 +628,23 @@ pub fn redeem(
     let outbox_key = outbox::record(
         &tx,
         EventKind::CouponRedeemed,
-        &json!({
-            "serial": accepted.serial,
-            "coupon_id": accepted.coupon.coupon_id,
-            "member_id": accepted.member_id,
-            "issuer_store_id": instance.store_id,
-            "key_id": instance.key_id,
-            "channel": instance.channel.name(),
-            "expires_at": timestamp(instance.expires_at),
-            "store_id": req.store_id,
-            "redeemed_at": now,
-            "till_id": req.till_id,
-            "value_cents": accepted.value_cents,
-            "offline_risk": accepted.offline_risk,
-        }),
+        &crate::edits::event_payload(
+            EventKind::CouponRedeemed,
+            aisle_proto::events::CouponRedeemed {
+                serial: accepted.serial.clone(),
+                coupon_id: accepted.coupon.coupon_id,
+                member_id: accepted.member_id,
+                issuer_store_id: instance.store_id,
+                key_id: instance.key_id,
+                channel: instance.channel.name().to_owned(),
+                expires_at: timestamp(instance.expires_at),
+                store_id: req.store_id,
+                redeemed_at: now.clone(),
+                till_id: req.till_id.to_owned(),
+                value_cents: accepted.value_cents,
+                offline_risk: accepted.offline_risk,
+            },
+        )?,
         &now,
     )?;
     tx.commit()?;

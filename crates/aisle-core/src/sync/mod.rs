@@ -8,7 +8,9 @@
 //!    ONE transaction with the cursor; nothing is replaced before all of it
 //!    verified.
 //! 2. **Upload** the outbox, oldest first, in batches; HQ records each
-//!    idempotency key once; a row is deleted only once HQ acknowledged it.
+//!    idempotency key once; a row is deleted only once HQ acknowledged it
+//!    (or rejected it: HQ quarantines an event it cannot apply, and the
+//!    events behind it go on).
 //! 3. **Deltas**: signed batches after the cursor, each applied in ONE
 //!    transaction together with the cursor advance; a duplicated or replayed
 //!    batch changes nothing, a gap is refused.
@@ -273,6 +275,8 @@ pub struct SyncReport {
     pub batches_ignored: u64,
     pub events_uploaded: u64,
     pub events_duplicate_at_hq: u64,
+    /// Uploaded events HQ refused and quarantined (they left the outbox).
+    pub events_rejected_at_hq: u64,
     pub cursor: Option<u64>,
 }
 
@@ -465,7 +469,22 @@ pub fn upload(
                 return Err(err);
             }
         };
-        let acknowledged: std::collections::HashSet<&String> = ack.acknowledged.iter().collect();
+        // HQ is done with acknowledged keys and with rejected ones (it keeps
+        // those in its quarantine and never applies them): both leave the outbox.
+        let mut acknowledged: std::collections::HashSet<&String> =
+            ack.acknowledged.iter().collect();
+        for rejected in &ack.rejected {
+            if keys.contains(&rejected.key) {
+                tracing::warn!(
+                    key = %rejected.key,
+                    code = %rejected.code,
+                    reason = %rejected.reason,
+                    "HQ rejected a store event; it is quarantined at HQ and leaves the outbox"
+                );
+                report.events_rejected_at_hq += 1;
+            }
+            acknowledged.insert(&rejected.key);
+        }
         let sent_and_acked: Vec<String> = keys
             .iter()
             .filter(|k| acknowledged.contains(k))
