@@ -50,7 +50,7 @@ pub async fn sign_in(
                 conn,
                 args.staff_id,
                 &args.pin,
-                state.store_id,
+                state.store_id(),
                 &now,
                 &state.policy,
             )
@@ -130,16 +130,16 @@ pub async fn client_360(
 ) -> Result<Client360, ApiError> {
     let associate = state.associate()?;
     blocking(&state, move |state| {
-        let served = state.served(&state.reader()?)?;
+        let models = state.models(&state.reader()?)?;
         let now = state.now();
         let actor = associate.actor();
         let viewer = clienteling::Viewer {
             actor: &actor,
-            store_id: state.store_id,
+            store_id: state.store_id(),
             now: &now,
         };
         let view = state.write(|conn| {
-            clienteling::view_client(conn, served.as_deref(), member_id, &viewer)
+            clienteling::view_client(conn, models.served(), member_id, &viewer)
                 .map_err(ApiError::from)
         })?;
         let profile = view.profile;
@@ -230,12 +230,13 @@ pub async fn scan_card(
         let conn = state.reader()?;
         let deadline = std::time::Instant::now()
             + std::time::Duration::from_secs(u64::from(seconds.unwrap_or(30).clamp(1, 120)));
-        let device = format!("tablet-{}", state.store_id);
+        let device = format!("tablet-{}", state.store_id());
         let scanned = aisle_core::identify::scan::scan_member(
             source.as_mut(),
             &conn,
             &device,
-            || u64::try_from(crate::state::wall_secs()).unwrap_or(0),
+            // Members' phones sign codes in real time, under the demo's day too.
+            || u64::try_from(state.runtime.clock().wall_secs()).unwrap_or(0),
             &aisle_core::identify::member_code::CodePolicy::default(),
             || {
                 state.scan_generation.load(Ordering::SeqCst) == generation
@@ -340,7 +341,7 @@ pub async fn client_offers(
         let now = state.now();
         let book = aisle_core::offers::engine::OfferBook::load(
             &conn,
-            state.store_id,
+            state.store_id(),
             now.get(..10).unwrap_or(&now),
         )?;
         let offers = clienteling::client_offers(&conn, &book, &model, member_id, &now)?;
@@ -407,7 +408,8 @@ pub async fn product_card(
     state.associate()?;
     blocking(&state, move |state| {
         let conn = state.reader()?;
-        let served = state.served(&conn)?.ok_or_else(|| {
+        let models = state.models(&conn)?;
+        let served = models.served().ok_or_else(|| {
             ApiError::new(
                 "no_model",
                 "No suggestions yet: this store has no recommendation model",
@@ -415,9 +417,9 @@ pub async fn product_card(
         })?;
         let view = aisle_core::welcome::product_view(
             &conn,
-            &served,
+            served,
             product_id,
-            state.store_id,
+            state.store_id(),
             &state.now(),
             6,
             &serve::Policy::default(),
@@ -442,9 +444,9 @@ pub async fn store_view(state: State<'_, Arc<AppState>>) -> Result<StoreView, Ap
     blocking(&state, move |state| {
         let conn = state.reader()?;
         let now = state.now();
-        let day = clienteling::store_day(&conn, state.store_id, &now)?;
+        let day = clienteling::store_day(&conn, state.store_id(), &now)?;
         let store_name =
-            aisle_core::sync::records::read_store(&conn, state.store_id)?.map(|s| s.name);
+            aisle_core::sync::records::read_store(&conn, state.store_id())?.map(|s| s.name);
         let locked_out = if associate.require_manager().is_ok() {
             aisle_core::staff::locked_out(&conn, &now)?
                 .into_iter()
@@ -459,7 +461,7 @@ pub async fn store_view(state: State<'_, Arc<AppState>>) -> Result<StoreView, Ap
             Vec::new()
         };
         Ok(StoreView {
-            store_id: state.store_id,
+            store_id: state.store_id(),
             store_name,
             day: now.get(..10).unwrap_or(&now).to_owned(),
             kiosk_visits: day.kiosk_visits,
@@ -468,7 +470,7 @@ pub async fn store_view(state: State<'_, Arc<AppState>>) -> Result<StoreView, Ap
             coupons_issued_associate: day.coupons_issued_associate,
             redemptions: day.redemptions,
             redeemed_cents: day.redeemed_cents,
-            sync: sync(&conn)?,
+            sync: sync(state, &conn)?,
             locked_out,
         })
     })
@@ -491,11 +493,11 @@ pub async fn unlock_staff(
     .await
 }
 
-fn sync(conn: &rusqlite::Connection) -> Result<SyncStatus, ApiError> {
+fn sync(state: &AppState, conn: &rusqlite::Connection) -> Result<SyncStatus, ApiError> {
     let status = aisle_core::sync::status(conn).map_err(ApiError::internal)?;
     Ok(SyncStatus {
         provisioned: status.provisioned,
-        offline: status.offline(crate::state::wall_secs(), 600),
+        offline: state.runtime.is_offline(&status),
         last_success_at: status.last_success_at,
         last_error: status.last_error,
         pending_events: u32::try_from(status.pending_events).unwrap_or(u32::MAX),
@@ -506,5 +508,5 @@ fn sync(conn: &rusqlite::Connection) -> Result<SyncStatus, ApiError> {
 /// before sign-in too).
 #[tauri::command]
 pub async fn sync_status(state: State<'_, Arc<AppState>>) -> Result<SyncStatus, ApiError> {
-    blocking(&state, |state| sync(&state.reader()?)).await
+    blocking(&state, |state| sync(state, &state.reader()?)).await
 }

@@ -1,12 +1,12 @@
 //! What the app works on: the store replica (one writer, as everywhere)
-//! and the store it serves, and the clock.
+//! and the store's runtime (the store it serves, the clock, the models),
+//! and the signed-in associate.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use aisle_core::offers::model::{self as offer_model, RedeemModel};
-use aisle_core::recommend::artifact;
-use aisle_core::recommend::serve::Served;
+use aisle_core::offers::model::RedeemModel;
+use aisle_core::runtime::{Clock, Models, StoreRuntime};
 use aisle_core::staff::{self, Associate, Session};
 
 use anyhow::Context;
@@ -14,32 +14,19 @@ use rusqlite::Connection;
 
 use crate::dto::ApiError;
 
-/// The wall clock, seconds since the epoch (the one place the app reads it).
-pub fn wall_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// The replica and the store; shared by every command.
 #[derive(Debug)]
 pub struct AppState {
     pub db: PathBuf,
-    pub store_id: i64,
+    /// The store served, the clock, the models (decoded once per artifact,
+    /// picked up when sync brings a newer one).
+    pub runtime: StoreRuntime,
     /// The one writer of this process.
     writer: Mutex<Connection>,
-    /// `YYYY-MM-DD HH:MM:SS` to use instead of the wall clock (the demo's day).
-    pub now: Option<String>,
-    /// The recommendation model, loaded once per artifact (not per client view).
-    served: Mutex<Option<(i64, Arc<Served>)>>,
-    /// The offer model, loaded once per model id.
-    offers: Mutex<Option<(i64, Arc<RedeemModel>)>>,
     /// Lockout and idle rules.
     pub policy: staff::Policy,
     /// The signed-in associate, if any (and not locked by idleness).
     session: Mutex<Option<Session>>,
-    /// The monotonic clock's origin for idleness.
-    started: std::time::Instant,
     /// Pictures to scan instead of the camera (`AISLE_CAMERA_SOURCE`: a
     /// picture, a folder or an animated GIF, played in a loop).
     pub camera_source: Option<PathBuf>,
@@ -48,11 +35,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Opens `db` (which must exist: the tablet works on a synced replica).
+    /// Opens `db` (which must exist: the tablet works on a synced replica)
+    /// for the store the runtime's rule picks (`store` names one), on `clock`.
     pub fn open(
         db: PathBuf,
-        store_id: Option<i64>,
-        now: Option<String>,
+        store: Option<i64>,
+        clock: Clock,
         policy: staff::Policy,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(
@@ -62,31 +50,20 @@ impl AppState {
         );
         let writer = aisle_core::replica::open_writer(&db)
             .with_context(|| format!("opening {}", db.display()))?;
-        let store_id = match store_id {
-            Some(id) => id,
-            None => {
-                let showcase = aisle_core::demo::showcase_member(&writer)?;
-                aisle_core::sync::store_or_home(&writer, showcase)?
-                    .context("the replica is not provisioned: set AISLE_STORE")?
-            }
-        };
+        let runtime = StoreRuntime::open(&writer, store, clock).context("AISLE_STORE")?;
         Ok(AppState {
             db,
-            store_id,
+            runtime,
             writer: Mutex::new(writer),
-            now,
-            served: Mutex::new(None),
-            offers: Mutex::new(None),
             policy,
             session: Mutex::new(None),
-            started: std::time::Instant::now(),
             camera_source: None,
             scan_generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// `AISLE_DB` (required), `AISLE_STORE`, `AISLE_NOW`, `AISLE_IDLE_LOCK_SECS`,
-    /// `AISLE_CAMERA_SOURCE`.
+    /// `AISLE_DB` (required), `AISLE_STORE`, `AISLE_NOW` (the demo's day:
+    /// the clock starts there), `AISLE_IDLE_LOCK_SECS`, `AISLE_CAMERA_SOURCE`.
     pub fn from_env() -> anyhow::Result<Self> {
         let db = std::env::var_os("AISLE_DB")
             .map(PathBuf::from)
@@ -101,9 +78,16 @@ impl AppState {
                 .parse()
                 .context("AISLE_IDLE_LOCK_SECS is a number of seconds")?;
         }
-        let mut state = Self::open(db, store, std::env::var("AISLE_NOW").ok(), policy)?;
+        let clock = Clock::pinned_or_wall(std::env::var("AISLE_NOW").ok().as_deref())
+            .context("AISLE_NOW")?;
+        let mut state = Self::open(db, store, clock, policy)?;
         state.camera_source = std::env::var_os("AISLE_CAMERA_SOURCE").map(PathBuf::from);
         Ok(state)
+    }
+
+    /// The store the tablet serves.
+    pub fn store_id(&self) -> i64 {
+        self.runtime.store_id()
     }
 
     /// Where a scan's frames come from: the pictures, or the first camera.
@@ -122,7 +106,7 @@ impl AppState {
     }
 
     fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.runtime.clock().monotonic_ms()
     }
 
     fn session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
@@ -168,9 +152,7 @@ impl AppState {
 
     /// Store-local now.
     pub fn now(&self) -> String {
-        self.now
-            .clone()
-            .unwrap_or_else(|| aisle_core::dates::timestamp_string(wall_secs()))
+        self.runtime.now()
     }
 
     /// A read connection of its own (readers never wait on the writer: WAL).
@@ -178,62 +160,19 @@ impl AppState {
         aisle_core::replica::open_reader(&self.db).map_err(ApiError::internal)
     }
 
-    /// The newest recommendation model, decoded again only when sync has
-    /// brought a newer artifact; `None` while the replica has no usable one.
-    pub fn served(&self, conn: &Connection) -> Result<Option<Arc<Served>>, ApiError> {
-        let newest: Option<i64> = conn.query_row(
-            "SELECT max(artifact_id) FROM model_artifacts WHERE kind = 'recommend'",
-            [],
-            |row| row.get(0),
-        )?;
-        let mut cached = self
-            .served
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((id, served)) = cached.as_ref()
-            && Some(*id) == newest
-        {
-            return Ok(Some(Arc::clone(served)));
-        }
-        if newest.is_none() {
-            return Ok(None);
-        }
-        match artifact::load_newest(conn) {
-            Ok(loaded) => {
-                let served = Arc::new(Served::new(loaded.artifact.model));
-                *cached = Some((loaded.artifact_id, Arc::clone(&served)));
-                Ok(Some(served))
-            }
-            Err(error) => {
-                tracing::warn!(%error, "no usable recommendation model");
-                Ok(None)
-            }
-        }
+    /// The models to serve with, newer ones picked up from the replica.
+    pub fn models(&self, conn: &Connection) -> Result<Models, ApiError> {
+        self.runtime.models(conn).map_err(ApiError::internal)
     }
 
-    /// The newest offer model, decoded again only when sync brings a newer one.
+    /// The newest offer model; `no_model` while HQ has sent none.
     pub fn offer_model(&self, conn: &Connection) -> Result<Arc<RedeemModel>, ApiError> {
-        let newest: Option<i64> =
-            conn.query_row("SELECT max(model_id) FROM offer_models", [], |row| {
-                row.get(0)
-            })?;
-        let mut cached = self
+        self.models(conn)?
             .offers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((id, model)) = cached.as_ref()
-            && Some(*id) == newest
-        {
-            return Ok(Arc::clone(model));
-        }
-        let loaded = offer_model::load_newest(conn)
-            .map_err(ApiError::internal)?
+            .map(|(_, model)| model)
             .ok_or_else(|| {
                 ApiError::new("no_model", "No offers yet: HQ has not sent an offer model")
-            })?;
-        let model = Arc::new(loaded.model);
-        *cached = Some((loaded.model_id, Arc::clone(&model)));
-        Ok(model)
+            })
     }
 
     /// The writer, for edits (each one transaction with its outbox event).

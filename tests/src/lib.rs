@@ -58,11 +58,8 @@ fn build_kiosk_replica(db: &Path, now: &str) {
         [],
     )
     .expect("open campaign");
-    // The demo associates, at the showcase member's home store.
-    let showcase = aisle_core::demo::showcase_member(&conn).expect("sql");
-    let store = aisle_core::sync::store_or_home(&conn, showcase)
-        .expect("sql")
-        .expect("home store");
+    // The demo associates, at the store the demo replica serves.
+    let store = aisle_core::runtime::choose_store(&conn, None).expect("the demo's store");
     let tx = conn.transaction().expect("tx");
     aisle_core::demo::add_associates(&tx, store, now).expect("associates");
     tx.commit().expect("commit");

@@ -109,15 +109,9 @@ impl PolicyArgs {
     }
 }
 
-/// The store: `--store`, else the one the replica is provisioned for.
+/// The store, by the runtime's rule (`--store` names one).
 fn store_id(conn: &rusqlite::Connection, given: Option<i64>) -> Result<i64> {
-    if let Some(id) = given {
-        return Ok(id);
-    }
-    match replica::meta(conn, "sync.store_id")? {
-        Some(id) => id.parse().context("sync.store_id is not a number"),
-        None => bail!("this replica is not provisioned for a store: pass --store ID"),
-    }
+    Ok(aisle_core::runtime::choose_store(conn, given)?)
 }
 
 /// The exit status of a refusal, one per class (0 success, 1 other errors, 2 usage).

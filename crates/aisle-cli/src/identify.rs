@@ -9,6 +9,7 @@ use aisle_core::identify::member_code::{self, CodePolicy};
 use aisle_core::identify::phone::CallingCode;
 use aisle_core::identify::{Evidence, Identified};
 use aisle_core::keys;
+use aisle_core::runtime::{Clock, StoreRuntime};
 use aisle_core::{members, replica};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -67,6 +68,10 @@ pub struct IdentifyArgs {
     /// Judge at this time (Unix seconds) instead of now.
     #[arg(long, value_name = "UNIX_SECS")]
     at: Option<u64>,
+    /// The store a product is shown at [default: the store the replica is
+    /// provisioned for, else the demo's].
+    #[arg(long, value_name = "ID")]
+    store: Option<i64>,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -166,28 +171,30 @@ fn write_png(code: &QrCode, scale: u32, path: &Path) -> Result<(u32, u32)> {
 /// model in the replica) what is often bought with it.
 fn product(
     conn: &rusqlite::Connection,
+    runtime: &StoreRuntime,
     product_id: i64,
     out: &mut Out,
 ) -> Result<serde_json::Value> {
-    let store_id: i64 =
-        conn.query_row("SELECT coalesce(min(store_id), 0) FROM stores", [], |r| {
-            r.get(0)
-        })?;
-    let Ok(loaded) = aisle_core::recommend::artifact::load_newest(conn) else {
-        out.line(format_args!(
-            "product {product_id} (no model: run `aisle train` for companions)"
-        ))?;
-        return Ok(serde_json::json!({ "product_id": product_id }));
-    };
-    let served = aisle_core::recommend::serve::Served::new(loaded.artifact.model);
-    let now = crate::output::now_utc();
+    let models = runtime.models(conn)?;
     let policy = aisle_core::recommend::serve::Policy::default();
-    let Some(view) =
-        aisle_core::welcome::product_view(conn, &served, product_id, store_id, &now, 5, &policy)?
+    let Some(view) = aisle_core::welcome::product_view(
+        conn,
+        models.ranking(),
+        product_id,
+        runtime.store_id(),
+        &runtime.now(),
+        5,
+        &policy,
+    )?
     else {
         out.line(format_args!("product {product_id}"))?;
         return Ok(serde_json::json!({ "product_id": product_id }));
     };
+    if models.recommend.is_none() {
+        out.line(format_args!(
+            "(no model: run `aisle train` for what is bought with it)"
+        ))?;
+    }
     out.line(format_args!(
         "product {} {}{}",
         view.product_id,
@@ -206,7 +213,11 @@ fn product(
 /// replay cache and the audit of refusals).
 pub fn identify(args: &IdentifyArgs, db: &Path, out: &mut Out) -> Result<()> {
     let conn = replica::open_writer(db)?;
-    let at = args.at.unwrap_or_else(now_secs);
+    let clock = match args.at {
+        Some(at) => Clock::stepped(i64::try_from(at).unwrap_or(i64::MAX)),
+        None => Clock::wall(),
+    };
+    let at = u64::try_from(clock.now_secs()).unwrap_or(0);
     let identified = aisle_core::identify::identify(
         &conn,
         &args.scanned,
@@ -225,9 +236,12 @@ pub fn identify(args: &IdentifyArgs, db: &Path, out: &mut Out) -> Result<()> {
             out.line(format_args!("member {member_id} ({how})"))?;
             serde_json::json!({ "member_id": member_id, "by": how })
         }
-        Identified::Product { product_id } => product(&conn, *product_id, out)?,
+        Identified::Product { product_id } => {
+            let runtime = StoreRuntime::open(&conn, args.store, clock)?;
+            product(&conn, &runtime, *product_id, out)?
+        }
         Identified::Coupon { coupon_id } => {
-            let today = crate::output::now_utc()[..10].to_owned();
+            let today = clock.today();
             match aisle_core::welcome::coupon_status(&conn, *coupon_id, &today)? {
                 Some(status) => {
                     out.line(format_args!(

@@ -440,11 +440,15 @@ fn run_demo(path: &Path, out: &mut Out) -> Result<()> {
     })?;
     let member_id =
         demo::showcase_member(&conn)?.context("the demo data has no member with baskets")?;
-    // The tablet's demo associates, at the showcase member's store.
-    if let Some(store_id) = aisle_core::sync::store_or_home(&conn, Some(member_id))? {
-        let tx = conn.transaction()?;
-        demo::add_associates(&tx, store_id, &options.now)?;
-        tx.commit()?;
+    // The tablet's demo associates, at the store the demo replica serves.
+    match aisle_core::runtime::choose_store(&conn, None) {
+        Ok(store_id) => {
+            let tx = conn.transaction()?;
+            demo::add_associates(&tx, store_id, &options.now)?;
+            tx.commit()?;
+        }
+        Err(aisle_core::runtime::RuntimeError::NoStore) => {}
+        Err(other) => return Err(other.into()),
     }
     let profile = members::profile(&conn, member_id)?;
     let recent = members::recent_baskets(&conn, member_id, 3)?;

@@ -40,7 +40,7 @@ pub enum OffersCommand {
 pub struct RankArgs {
     #[arg(long)]
     member: i64,
-    /// The store [default: the replica's own store, else the member's home store].
+    /// The store [default: the store the replica is provisioned for, else the demo's].
     #[arg(long)]
     store: Option<i64>,
     #[arg(long, default_value = "kiosk", value_parser = ["kiosk", "associate"])]
@@ -120,10 +120,7 @@ fn rank(args: &RankArgs, db: &Path, out: &mut Out) -> Result<()> {
     let today = now[..10].to_owned();
     let loaded = model::load_newest(&conn)?
         .context("the replica holds no offer model: run `aisle offers train` first")?;
-    let store = match args.store {
-        Some(store) => store,
-        None => store_of(&conn, args.member)?,
-    };
+    let store = aisle_core::runtime::choose_store(&conn, args.store)?;
     let book = OfferBook::load(&conn, store, &today)?;
     let request = DecideRequest {
         store_id: store,
@@ -187,12 +184,6 @@ fn rank(args: &RankArgs, db: &Path, out: &mut Out) -> Result<()> {
         }
     }
     out.json(&decision)
-}
-
-/// The replica's own store, else the member's home store.
-fn store_of(conn: &Connection, member: i64) -> Result<i64> {
-    aisle_core::sync::store_or_home(conn, Some(member))?
-        .with_context(|| format!("member {member} has no home store here: pass --store"))
 }
 
 fn score(db: &Path, campaign: i64, file: &Path, as_of: Option<&str>, out: &mut Out) -> Result<()> {

@@ -47,12 +47,9 @@ impl Out {
     }
 }
 
-/// Current UTC time as `YYYY-MM-DD HH:MM:SS` (the clock is read here, at the edge).
-/// Now, as Unix seconds.
+/// Now, as Unix seconds (the runtime's wall clock).
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    u64::try_from(aisle_core::runtime::Clock::wall().now_secs()).unwrap_or(0)
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
@@ -60,11 +57,9 @@ pub fn utc(secs: u64) -> String {
     aisle_core::dates::timestamp_string(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
+/// Now as `YYYY-MM-DD HH:MM:SS` (UTC; the runtime's wall clock).
 pub fn now_utc() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    aisle_core::dates::timestamp_string(seconds)
+    aisle_core::runtime::Clock::wall().now()
 }
 
 pub fn money(cents: i64) -> String {

@@ -43,7 +43,7 @@ pub struct RecommendArgs {
     pub list: String,
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// The store [default: the member's home store].
+    /// The store [default: the store the replica is provisioned for, else the demo's].
     #[arg(long)]
     pub store: Option<i64>,
     /// The time to recommend for [default: the model's as-of time].
@@ -96,25 +96,6 @@ fn member_id(conn: &rusqlite::Connection, id: i64) -> Result<Option<i64>> {
     )?)
 }
 
-fn home_store(conn: &rusqlite::Connection, member_id: Option<i64>) -> Result<i64> {
-    let home: Option<i64> = match member_id {
-        Some(id) => conn.query_row(
-            "SELECT home_store_id FROM members WHERE member_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?,
-        None => None,
-    };
-    match home {
-        Some(store) => Ok(store),
-        None => Ok(
-            conn.query_row("SELECT coalesce(min(store_id), 0) FROM stores", [], |r| {
-                r.get(0)
-            })?,
-        ),
-    }
-}
-
 pub fn recommend(args: &RecommendArgs, db: &Path, out: &mut Out) -> Result<()> {
     let conn = aisle_core::replica::open_reader(db)?;
     let (served, trained_until) = load(&conn)?;
@@ -137,7 +118,7 @@ pub fn recommend(args: &RecommendArgs, db: &Path, out: &mut Out) -> Result<()> {
     if let Some(product_id) = args.product {
         let request = Request {
             member_id: None,
-            store_id: args.store.unwrap_or(home_store(&conn, None)?),
+            store_id: aisle_core::runtime::choose_store(&conn, args.store)?,
             now,
             k: args.k,
             public_screen: args.public,
@@ -156,10 +137,7 @@ pub fn recommend(args: &RecommendArgs, db: &Path, out: &mut Out) -> Result<()> {
     let member = member_id(&conn, id)?;
     let request = Request {
         member_id: Some(member.unwrap_or(id)),
-        store_id: match args.store {
-            Some(store) => store,
-            None => home_store(&conn, member)?,
-        },
+        store_id: aisle_core::runtime::choose_store(&conn, args.store)?,
         now,
         k: args.k,
         public_screen: args.public,

@@ -14,7 +14,7 @@ use crate::offers::issue::{self, OfferIssue};
 use crate::offers::ledger;
 use crate::offers::model::RedeemModel;
 use crate::offers::rules::Channel;
-use crate::recommend::serve::{Policy, Served};
+use crate::recommend::serve::{Policy, Ranking};
 use crate::welcome::{self, CouponStatus, ProductView, Welcome};
 
 /// What a kiosk is and how it behaves.
@@ -88,7 +88,8 @@ pub enum ScanOutcome {
 /// Everything a scan needs that outlives one scan.
 #[derive(Debug)]
 pub struct KioskModels<'a> {
-    pub served: &'a Served,
+    /// The recommendation model, or (none yet) the store's bestsellers.
+    pub ranking: Ranking<'a>,
     /// The offer model; `None`: no new coupons are issued (issued ones still show).
     pub offers: Option<&'a RedeemModel>,
     pub book: Option<&'a OfferBook>,
@@ -135,7 +136,7 @@ pub fn on_scan(
             let issued = issue_best(conn, models, config, member_id, now)?;
             let welcome = welcome::welcome(
                 conn,
-                models.served,
+                models.ranking,
                 member_id,
                 config.store_id,
                 now,
@@ -166,7 +167,7 @@ pub fn on_scan(
         Identified::Product { product_id } => {
             match welcome::product_view(
                 conn,
-                models.served,
+                models.ranking,
                 product_id,
                 config.store_id,
                 now,

@@ -20,6 +20,8 @@
 //! - [`kiosk`]: what a kiosk scan leads to (visit, coupons, welcome) and the idle session;
 //! - [`clienteling`]: what an associate sees of a client and may change;
 //! - [`staff`]: associates' sign-in (PIN hashes, lockout, idle lock);
+//! - [`runtime`]: what every app over a replica shares: the store it
+//!   serves, the clock, the models picked up as sync brings them, offline;
 //! - [`edits`]: local changes, each with its outbox event.
 //!
 //! Mechanisms several of these share, each in one module:
@@ -58,6 +60,7 @@ pub mod outbox;
 pub mod recommend;
 pub mod replica;
 pub mod rng;
+pub mod runtime;
 pub mod staff;
 pub mod stats;
 pub mod subset;

@@ -9,8 +9,12 @@ use serde::Serialize;
 
 use rusqlite::OptionalExtension;
 
-use crate::consent::{self, Consents};
-use crate::recommend::serve::{self, Lists, Pick, Policy, Request, Served};
+            consent::COLUMNS
+        ))?
+        .query_row([member_id], |row| {
+            Ok((row.get(0)?, consent::from_row(row, 1)?))
+        })?;
+    let lists = ranking.into().lists(
 
 /// The welcome screen's data.
 #[derive(Debug, Clone, Serialize)]
@@ -38,10 +42,11 @@ pub struct WelcomeCoupon {
 pub const MAX_COUPONS: usize = 3;
 
 /// Assembles the welcome screen for `member_id` at `store_id`, at `now`
-/// (`YYYY-MM-DD HH:MM:SS`, store-local), showing `k` items per list.
-pub fn welcome(
+/// (`YYYY-MM-DD HH:MM:SS`, store-local), showing `k` items per list,
+/// ranked by a model (`&Served`) or, without one, by the store's bestsellers.
+pub fn welcome<'a>(
     conn: &Connection,
-    served: &Served,
+    ranking: impl Into<Ranking<'a>>,
     member_id: i64,
     store_id: i64,
     now: &str,
@@ -52,14 +57,9 @@ pub fn welcome(
         .prepare_cached(&format!(
             "SELECT CASE WHEN erased_at IS NULL THEN given_name END, {}
              FROM members WHERE member_id = ?1",
-            consent::COLUMNS
-        ))?
-        .query_row([member_id], |row| {
-            Ok((row.get(0)?, consent::from_row(row, 1)?))
-        })?;
-    let lists = serve::recommend(
+use crate::consent::{self, Consents};
+use crate::recommend::serve::{Lists, Pick, Policy, Ranking, Request};
         conn,
-        served,
         &Request {
             member_id: Some(member_id),
             store_id,
@@ -129,10 +129,11 @@ pub struct ProductView {
     pub bought_together: Vec<Pick>,
 }
 
-/// A scanned product's view, `None` for a product the replica does not hold.
-pub fn product_view(
+/// A scanned product's view, `None` for a product the replica does not hold
+/// (nothing bought together without a model).
+pub fn product_view<'a>(
     conn: &Connection,
-    served: &Served,
+    ranking: impl Into<Ranking<'a>>,
     product_id: i64,
     store_id: i64,
     now: &str,
@@ -173,7 +174,9 @@ pub fn product_view(
         price_cents: here.as_ref().map(|h| h.0),
         in_stock: here.as_ref().is_some_and(|h| h.1 > 0),
         location: here.and_then(|h| h.2),
-        bought_together: serve::bought_together(conn, served, product_id, &request, policy)?,
+        bought_together: ranking
+            .into()
+            .bought_together(conn, product_id, &request, policy)?,
     }))
 }
 

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aisle_core::identify::frame::{FrameSource, ImageSource, Playback};
-use aisle_core::kiosk::KioskConfig;
+use aisle_core::runtime::Clock;
 use anyhow::{Context, Result};
 use clap::Parser;
 use slint::ComponentHandle;
 
-use crate::backend::{Backend, BackendConfig, Clock, Job, Worker};
+use crate::backend::{Backend, BackendConfig, Job, Worker};
 use crate::brand::Brand;
 use crate::controller::{self, Controller, State};
 use crate::{KioskState, KioskWindow};
@@ -25,8 +25,10 @@ pub struct Args {
     /// The store replica (`aisle demo` builds one).
     #[arg(long, env = "AISLE_DB")]
     pub db: PathBuf,
-    /// This kiosk's store [default: the replica's, else the demo's showcase store].
-    #[arg(long)]
+    /// This kiosk's store [default: the store the replica is provisioned
+    /// for, else the demo's showcase store]; a provisioned replica serves
+    /// only its own.
+    #[arg(long, env = "AISLE_STORE")]
     pub store: Option<i64>,
     /// The brand folder (theme.json, logo).
     #[arg(long, default_value = "assets/brand")]
@@ -36,7 +38,7 @@ pub struct Args {
     pub demo: bool,
     /// Start the clock at this store-local time (`YYYY-MM-DD HH:MM:SS`), e.g.
     /// the demo data's last day [default: now].
-    #[arg(long)]
+    #[arg(long, env = "AISLE_NOW")]
     pub now: Option<String>,
     /// Seconds without a touch before the screen returns to attract.
     #[arg(long, default_value_t = 30)]
@@ -72,34 +74,13 @@ pub struct Args {
 
 /// The backend configuration the arguments describe.
 pub fn backend_config(args: &Args) -> Result<BackendConfig> {
-    let clock = match &args.now {
-        Some(text) => Clock::pinned(
-            aisle_core::dates::seconds_of(text)
-                .with_context(|| format!("--now {text:?} is not YYYY-MM-DD HH:MM:SS"))?,
-        ),
-        None => Clock::wall(),
-    };
-    let store_id = match args.store {
-        Some(store) => store,
-        None => default_store(&args.db)?,
-    };
-    let mut kiosk = KioskConfig::new(store_id);
-    kiosk.idle_secs = args.idle_secs;
     Ok(BackendConfig {
         db: args.db.clone(),
-        kiosk,
-        clock,
+        store: args.store,
+        clock: Clock::pinned_or_wall(args.now.as_deref()).context("--now")?,
+        idle_secs: args.idle_secs,
         demo: args.demo,
     })
-}
-
-/// The store the replica is provisioned for, else the showcase member's home store.
-fn default_store(db: &Path) -> Result<i64> {
-    let conn = aisle_core::replica::open_reader(db)
-        .with_context(|| format!("opening {}: run `aisle demo` first", db.display()))?;
-    let showcase = aisle_core::demo::showcase_member(&conn)?;
-    aisle_core::sync::store_or_home(&conn, showcase)?
-        .context("the replica is not provisioned and has no member with a home store: pass --store")
 }
 
 pub fn run() -> Result<()> {
@@ -131,19 +112,19 @@ pub fn run() -> Result<()> {
     if args.fullscreen {
         ui.window().set_fullscreen(true);
     }
-    let idle = config.kiosk.idle_secs;
+    let idle = config.idle_secs;
+    let clock = config.clock.clone();
     let backend = Backend::open(config)?;
     // Replies come from the worker thread; they are applied in the event loop.
     let shared: Arc<OnceLock<Arc<Mutex<State>>>> = Arc::new(OnceLock::new());
-    let started = std::time::Instant::now();
     let worker = {
-        let (ui, shared) = (ui.as_weak(), shared.clone());
+        let (ui, shared, clock) = (ui.as_weak(), shared.clone(), clock.clone());
         Worker::start(backend, move |reply| {
-            let shared = shared.clone();
+            let (shared, clock) = (shared.clone(), clock.clone());
             let _ = ui.upgrade_in_event_loop(move |ui| {
                 if let Some(state) = shared.get() {
                     let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
-                    controller::apply(&ui, &mut guard, reply, started.elapsed().as_millis() as u64);
+                    controller::apply(&ui, &mut guard, reply, clock.monotonic_ms());
                 }
             });
         })
@@ -158,8 +139,8 @@ pub fn run() -> Result<()> {
             worker.submit(job);
         })
     };
-    let clock: controller::Millis = Rc::new(move || started.elapsed().as_millis() as u64);
-    let controller = Controller::new(&ui, idle, &submit, &clock);
+    let millis: controller::Millis = Rc::new(move || clock.monotonic_ms());
+    let controller = Controller::new(&ui, idle, &submit, &millis);
     let _ = shared.set(controller.state.clone());
     worker.submit(Job::Refresh);
     if !args.no_camera {

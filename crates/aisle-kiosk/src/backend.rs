@@ -1,4 +1,5 @@
-//! The kiosk's side of the replica: connections, the models, the core calls.
+//! The kiosk's side of the replica: the connection, the store's runtime
+//! (store, clock, models picked up as sync brings them), the core calls.
 //! [`Backend`] is synchronous; [`Worker`] runs it on its own thread so the
 //! UI never waits on SQLite, and hands each [`Reply`] to a callback (the
 //! controller's, which moves it into the event loop).
@@ -10,51 +11,22 @@ use aisle_core::identify::member_code;
 use aisle_core::keys;
 use aisle_core::kiosk::{self, KioskConfig, KioskModels, ScanOutcome};
 use aisle_core::offers::engine::OfferBook;
-use aisle_core::offers::model::{self, RedeemModel};
-use aisle_core::recommend::{artifact, serve};
+use aisle_core::recommend::serve;
+use aisle_core::runtime::{Clock, StoreRuntime};
 use anyhow::{Context, Result};
 use rusqlite::Connection;
-
-/// The kiosk's clock: wall time, or a pinned start (the demo data's last
-/// day) that then runs at wall speed. Every core call gets its time here.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    /// Unix seconds at `started`.
-    base_secs: i64,
-    started: std::time::Instant,
-}
-
-impl Clock {
-    pub fn wall() -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        Self::pinned(now)
-    }
-
-    pub fn pinned(base_secs: i64) -> Self {
-        Clock {
-            base_secs,
-            started: std::time::Instant::now(),
-        }
-    }
-
-    pub fn now_secs(&self) -> u64 {
-        (self.base_secs + self.started.elapsed().as_secs() as i64).max(0) as u64
-    }
-
-    /// Store-local `YYYY-MM-DD HH:MM:SS` (the replica's convention).
-    pub fn now(&self) -> String {
-        aisle_core::dates::timestamp_string(self.now_secs() as i64)
-    }
-}
 
 /// What the kiosk is started with.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
     pub db: PathBuf,
-    pub kiosk: KioskConfig,
+    /// The store named at start (`--store`); the runtime's rule decides
+    /// (a provisioned replica serves its own store).
+    pub store: Option<i64>,
+    /// Every core call gets its time here (the demo pins its day).
     pub clock: Clock,
+    /// Seconds without a touch before the screen returns to attract.
+    pub idle_secs: u64,
     /// Offer demo members on the attract screen.
     pub demo: bool,
 }
@@ -89,17 +61,19 @@ pub enum Reply {
     Failed(String),
 }
 
-/// The replica and the models, loaded once.
+/// The replica and the store's runtime.
 #[derive(Debug)]
 pub struct Backend {
     conn: Connection,
     config: BackendConfig,
-    served: serve::Served,
-    offers: Option<RedeemModel>,
+    kiosk: KioskConfig,
+    runtime: StoreRuntime,
     book: Option<OfferBook>,
 }
 
 impl Backend {
+    /// Opens the replica (which may hold no model yet: picks are then the
+    /// store's bestsellers, and a model is served as soon as sync brings one).
     pub fn open(config: BackendConfig) -> Result<Self> {
         if !config.db.is_file() {
             anyhow::bail!(
@@ -109,23 +83,14 @@ impl Backend {
         }
         let conn = aisle_core::replica::open_writer(&config.db)
             .with_context(|| format!("opening {}", config.db.display()))?;
-        let served = serve::Served::new(
-            artifact::load_newest(&conn)
-                .context("the replica holds no recommendation model: run `aisle train`")?
-                .artifact
-                .model,
-        );
-        let offers = model::load_newest(&conn)?.map(|loaded| loaded.model);
-        if offers.is_none() {
-            tracing::warn!(
-                "no offer model in the replica: no new coupons are issued (run `aisle offers train`)"
-            );
-        }
+        let runtime = StoreRuntime::open(&conn, config.store, config.clock.clone())?;
+        let mut kiosk = KioskConfig::new(runtime.store_id());
+        kiosk.idle_secs = config.idle_secs;
         let mut backend = Backend {
             conn,
             config,
-            served,
-            offers,
+            kiosk,
+            runtime,
             book: None,
         };
         backend.refresh_book()?;
@@ -136,19 +101,20 @@ impl Backend {
         &self.config.db
     }
 
-    pub fn clock(&self) -> Clock {
-        self.config.clock
+    pub fn clock(&self) -> &Clock {
+        self.runtime.clock()
+    }
+
+    /// The store this kiosk serves.
+    pub fn store_id(&self) -> i64 {
+        self.runtime.store_id()
     }
 
     /// The offer book for today (reloaded when the day changes).
     fn refresh_book(&mut self) -> Result<()> {
-        let today = self.config.clock.now()[..10].to_owned();
+        let today = self.runtime.clock().today();
         if self.book.as_ref().is_none_or(|b| b.day != today) {
-            self.book = Some(OfferBook::load(
-                &self.conn,
-                self.config.kiosk.store_id,
-                &today,
-            )?);
+            self.book = Some(OfferBook::load(&self.conn, self.kiosk.store_id, &today)?);
         }
         Ok(())
     }
@@ -167,22 +133,18 @@ impl Backend {
         match job {
             Job::Scan(text) => self.scan(&text),
             Job::DemoMember(member_id) => {
-                let now_secs = self.config.clock.now_secs();
+                let now_secs = u64::try_from(self.runtime.clock().now_secs()).unwrap_or(0);
                 match keys::demo_signing_key(&self.conn, member_id)? {
                     Some(key) => {
-                        let code = member_code::encode(
-                            member_id,
-                            &key,
-                            now_secs,
-                            &self.config.kiosk.codes,
-                        );
+                        let code =
+                            member_code::encode(member_id, &key, now_secs, &self.kiosk.codes);
                         self.scan(&code)
                     }
                     None => Ok(Reply::Failed(format!("member {member_id} has no demo key"))),
                 }
             }
             Job::SendToApp { serial, member_id } => {
-                let now = self.config.clock.now();
+                let now = self.runtime.now();
                 match aisle_core::edits::coupon_sent_to_app(
                     &mut self.conn,
                     &serial,
@@ -212,20 +174,22 @@ impl Backend {
 
     fn scan(&mut self, text: &str) -> Result<Reply> {
         self.refresh_book()?;
-        let models = KioskModels {
-            served: &self.served,
-            offers: self.offers.as_ref(),
+        // Before each scan: a model sync stored since the last one is served from now on.
+        let models = self.runtime.models(&self.conn)?;
+        let scan_models = KioskModels {
+            ranking: models.ranking(),
+            offers: models.offer_model(),
             book: self.book.as_ref(),
         };
-        let now_secs = self.config.clock.now_secs();
-        let now = aisle_core::dates::timestamp_string(now_secs as i64);
+        let now_secs = self.runtime.clock().now_secs();
+        let now = aisle_core::dates::timestamp_string(now_secs);
         let outcome = kiosk::on_scan(
             &mut self.conn,
-            &models,
-            &self.config.kiosk,
+            &scan_models,
+            &self.kiosk,
             text,
             &now,
-            now_secs,
+            u64::try_from(now_secs).unwrap_or(0),
         )?;
         // Written after the core committed: what this line names is in the replica and the outbox.
         if let ScanOutcome::Welcome(welcome) = &outcome {
@@ -242,18 +206,18 @@ impl Backend {
 
     /// Non-personal picks for the attract screen.
     fn popular(&self) -> Result<Vec<serve::Pick>> {
-        let lists = serve::recommend(
+        let models = self.runtime.models(&self.conn)?;
+        let lists = models.ranking().lists(
             &self.conn,
-            &self.served,
             &serve::Request {
                 member_id: None,
-                store_id: self.config.kiosk.store_id,
-                now: self.config.clock.now(),
+                store_id: self.kiosk.store_id,
+                now: self.runtime.now(),
                 k: 6,
                 public_screen: true,
                 shown: Vec::new(),
             },
-            &self.config.kiosk.serve,
+            &self.kiosk.serve,
         )?;
         let mut picks = lists.buy_again;
         for pick in lists.discover {
@@ -264,11 +228,10 @@ impl Backend {
         Ok(picks)
     }
 
-    /// Provisioned and the last sync failed or is older than ten minutes, by
-    /// the wall clock (sync times are wall times, even when the kiosk's
-    /// clock is pinned to the demo data's days).
+    /// Provisioned and the last sync failed or is stale (judged by the
+    /// runtime: sync times are wall times, even under the demo's pinned day).
     fn offline(&self) -> Result<bool> {
-        Ok(aisle_core::sync::status(&self.conn)?.offline(Clock::wall().now_secs() as i64, 600))
+        Ok(self.runtime.offline(&self.conn)?)
     }
 
     /// Demo members with their demo keys: the showcase member first, then

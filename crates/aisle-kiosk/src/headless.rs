@@ -35,6 +35,8 @@ pub struct Headless {
     pub submit: crate::controller::Submit,
     controller: Controller,
     pixels: Vec<slint::Rgb8Pixel>,
+    /// The store the kiosk serves.
+    pub store_id: i64,
 }
 
 impl std::fmt::Debug for Headless {
@@ -56,11 +58,11 @@ impl Headless {
         ui.window()
             .set_size(slint::PhysicalSize::new(WIDTH, HEIGHT));
         ui.show()?;
-        let idle = config.kiosk.idle_secs;
+        let idle = config.idle_secs;
+        let runtime_clock = config.clock.clone();
         let backend = Backend::open(config)?;
-        let started = std::time::Instant::now();
-        let clock: crate::controller::Millis =
-            Rc::new(move || started.elapsed().as_millis() as u64);
+        let store_id = backend.store_id();
+        let clock: crate::controller::Millis = Rc::new(move || runtime_clock.monotonic_ms());
         let (submit, shared) = crate::app::inline_submit(&ui, backend, clock.clone());
         let controller = Controller::new(&ui, idle, &submit, &clock);
         let _ = shared.set(controller.state.clone());
@@ -71,6 +73,7 @@ impl Headless {
             submit,
             controller,
             pixels: vec![slint::Rgb8Pixel::default(); (WIDTH * HEIGHT) as usize],
+            store_id,
         })
     }
 
@@ -110,9 +113,9 @@ pub fn render_all(
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let store_id = config.kiosk.store_id;
     let db = config.db.clone();
     let mut kiosk = Headless::open(config, brand, lang)?;
+    let store_id = kiosk.store_id;
     let (showcase, gtin) = {
         let conn = aisle_core::replica::open_reader(&db)?;
         let showcase = aisle_core::demo::showcase_member(&conn)?;

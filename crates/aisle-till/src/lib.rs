@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use aisle_core::offers::coupon::Refusal;
 use aisle_core::offers::ledger::{self, CouponError, RedeemPolicy, RedeemRequest};
+use aisle_core::runtime::{Clock, StoreRuntime};
 use aisle_proto::ApiError;
 use axum::Json;
 use axum::extract::State;
@@ -42,13 +43,14 @@ pub mod paths {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub db: PathBuf,
-    /// This store [default: the store the replica is provisioned for].
+    /// The store named at start; the runtime's rule decides (a provisioned
+    /// replica serves only its own store).
     pub store_id: Option<i64>,
     pub policy: RedeemPolicy,
     /// The till id recorded when a request names none.
     pub default_till: String,
-    /// The clock (Unix seconds); tests set it.
-    pub clock: fn() -> u64,
+    /// The clock: the wall clock; tests set a stepped one.
+    pub clock: Clock,
 }
 
 impl Config {
@@ -58,16 +60,9 @@ impl Config {
             store_id: None,
             policy: RedeemPolicy::default(),
             default_till: "till".into(),
-            clock: system_clock,
+            clock: Clock::wall(),
         }
     }
-}
-
-/// Unix seconds from the system clock.
-pub fn system_clock() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Refuses to listen beyond loopback unless asked explicitly.
@@ -188,11 +183,11 @@ fn internal(err: impl std::fmt::Display) -> Failure {
     )
 }
 
-/// Shared state: the config, the store, the writer and a pool of readers.
+/// Shared state: the config, the store's runtime, the writer and a pool of readers.
 #[derive(Debug)]
 pub struct Till {
     config: Config,
-    store_id: i64,
+    runtime: StoreRuntime,
     writer: Mutex<rusqlite::Connection>,
     readers: Mutex<Vec<rusqlite::Connection>>,
 }
@@ -202,36 +197,27 @@ impl Till {
     /// finds this store.
     pub fn open(config: Config) -> anyhow::Result<Arc<Self>> {
         let writer = aisle_core::replica::open_writer(&config.db)?;
-        let store_id = match config.store_id {
-            Some(id) => id,
-            None => aisle_core::replica::meta(&writer, "sync.store_id")?
-                .and_then(|id| id.parse().ok())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{} is not provisioned for a store: give the store id",
-                        config.db.display()
-                    )
-                })?,
-        };
+        let runtime = StoreRuntime::open(&writer, config.store_id, config.clock.clone())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config.db.display()))?;
         Ok(Arc::new(Self {
             config,
-            store_id,
+            runtime,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
         }))
     }
 
     pub fn store_id(&self) -> i64 {
-        self.store_id
+        self.runtime.store_id()
     }
 
     fn request<'a>(&'a self, body: &'a CouponRequest) -> RedeemRequest<'a> {
         RedeemRequest {
             code: &body.code,
             member_id: body.member_id,
-            store_id: self.store_id,
+            store_id: self.runtime.store_id(),
             till_id: body.till_id.as_deref().unwrap_or(&self.config.default_till),
-            now_secs: (self.config.clock)(),
+            now_secs: u64::try_from(self.runtime.clock().now_secs()).unwrap_or(0),
         }
     }
 

@@ -13,8 +13,9 @@ use serde_json::json;
 /// 2026-06-01 12:00:00 UTC.
 const T0: u64 = 1_780_315_200;
 
-fn fixed_clock() -> u64 {
-    T0 + 60
+/// The till's clock: a minute after the coupons are issued.
+fn clock() -> aisle_core::runtime::Clock {
+    aisle_core::runtime::Clock::stepped(T0 as i64 + 60)
 }
 
 fn replica(path: &Path) {
@@ -63,7 +64,7 @@ fn start(path: &Path) -> Running {
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut config = aisle_till::Config::new(path.to_owned());
     config.store_id = Some(1);
-    config.clock = fixed_clock;
+    config.clock = clock();
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = runtime.spawn(aisle_till::serve(listener, config, async {
         stopped.await.ok();

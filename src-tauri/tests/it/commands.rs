@@ -14,6 +14,7 @@ use aisle_associate::dto::{
     SyncStatus,
 };
 use aisle_associate::{AppState, builder};
+use aisle_core::runtime::Clock;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder, mock_context, noop_assets};
@@ -23,6 +24,8 @@ const NOW: &str = "2017-10-20 12:00:00";
 struct App {
     _dir: tempfile::TempDir,
     db: std::path::PathBuf,
+    /// The app's clock: stepped, at `NOW` until a test moves it.
+    clock: Clock,
     webview: tauri::WebviewWindow<tauri::test::MockRuntime>,
     _app: tauri::App<tauri::test::MockRuntime>,
 }
@@ -52,7 +55,8 @@ fn app_configured(
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("replica.db");
     aisle_tests::kiosk_replica(&db, NOW);
-    let mut state = AppState::open(db.clone(), None, Some(NOW.into()), policy).expect("state");
+    let clock = Clock::stepped_at(NOW).expect("now");
+    let mut state = AppState::open(db.clone(), None, clock.clone(), policy).expect("state");
     state.camera_source = camera(&db, dir.path());
     let app = builder(mock_builder(), state)
         .build(mock_context(noop_assets()))
@@ -63,6 +67,7 @@ fn app_configured(
     App {
         _dir: dir,
         db,
+        clock,
         webview,
         _app: app,
     }
@@ -396,13 +401,19 @@ fn sign_in_checks_the_pin_locks_out_and_a_manager_unlocks() {
     let state = AppState::open(
         app.db.clone(),
         None,
-        Some(NOW.into()),
+        app.clock.clone(),
         aisle_core::staff::Policy::default(),
     )
     .expect("state");
     let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
-    let again =
-        aisle_core::staff::sign_in(&mut conn, 1001, "2468", state.store_id, NOW, &state.policy);
+    let again = aisle_core::staff::sign_in(
+        &mut conn,
+        1001,
+        "2468",
+        state.store_id(),
+        NOW,
+        &state.policy,
+    );
     assert!(
         matches!(again, Err(aisle_core::staff::StaffError::Locked { .. })),
         "{again:?}"
@@ -461,20 +472,23 @@ fn sign_in_checks_the_pin_locks_out_and_a_manager_unlocks() {
     assert_eq!(app.err("store_view", json!({})).code, "signed_out");
 }
 
-/// A session not used for the idle time locks itself; using it keeps it open.
+/// A session not used for the idle time locks itself; using it keeps it
+/// open. Time is the app's stepped clock: nothing sleeps.
 #[test]
 fn the_tablet_locks_itself_when_left_idle() {
-    let app = app_with(aisle_core::staff::Policy {
-        idle_lock_secs: 1,
-        ..Default::default()
-    });
+    let app = app_with(aisle_core::staff::Policy::default());
+    let idle = aisle_core::staff::Policy::default().idle_lock_secs;
     let alex = app.sign_in(ALEX);
-    assert_eq!(alex.idle_lock_secs, 1);
-    for _ in 0..3 {
-        std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(u64::from(alex.idle_lock_secs), idle);
+    let step = std::time::Duration::from_secs(idle) / 2;
+    // Used every half idle time, for three idle times: still open.
+    for _ in 0..6 {
+        app.clock.advance(step);
         app.ok::<Value>("keep_alive", json!({}));
     }
-    std::thread::sleep(std::time::Duration::from_millis(1_300));
+    // Then left for longer than the idle time: locked.
+    app.clock
+        .advance(std::time::Duration::from_secs(idle) + std::time::Duration::from_millis(1));
     let locked = app.err("search_members", json!({ "args": { "text": "a" } }));
     assert_eq!(locked.code, "signed_out");
     assert!(
@@ -749,7 +763,8 @@ fn only_the_window_the_capability_names_may_call_commands() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("replica.db");
     aisle_tests::kiosk_replica(&db, NOW);
-    let state = AppState::open(db, None, Some(NOW.into()), Default::default()).expect("state");
+    let clock = Clock::stepped_at(NOW).expect("now");
+    let state = AppState::open(db, None, clock, Default::default()).expect("state");
     let app = builder(mock_builder(), state)
         .build(tauri::generate_context!())
         .expect("app with its capabilities");
@@ -811,10 +826,11 @@ fn an_erasure_requested_on_the_tablet_comes_back_from_hq_as_a_tombstone() {
         .expect("associates");
     let store = hq.provisioned_store("tablet-erasure");
     support::sync_once(&store.db);
+    let clock = Clock::stepped_at(NOW).expect("now");
     let state = AppState::open(
         store.db.clone(),
         Some(store.store_id),
-        Some(NOW.into()),
+        clock.clone(),
         Default::default(),
     )
     .expect("state");
@@ -827,6 +843,7 @@ fn an_erasure_requested_on_the_tablet_comes_back_from_hq_as_a_tombstone() {
     let app = App {
         _dir: tempfile::tempdir().expect("tempdir"),
         db: store.db.clone(),
+        clock,
         webview,
         _app: built,
     };

@@ -34,7 +34,7 @@ fn a_scan_becomes_a_private_welcome_with_coupons_the_till_accepts() {
     let book = OfferBook::load(&conn, store_id, &now[..10]).expect("book");
     let config = KioskConfig::new(store_id);
     let models = KioskModels {
-        served: &served,
+        ranking: (&served).into(),
         offers: Some(&offers),
         book: Some(&book),
     };

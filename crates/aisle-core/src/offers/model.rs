@@ -423,10 +423,20 @@ pub struct LoadedModel {
 /// The newest model whose checksum and contents are intact; `None` if the
 /// replica holds none that is.
 pub fn load_newest(conn: &Connection) -> Result<Option<LoadedModel>, ModelError> {
+    load_newest_above(conn, None)
+}
+
+/// The newest intact model with an id above `floor` (a server holding model
+/// `floor` reads only newer ones); `None` if none is.
+pub fn load_newest_above(
+    conn: &Connection,
+    floor: Option<i64>,
+) -> Result<Option<LoadedModel>, ModelError> {
     let mut skipped = Vec::new();
-    let mut statement = conn
-        .prepare_cached("SELECT model_id, sha256, body FROM offer_models ORDER BY model_id DESC")?;
-    let mut rows = statement.query([])?;
+    let mut statement = conn.prepare_cached(
+        "SELECT model_id, sha256, body FROM offer_models WHERE model_id > ?1 ORDER BY model_id DESC",
+    )?;
+    let mut rows = statement.query([floor.unwrap_or(i64::MIN)])?;
     while let Some(row) = rows.next()? {
         let (model_id, sha, body): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
         let damaged = |what: String| ModelError::Damaged { model_id, what };
@@ -455,6 +465,12 @@ pub fn load_newest(conn: &Connection) -> Result<Option<LoadedModel>, ModelError>
         tracing::warn!(%error, "skipped a damaged offer model");
     }
     Ok(None)
+}
+
+/// The newest stored model's id, intact or not (one primary-key look-up).
+pub fn newest_id(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT max(model_id) FROM offer_models")?
+        .query_row([], |row| row.get(0))
 }
 
 /// The default training date: the day after the last purchase (`None`

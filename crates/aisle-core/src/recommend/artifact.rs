@@ -161,10 +161,18 @@ pub struct Loaded {
 
 /// The newest artifact that verifies; newer broken ones are reported in `refused`.
 pub fn load_newest(conn: &Connection) -> Result<Loaded, ArtifactError> {
+    load_newest_above(conn, None)
+}
+
+/// The newest artifact with an id above `floor` that verifies (a server
+/// holding artifact `floor` decodes only newer ones); `Missing` when none
+/// does, with the newest refusal.
+pub fn load_newest_above(conn: &Connection, floor: Option<i64>) -> Result<Loaded, ArtifactError> {
     let mut stmt = conn.prepare(
-        "SELECT artifact_id, bytes FROM model_artifacts WHERE kind = 'recommend' ORDER BY artifact_id DESC",
+        "SELECT artifact_id, bytes FROM model_artifacts
+         WHERE kind = 'recommend' AND artifact_id > ?1 ORDER BY artifact_id DESC",
     )?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query([floor.unwrap_or(i64::MIN)])?;
     let mut refused = Vec::new();
     while let Some(row) = rows.next()? {
         let artifact_id: i64 = row.get(0)?;
@@ -187,6 +195,13 @@ pub fn load_newest(conn: &Connection) -> Result<Loaded, ArtifactError> {
     Err(ArtifactError::Missing(
         refused.first().map(|(_, e)| e.to_string()),
     ))
+}
+
+/// The newest stored artifact's id, valid or not (one look-up in the
+/// `(kind, artifact_id)` index): what a server compares with the one it holds.
+pub fn newest_id(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT max(artifact_id) FROM model_artifacts WHERE kind = 'recommend'")?
+        .query_row([], |row| row.get(0))
 }
 
 /// Size in bytes of the newest stored artifact, if any.

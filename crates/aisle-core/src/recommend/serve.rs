@@ -8,6 +8,10 @@
 //! personalization consent; categories excluded on public screens;
 //! items already shown this session) -> diversity (at most N per kind) ->
 //! fallback (store bestsellers, then overall bestsellers) to fill short lists.
+//!
+//! A replica HQ has sent no model yet is served too: [`Ranking::Bestsellers`]
+//! ranks what sells at the store by the replica's newest baskets, with the
+//! same business filters, and nothing personal.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -396,6 +400,22 @@ fn product_name(conn: &Connection, product_id: i64) -> rusqlite::Result<String> 
         .unwrap_or_else(|| format!("product {product_id}")))
 }
 
+/// The sentence for a notice code (screens that translate use the code).
+fn notice_text(code: &str) -> String {
+    match code {
+        "anonymous" => "Popular picks at this store",
+        "unknown_member" => "We don't know this card yet: here is what's popular at this store",
+        "personalization_off" => {
+            "Personal picks are off for your account: here is what's popular at this store"
+        }
+        "no_model" => {
+            "Popular picks at this store: personal picks come with this store's first model"
+        }
+        _ => "Welcome! Once you shop with us, picks will be chosen for you",
+    }
+    .to_owned()
+}
+
 /// Both lists for `request`.
 pub fn recommend(
     conn: &Connection,
@@ -426,17 +446,7 @@ pub fn recommend(
         (Some(_), Some(_)) if trips.is_empty() => Some("no_history"),
         _ => None,
     };
-    let notice = notice_code.map(|code| {
-        match code {
-            "anonymous" => "Popular picks at this store",
-            "unknown_member" => "We don't know this card yet: here is what's popular at this store",
-            "personalization_off" => {
-                "Personal picks are off for your account: here is what's popular at this store"
-            }
-            _ => "Welcome! Once you shop with us, picks will be chosen for you",
-        }
-        .to_owned()
-    });
+    let notice = notice_code.map(notice_text);
     let personal = notice.is_none();
     let bought: IdSet<u32> = trips.iter().flat_map(|t| t.items.iter().copied()).collect();
     if personal {
@@ -575,4 +585,239 @@ pub fn batch_list(
             all
         }
     })
+}
+
+/// How many of the replica's newest baskets (by id) before `now`
+/// [`Bestsellers`] are counted over: bounded, so a large replica costs the
+/// same as a small one.
+const BESTSELLER_BASKETS: i64 = 20_000;
+
+/// What sells, read from the replica's newest baskets: what serving ranks
+/// by while the replica holds no model (a store HQ has not sent one yet).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bestsellers {
+    /// At the store: (product, share of its counted baskets holding it), most first.
+    pub here: Vec<(i64, f32)>,
+    /// Over every store's counted baskets, most first.
+    pub overall: Vec<i64>,
+}
+
+impl Bestsellers {
+    /// None at all (a replica without baskets).
+    pub const NONE: Bestsellers = Bestsellers {
+        here: Vec::new(),
+        overall: Vec::new(),
+    };
+
+    /// Counts the newest baskets before `now` (store-local `YYYY-MM-DD
+    /// HH:MM:SS`) at `store_id`, and at every store.
+    pub fn load(conn: &Connection, store_id: i64, now: &str) -> rusqlite::Result<Self> {
+        let counted = |store: Option<i64>, limit: usize| -> rusqlite::Result<Vec<(i64, f32)>> {
+            let mut stmt = conn.prepare_cached(
+                "WITH recent AS (
+                     SELECT basket_id FROM baskets
+                     WHERE (?1 IS NULL OR store_id = ?1) AND purchased_at < ?2
+                     ORDER BY basket_id DESC LIMIT ?3)
+                 SELECT l.product_id, count(DISTINCT l.basket_id) AS n,
+                        (SELECT count(*) FROM recent)
+                 FROM recent JOIN purchase_lines AS l USING (basket_id)
+                 GROUP BY l.product_id ORDER BY n DESC, l.product_id LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    store,
+                    now,
+                    BESTSELLER_BASKETS,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |row| {
+                    let (n, baskets): (i64, i64) = (row.get(1)?, row.get(2)?);
+                    Ok((row.get(0)?, n as f32 / baskets.max(1) as f32))
+                },
+            )?;
+            rows.collect()
+        };
+        Ok(Bestsellers {
+            here: counted(Some(store_id), 1_000)?,
+            overall: counted(None, FALLBACK_DEPTH)?
+                .into_iter()
+                .map(|(product_id, _)| product_id)
+                .collect(),
+        })
+    }
+}
+
+/// What picks are ranked with: a model, or (no model in the replica yet)
+/// the store's bestsellers, which make nothing personal.
+#[derive(Debug, Clone, Copy)]
+pub enum Ranking<'a> {
+    Model(&'a Served),
+    Bestsellers(&'a Bestsellers),
+}
+
+impl<'a> From<&'a Served> for Ranking<'a> {
+    fn from(served: &'a Served) -> Self {
+        Ranking::Model(served)
+    }
+}
+
+impl<'a> From<&'a Bestsellers> for Ranking<'a> {
+    fn from(bestsellers: &'a Bestsellers) -> Self {
+        Ranking::Bestsellers(bestsellers)
+    }
+}
+
+impl Ranking<'_> {
+    /// Both lists for `request`: [`recommend`] with a model; without one,
+    /// the store's bestsellers in Discover, not personal (`no_model` for a
+    /// member who would otherwise get personal picks).
+    pub fn lists(
+        self,
+        conn: &Connection,
+        request: &Request,
+        policy: &Policy,
+    ) -> rusqlite::Result<Lists> {
+        let bestsellers = match self {
+            Ranking::Model(served) => return recommend(conn, served, request, policy),
+            Ranking::Bestsellers(bestsellers) => bestsellers,
+        };
+        let consent: Option<(bool, bool)> = match request.member_id {
+            Some(member_id) => conn
+                .prepare_cached("SELECT consent_personalization, erased_at IS NOT NULL FROM members WHERE member_id = ?1")?
+                .query_row([member_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?,
+            None => None,
+        };
+        let notice_code = match (request.member_id, consent) {
+            (None, _) => "anonymous",
+            (Some(_), None) => "unknown_member",
+            (Some(_), Some((true, false))) => "no_model",
+            (Some(_), Some(_)) => "personalization_off",
+        };
+        let mut discover = Filler::new(conn, policy, request);
+        for (product_id, share) in &bestsellers.here {
+            if discover.full() {
+                break;
+            }
+            discover.offer(*product_id, Reason::PopularHere, 1e-6 * f64::from(*share))?;
+        }
+        for (rank, product_id) in bestsellers.overall.iter().enumerate() {
+            if discover.full() {
+                break;
+            }
+            discover.offer(*product_id, Reason::Popular, 1e-9 / (rank + 1) as f64)?;
+        }
+        Ok(Lists {
+            buy_again: Vec::new(),
+            discover: discover.list,
+            personal: false,
+            notice: Some(notice_text(notice_code)),
+            notice_code: Some(notice_code),
+        })
+    }
+
+    /// "Often bought together" with `product_id`: [`bought_together`] with a
+    /// model; none without one (co-purchases are the model's).
+    pub fn bought_together(
+        self,
+        conn: &Connection,
+        product_id: i64,
+        request: &Request,
+        policy: &Policy,
+    ) -> rusqlite::Result<Vec<Pick>> {
+        match self {
+            Ranking::Model(served) => bought_together(conn, served, product_id, request, policy),
+            Ranking::Bestsellers(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Store 1 sells products 10 (in two baskets) and 11 (in one); store 2
+    /// sells 12; a basket after `now` is not counted.
+    fn replica(dir: &std::path::Path) -> Connection {
+        let conn = crate::replica::open_writer(&dir.join("r.db")).expect("replica");
+        conn.execute_batch(
+            "INSERT INTO stores (store_id, name) VALUES (1, 'Here'), (2, 'There');
+             INSERT INTO products (product_id, name, department) VALUES
+                 (10, 'Milk', 'DAIRY'), (11, 'Bread', 'BAKERY'), (12, 'Tea', 'GROCERY'), (13, 'Jam', 'GROCERY');
+             INSERT INTO store_products (store_id, product_id, price_cents, stock_qty, updated_at) VALUES
+                 (1, 10, 100, 5, '2026-01-01'), (1, 11, 200, 5, '2026-01-01'),
+                 (1, 12, 300, 5, '2026-01-01'), (1, 13, 400, 5, '2026-01-01');
+             INSERT INTO members (member_id, consent_personalization, updated_at) VALUES
+                 (7, 1, '2026-01-01'), (8, 0, '2026-01-01');
+             INSERT INTO baskets (basket_id, member_id, store_id, purchased_at) VALUES
+                 (1, 7, 1, '2026-03-01 10:00:00'), (2, NULL, 1, '2026-03-02 10:00:00'),
+                 (3, NULL, 2, '2026-03-02 11:00:00'), (4, NULL, 1, '2026-03-09 10:00:00');
+             INSERT INTO purchase_lines (basket_id, line_no, product_id, quantity, sales_cents) VALUES
+                 (1, 1, 10, 1, 100), (1, 2, 11, 1, 200), (2, 1, 10, 1, 100),
+                 (3, 1, 12, 1, 300), (4, 1, 13, 1, 400);",
+        )
+        .expect("rows");
+        conn
+    }
+
+    fn request(member_id: Option<i64>) -> Request {
+        Request {
+            member_id,
+            store_id: 1,
+            now: "2026-03-05 12:00:00".into(),
+            k: 4,
+            public_screen: true,
+            shown: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn without_a_model_the_stores_bestsellers_are_served_and_nothing_is_personal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = replica(dir.path());
+        let bestsellers = Bestsellers::load(&conn, 1, "2026-03-05 12:00:00").expect("load");
+        assert_eq!(bestsellers.here, vec![(10, 1.0), (11, 0.5)]);
+        assert_eq!(
+            bestsellers.overall,
+            vec![10, 11, 12],
+            "not basket 4, bought later"
+        );
+        let ranking = Ranking::from(&bestsellers);
+        let policy = Policy::default();
+        let lists = ranking
+            .lists(&conn, &request(Some(7)), &policy)
+            .expect("lists");
+        let picks: Vec<(i64, Reason)> = lists
+            .discover
+            .iter()
+            .map(|p| (p.product_id, p.reason.clone()))
+            .collect();
+        assert_eq!(
+            picks,
+            vec![
+                (10, Reason::PopularHere),
+                (11, Reason::PopularHere),
+                (12, Reason::Popular)
+            ]
+        );
+        assert!(lists.buy_again.is_empty() && !lists.personal);
+        assert_eq!(lists.notice_code, Some("no_model"));
+        let code = |member| {
+            ranking
+                .lists(&conn, &request(member), &policy)
+                .expect("lists")
+                .notice_code
+        };
+        assert_eq!(code(None), Some("anonymous"));
+        assert_eq!(code(Some(8)), Some("personalization_off"));
+        assert_eq!(code(Some(99)), Some("unknown_member"));
+        let together = ranking
+            .bought_together(&conn, 10, &request(None), &policy)
+            .expect("together");
+        assert!(together.is_empty(), "co-purchases need a model");
+        let nothing = Ranking::Bestsellers(&Bestsellers::NONE)
+            .lists(&conn, &request(None), &policy)
+            .expect("lists");
+        assert!(nothing.discover.is_empty());
+    }
 }

@@ -298,25 +298,6 @@ pub struct Status {
     pub oldest_pending_at: Option<String>,
 }
 
-/// The store a replica serves: the one it is provisioned for, else (an
-/// unprovisioned replica, such as a demo's) `member`'s home store.
-pub fn store_or_home(conn: &Connection, member: Option<i64>) -> Result<Option<i64>, SyncError> {
-    if let Some(credentials) = Credentials::load(conn)? {
-        return Ok(Some(credentials.store_id));
-    }
-    let Some(member) = member else {
-        return Ok(None);
-    };
-    Ok(conn
-        .query_row(
-            "SELECT home_store_id FROM members WHERE member_id = ?1",
-            [member],
-            |row| row.get::<_, Option<i64>>(0),
-        )
-        .optional()?
-        .flatten())
-}
-
 impl Status {
     /// Whether a store screen should say "offline": provisioned, and the
     /// last attempt failed or the last success is older than `stale_after`

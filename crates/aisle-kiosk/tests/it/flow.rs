@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use aisle_core::kiosk::KioskConfig;
-use aisle_kiosk::backend::{Backend, BackendConfig, Clock, Job};
+use aisle_core::runtime::Clock;
+use aisle_kiosk::backend::{Backend, BackendConfig, Job};
 use aisle_kiosk::camera::{self, CameraEvent};
 use aisle_kiosk::controller::Controller;
 use aisle_kiosk::{
@@ -81,8 +82,9 @@ fn start_with(lang: &str, prepare: impl FnOnce(&Path, i64)) -> Kiosk {
     prepare(&db, store);
     let config = BackendConfig {
         db: db.clone(),
-        kiosk: KioskConfig::new(store),
-        clock: Clock::pinned(aisle_core::dates::seconds_of(NOW).expect("now")),
+        store: Some(store),
+        clock: clock(),
+        idle_secs: 30,
         demo: true,
     };
     let ui = KioskWindow::new().expect("window");
@@ -95,7 +97,8 @@ fn start_with(lang: &str, prepare: impl FnOnce(&Path, i64)) -> Kiosk {
     ui.window().set_size(slint::PhysicalSize::new(1280, 800));
     ui.show().expect("show");
     let backend = Backend::open(config).expect("backend");
-    let clock: aisle_kiosk::controller::Millis = Rc::new(|| MOCK_MS.with(|ms| ms.get()));
+    let runtime_clock = clock();
+    let clock: aisle_kiosk::controller::Millis = Rc::new(move || runtime_clock.monotonic_ms());
     let (submit, shared) = aisle_kiosk::app::inline_submit(&ui, backend, clock.clone());
     let controller = Controller::new(&ui, 30, &submit, &clock);
     let _ = shared.set(controller.state.clone());
@@ -128,12 +131,18 @@ fn by_label(ui: &KioskWindow, label: &str) -> Option<ElementHandle> {
 }
 
 thread_local! {
-    /// The kiosk's clock in a test: advanced with Slint's mock time.
-    static MOCK_MS: std::cell::Cell<u64> = const { std::cell::Cell::new(1_000) };
+    /// The kiosk's clock in a test (one per test thread): the runtime's
+    /// stepped clock at `NOW`, advanced with Slint's mock time.
+    static CLOCK: Clock = Clock::stepped_at(NOW).expect("now");
+}
+
+/// This test's clock (clones share its steps).
+fn clock() -> Clock {
+    CLOCK.with(Clock::clone)
 }
 
 fn advance(ms: u64) {
-    MOCK_MS.with(|now| now.set(now.get() + ms));
+    clock().advance(std::time::Duration::from_millis(ms));
     i_slint_backend_testing::mock_elapsed_time(std::time::Duration::from_millis(ms));
 }
 

@@ -3,5 +3,6 @@
 mod camera;
 mod crash;
 mod flow;
+mod models;
 mod translations;
 mod xvfb;

@@ -1,0 +1,180 @@
+//! A running kiosk serves the model sync brings: started on a freshly
+//! provisioned replica whose HQ has published no model, a member's scan
+//! gets the store's popular picks and no personal coupons; HQ then
+//! publishes a model, the store syncs with the real engine against a real
+//! HQ on loopback, and the next scan on the same running kiosk gets picks
+//! only the model explains.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use aisle_core::runtime::Clock;
+use aisle_kiosk::backend::{Backend, BackendConfig, Job};
+use aisle_kiosk::controller::Controller;
+use aisle_kiosk::{KioskState, KioskWindow, Screen, WelcomeAdapter, brand::Brand};
+use aisle_tests::hq::TestHq;
+use i_slint_backend_testing::{TestingBackend, TestingBackendOptions};
+use slint::{ComponentHandle, Model};
+
+/// The demo data's last days: the members' history lies before it.
+const NOW: &str = "2017-10-20 12:00:00";
+
+/// One sync pass of the provisioned replica at `db` with HQ.
+fn sync_once(db: &Path) -> aisle_core::sync::SyncReport {
+    use aisle_core::sync::{Credentials, SyncOptions, Transport};
+    let mut conn = aisle_core::replica::open_writer(db).expect("writer");
+    let credentials = Credentials::load(&conn)
+        .expect("load")
+        .expect("provisioned");
+    let transport = Transport::with_timeout(&credentials, std::time::Duration::from_secs(30))
+        .expect("transport");
+    let wall = Clock::wall();
+    aisle_core::sync::run_once(
+        &mut conn,
+        &transport,
+        &SyncOptions::for_replica(db),
+        &wall.now(),
+    )
+    .expect("sync")
+}
+
+fn artifacts(db: &Path) -> i64 {
+    aisle_core::replica::open_reader(db)
+        .expect("reader")
+        .query_row("SELECT count(*) FROM model_artifacts", [], |row| row.get(0))
+        .expect("count")
+}
+
+/// A member of the store's partition who consents to personalization, with
+/// the most baskets, and their card.
+fn regular(db: &Path) -> (i64, String) {
+    aisle_core::replica::open_reader(db)
+        .expect("reader")
+        .query_row(
+            "SELECT m.member_id, c.card_number FROM members AS m
+             JOIN member_cards AS c ON c.member_id = m.member_id AND c.status = 'active'
+             JOIN baskets AS b ON b.member_id = m.member_id
+             WHERE m.consent_personalization = 1 AND m.erased_at IS NULL
+             GROUP BY m.member_id ORDER BY count(DISTINCT b.basket_id) DESC, m.member_id LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("a regular with a card")
+}
+
+struct Kiosk {
+    ui: KioskWindow,
+    submit: Rc<dyn Fn(Job)>,
+    _controller: Controller,
+}
+
+/// The kiosk on `db`, headless, on a stepped clock at `NOW`.
+fn start(db: PathBuf) -> Kiosk {
+    slint::platform::set_platform(Box::new(TestingBackend::new(TestingBackendOptions {
+        mock_time: true,
+        threading: false,
+        renderer_name: Some("software".into()),
+    })))
+    .expect("one platform per test thread");
+    let clock = Clock::stepped_at(NOW).expect("now");
+    let config = BackendConfig {
+        db,
+        store: None,
+        clock: clock.clone(),
+        idle_secs: 30,
+        demo: false,
+    };
+    let ui = KioskWindow::new().expect("window");
+    let brand_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/brand");
+    Brand::load(&brand_dir)
+        .expect("brand")
+        .apply(&ui)
+        .expect("apply");
+    aisle_kiosk::app::select_language("en").expect("language");
+    ui.window().set_size(slint::PhysicalSize::new(1280, 800));
+    ui.show().expect("show");
+    let backend = Backend::open(config).expect("the kiosk starts without a model");
+    let millis: aisle_kiosk::controller::Millis = Rc::new(move || clock.monotonic_ms());
+    let (submit, shared) = aisle_kiosk::app::inline_submit(&ui, backend, millis.clone());
+    let controller = Controller::new(&ui, 30, &submit, &millis);
+    let _ = shared.set(controller.state.clone());
+    submit(Job::Refresh);
+    Kiosk {
+        ui,
+        submit,
+        _controller: controller,
+    }
+}
+
+/// The reason kinds of the welcome's picks, both lists.
+fn reasons(ui: &KioskWindow) -> Vec<String> {
+    let welcome = ui.global::<WelcomeAdapter>();
+    welcome
+        .get_buy_again()
+        .iter()
+        .chain(welcome.get_discover().iter())
+        .map(|pick| pick.reason_kind.to_string())
+        .collect()
+}
+
+#[test]
+fn a_running_kiosk_starts_without_a_model_and_serves_the_one_sync_brings() {
+    let hq = TestHq::start_with_demo();
+    let store = hq.provisioned_store("kiosk-models");
+    sync_once(&store.db);
+    assert_eq!(artifacts(&store.db), 0, "HQ has published no model yet");
+    let (member, card) = regular(&store.db);
+
+    let kiosk = start(store.db.clone());
+    let ui = &kiosk.ui;
+    let state = ui.global::<KioskState>();
+    let welcome = ui.global::<WelcomeAdapter>();
+    assert!(
+        ui.global::<aisle_kiosk::AttractAdapter>()
+            .get_popular()
+            .row_count()
+            > 0,
+        "the attract strip shows the store's bestsellers"
+    );
+
+    // Before any model: popular picks, nothing personal, no coupon.
+    (kiosk.submit)(Job::Scan(card.clone()));
+    assert_eq!(state.get_screen(), Screen::Welcome);
+    assert!(!welcome.get_personal());
+    assert_eq!(welcome.get_notice_code(), "no_model");
+    assert_eq!(welcome.get_buy_again().row_count(), 0);
+    let before = reasons(ui);
+    assert!(!before.is_empty(), "the store's bestsellers");
+    assert!(
+        before.iter().all(|r| r.starts_with("popular")),
+        "{before:?}"
+    );
+    assert_eq!(welcome.get_coupons().row_count(), 0);
+    state.invoke_done();
+
+    // HQ fits and publishes a model; the store's next sync brings it.
+    let at_hq = aisle_hq::Hq::open(aisle_hq::Config::new(
+        hq.data.path().to_owned(),
+        String::new(),
+    ))
+    .expect("open HQ");
+    at_hq
+        .write(|conn| aisle_hq::db::train_and_publish(conn, None, 1, "2026-11-25 06:00:00"))
+        .expect("train at HQ");
+    sync_once(&store.db);
+    assert_eq!(artifacts(&store.db), 1, "the model came through the feed");
+
+    // The same running kiosk: the member's own picks, with their reasons.
+    (kiosk.submit)(Job::Scan(card));
+    assert_eq!(state.get_screen(), Screen::Welcome);
+    assert!(welcome.get_personal(), "member {member}: personal picks");
+    assert_eq!(welcome.get_notice_code(), "");
+    assert!(welcome.get_buy_again().row_count() > 0);
+    let after = reasons(ui);
+    assert!(
+        after
+            .iter()
+            .any(|r| matches!(r.as_str(), "cycle" | "bought" | "bought_with")),
+        "reasons from the member's history: {after:?}"
+    );
+}
