@@ -563,8 +563,8 @@ mod tests {
             .collect()
     }
 
-    fn decode(kind: &str, payload: serde_json::Value) -> Result<StoreEvent, EventError> {
-        StoreEvent::decode(kind, &payload)
+    fn decode(kind: &str, payload: &serde_json::Value) -> Result<StoreEvent, EventError> {
+        StoreEvent::decode(kind, payload)
     }
 
     #[test]
@@ -605,7 +605,7 @@ mod tests {
 
     #[test]
     fn an_unknown_kind_is_refused_by_name() {
-        let err = decode("loyalty_points", json!({ "member_id": 1 })).expect_err("unknown");
+        let err = decode("loyalty_points", &json!({ "member_id": 1 })).expect_err("unknown");
         assert_eq!(err, EventError::UnknownKind("loyalty_points".into()));
         assert_eq!(err.to_string(), r#"unknown event kind "loyalty_points""#);
         assert_eq!(err.rejection().code, RejectCode::UnknownKind);
@@ -654,7 +654,7 @@ mod tests {
                 "null is not a JSON object",
             ),
         ] {
-            let err = decode(kind, payload).expect_err(kind);
+            let err = decode(kind, &payload).expect_err(kind);
             let EventError::BadPayload {
                 kind: which,
                 reason,
@@ -676,7 +676,7 @@ mod tests {
     fn fields_a_newer_store_adds_are_ignored() {
         let event = decode(
             "kiosk_visit",
-            json!({ "member_id": 1, "store_id": 2, "at": "t", "lane": 4 }),
+            &json!({ "member_id": 1, "store_id": 2, "at": "t", "lane": 4 }),
         )
         .expect("decodes");
         assert_eq!(
@@ -689,7 +689,7 @@ mod tests {
         );
     }
 
-    fn check(kind: &str, payload: serde_json::Value) -> Result<(), (RejectCode, String)> {
+    fn check(kind: &str, payload: &serde_json::Value) -> Result<(), (RejectCode, String)> {
         decode(kind, payload)
             .expect("decodes")
             .check()
@@ -709,37 +709,40 @@ mod tests {
         let ok = Ok(());
         let code = |result: Result<(), (RejectCode, String)>| result.map_err(|(code, _)| code);
         // Preference kinds, values, counts.
-        assert_eq!(check("preferences_set", preferences(&[("size", "M")])), ok);
+        assert_eq!(check("preferences_set", &preferences(&[("size", "M")])), ok);
         assert_eq!(
-            check("preferences_set", preferences(&[("colour", "red")])),
+            check("preferences_set", &preferences(&[("colour", "red")])),
             Err((
                 RejectCode::BadPreference,
                 r#""colour" is not a kind of preference (brand, category, size, dietary)"#.into()
             ))
         );
         assert_eq!(
-            code(check("preferences_set", preferences(&[("brand", "  ")]))),
+            code(check("preferences_set", &preferences(&[("brand", "  ")]))),
             Err(RejectCode::BadValue)
         );
         let long = "é".repeat(MAX_PREFERENCE_CHARS);
         assert_eq!(
-            check("preferences_set", preferences(&[("brand", &long)])),
+            check("preferences_set", &preferences(&[("brand", &long)])),
             ok
         );
         let longer = "é".repeat(MAX_PREFERENCE_CHARS + 1);
         assert_eq!(
-            code(check("preferences_set", preferences(&[("brand", &longer)]))),
+            code(check(
+                "preferences_set",
+                &preferences(&[("brand", &longer)])
+            )),
             Err(RejectCode::TooLong)
         );
         let values: Vec<String> = (0..=MAX_PREFERENCES).map(|n| format!("b{n}")).collect();
         let many: Vec<(&str, &str)> = values.iter().map(|v| ("brand", v.as_str())).collect();
         assert_eq!(
-            code(check("preferences_set", preferences(&many))),
+            code(check("preferences_set", &preferences(&many))),
             Err(RejectCode::TooLong)
         );
         let repeated: Vec<(&str, &str)> = (0..=MAX_PREFERENCES).map(|_| ("brand", "X")).collect();
         assert_eq!(
-            check("preferences_set", preferences(&repeated)),
+            check("preferences_set", &preferences(&repeated)),
             ok,
             "duplicates count once, as the store keeps them"
         );
@@ -747,7 +750,7 @@ mod tests {
         let note = |author: &str, body: &str| {
             check(
                 "associate_note",
-                json!({ "member_id": 1, "author": author, "body": body }),
+                &json!({ "member_id": 1, "author": author, "body": body }),
             )
         };
         assert_eq!(note("Dana", &"n".repeat(MAX_NOTE_CHARS)), ok);
@@ -769,14 +772,14 @@ mod tests {
         assert_eq!(
             code(check(
                 "profile_viewed",
-                json!({ "member_id": 1, "actor": "", "store_id": 1, "at": "t" })
+                &json!({ "member_id": 1, "actor": "", "store_id": 1, "at": "t" })
             )),
             Err(RejectCode::BadValue)
         );
         assert_eq!(
             code(check(
                 "kiosk_visit",
-                json!({ "member_id": 1, "store_id": null, "at": "t".repeat(MAX_TIMESTAMP_CHARS + 1) })
+                &json!({ "member_id": 1, "store_id": null, "at": "t".repeat(MAX_TIMESTAMP_CHARS + 1) })
             )),
             Err(RejectCode::TooLong)
         );
@@ -787,7 +790,7 @@ mod tests {
         let mut negative: serde_json::Value = serde_json::from_str(redeemed).expect("json");
         negative["value_cents"] = json!(-1);
         assert_eq!(
-            code(check("coupon_redeemed", negative)),
+            code(check("coupon_redeemed", &negative)),
             Err(RejectCode::BadValue)
         );
     }
