@@ -64,10 +64,12 @@ pub struct Args {
     #[arg(long, value_name = "MS")]
     pub exit_after_ms: Option<u64>,
     /// Measure scan to welcome over this many card scans (no display), report, exit.
+    #[cfg(feature = "bench")]
     #[arg(long, value_name = "N")]
     pub bench_scans: Option<usize>,
     /// Render the attract screen's first frame (no display) and exit: timed
     /// from outside as the cold start (`cargo xtask bench kiosk`).
+    #[cfg(feature = "bench")]
     #[arg(long)]
     pub bench_first_frame: bool,
 }
@@ -94,9 +96,11 @@ pub fn run() -> Result<()> {
     let args = Args::parse();
     let brand = Brand::load(&args.brand)?;
     let config = backend_config(&args)?;
+    #[cfg(feature = "bench")]
     if args.bench_first_frame {
         return crate::bench::first_frame(config, &brand, &args.lang);
     }
+    #[cfg(feature = "bench")]
     if let Some(scans) = args.bench_scans {
         let report = crate::bench::scan_to_welcome(config, &brand, &args.lang, scans)?;
         return crate::bench::print(&report);
@@ -166,7 +170,7 @@ pub fn run() -> Result<()> {
     ui.run()?;
     drop(controller);
     if args.exit_after_ms.is_some()
-        && let Some(kb) = crate::bench::proc_status_kb("VmHWM")
+        && let Some(kb) = proc_status_kb("VmHWM")
     {
         // Smoke tests and `cargo xtask bench kiosk` read the window's memory here.
         #[allow(clippy::print_stderr)]
@@ -175,6 +179,15 @@ pub fn run() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A field of `/proc/self/status` in kB (Linux).
+pub fn proc_status_kb(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 pub fn select_language(lang: &str) -> Result<()> {

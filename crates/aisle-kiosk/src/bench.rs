@@ -62,15 +62,6 @@ pub struct ScanBench {
     pub rss_kb: Option<u64>,
 }
 
-/// A field of `/proc/self/status` in kB (Linux).
-pub fn proc_status_kb(field: &str) -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// Members' active card numbers, lowest member first.
 fn cards(config: &BackendConfig) -> Result<Vec<String>> {
     let conn = aisle_core::replica::open_reader(&config.db)?;
@@ -127,8 +118,8 @@ pub fn scan_to_welcome(
         attract_frame: Samples::new(attract),
         with_coupons,
         members: cards.len().min(scans),
-        peak_rss_kb: proc_status_kb("VmHWM"),
-        rss_kb: proc_status_kb("VmRSS"),
+        peak_rss_kb: crate::app::proc_status_kb("VmHWM"),
+        rss_kb: crate::app::proc_status_kb("VmRSS"),
     })
 }
 

@@ -26,6 +26,7 @@ pub use ui::*;
 
 pub mod app;
 pub mod backend;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod brand;
 pub mod camera;

@@ -304,6 +304,8 @@ pub fn bench_kiosk(args: &[&str]) -> Result<()> {
         "aisle-cli",
         "-p",
         "aisle-kiosk",
+        "--features",
+        "aisle-kiosk/bench",
     ]))?;
     let bin = target_dir().join("release");
     let (aisle, kiosk) = (bin.join("aisle"), bin.join("aisle-kiosk"));

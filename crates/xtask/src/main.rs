@@ -255,13 +255,15 @@ fn test(args: &[&str]) -> Result<()> {
             "-D",
             "warnings",
         ]))?;
-        // The benchmark harness is left out of the shipped HQ: lint it too.
+        // The benchmark harnesses are left out of the shipped HQ and kiosk: lint them too.
         run(cargo().args([
             "clippy",
             "-p",
             "aisle-hq",
+            "-p",
+            "aisle-kiosk",
             "--features",
-            "bench",
+            "aisle-hq/bench,aisle-kiosk/bench",
             "--",
             "-D",
             "warnings",
