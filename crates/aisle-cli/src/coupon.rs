@@ -9,7 +9,7 @@ use aisle_core::offers::coupon::{Channel, Refusal};
 use aisle_core::offers::ledger::{self, CouponError, IssueRequest, RedeemPolicy, RedeemRequest};
 use aisle_core::offers::{issue, rules};
 use aisle_core::replica;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use qrcode::{EcLevel, QrCode};
 

@@ -117,7 +117,7 @@ pub fn view_client(
     outbox::record(
         &tx,
         EventKind::ProfileViewed,
-        &edits::event_payload(
+        &outbox::event_payload(
             EventKind::ProfileViewed,
             aisle_proto::events::ProfileViewed {
                 member_id,

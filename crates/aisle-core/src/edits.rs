@@ -6,7 +6,7 @@ use aisle_proto::events::{
     AssociateNote, ConsentChanged, ConsentName, CouponSentToApp, ErasureRequested, KioskVisit,
     PreferencesSet,
 };
-use aisle_proto::{EventKind, Preference, StoreEvent};
+use aisle_proto::{EventKind, Preference};
 use rusqlite::{Connection, Transaction, params};
 
 use crate::outbox::{self, OutboxError};
@@ -19,23 +19,6 @@ pub enum EditError {
     Outbox(#[from] OutboxError),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-}
-
-/// The outbox payload of a typed store event (`aisle_proto::events`),
-/// refused if it is not of the kind it is recorded as.
-pub(crate) fn event_payload(
-    kind: EventKind,
-    event: impl Into<StoreEvent>,
-) -> Result<serde_json::Value, SyncError> {
-    let event = event.into();
-    let malformed = |reason: String| SyncError::Malformed {
-        what: format!("a {} event", kind.name()),
-        reason,
-    };
-    if event.kind() != kind {
-        return Err(malformed(format!("built as {}", event.kind().name())));
-    }
-    event.payload().map_err(|err| malformed(err.to_string()))
 }
 
 /// A member identified at the kiosk (known to the replica or not: an
@@ -52,7 +35,7 @@ pub fn record_visit(
     let key = outbox::record(
         &tx,
         EventKind::KioskVisit,
-        &event_payload(
+        &outbox::event_payload(
             EventKind::KioskVisit,
             KioskVisit {
                 member_id,
@@ -87,7 +70,7 @@ pub fn coupon_sent_to_app(
     let key = outbox::record(
         &tx,
         EventKind::CouponSentToApp,
-        &event_payload(
+        &outbox::event_payload(
             EventKind::CouponSentToApp,
             CouponSentToApp {
                 serial: serial.to_owned(),
@@ -130,7 +113,7 @@ pub fn add_note_in(
     let key = outbox::record(
         tx,
         EventKind::AssociateNote,
-        &event_payload(
+        &outbox::event_payload(
             EventKind::AssociateNote,
             AssociateNote {
                 member_id,
@@ -180,7 +163,7 @@ pub fn set_preferences_in(
     let key = outbox::record(
         tx,
         EventKind::PreferencesSet,
-        &event_payload(
+        &outbox::event_payload(
             EventKind::PreferencesSet,
             PreferencesSet {
                 member_id,
@@ -236,7 +219,7 @@ pub fn set_consent_in(
     let key = outbox::record(
         tx,
         EventKind::ConsentChanged,
-        &event_payload(
+        &outbox::event_payload(
             EventKind::ConsentChanged,
             ConsentChanged {
                 member_id,
@@ -279,7 +262,7 @@ pub fn request_erasure_in(
     let key = outbox::record(
         tx,
         EventKind::ErasureRequested,
-        &event_payload(
+        &outbox::event_payload(
             EventKind::ErasureRequested,
             ErasureRequested {
                 member_id,
@@ -294,6 +277,7 @@ pub fn request_erasure_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const NOW: &str = "2026-03-01 10:00:00";
 

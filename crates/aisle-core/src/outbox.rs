@@ -8,7 +8,7 @@
 //! instance id and the event's sequence number, so a rebuilt replica (whose
 //! sequence restarts) never reuses a key HQ has recorded.
 
-use aisle_proto::{Event, EventKind};
+use aisle_proto::{Event, EventKind, StoreEvent};
 use rusqlite::{Connection, Transaction, params};
 
 /// `replica_meta` key of this replica's random instance id: part of every
@@ -23,8 +23,27 @@ pub enum OutboxError {
     Corrupt { what: String },
     #[error("no randomness from the operating system")]
     Random,
+    #[error("{what} cannot be recorded: {reason}")]
+    Malformed { what: String, reason: String },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+}
+
+/// The outbox payload of a typed store event (`aisle_proto::events`),
+/// refused if it is not of the kind it is recorded as.
+pub fn event_payload(
+    kind: EventKind,
+    event: impl Into<StoreEvent>,
+) -> Result<serde_json::Value, OutboxError> {
+    let event = event.into();
+    let malformed = |reason: String| OutboxError::Malformed {
+        what: format!("a {} event", kind.name()),
+        reason,
+    };
+    if event.kind() != kind {
+        return Err(malformed(format!("built as {}", event.kind().name())));
+    }
+    event.payload().map_err(|err| malformed(err.to_string()))
 }
 
 /// This replica's instance id, created on first use (16 random bytes, hex).

@@ -9,12 +9,8 @@ use serde::Serialize;
 
 use rusqlite::OptionalExtension;
 
-            consent::COLUMNS
-        ))?
-        .query_row([member_id], |row| {
-            Ok((row.get(0)?, consent::from_row(row, 1)?))
-        })?;
-    let lists = ranking.into().lists(
+use crate::consent::{self, Consents};
+use crate::recommend::serve::{Lists, Pick, Policy, Ranking, Request};
 
 /// The welcome screen's data.
 #[derive(Debug, Clone, Serialize)]
@@ -57,8 +53,12 @@ pub fn welcome<'a>(
         .prepare_cached(&format!(
             "SELECT CASE WHEN erased_at IS NULL THEN given_name END, {}
              FROM members WHERE member_id = ?1",
-use crate::consent::{self, Consents};
-use crate::recommend::serve::{Lists, Pick, Policy, Ranking, Request};
+            consent::COLUMNS
+        ))?
+        .query_row([member_id], |row| {
+            Ok((row.get(0)?, consent::from_row(row, 1)?))
+        })?;
+    let lists = ranking.into().lists(
         conn,
         &Request {
             member_id: Some(member_id),

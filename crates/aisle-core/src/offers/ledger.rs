@@ -268,7 +268,7 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
     let outbox_key = outbox::record(
         tx,
         EventKind::CouponIssued,
-        &crate::edits::event_payload(
+        &outbox::event_payload(
             EventKind::CouponIssued,
             aisle_proto::events::CouponIssued {
                 serial: serial.clone(),
@@ -628,7 +628,7 @@ pub fn redeem(
     let outbox_key = outbox::record(
         &tx,
         EventKind::CouponRedeemed,
-        &crate::edits::event_payload(
+        &outbox::event_payload(
             EventKind::CouponRedeemed,
             aisle_proto::events::CouponRedeemed {
                 serial: accepted.serial.clone(),

@@ -99,6 +99,7 @@ impl From<OutboxError> for SyncError {
         match error {
             OutboxError::Corrupt { what } => SyncError::Corrupt { what },
             OutboxError::Random => SyncError::Random,
+            OutboxError::Malformed { what, reason } => SyncError::Malformed { what, reason },
             OutboxError::Sqlite(error) => SyncError::Sqlite(error),
         }
     }
