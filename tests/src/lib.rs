@@ -31,7 +31,7 @@ pub fn options() -> ImportOptions {
     }
 }
 
-/// The demo as a kiosk replica at `db` (see [`build_kiosk_replica`]): built
+/// The demo as a kiosk replica at `db` (see `build_kiosk_replica`): built
 /// once per test process and `now`, then copied (importing the demo and
 /// fitting both models costs seconds; a copy, milliseconds).
 pub fn kiosk_replica(db: &Path, now: &str) {
