@@ -17,7 +17,7 @@
 //!   rules on the associate channel ([`issue_coupon`]).
 //! - The store view's figures for the day ([`store_day`]) hold no personal data.
 
-use aisle_proto::{EventKind, Preference};
+use aisle_proto::Preference;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
@@ -114,18 +114,14 @@ pub fn view_client(
             detail: &json!({ "store_id": viewer.store_id }),
         },
     )?;
-    outbox::record(
+    outbox::append(
         &tx,
-        EventKind::ProfileViewed,
-        &outbox::event_payload(
-            EventKind::ProfileViewed,
-            aisle_proto::events::ProfileViewed {
-                member_id,
-                actor: viewer.actor.to_owned(),
-                store_id: viewer.store_id,
-                at: viewer.now.to_owned(),
-            },
-        )?,
+        aisle_proto::events::ProfileViewed {
+            member_id,
+            actor: viewer.actor.to_owned(),
+            store_id: viewer.store_id,
+            at: viewer.now.to_owned(),
+        },
         viewer.now,
     )?;
     tx.commit()?;

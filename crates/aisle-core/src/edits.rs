@@ -2,11 +2,11 @@
 //! event in ONE transaction, so a change never exists without the event
 //! that carries it to HQ, nor an event without its change.
 
+use aisle_proto::Preference;
 use aisle_proto::events::{
     AssociateNote, ConsentChanged, ConsentName, CouponSentToApp, ErasureRequested, KioskVisit,
     PreferencesSet,
 };
-use aisle_proto::{EventKind, Preference};
 use rusqlite::{Connection, Transaction, params};
 
 use crate::outbox::{self, OutboxError};
@@ -32,17 +32,13 @@ pub fn record_visit(
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.prepare_cached("INSERT INTO store_visits (store_id, member_id, at) VALUES (?1, ?2, ?3)")?
         .execute(params![store_id, member_id, now])?;
-    let key = outbox::record(
+    let key = outbox::append(
         &tx,
-        EventKind::KioskVisit,
-        &outbox::event_payload(
-            EventKind::KioskVisit,
-            KioskVisit {
-                member_id,
-                store_id,
-                at: now.to_owned(),
-            },
-        )?,
+        KioskVisit {
+            member_id,
+            store_id,
+            at: now.to_owned(),
+        },
         now,
     )?;
     tx.commit()?;
@@ -67,17 +63,13 @@ pub fn coupon_sent_to_app(
     if !theirs {
         return Ok(None);
     }
-    let key = outbox::record(
+    let key = outbox::append(
         &tx,
-        EventKind::CouponSentToApp,
-        &outbox::event_payload(
-            EventKind::CouponSentToApp,
-            CouponSentToApp {
-                serial: serial.to_owned(),
-                member_id,
-                at: now.to_owned(),
-            },
-        )?,
+        CouponSentToApp {
+            serial: serial.to_owned(),
+            member_id,
+            at: now.to_owned(),
+        },
         now,
     )?;
     tx.commit()?;
@@ -110,17 +102,13 @@ pub fn add_note_in(
         "INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![member_id, author, body, now],
     )?;
-    let key = outbox::record(
+    let key = outbox::append(
         tx,
-        EventKind::AssociateNote,
-        &outbox::event_payload(
-            EventKind::AssociateNote,
-            AssociateNote {
-                member_id,
-                author: author.to_owned(),
-                body: body.to_owned(),
-            },
-        )?,
+        AssociateNote {
+            member_id,
+            author: author.to_owned(),
+            body: body.to_owned(),
+        },
         now,
     )?;
     Ok(key)
@@ -160,16 +148,12 @@ pub fn set_preferences_in(
         "UPDATE members SET updated_at = ?2 WHERE member_id = ?1",
         params![member_id, now],
     )?;
-    let key = outbox::record(
+    let key = outbox::append(
         tx,
-        EventKind::PreferencesSet,
-        &outbox::event_payload(
-            EventKind::PreferencesSet,
-            PreferencesSet {
-                member_id,
-                preferences: preferences.to_vec(),
-            },
-        )?,
+        PreferencesSet {
+            member_id,
+            preferences: preferences.to_vec(),
+        },
         now,
     )?;
     Ok(key)
@@ -216,18 +200,14 @@ pub fn set_consent_in(
         ),
     };
     tx.execute(sql, params![member_id, granted, now])?;
-    let key = outbox::record(
+    let key = outbox::append(
         tx,
-        EventKind::ConsentChanged,
-        &outbox::event_payload(
-            EventKind::ConsentChanged,
-            ConsentChanged {
-                member_id,
-                consent: name,
-                granted,
-                at: now.to_owned(),
-            },
-        )?,
+        ConsentChanged {
+            member_id,
+            consent: name,
+            granted,
+            at: now.to_owned(),
+        },
         now,
     )?;
     Ok(key)
@@ -259,16 +239,12 @@ pub fn request_erasure_in(
         "INSERT OR IGNORE INTO erasure_requests (member_id, requested_at, requested_by) VALUES (?1, ?2, ?3)",
         params![member_id, now, requested_by],
     )?;
-    let key = outbox::record(
+    let key = outbox::append(
         tx,
-        EventKind::ErasureRequested,
-        &outbox::event_payload(
-            EventKind::ErasureRequested,
-            ErasureRequested {
-                member_id,
-                requested_by: requested_by.to_owned(),
-            },
-        )?,
+        ErasureRequested {
+            member_id,
+            requested_by: requested_by.to_owned(),
+        },
         now,
     )?;
     Ok(key)

@@ -3,7 +3,7 @@
 //! acknowledges them.
 //!
 //! Every module that changes the replica locally appends its event here
-//! ([`record`]); only `sync` reads and deletes ([`oldest`], [`acknowledge`],
+//! ([`append`]); only `sync` reads and deletes ([`oldest`], [`acknowledge`],
 //! [`note_failure`]). Each event's idempotency key is this replica's random
 //! instance id and the event's sequence number, so a rebuilt replica (whose
 //! sequence restarts) never reuses a key HQ has recorded.
@@ -29,23 +29,6 @@ pub enum OutboxError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// The outbox payload of a typed store event (`aisle_proto::events`),
-/// refused if it is not of the kind it is recorded as.
-pub fn event_payload(
-    kind: EventKind,
-    event: impl Into<StoreEvent>,
-) -> Result<serde_json::Value, OutboxError> {
-    let event = event.into();
-    let malformed = |reason: String| OutboxError::Malformed {
-        what: format!("a {} event", kind.name()),
-        reason,
-    };
-    if event.kind() != kind {
-        return Err(malformed(format!("built as {}", event.kind().name())));
-    }
-    event.payload().map_err(|err| malformed(err.to_string()))
-}
-
 /// This replica's instance id, created on first use (16 random bytes, hex).
 pub fn instance_id(tx: &Transaction<'_>) -> Result<String, OutboxError> {
     if let Some(id) = crate::replica::meta(tx, INSTANCE_KEY)? {
@@ -58,8 +41,25 @@ pub fn instance_id(tx: &Transaction<'_>) -> Result<String, OutboxError> {
     Ok(id)
 }
 
-/// Records one local event inside the caller's transaction (the one making
-/// the change it describes). Returns its idempotency key.
+/// Records one typed store event (`aisle_proto::events`) inside the
+/// caller's transaction (the one making the change it describes); its kind
+/// is the event's own. Returns its idempotency key.
+pub fn append(
+    tx: &Transaction<'_>,
+    event: impl Into<StoreEvent>,
+    now: &str,
+) -> Result<String, OutboxError> {
+    let event = event.into();
+    let payload = event.payload().map_err(|err| OutboxError::Malformed {
+        what: format!("a {} event", event.kind().name()),
+        reason: err.to_string(),
+    })?;
+    record(tx, event.kind(), &payload, now)
+}
+
+/// Records one event with a payload as given (the tests' poison events, the
+/// sync benchmark's bulk); the store's own events go through [`append`].
+/// Returns its idempotency key.
 pub fn record(
     tx: &Transaction<'_>,
     kind: EventKind,

@@ -1,6 +1,7 @@
 //! The real `aisle` binary: the demo on a machine without ../shared, JSON
 //! output, clear errors, and an import killed with SIGKILL mid-write.
 
+use crate::ok;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -14,16 +15,6 @@ fn aisle(home: &Path) -> Command {
         .env_remove("AISLE_DB")
         .env_remove("RUST_LOG");
     cmd
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf8")
 }
 
 fn demo_dir() -> std::path::PathBuf {

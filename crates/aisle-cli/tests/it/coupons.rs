@@ -6,9 +6,10 @@
 #![allow(clippy::print_stderr)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
+use crate::{aisle, text};
 use aisle_core::offers::coupon::{self, Channel};
 use aisle_core::offers::ledger::{self, IssueRequest, IssuedCoupon, RedeemPolicy, RedeemRequest};
 use aisle_tests::hq::{TestHq, provision};
@@ -16,23 +17,6 @@ use rusqlite::Connection;
 
 /// 2026-06-01 12:00:00 UTC.
 const T0: u64 = 1_780_315_200;
-
-fn aisle(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run aisle")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn replica(path: &Path) -> Connection {
     let conn = aisle_core::replica::open_writer(path).expect("replica");

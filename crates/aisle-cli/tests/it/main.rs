@@ -5,3 +5,36 @@ mod coupons;
 mod offers;
 mod scan;
 mod sync;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The real `aisle` binary on the replica `db`.
+fn aisle(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aisle"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("run aisle")
+}
+
+/// Everything a run printed, stdout then stderr.
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A successful run's stdout (the run's output in the failure otherwise).
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf8")
+}

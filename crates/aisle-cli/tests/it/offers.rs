@@ -2,6 +2,7 @@
 //! evaluation's table and its baselines, a stored model, a member's ranked
 //! offers, a campaign's batch scores, and clear errors.
 
+use crate::ok;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -15,16 +16,6 @@ fn aisle(home: &Path, db: &Path) -> Command {
         .arg("--db")
         .arg(db);
     cmd
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf8")
 }
 
 fn failed(output: &Output) -> String {

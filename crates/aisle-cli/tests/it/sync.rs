@@ -7,29 +7,13 @@
 #![allow(clippy::print_stderr)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
+use crate::{aisle, text};
 use aisle_proto::{Preference, StoreProductRecord};
 use aisle_tests::hq::{HQ_MEMBERS, STORE_MEMBERS, TestHq, partition_rows, provision};
 use rusqlite::Connection;
-
-fn aisle(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run aisle")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// `aisle sync` in the background, its output discarded (it is killed or stopped under).
 fn spawn_sync(db: &Path) -> std::process::Child {

@@ -23,7 +23,7 @@
 //! store are in `coupon_issuers`; both are kept by [`crate::keys`]. The
 //! clock is always an input.
 
-use aisle_proto::{CouponInstanceRecord, CouponRedemptionRecord, EventKind};
+use aisle_proto::{CouponInstanceRecord, CouponRedemptionRecord};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use serde_json::json;
@@ -265,22 +265,18 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
         key_id
     ])?;
     let issue_id = tx.last_insert_rowid();
-    let outbox_key = outbox::record(
+    let outbox_key = outbox::append(
         tx,
-        EventKind::CouponIssued,
-        &outbox::event_payload(
-            EventKind::CouponIssued,
-            aisle_proto::events::CouponIssued {
-                serial: serial.clone(),
-                coupon_id: req.coupon_id,
-                member_id: req.member_id,
-                store_id: req.store_id,
-                key_id,
-                channel: req.channel.name().to_owned(),
-                issued_at: now.clone(),
-                expires_at: expires,
-            },
-        )?,
+        aisle_proto::events::CouponIssued {
+            serial: serial.clone(),
+            coupon_id: req.coupon_id,
+            member_id: req.member_id,
+            store_id: req.store_id,
+            key_id,
+            channel: req.channel.name().to_owned(),
+            issued_at: now.clone(),
+            expires_at: expires,
+        },
         &now,
     )?;
     Ok(IssuedCoupon {
@@ -625,26 +621,22 @@ pub fn redeem(
         accepted.offline_risk
     ])?;
     let redemption_id = tx.last_insert_rowid();
-    let outbox_key = outbox::record(
+    let outbox_key = outbox::append(
         &tx,
-        EventKind::CouponRedeemed,
-        &outbox::event_payload(
-            EventKind::CouponRedeemed,
-            aisle_proto::events::CouponRedeemed {
-                serial: accepted.serial.clone(),
-                coupon_id: accepted.coupon.coupon_id,
-                member_id: accepted.member_id,
-                issuer_store_id: instance.store_id,
-                key_id: instance.key_id,
-                channel: instance.channel.name().to_owned(),
-                expires_at: timestamp(instance.expires_at),
-                store_id: req.store_id,
-                redeemed_at: now.clone(),
-                till_id: req.till_id.to_owned(),
-                value_cents: accepted.value_cents,
-                offline_risk: accepted.offline_risk,
-            },
-        )?,
+        aisle_proto::events::CouponRedeemed {
+            serial: accepted.serial.clone(),
+            coupon_id: accepted.coupon.coupon_id,
+            member_id: accepted.member_id,
+            issuer_store_id: instance.store_id,
+            key_id: instance.key_id,
+            channel: instance.channel.name().to_owned(),
+            expires_at: timestamp(instance.expires_at),
+            store_id: req.store_id,
+            redeemed_at: now.clone(),
+            till_id: req.till_id.to_owned(),
+            value_cents: accepted.value_cents,
+            offline_risk: accepted.offline_risk,
+        },
         &now,
     )?;
     tx.commit()?;

@@ -14,11 +14,8 @@ use aisle_kiosk::camera::{self, CameraEvent};
 use aisle_kiosk::controller::Controller;
 use aisle_kiosk::{
     AttractAdapter, CameraStatus, KioskState, KioskWindow, ProductAdapter, Screen, WelcomeAdapter,
-    brand::Brand,
 };
-use i_slint_backend_testing::{
-    AccessibleRole, ElementHandle, ElementRoot, TestingBackend, TestingBackendOptions,
-};
+use i_slint_backend_testing::{AccessibleRole, ElementHandle, ElementRoot};
 use slint::{ComponentHandle, Model};
 
 const NOW: &str = "2017-10-20 12:00:00";
@@ -59,12 +56,7 @@ fn start(lang: &str) -> Kiosk {
 
 /// The kiosk on the demo replica, once `prepare` had the replica and the store.
 fn start_with(lang: &str, prepare: impl FnOnce(&Path, i64)) -> Kiosk {
-    slint::platform::set_platform(Box::new(TestingBackend::new(TestingBackendOptions {
-        mock_time: true,
-        threading: false,
-        renderer_name: Some("software".into()),
-    })))
-    .expect("one platform per test thread");
+    crate::testing_platform();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = replica(dir.path());
     let conn = aisle_core::replica::open_reader(&db).expect("reader");
@@ -87,15 +79,7 @@ fn start_with(lang: &str, prepare: impl FnOnce(&Path, i64)) -> Kiosk {
         idle_secs: 30,
         demo: true,
     };
-    let ui = KioskWindow::new().expect("window");
-    let brand_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/brand");
-    Brand::load(&brand_dir)
-        .expect("brand")
-        .apply(&ui)
-        .expect("apply");
-    aisle_kiosk::app::select_language(lang).expect("language");
-    ui.window().set_size(slint::PhysicalSize::new(1280, 800));
-    ui.show().expect("show");
+    let ui = crate::shown_window(lang);
     let backend = Backend::open(config).expect("backend");
     let runtime_clock = clock();
     let clock: aisle_kiosk::controller::Millis = Rc::new(move || runtime_clock.monotonic_ms());

@@ -11,9 +11,8 @@ use std::rc::Rc;
 use aisle_core::runtime::Clock;
 use aisle_kiosk::backend::{Backend, BackendConfig, Job};
 use aisle_kiosk::controller::Controller;
-use aisle_kiosk::{KioskState, KioskWindow, Screen, WelcomeAdapter, brand::Brand};
+use aisle_kiosk::{KioskState, KioskWindow, Screen, WelcomeAdapter};
 use aisle_tests::hq::TestHq;
-use i_slint_backend_testing::{TestingBackend, TestingBackendOptions};
 use slint::{ComponentHandle, Model};
 
 /// The demo data's last days: the members' history lies before it.
@@ -70,12 +69,7 @@ struct Kiosk {
 
 /// The kiosk on `db`, headless, on a stepped clock at `NOW`.
 fn start(db: PathBuf) -> Kiosk {
-    slint::platform::set_platform(Box::new(TestingBackend::new(TestingBackendOptions {
-        mock_time: true,
-        threading: false,
-        renderer_name: Some("software".into()),
-    })))
-    .expect("one platform per test thread");
+    crate::testing_platform();
     let clock = Clock::stepped_at(NOW).expect("now");
     let config = BackendConfig {
         db,
@@ -84,15 +78,7 @@ fn start(db: PathBuf) -> Kiosk {
         idle_secs: 30,
         demo: false,
     };
-    let ui = KioskWindow::new().expect("window");
-    let brand_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/brand");
-    Brand::load(&brand_dir)
-        .expect("brand")
-        .apply(&ui)
-        .expect("apply");
-    aisle_kiosk::app::select_language("en").expect("language");
-    ui.window().set_size(slint::PhysicalSize::new(1280, 800));
-    ui.show().expect("show");
+    let ui = crate::shown_window("en");
     let backend = Backend::open(config).expect("the kiosk starts without a model");
     let millis: aisle_kiosk::controller::Millis = Rc::new(move || clock.monotonic_ms());
     let (submit, shared) = aisle_kiosk::app::inline_submit(&ui, backend, millis.clone());
