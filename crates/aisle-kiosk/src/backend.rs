@@ -84,6 +84,14 @@ impl Backend {
         let conn = aisle_core::replica::open_writer(&config.db)
             .with_context(|| format!("opening {}", config.db.display()))?;
         let runtime = StoreRuntime::open(&conn, config.store, config.clock.clone())?;
+        // Decoded now rather than at the first scan.
+        let models = runtime.models(&conn)?;
+        if models.recommend.is_none() {
+            tracing::warn!("no recommendation model yet: popular picks until sync brings one");
+        }
+        if models.offers.is_none() {
+            tracing::warn!("no offer model yet: no new coupons until sync brings one");
+        }
         let mut kiosk = KioskConfig::new(runtime.store_id());
         kiosk.idle_secs = config.idle_secs;
         let mut backend = Backend {
