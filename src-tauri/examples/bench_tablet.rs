@@ -23,6 +23,7 @@
 #[path = "../tests/it/support/webkit.rs"]
 mod webkit;
 
+use aisle_core::time::lit::ts;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -257,14 +258,18 @@ fn main() -> Result<()> {
             .exists([store_id])?;
         if !has {
             let tx = conn.transaction()?;
-            aisle_core::demo::add_associates(&tx, store_id, "2026-11-26 00:00:00")?;
+            aisle_core::demo::add_associates(&tx, store_id, ts("2026-11-26 00:00:00"))?;
             tx.commit()?;
         }
         // The client screen needs the recommendation model (`aisle train`).
         if aisle_core::recommend::artifact::load_newest(&conn).is_err() {
             println!("fitting the recommendation model first (the client screen needs it)");
-            let fitted =
-                aisle_core::recommend::artifact::fit_from(&conn, None, 1, "2026-11-26 00:00:00")?;
+            let fitted = aisle_core::recommend::artifact::fit_from(
+                &conn,
+                None,
+                1,
+                ts("2026-11-26 00:00:00"),
+            )?;
             aisle_core::recommend::artifact::store(&conn, &fitted)?;
         }
         let members: i64 = conn.query_row("SELECT count(*) FROM members", [], |r| r.get(0))?;

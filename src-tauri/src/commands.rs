@@ -51,7 +51,7 @@ pub async fn sign_in(
                 args.staff_id,
                 &args.pin,
                 state.store_id(),
-                &now,
+                now,
                 &state.policy,
             )
             .map_err(ApiError::from)
@@ -136,10 +136,10 @@ pub async fn client_360(
         let viewer = clienteling::Viewer {
             actor: &actor,
             store_id: state.store_id(),
-            now: &now,
+            now,
         };
         let view = state.write(|conn| {
-            clienteling::view_client(conn, models.served(), member_id, &viewer)
+            clienteling::view_client(conn, models.ranking(), member_id, &viewer)
                 .map_err(ApiError::from)
         })?;
         let profile = view.profile;
@@ -319,7 +319,7 @@ pub async fn edit_client(state: State<'_, Arc<AppState>>, args: EditArgs) -> Res
         };
         let now = state.now();
         state.write(|conn| {
-            clienteling::edit_client(conn, &associate, args.member_id, &edit, &now)
+            clienteling::edit_client(conn, &associate, args.member_id, &edit, now)
                 .map(|_| ())
                 .map_err(ApiError::from)
         })
@@ -339,12 +339,8 @@ pub async fn client_offers(
         let conn = state.reader()?;
         let model = state.offer_model(&conn)?;
         let now = state.now();
-        let book = aisle_core::offers::engine::OfferBook::load(
-            &conn,
-            state.store_id(),
-            now.get(..10).unwrap_or(&now),
-        )?;
-        let offers = clienteling::client_offers(&conn, &book, &model, member_id, &now)?;
+        let book = aisle_core::offers::engine::OfferBook::load(&conn, state.store_id(), now.day())?;
+        let offers = clienteling::client_offers(&conn, &book, &model, member_id, now)?;
         Ok(ClientOffers {
             eligible: offers
                 .eligible
@@ -384,7 +380,7 @@ pub async fn issue_coupon(
     blocking(&state, move |state| {
         let now = state.now();
         let issued = state.write(|conn| {
-            clienteling::issue_coupon(conn, &associate, args.member_id, args.coupon_id, &now)
+            clienteling::issue_coupon(conn, &associate, args.member_id, args.coupon_id, now)
                 .map_err(ApiError::from)
         })?;
         Ok(IssuedCoupon {
@@ -420,7 +416,7 @@ pub async fn product_card(
             served,
             product_id,
             state.store_id(),
-            &state.now(),
+            state.now(),
             6,
             &serve::Policy::default(),
         )?
@@ -444,11 +440,11 @@ pub async fn store_view(state: State<'_, Arc<AppState>>) -> Result<StoreView, Ap
     blocking(&state, move |state| {
         let conn = state.reader()?;
         let now = state.now();
-        let day = clienteling::store_day(&conn, state.store_id(), &now)?;
+        let day = clienteling::store_day(&conn, state.store_id(), now)?;
         let store_name =
             aisle_core::sync::records::read_store(&conn, state.store_id())?.map(|s| s.name);
         let locked_out = if associate.require_manager().is_ok() {
-            aisle_core::staff::locked_out(&conn, &now)?
+            aisle_core::staff::locked_out(&conn, now)?
                 .into_iter()
                 .map(|l| LockedStaff {
                     staff_id: l.staff_id,
@@ -463,7 +459,7 @@ pub async fn store_view(state: State<'_, Arc<AppState>>) -> Result<StoreView, Ap
         Ok(StoreView {
             store_id: state.store_id(),
             store_name,
-            day: now.get(..10).unwrap_or(&now).to_owned(),
+            day: now.day().to_string(),
             kiosk_visits: day.kiosk_visits,
             kiosk_members: day.kiosk_members,
             coupons_issued_kiosk: day.coupons_issued_kiosk,
@@ -487,7 +483,7 @@ pub async fn unlock_staff(
     blocking(&state, move |state| {
         let now = state.now();
         state.write(|conn| {
-            aisle_core::staff::unlock(conn, &associate, staff_id, &now).map_err(ApiError::from)
+            aisle_core::staff::unlock(conn, &associate, staff_id, now).map_err(ApiError::from)
         })
     })
     .await

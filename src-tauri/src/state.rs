@@ -150,8 +150,8 @@ impl AppState {
         }
     }
 
-    /// Store-local now.
-    pub fn now(&self) -> String {
+    /// The store's time.
+    pub fn now(&self) -> aisle_core::time::Timestamp {
         self.runtime.now()
     }
 

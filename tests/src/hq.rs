@@ -238,7 +238,7 @@ pub fn provision_at(db: &Path, url: &str, hq: &TestHq, credentials: &DeviceCrede
         ca_pem: Some(hq.ca_pem.clone()),
         coupon_issuer: credentials.coupon_issuer.clone(),
     }
-    .save(&mut conn)
+    .save(&mut conn, aisle_hq::now())
     .expect("provision");
 }
 

@@ -26,7 +26,7 @@ pub fn demo_dir() -> PathBuf {
 /// Options with a fixed clock.
 pub fn options() -> ImportOptions {
     ImportOptions {
-        now: "2026-01-01 00:00:00".to_owned(),
+        now: aisle_core::time::lit::ts("2026-01-01 00:00:00"),
         ..ImportOptions::default()
     }
 }
@@ -49,10 +49,11 @@ fn build_kiosk_replica(db: &Path, now: &str) {
     use aisle_core::recommend::artifact;
     let mut conn = aisle_core::replica::open_writer(db).expect("replica");
     import_cj(&mut conn, &demo_dir(), &options()).expect("demo");
-    let fitted = artifact::fit_from(&conn, None, 1, now).expect("recommendation model");
+    let at = aisle_core::time::lit::ts(now);
+    let fitted = artifact::fit_from(&conn, None, 1, at).expect("recommendation model");
     artifact::store(&conn, &fitted).expect("store");
     let offers = model::fit_from(&conn, "2017-10-01").expect("offer model");
-    model::store(&conn, &offers, now).expect("store");
+    model::store(&conn, &offers, at).expect("store");
     conn.execute(
         "INSERT INTO offer_rules (campaign_id, targeted_only) VALUES (14, 0)",
         [],
@@ -61,7 +62,7 @@ fn build_kiosk_replica(db: &Path, now: &str) {
     // The demo associates, at the store the demo replica serves.
     let store = aisle_core::runtime::choose_store(&conn, None).expect("the demo's store");
     let tx = conn.transaction().expect("tx");
-    aisle_core::demo::add_associates(&tx, store, now).expect("associates");
+    aisle_core::demo::add_associates(&tx, store, at).expect("associates");
     tx.commit().expect("commit");
 }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use aisle_core::members::{self, MemberKey};
 use aisle_core::rng::SplitMix64;
+use aisle_core::time::Day;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
@@ -88,10 +89,7 @@ fn bench_recommend(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Resul
     let load = started.elapsed();
     let after = resident_mb().unwrap_or(0.0);
     let size = artifact::newest_size(&conn)?.unwrap_or(0);
-    let now = format!("{} 00:00:00", loaded.artifact.trained_until)
-        .chars()
-        .take(19)
-        .collect::<String>();
+    let now = Day::parse(&loaded.artifact.trained_until)?.start();
     let members: Vec<(i64, Option<i64>)> = conn
         .prepare("SELECT member_id, home_store_id FROM members WHERE erased_at IS NULL")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -111,7 +109,7 @@ fn bench_recommend(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Resul
         let request = serve::Request {
             member_id: Some(member_id),
             store_id: home.unwrap_or_default(),
-            now: now.clone(),
+            now,
             k: 10,
             public_screen: true,
             shown: Vec::new(),

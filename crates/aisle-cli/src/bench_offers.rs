@@ -11,6 +11,7 @@ use aisle_core::offers::features::MemberHistory;
 use aisle_core::offers::model;
 use aisle_core::offers::rules::{Channel, MemberFacts, StoreUsage};
 use aisle_core::rng::SplitMix64;
+use aisle_core::time::Day;
 use anyhow::{Context, Result, ensure};
 use rusqlite::params;
 
@@ -103,9 +104,10 @@ pub fn offers(db: &Path, offers: usize, queries: usize, seed: u64, out: &mut Out
     }
     drop((coupon_insert, product_insert));
 
-    let now = format!("{day} 12:00:00");
+    let today = Day::parse(&day)?;
+    let now = today.start().plus_secs(12 * 3600);
     let started = Instant::now();
-    let book = OfferBook::load(&tx, store_id, &day)?;
+    let book = OfferBook::load(&tx, store_id, today)?;
     let book_load = started.elapsed();
     ensure!(
         book.offers.len() >= offers,
@@ -115,7 +117,7 @@ pub fn offers(db: &Path, offers: usize, queries: usize, seed: u64, out: &mut Out
     let request = DecideRequest {
         store_id,
         channel: Channel::Kiosk,
-        today: day.clone(),
+        today,
         limit: 5,
         include_negative: false,
         exploration: Default::default(),
@@ -132,14 +134,14 @@ pub fn offers(db: &Path, offers: usize, queries: usize, seed: u64, out: &mut Out
         baseline.push(t.elapsed());
 
         let t = Instant::now();
-        let decision = engine::offers_for(&tx, &book, &fitted, member, &now, &request)?
+        let decision = engine::offers_for(&tx, &book, &fitted, member, now, &request)?
             .context("a sampled member vanished")?;
         whole.push(t.elapsed());
         ranked += decision.ranked.len();
 
-        let facts = MemberFacts::load(&tx, member, &now)?.context("member")?;
-        let history = MemberHistory::load(&tx, member, &now)?;
-        let usage = StoreUsage::load(&tx, store_id, &day, &starts)?;
+        let facts = MemberFacts::load(&tx, member, now)?.context("member")?;
+        let history = MemberHistory::load(&tx, member, now)?;
+        let usage = StoreUsage::load(&tx, store_id, today, starts)?;
         let t = Instant::now();
         let again = engine::decide(&book, &facts, &history, &usage, &fitted, &request);
         pure.push(t.elapsed());
@@ -171,7 +173,6 @@ pub fn offers(db: &Path, offers: usize, queries: usize, seed: u64, out: &mut Out
     out.json(&results)
 }
 
-fn shift(day: &str, days: i64) -> Result<String> {
-    let seconds = aisle_core::dates::seconds_of(&format!("{day} 00:00:00")).context("day")?;
-    Ok(aisle_core::dates::date_string(seconds / 86_400 + days))
+fn shift(day: &str, days: i64) -> Result<Day> {
+    Ok(Day::parse(day)?.plus_days(days))
 }

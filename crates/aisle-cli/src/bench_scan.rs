@@ -14,6 +14,7 @@ use aisle_core::identify::{self, scan_eval};
 use aisle_core::keys;
 use aisle_core::recommend::{artifact, serve};
 use aisle_core::rng::SplitMix64;
+use aisle_core::time::Day;
 use anyhow::{Context, Result, bail};
 
 use crate::bench::{Summary, print_summaries, summarize};
@@ -99,7 +100,9 @@ pub fn welcome(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Result<()
     let conn = aisle_core::replica::open_writer(db)?;
     let loaded = artifact::load_newest(&conn).context("run `aisle train` first")?;
     let served = serve::Served::new(loaded.artifact.model);
-    let now = format!("{} 12:00:00", loaded.artifact.trained_until);
+    let now = Day::parse(&loaded.artifact.trained_until)?
+        .start()
+        .plus_secs(12 * 3600);
     let members: Vec<(i64, Option<i64>)> = conn
         .prepare("SELECT member_id, home_store_id FROM members WHERE erased_at IS NULL")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -122,7 +125,7 @@ pub fn welcome(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Result<()
                     member_id,
                     keys::DEMO_KEY_ID,
                     &key.verifying_key(),
-                    &now,
+                    now,
                 )?;
                 key
             }
@@ -151,7 +154,7 @@ pub fn welcome(db: &Path, queries: usize, seed: u64, out: &mut Out) -> Result<()
             bail!("member {member_id}'s code was refused: {identified:?}");
         };
         let screen =
-            aisle_core::welcome::welcome(&conn, &served, found, *store, &now, 6, &serve_policy)?;
+            aisle_core::welcome::welcome(&conn, &served, found, *store, now, 6, &serve_policy)?;
         whole.push(started.elapsed());
         identify_only.push(identified_at);
         anyhow::ensure!(screen.member_id == *member_id);

@@ -9,6 +9,7 @@ use aisle_core::offers::coupon::{Channel, Refusal};
 use aisle_core::offers::ledger::{self, CouponError, IssueRequest, RedeemPolicy, RedeemRequest};
 use aisle_core::offers::{issue, rules};
 use aisle_core::replica;
+use aisle_core::time::Timestamp;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use qrcode::{EcLevel, QrCode};
@@ -181,7 +182,7 @@ fn issue(args: &IssueArgs, db: &Path, out: &mut Out) -> Result<()> {
     crate::open_reader(db)?;
     let conn = replica::open_writer(db)?;
     let store_id = store_id(&conn, args.common.store_id)?;
-    let now = utc(args.common.at.unwrap_or_else(now_secs));
+    let now = Timestamp::from_unix(i64::try_from(args.common.at.unwrap_or_else(now_secs))?);
     let issued = issue::issue_offer(
         &conn,
         &issue::OfferIssue {
@@ -192,7 +193,7 @@ fn issue(args: &IssueArgs, db: &Path, out: &mut Out) -> Result<()> {
                 ChannelArg::Kiosk => rules::Channel::Kiosk,
                 ChannelArg::Associate => rules::Channel::Associate,
             },
-            now: &now,
+            now,
         },
     )
     .map_err(|error| match error {

@@ -8,6 +8,7 @@ use aisle_core::import::{self, DirSource, ImportOptions};
 use aisle_core::recommend::eval::{self, Metrics, Weeks};
 use aisle_core::recommend::history::History;
 use aisle_core::recommend::{baseline, model};
+use aisle_core::time::Day;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
@@ -133,7 +134,7 @@ pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
         }
         None => fitted.clone(),
     });
-    let now = format!("{train_until} 00:00:00");
+    let now = Day::parse(&train_until)?.start();
     results.push((
         "aisle: blended, through the serving path".into(),
         eval::evaluate(&cases, &train, *k, |c| {
@@ -141,7 +142,7 @@ pub fn run(command: &EvalCommand, db: &Path, out: &mut Out) -> Result<()> {
                 &conn,
                 &served,
                 c.member_id,
-                &now,
+                now,
                 *k,
                 model::List::Blended,
             )

@@ -182,7 +182,7 @@ fn product(
         models.ranking(),
         product_id,
         runtime.store_id(),
-        &runtime.now(),
+        runtime.now(),
         5,
         &policy,
     )?
@@ -242,7 +242,7 @@ pub fn identify(args: &IdentifyArgs, db: &Path, out: &mut Out) -> Result<()> {
         }
         Identified::Coupon { coupon_id } => {
             let today = clock.today();
-            match aisle_core::welcome::coupon_status(&conn, *coupon_id, &today)? {
+            match aisle_core::welcome::coupon_status(&conn, *coupon_id, today)? {
                 Some(status) => {
                     out.line(format_args!(
                         "coupon {} ({}): {:?}, campaign {:?} {} .. {}, {} redeemed here",

@@ -359,7 +359,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Coupon(command) => coupon::run(command, &db, out),
         Command::Eval(command) => eval::run(command, &db, out),
         Command::Offers(command) => offers::run(command, &db, out),
-        Command::Train(args) => recommend::train(args, &db, &output::now_utc(), out),
+        Command::Train(args) => recommend::train(args, &db, output::now_utc(), out),
         Command::Recommend(args) => recommend::recommend(args, &db, out),
     }
 }
@@ -444,7 +444,7 @@ fn run_demo(path: &Path, out: &mut Out) -> Result<()> {
     match aisle_core::runtime::choose_store(&conn, None) {
         Ok(store_id) => {
             let tx = conn.transaction()?;
-            demo::add_associates(&tx, store_id, &options.now)?;
+            demo::add_associates(&tx, store_id, options.now)?;
             tx.commit()?;
         }
         Err(aisle_core::runtime::RuntimeError::NoStore) => {}
@@ -475,7 +475,7 @@ fn run_demo(path: &Path, out: &mut Out) -> Result<()> {
             seed: 1,
         },
         path,
-        &output::now_utc(),
+        output::now_utc(),
         out,
     )?;
     out.line(format_args!(
@@ -503,7 +503,9 @@ fn run_demo(path: &Path, out: &mut Out) -> Result<()> {
     offers::run(
         &offers::OffersCommand::Rank(offers::RankArgs::for_member(
             member_id,
-            &format!("{last_day} 12:00:00"),
+            aisle_core::time::Day::parse(&last_day)?
+                .start()
+                .plus_secs(12 * 3600),
         )),
         path,
         out,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use aisle_core::offers::engine::{self, DecideRequest, Exploration, OfferBook};
 use aisle_core::offers::eval::{self, METHODS};
 use aisle_core::offers::{features, model, rules::Channel};
+use aisle_core::time::Timestamp;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use rusqlite::{Connection, OptionalExtension};
@@ -45,9 +46,9 @@ pub struct RankArgs {
     store: Option<i64>,
     #[arg(long, default_value = "kiosk", value_parser = ["kiosk", "associate"])]
     channel: String,
-    /// Store-local time `YYYY-MM-DD HH:MM:SS` [default: now, UTC].
+    /// The time to rank at, `YYYY-MM-DD HH:MM:SS` [default: now, UTC].
     #[arg(long)]
-    now: Option<String>,
+    now: Option<Timestamp>,
     #[arg(long, default_value_t = 5)]
     limit: usize,
     /// Share of offers ranked by a Thompson draw instead of the estimate.
@@ -62,12 +63,12 @@ pub struct RankArgs {
 
 impl RankArgs {
     /// Defaults for one member at a time.
-    pub fn for_member(member: i64, now: &str) -> Self {
+    pub fn for_member(member: i64, now: Timestamp) -> Self {
         RankArgs {
             member,
             store: None,
             channel: "kiosk".into(),
-            now: Some(now.to_owned()),
+            now: Some(now),
             limit: 3,
             explore: 0.0,
             seed: 0,
@@ -85,7 +86,7 @@ pub fn run(command: &OffersCommand, db: &Path, out: &mut Out) -> Result<()> {
                 None => day_after_data(&conn)?,
             };
             let fitted = model::fit_from(&conn, &until)?;
-            let id = model::store(&conn, &fitted, &crate::output::now_utc())?;
+            let id = model::store(&conn, &fitted, crate::output::now_utc())?;
             out.line(format_args!(
                 "offer model #{id}: {} targets of {} campaigns before {until}, {} redeemed",
                 fitted.examples,
@@ -113,15 +114,12 @@ fn day_after_data(conn: &Connection) -> Result<String> {
 
 fn rank(args: &RankArgs, db: &Path, out: &mut Out) -> Result<()> {
     let conn = crate::open_reader(db)?;
-    let now = args.now.clone().unwrap_or_else(crate::output::now_utc);
-    if aisle_core::dates::seconds_of(&now).is_none() {
-        bail!("--now {now:?} is not a time YYYY-MM-DD HH:MM:SS");
-    }
-    let today = now[..10].to_owned();
+    let now = args.now.unwrap_or_else(crate::output::now_utc);
+    let today = now.day();
     let loaded = model::load_newest(&conn)?
         .context("the replica holds no offer model: run `aisle offers train` first")?;
     let store = aisle_core::runtime::choose_store(&conn, args.store)?;
-    let book = OfferBook::load(&conn, store, &today)?;
+    let book = OfferBook::load(&conn, store, today)?;
     let request = DecideRequest {
         store_id: store,
         channel: Channel::parse(&args.channel).context("channel")?,
@@ -134,7 +132,7 @@ fn rank(args: &RankArgs, db: &Path, out: &mut Out) -> Result<()> {
             ..Exploration::default()
         },
     };
-    let decision = engine::offers_for(&conn, &book, &loaded.model, args.member, &now, &request)?
+    let decision = engine::offers_for(&conn, &book, &loaded.model, args.member, now, &request)?
         .with_context(|| format!("member {} is not in this replica", args.member))?;
     out.line(format_args!(
         "{} active offers at store {store} on {}; {} eligible for member {}",

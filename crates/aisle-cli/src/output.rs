@@ -57,8 +57,8 @@ pub fn utc(secs: u64) -> String {
     aisle_core::dates::timestamp_string(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
-/// Now as `YYYY-MM-DD HH:MM:SS` (UTC; the runtime's wall clock).
-pub fn now_utc() -> String {
+/// Now (UTC; the runtime's wall clock).
+pub fn now_utc() -> aisle_core::time::Timestamp {
     aisle_core::runtime::Clock::wall().now()
 }
 

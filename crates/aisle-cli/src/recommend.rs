@@ -8,6 +8,7 @@ use std::time::Instant;
 use aisle_core::recommend::artifact;
 use aisle_core::recommend::model;
 use aisle_core::recommend::serve::{self, Lists, Pick, Policy, Request, Served};
+use aisle_core::time::{Day, Timestamp};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
@@ -48,13 +49,13 @@ pub struct RecommendArgs {
     pub store: Option<i64>,
     /// The time to recommend for [default: the model's as-of time].
     #[arg(long, value_name = "YYYY-MM-DD HH:MM:SS")]
-    pub now: Option<String>,
+    pub now: Option<Timestamp>,
     /// Apply the public-screen exclusions (as the kiosk does).
     #[arg(long)]
     pub public: bool,
 }
 
-pub fn train(args: &TrainArgs, db: &Path, now_utc: &str, out: &mut Out) -> Result<()> {
+pub fn train(args: &TrainArgs, db: &Path, now_utc: Timestamp, out: &mut Out) -> Result<()> {
     let conn = aisle_core::replica::open_writer(db)?;
     let started = Instant::now();
     let artifact = artifact::fit_from(&conn, args.until.as_deref(), args.seed, now_utc)?;
@@ -99,12 +100,10 @@ fn member_id(conn: &rusqlite::Connection, id: i64) -> Result<Option<i64>> {
 pub fn recommend(args: &RecommendArgs, db: &Path, out: &mut Out) -> Result<()> {
     let conn = aisle_core::replica::open_reader(db)?;
     let (served, trained_until) = load(&conn)?;
-    let now = args.now.clone().unwrap_or_else(|| {
-        format!("{trained_until} 00:00:00")
-            .chars()
-            .take(19)
-            .collect()
-    });
+    let now = match args.now {
+        Some(now) => now,
+        None => Day::parse(&trained_until)?.start(),
+    };
     let policy = Policy::default();
     if let Some(households) = &args.households {
         let list = model::List::parse(&args.list)
@@ -113,7 +112,7 @@ pub fn recommend(args: &RecommendArgs, db: &Path, out: &mut Out) -> Result<()> {
             .out
             .as_ref()
             .context("--out is required with --households")?;
-        return export(&conn, &served, households, out_path, list, args, &now, out);
+        return export(&conn, &served, households, out_path, list, args, now, out);
     }
     if let Some(product_id) = args.product {
         let request = Request {
@@ -188,7 +187,7 @@ fn export(
     out_path: &Path,
     list: model::List,
     args: &RecommendArgs,
-    now: &str,
+    now: Timestamp,
     out: &mut Out,
 ) -> Result<()> {
     let mut reader = csv::Reader::from_path(households)

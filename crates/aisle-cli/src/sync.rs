@@ -88,7 +88,7 @@ fn provision(
         ca_pem,
         coupon_issuer: given.coupon_issuer,
     }
-    .save(&mut conn)?;
+    .save(&mut conn, now_utc())?;
     out.line(format_args!(
         "provisioned device {} of store {} for {hq}",
         given.device_id, given.store_id
@@ -114,7 +114,7 @@ fn once(db: &Path, timeout: Duration, out: &mut Out) -> Result<sync::SyncReport>
         &mut conn,
         &transport,
         &SyncOptions::for_replica(db),
-        &now_utc(),
+        now_utc(),
     )?;
     if let Some(records) = report.bootstrapped_records {
         out.line(format_args!("bootstrapped {records} records"))?;

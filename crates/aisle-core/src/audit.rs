@@ -10,11 +10,13 @@
 
 use rusqlite::{Connection, params};
 
+use crate::time::Timestamp;
+
 /// One audit row.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AuditEntry<'a> {
     /// Store-local or UTC `YYYY-MM-DD HH:MM:SS`, as the caller's clock reads.
-    pub at: &'a str,
+    pub at: Timestamp,
     /// Who: `staff:<number>`, a device name, a till.
     pub actor: &'a str,
     /// What, a stable name (`profile_viewed`, `coupon_refused`, ...).
@@ -43,6 +45,7 @@ pub fn record(conn: &Connection, entry: &AuditEntry<'_>) -> rusqlite::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::lit::ts;
     use serde_json::json;
 
     #[test]
@@ -53,7 +56,7 @@ mod tests {
         record(
             &tx,
             &AuditEntry {
-                at: "2026-03-01 10:00:00",
+                at: ts("2026-03-01 10:00:00"),
                 actor: "staff:1001",
                 action: "profile_viewed",
                 member_id: Some(7),
@@ -64,7 +67,7 @@ mod tests {
         record(
             &tx,
             &AuditEntry {
-                at: "2026-03-01 10:01:00",
+                at: ts("2026-03-01 10:01:00"),
                 actor: "staff:1002",
                 action: "sign_in",
                 member_id: None,
@@ -118,7 +121,7 @@ mod tests {
             record(
                 &tx,
                 &AuditEntry {
-                    at: "2026-03-01 10:00:00",
+                    at: ts("2026-03-01 10:00:00"),
                     actor: "kiosk-1",
                     action: "code_refused",
                     member_id: Some(7),

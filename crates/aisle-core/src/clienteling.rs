@@ -17,6 +17,7 @@
 //!   rules on the associate channel ([`issue_coupon`]).
 //! - The store view's figures for the day ([`store_day`]) hold no personal data.
 
+use crate::time::Timestamp;
 use aisle_proto::Preference;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
@@ -31,7 +32,7 @@ use crate::offers::ledger::IssuedCoupon;
 use crate::offers::model::RedeemModel;
 use crate::offers::rules::Channel;
 use crate::outbox::{self, OutboxError};
-use crate::recommend::serve::{self, Lists, Served};
+use crate::recommend::serve::{self, Lists, Ranking};
 use crate::staff::Associate;
 use crate::welcome::{self, WelcomeCoupon};
 
@@ -83,15 +84,16 @@ pub struct Viewer<'a> {
     pub actor: &'a str,
     pub store_id: i64,
     /// Store-local `YYYY-MM-DD HH:MM:SS`.
-    pub now: &'a str,
+    pub now: Timestamp,
 }
 
-/// Audits the view, then reads what the viewer may see of `member_id`.
-/// Without a recommendation model (`served` is `None`: a store HQ has not
-/// sent one yet) the client is shown all the same, without suggestions.
-pub fn view_client(
+/// Audits the view, then reads what the viewer may see of `member_id`,
+/// with suggestions ranked by `ranking`: the model, or, in a store HQ has
+/// not sent one yet, the store's bestsellers (not personal, with a notice),
+/// as the kiosk does.
+pub fn view_client<'a>(
     conn: &mut Connection,
-    served: Option<&Served>,
+    ranking: impl Into<Ranking<'a>>,
     member_id: i64,
     viewer: &Viewer<'_>,
 ) -> Result<ClientView, ClientError> {
@@ -120,7 +122,7 @@ pub fn view_client(
             member_id,
             actor: viewer.actor.to_owned(),
             store_id: viewer.store_id,
-            at: viewer.now.to_owned(),
+            at: viewer.now.to_string(),
         },
         viewer.now,
     )?;
@@ -135,26 +137,18 @@ pub fn view_client(
     } else {
         (Vec::new(), Vec::new())
     };
-    let lists = match served {
-        Some(served) => serve::recommend(
-            conn,
-            served,
-            &serve::Request {
-                member_id: Some(member_id),
-                store_id: viewer.store_id,
-                now: viewer.now.to_owned(),
-                k: 8,
-                public_screen: false,
-                shown: Vec::new(),
-            },
-            &serve::Policy::default(),
-        )?,
-        None => Lists {
-            notice: Some("No suggestions yet: this store has no recommendation model".into()),
-            notice_code: Some("no_model"),
-            ..Lists::default()
+    let lists = ranking.into().lists(
+        conn,
+        &serve::Request {
+            member_id: Some(member_id),
+            store_id: viewer.store_id,
+            now: viewer.now,
+            k: 8,
+            public_screen: false,
+            shown: Vec::new(),
         },
-    };
+        &serve::Policy::default(),
+    )?;
     Ok(ClientView {
         profile,
         history,
@@ -280,7 +274,7 @@ pub fn edit_client(
     by: &Associate,
     member_id: i64,
     edit: &Edit,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, ClientError> {
     // Checked, written, evented and audited in one immediate transaction.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -340,13 +334,13 @@ pub fn client_offers(
     book: &OfferBook,
     model: &RedeemModel,
     member_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<ClientOffers, ClientError> {
     editable(conn, member_id)?;
     let request = DecideRequest {
         store_id: book.store_id,
         channel: Channel::Associate,
-        today: now.get(..10).unwrap_or(now).to_owned(),
+        today: now.day(),
         limit: MAX_OFFERS,
         include_negative: false,
         exploration: Exploration::default(),
@@ -366,7 +360,7 @@ pub fn issue_coupon(
     by: &Associate,
     member_id: i64,
     coupon_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<IssuedCoupon, ClientError> {
     // The offer's rules, the instance, its event and the audit row: one
     // immediate transaction.
@@ -409,9 +403,8 @@ pub struct StoreDay {
 }
 
 /// `store_id`'s figures for the day of `now` (store-local), up to `now`.
-pub fn store_day(conn: &Connection, store_id: i64, now: &str) -> rusqlite::Result<StoreDay> {
-    let day = now.get(..10).unwrap_or(now);
-    let start = format!("{day} 00:00:00");
+pub fn store_day(conn: &Connection, store_id: i64, now: Timestamp) -> rusqlite::Result<StoreDay> {
+    let start = now.day().start();
     let (kiosk_visits, kiosk_members) = conn
         .prepare_cached(
             "SELECT count(*), count(DISTINCT member_id) FROM store_visits

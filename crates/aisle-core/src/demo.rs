@@ -2,6 +2,7 @@
 //! Journey data (see `assets/demo/README.md` and [`crate::subset`]), compiled
 //! into the binary so `aisle demo` runs on a machine that has nothing else.
 
+use crate::time::Timestamp;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::import::EmbeddedSource;
@@ -37,7 +38,7 @@ pub const ASSOCIATES: [(i64, &str, aisle_proto::Role, &str); 2] = [
 pub fn add_associates(
     tx: &rusqlite::Transaction<'_>,
     store_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<(), crate::staff::StaffError> {
     for (staff_id, display_name, role, pin) in ASSOCIATES {
         crate::sync::records::write_associate(
@@ -49,7 +50,7 @@ pub fn add_associates(
                 role,
                 pin_hash: crate::staff::hash_pin(pin)?,
                 active: true,
-                updated_at: now.to_owned(),
+                updated_at: now.to_string(),
             },
         )?;
     }

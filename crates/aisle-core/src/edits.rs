@@ -2,6 +2,7 @@
 //! event in ONE transaction, so a change never exists without the event
 //! that carries it to HQ, nor an event without its change.
 
+use crate::time::Timestamp;
 use aisle_proto::Preference;
 use aisle_proto::events::{
     AssociateNote, ConsentChanged, ConsentName, CouponSentToApp, ErasureRequested, KioskVisit,
@@ -27,7 +28,7 @@ pub fn record_visit(
     conn: &mut Connection,
     member_id: i64,
     store_id: Option<i64>,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.prepare_cached("INSERT INTO store_visits (store_id, member_id, at) VALUES (?1, ?2, ?3)")?
@@ -37,7 +38,7 @@ pub fn record_visit(
         KioskVisit {
             member_id,
             store_id,
-            at: now.to_owned(),
+            at: now.to_string(),
         },
         now,
     )?;
@@ -52,7 +53,7 @@ pub fn coupon_sent_to_app(
     conn: &mut Connection,
     serial: &str,
     member_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<Option<String>, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let theirs = tx
@@ -68,7 +69,7 @@ pub fn coupon_sent_to_app(
         CouponSentToApp {
             serial: serial.to_owned(),
             member_id,
-            at: now.to_owned(),
+            at: now.to_string(),
         },
         now,
     )?;
@@ -82,7 +83,7 @@ pub fn add_note(
     member_id: i64,
     author: &str,
     body: &str,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = add_note_in(&tx, member_id, author, body, now)?;
@@ -96,7 +97,7 @@ pub fn add_note_in(
     member_id: i64,
     author: &str,
     body: &str,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, EditError> {
     tx.execute(
         "INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -119,7 +120,7 @@ pub fn set_preferences(
     conn: &mut Connection,
     member_id: i64,
     preferences: &[Preference],
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = set_preferences_in(&tx, member_id, preferences, now)?;
@@ -132,7 +133,7 @@ pub fn set_preferences_in(
     tx: &Transaction<'_>,
     member_id: i64,
     preferences: &[Preference],
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, EditError> {
     tx.execute(
         "DELETE FROM member_preferences WHERE member_id = ?1",
@@ -173,7 +174,7 @@ pub fn set_consent(
     member_id: i64,
     consent: Consent,
     granted: bool,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = set_consent_in(&tx, member_id, consent, granted, now)?;
@@ -187,7 +188,7 @@ pub fn set_consent_in(
     member_id: i64,
     consent: Consent,
     granted: bool,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, EditError> {
     let (name, sql) = match consent {
         Consent::Personalization => (
@@ -206,7 +207,7 @@ pub fn set_consent_in(
             member_id,
             consent: name,
             granted,
-            at: now.to_owned(),
+            at: now.to_string(),
         },
         now,
     )?;
@@ -220,7 +221,7 @@ pub fn request_erasure(
     conn: &mut Connection,
     member_id: i64,
     requested_by: &str,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = request_erasure_in(&tx, member_id, requested_by, now)?;
@@ -233,7 +234,7 @@ pub fn request_erasure_in(
     tx: &Transaction<'_>,
     member_id: i64,
     requested_by: &str,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, EditError> {
     tx.execute(
         "INSERT OR IGNORE INTO erasure_requests (member_id, requested_at, requested_by) VALUES (?1, ?2, ?3)",
@@ -253,6 +254,7 @@ pub fn request_erasure_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::lit::ts;
     use serde_json::json;
 
     const NOW: &str = "2026-03-01 10:00:00";
@@ -287,7 +289,7 @@ mod tests {
     #[test]
     fn a_change_is_written_with_its_event() {
         let (_dir, mut conn) = replica();
-        let key = set_consent(&mut conn, 7, Consent::Marketing, true, NOW).expect("consent");
+        let key = set_consent(&mut conn, 7, Consent::Marketing, true, ts(NOW)).expect("consent");
         let marketing: bool = conn
             .query_row(
                 "SELECT consent_marketing FROM members WHERE member_id = 7",
@@ -310,11 +312,11 @@ mod tests {
     fn a_change_refused_leaves_no_event() {
         let (_dir, mut conn) = replica();
         // No such member: the note breaks a foreign key, and its event goes with it.
-        let refused = add_note(&mut conn, 99, "Alex", "likes oat milk", NOW);
+        let refused = add_note(&mut conn, 99, "Alex", "likes oat milk", ts(NOW));
         assert!(matches!(refused, Err(EditError::Sqlite(_))), "{refused:?}");
         // Not an instance of this member: nothing sent.
         assert_eq!(
-            coupon_sent_to_app(&mut conn, "1234567890123456", 7, NOW).expect("checked"),
+            coupon_sent_to_app(&mut conn, "1234567890123456", 7, ts(NOW)).expect("checked"),
             None
         );
         assert!(events(&conn).is_empty());

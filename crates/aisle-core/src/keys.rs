@@ -22,6 +22,7 @@
 //! HQ's verifying key is part of the device's credentials (`sync`), parsed
 //! here; the device's own secret is a bearer token, not key material.
 
+use crate::time::Timestamp;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -113,7 +114,7 @@ pub fn set_issuing_key(
     store_id: i64,
     key_id: i64,
     key: &SigningKey,
-    now: &str,
+    now: Timestamp,
 ) -> rusqlite::Result<()> {
     crate::replica::set_meta(
         conn,
@@ -138,7 +139,7 @@ pub fn issuing_key(conn: &Connection) -> Result<Option<(i64, SigningKey)>, KeyEr
 pub fn issuing_key_or_make(
     conn: &Connection,
     store_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<(i64, SigningKey), KeyError> {
     if let Some(found) = issuing_key(conn)? {
         return Ok(found);
@@ -155,7 +156,7 @@ pub fn add_issuer(
     store_id: i64,
     key_id: i64,
     public_key: &VerifyingKey,
-    now: &str,
+    now: Timestamp,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO coupon_issuers (store_id, key_id, public_key, created_at) VALUES (?1, ?2, ?3, ?4)
@@ -226,7 +227,7 @@ pub fn set_code_key(
     member_id: i64,
     key_id: i64,
     public_key: &VerifyingKey,
-    created_at: &str,
+    created_at: Timestamp,
 ) -> rusqlite::Result<bool> {
     let written = conn
         .prepare_cached(
@@ -258,6 +259,7 @@ pub fn demo_signing_key(conn: &Connection, member_id: i64) -> rusqlite::Result<O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::lit::ts;
 
     fn replica() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -326,10 +328,11 @@ mod tests {
             .expect("store");
         assert!(issuing_key(&conn).expect("none").is_none());
         assert_eq!(issuer_public_key(&conn, 1, 0).expect("none"), None);
-        let (key_id, made) = issuing_key_or_make(&conn, 1, "2026-01-01 00:00:00").expect("made");
+        let (key_id, made) =
+            issuing_key_or_make(&conn, 1, ts("2026-01-01 00:00:00")).expect("made");
         assert_eq!(key_id, 0);
         let (again_id, again) =
-            issuing_key_or_make(&conn, 1, "2026-01-02 00:00:00").expect("again");
+            issuing_key_or_make(&conn, 1, ts("2026-01-02 00:00:00")).expect("again");
         assert_eq!(
             (again_id, again.to_bytes()),
             (0, made.to_bytes()),
@@ -341,14 +344,14 @@ mod tests {
         );
         // Provisioning replaces it with HQ's key (id 1); the old public half stays.
         let from_hq = SigningKey::from_bytes(&[5; 32]);
-        set_issuing_key(&conn, 1, 1, &from_hq, "2026-02-01 00:00:00").expect("provision");
+        set_issuing_key(&conn, 1, 1, &from_hq, ts("2026-02-01 00:00:00")).expect("provision");
         let (key_id, key) = issuing_key(&conn).expect("read").expect("key");
         assert_eq!((key_id, key.to_bytes()), (1, from_hq.to_bytes()));
         assert!(issuer_public_key(&conn, 1, 0).expect("old").is_some());
         crate::replica::set_meta(&conn, ISSUER_KEY, "1:not-hex").expect("damage");
         assert!(matches!(issuing_key(&conn), Err(KeyError::Unreadable)));
         assert!(matches!(
-            issuing_key_or_make(&conn, 1, "2026-02-02 00:00:00"),
+            issuing_key_or_make(&conn, 1, ts("2026-02-02 00:00:00")),
             Err(KeyError::Unreadable)
         ));
     }
@@ -393,12 +396,12 @@ mod tests {
         .expect("members");
         assert_eq!(code_key(&conn, 7).expect("key"), None);
         let demo = demo_member_key(7).verifying_key();
-        assert!(set_code_key(&conn, 7, 1, &demo, "2026-01-01 00:00:00").expect("set"));
-        assert!(!set_code_key(&conn, 7, 1, &demo, "2027-01-01 00:00:00").expect("again"));
+        assert!(set_code_key(&conn, 7, 1, &demo, ts("2026-01-01 00:00:00")).expect("set"));
+        assert!(!set_code_key(&conn, 7, 1, &demo, ts("2027-01-01 00:00:00")).expect("again"));
         assert!(demo_signing_key(&conn, 7).expect("demo").is_some());
         // A rotation to a phone-made key: that one verifies, and no private half is known here.
         let phone = SigningKey::from_bytes(&[9; 32]).verifying_key();
-        set_code_key(&conn, 7, 2, &phone, "2026-02-01 00:00:00").expect("rotate");
+        set_code_key(&conn, 7, 2, &phone, ts("2026-02-01 00:00:00")).expect("rotate");
         assert_eq!(
             code_key(&conn, 7).expect("key"),
             Some(CodeKey {
@@ -408,7 +411,7 @@ mod tests {
         );
         assert!(demo_signing_key(&conn, 7).expect("demo").is_none());
         // Member 8 with member 7's demo key is not a demo member.
-        set_code_key(&conn, 8, 1, &demo, "2026-01-01 00:00:00").expect("set");
+        set_code_key(&conn, 8, 1, &demo, ts("2026-01-01 00:00:00")).expect("set");
         assert!(demo_signing_key(&conn, 8).expect("demo").is_none());
     }
 }

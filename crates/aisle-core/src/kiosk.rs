@@ -4,6 +4,7 @@
 //! (`crates/aisle-kiosk`) only renders these and feeds them scans and the
 //! clock.
 
+use crate::time::Timestamp;
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -126,7 +127,7 @@ pub fn on_scan(
     models: &KioskModels<'_>,
     config: &KioskConfig,
     text: &str,
-    now: &str,
+    now: Timestamp,
     now_secs: u64,
 ) -> Result<ScanOutcome, KioskError> {
     let identified = identify::identify(conn, text, &config.device, now_secs, &config.codes)?;
@@ -179,7 +180,7 @@ pub fn on_scan(
             }
         }
         Identified::Coupon { coupon_id } => {
-            match welcome::coupon_status(conn, coupon_id, &now[..10])? {
+            match welcome::coupon_status(conn, coupon_id, now.day())? {
                 Some(status) => Ok(ScanOutcome::Coupon(status)),
                 None => Ok(refused("unknown_coupon")),
             }
@@ -203,7 +204,7 @@ fn issue_best(
     models: &KioskModels<'_>,
     config: &KioskConfig,
     member_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<usize, KioskError> {
     let (Some(model), Some(book)) = (models.offers, models.book) else {
         return Ok(0);
@@ -220,7 +221,7 @@ fn issue_best(
     let request = DecideRequest {
         store_id: config.store_id,
         channel: Channel::Kiosk,
-        today: now[..10].to_owned(),
+        today: now.day(),
         limit: config.issue_per_visit,
         include_negative: false,
         exploration: Exploration::default(),

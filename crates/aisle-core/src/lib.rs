@@ -65,4 +65,5 @@ pub mod staff;
 pub mod stats;
 pub mod subset;
 pub mod sync;
+pub mod time;
 pub mod welcome;

@@ -6,6 +6,7 @@
 //! Read functions over a `&Connection`; erased members are never returned
 //! by search and their profile carries no personal data.
 
+use crate::time::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -227,7 +228,7 @@ pub fn read_preferences(conn: &Connection, member_id: i64) -> rusqlite::Result<V
 /// targeting, app-code keys and the replay cache's sightings of their codes;
 /// baskets stay as anonymous sales. The row remains as a
 /// tombstone (`erased_at`), so nothing later can bring the member back.
-pub fn erase(tx: &Transaction<'_>, member_id: i64, erased_at: &str) -> rusqlite::Result<()> {
+pub fn erase(tx: &Transaction<'_>, member_id: i64, erased_at: Timestamp) -> rusqlite::Result<()> {
     for sql in [
         "DELETE FROM member_cards WHERE member_id = ?1",
         "DELETE FROM member_preferences WHERE member_id = ?1",
@@ -293,10 +294,10 @@ pub struct MonthSpend {
 pub fn spend_by_month(
     conn: &Connection,
     member_id: i64,
-    now: &str,
+    now: Timestamp,
     months: u32,
 ) -> rusqlite::Result<Vec<MonthSpend>> {
-    let month_start = format!("{}-01", now.get(..7).unwrap_or(now));
+    let month_start = format!("{}-01", &now.to_string()[..7]);
     conn.prepare(
         "SELECT substr(b.purchased_at, 1, 7) AS month, coalesce(p.department, 'other'),
                 sum(l.sales_cents)

@@ -8,6 +8,7 @@
 //! instance id and the event's sequence number, so a rebuilt replica (whose
 //! sequence restarts) never reuses a key HQ has recorded.
 
+use crate::time::Timestamp;
 use aisle_proto::{Event, EventKind, StoreEvent};
 use rusqlite::{Connection, Transaction, params};
 
@@ -47,7 +48,7 @@ pub fn instance_id(tx: &Transaction<'_>) -> Result<String, OutboxError> {
 pub fn append(
     tx: &Transaction<'_>,
     event: impl Into<StoreEvent>,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, OutboxError> {
     let event = event.into();
     let payload = event.payload().map_err(|err| OutboxError::Malformed {
@@ -64,7 +65,7 @@ pub fn record(
     tx: &Transaction<'_>,
     kind: EventKind,
     payload: &serde_json::Value,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, OutboxError> {
     let instance = instance_id(tx)?;
     tx.prepare_cached(
@@ -143,7 +144,7 @@ pub fn acknowledge(conn: &mut Connection, keys: &[String]) -> rusqlite::Result<u
 pub fn note_failure(
     conn: &Connection,
     keys: &[String],
-    now: &str,
+    now: Timestamp,
     error: &str,
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
@@ -159,6 +160,7 @@ pub fn note_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::lit::ts;
     use serde_json::json;
 
     fn replica() -> (tempfile::TempDir, Connection) {
@@ -167,7 +169,7 @@ mod tests {
         (dir, conn)
     }
 
-    fn append(conn: &mut Connection, kind: EventKind, n: i64, now: &str) -> String {
+    fn append(conn: &mut Connection, kind: EventKind, n: i64, now: Timestamp) -> String {
         let tx = conn.transaction().expect("tx");
         let key = record(&tx, kind, &json!({ "n": n }), now).expect("record");
         tx.commit().expect("commit");
@@ -179,12 +181,17 @@ mod tests {
         let (_dir, mut conn) = replica();
         assert_eq!(pending(&conn).expect("pending"), 0);
         assert_eq!(oldest_created_at(&conn).expect("oldest"), None);
-        let first = append(&mut conn, EventKind::KioskVisit, 1, "2026-03-01 10:00:00");
+        let first = append(
+            &mut conn,
+            EventKind::KioskVisit,
+            1,
+            ts("2026-03-01 10:00:00"),
+        );
         let second = append(
             &mut conn,
             EventKind::AssociateNote,
             2,
-            "2026-03-01 11:00:00",
+            ts("2026-03-01 11:00:00"),
         );
         let instance = {
             let tx = conn.transaction().expect("tx");
@@ -226,7 +233,7 @@ mod tests {
                 &tx,
                 EventKind::KioskVisit,
                 &json!({}),
-                "2026-03-01 10:00:00",
+                ts("2026-03-01 10:00:00"),
             )
             .expect("record");
             // Dropped without commit: rolled back.
@@ -238,9 +245,16 @@ mod tests {
     fn only_acknowledged_keys_are_deleted_and_failures_are_noted() {
         let (_dir, mut conn) = replica();
         let keys: Vec<String> = (1..=3)
-            .map(|n| append(&mut conn, EventKind::KioskVisit, n, "2026-03-01 10:00:00"))
+            .map(|n| {
+                append(
+                    &mut conn,
+                    EventKind::KioskVisit,
+                    n,
+                    ts("2026-03-01 10:00:00"),
+                )
+            })
             .collect();
-        note_failure(&conn, &keys[..2], "2026-03-01 10:05:00", "unreachable").expect("note");
+        note_failure(&conn, &keys[..2], ts("2026-03-01 10:05:00"), "unreachable").expect("note");
         let noted: Vec<(i64, Option<String>)> = conn
             .prepare("SELECT attempts, last_error FROM outbox ORDER BY seq")
             .expect("prepare")

@@ -30,6 +30,7 @@ use rusqlite::Connection;
 use crate::offers::model::{self as offer_model, RedeemModel};
 use crate::recommend::artifact::{self, ArtifactError};
 use crate::recommend::serve::{Bestsellers, Ranking, Served};
+use crate::time::{Day, Timestamp};
 
 /// A last sync older than this (seconds) makes a provisioned store offline.
 pub const STALE_AFTER_SECS: i64 = 600;
@@ -40,8 +41,8 @@ pub enum RuntimeError {
     StoreConflict { given: i64, provisioned: i64 },
     #[error("this replica is not provisioned for a store and holds no demo store: pass --store ID")]
     NoStore,
-    #[error("{0:?} is not a time YYYY-MM-DD HH:MM:SS")]
-    BadTime(String),
+    #[error(transparent)]
+    BadTime(#[from] crate::time::TimeError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
     #[error(transparent)]
@@ -122,7 +123,7 @@ fn system_secs() -> i64 {
 }
 
 fn parse_time(text: &str) -> Result<i64, RuntimeError> {
-    crate::dates::seconds_of(text).ok_or_else(|| RuntimeError::BadTime(text.to_owned()))
+    Ok(Timestamp::parse(text)?.unix())
 }
 
 impl Clock {
@@ -201,14 +202,14 @@ impl Clock {
         }
     }
 
-    /// The store's time as the replica writes it (`YYYY-MM-DD HH:MM:SS`).
-    pub fn now(&self) -> String {
-        crate::dates::timestamp_string(self.now_secs())
+    /// The store's time: what every decision is taken at.
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from_unix(self.now_secs())
     }
 
-    /// The store's day (`YYYY-MM-DD`).
-    pub fn today(&self) -> String {
-        crate::dates::date_string(self.now_secs().div_euclid(86_400))
+    /// The store's day.
+    pub fn today(&self) -> Day {
+        self.now().day()
     }
 
     /// Real time as HQ, sync and members' phones see it (Unix seconds): the
@@ -323,7 +324,7 @@ pub struct StoreRuntime {
     recommend: Mutex<Slot<Served>>,
     offers: Mutex<Slot<RedeemModel>>,
     /// The bestsellers of one day, computed only while there is no model.
-    bestsellers: Mutex<Option<(String, Arc<Bestsellers>)>>,
+    bestsellers: Mutex<Option<(Day, Arc<Bestsellers>)>>,
 }
 
 impl StoreRuntime {
@@ -352,8 +353,8 @@ impl StoreRuntime {
         &self.clock
     }
 
-    /// The store's time (`YYYY-MM-DD HH:MM:SS`).
-    pub fn now(&self) -> String {
+    /// The store's time.
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
@@ -403,15 +404,15 @@ impl StoreRuntime {
     /// Today's bestsellers at the store, counted once a day.
     fn bestsellers(&self, conn: &Connection) -> Result<Arc<Bestsellers>, RuntimeError> {
         let now = self.clock.now();
-        let today = &now[..10];
+        let today = now.day();
         let mut cached = lock(&self.bestsellers);
         if let Some((day, bestsellers)) = cached.as_ref()
-            && day == today
+            && *day == today
         {
             return Ok(Arc::clone(bestsellers));
         }
-        let bestsellers = Arc::new(Bestsellers::load(conn, self.store_id, &now)?);
-        *cached = Some((today.to_owned(), Arc::clone(&bestsellers)));
+        let bestsellers = Arc::new(Bestsellers::load(conn, self.store_id, now)?);
+        *cached = Some((today, Arc::clone(&bestsellers)));
         Ok(bestsellers)
     }
 
@@ -432,6 +433,7 @@ mod tests {
     use super::*;
     use crate::recommend::artifact::Artifact;
     use crate::recommend::model::Model;
+    use crate::time::lit::{day, ts};
 
     fn replica(dir: &std::path::Path) -> Connection {
         let conn = crate::replica::open_writer(&dir.join("r.db")).expect("replica");
@@ -550,13 +552,13 @@ mod tests {
     fn a_stepped_clock_moves_only_when_told_and_clones_share_its_steps() {
         let clock = Clock::stepped_at("2026-03-05 12:00:00").expect("time");
         let shared = clock.clone();
-        assert_eq!(clock.now(), "2026-03-05 12:00:00");
+        assert_eq!(clock.now(), ts("2026-03-05 12:00:00"));
         assert_eq!(clock.monotonic_ms(), 0);
         shared.advance(Duration::from_millis(1_500));
         assert_eq!(clock.monotonic_ms(), 1_500);
-        assert_eq!(clock.now(), "2026-03-05 12:00:01");
+        assert_eq!(clock.now(), ts("2026-03-05 12:00:01"));
         shared.advance(Duration::from_secs(12 * 3600));
-        assert_eq!(clock.today(), "2026-03-06");
+        assert_eq!(clock.today(), day("2026-03-06"));
         assert_eq!(clock.wall_secs(), clock.now_secs(), "its own time for sync");
         assert!(matches!(
             Clock::stepped_at("yesterday"),
@@ -656,7 +658,7 @@ mod tests {
             positives: 2,
             campaigns: vec![1],
         };
-        let id = offer_model::store(&conn, &model, "2026-03-02 06:00:00").expect("store");
+        let id = offer_model::store(&conn, &model, ts("2026-03-02 06:00:00")).expect("store");
         let models = runtime.models(&conn).expect("models");
         assert_eq!(models.offers.as_ref().map(|(id, _)| *id), Some(id));
         assert_eq!(models.offer_model(), Some(&model));

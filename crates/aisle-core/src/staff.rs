@@ -16,6 +16,7 @@
 //!   `sign_in_locked`, `sign_in_unlocked`).
 //! - A signed-in [`Session`] locks itself after `idle_lock_secs` without use.
 
+use crate::time::Timestamp;
 use std::sync::LazyLock;
 
 use aisle_proto::Role;
@@ -203,7 +204,7 @@ fn read_failures(conn: &Connection, staff_id: i64) -> rusqlite::Result<Failures>
 
 fn audit(
     conn: &Connection,
-    now: &str,
+    now: Timestamp,
     staff_id: i64,
     action: &str,
     detail: &serde_json::Value,
@@ -262,11 +263,11 @@ pub fn sign_in(
     staff_id: i64,
     pin: &str,
     store_id: i64,
-    now: &str,
+    now: Timestamp,
     policy: &Policy,
 ) -> Result<Associate, StaffError> {
     check_format(pin)?;
-    let now_secs = dates::seconds_of(now).ok_or_else(|| StaffError::BadTime(now.to_owned()))?;
+    let now_secs = now.unix();
     let prior = read_failures(conn, staff_id)?;
     let standing = standing(conn, staff_id, store_id)?;
     let mut why_not = "wrong_pin";
@@ -371,7 +372,7 @@ pub struct LockedOut {
 }
 
 /// Every staff number locked at `now`.
-pub fn locked_out(conn: &Connection, now: &str) -> rusqlite::Result<Vec<LockedOut>> {
+pub fn locked_out(conn: &Connection, now: Timestamp) -> rusqlite::Result<Vec<LockedOut>> {
     conn.prepare_cached(
         "SELECT f.staff_id, a.display_name, f.failures, f.locked_until
          FROM sign_in_failures f LEFT JOIN associates a ON a.staff_id = f.staff_id
@@ -394,7 +395,7 @@ pub fn unlock(
     conn: &mut Connection,
     manager: &Associate,
     staff_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<bool, StaffError> {
     manager.require_manager()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

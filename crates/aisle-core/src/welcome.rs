@@ -4,6 +4,7 @@
 //! coupons), a product's view with what is often bought with it, a coupon's
 //! status. Pure over the replica and the clock it is given; the apps render.
 
+use crate::time::{Day, Timestamp};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -45,7 +46,7 @@ pub fn welcome<'a>(
     ranking: impl Into<Ranking<'a>>,
     member_id: i64,
     store_id: i64,
-    now: &str,
+    now: Timestamp,
     k: usize,
     policy: &Policy,
 ) -> rusqlite::Result<Welcome> {
@@ -63,7 +64,7 @@ pub fn welcome<'a>(
         &Request {
             member_id: Some(member_id),
             store_id,
-            now: now.to_owned(),
+            now,
             k,
             public_screen: true,
             shown: Vec::new(),
@@ -88,7 +89,7 @@ pub fn welcome<'a>(
 pub fn live_coupons(
     conn: &Connection,
     member_id: i64,
-    now: &str,
+    now: Timestamp,
     limit: usize,
 ) -> rusqlite::Result<Vec<WelcomeCoupon>> {
     conn.prepare_cached(
@@ -136,7 +137,7 @@ pub fn product_view<'a>(
     ranking: impl Into<Ranking<'a>>,
     product_id: i64,
     store_id: i64,
-    now: &str,
+    now: Timestamp,
     k: usize,
     policy: &Policy,
 ) -> rusqlite::Result<Option<ProductView>> {
@@ -161,7 +162,7 @@ pub fn product_view<'a>(
     let request = Request {
         member_id: None,
         store_id,
-        now: now.to_owned(),
+        now,
         k,
         public_screen: true,
         shown: Vec::new(),
@@ -195,8 +196,8 @@ pub struct CouponStatus {
     pub code: String,
     pub description: Option<String>,
     pub campaign: String,
-    pub starts_on: String,
-    pub ends_on: String,
+    pub starts_on: Day,
+    pub ends_on: Day,
     pub state: CouponState,
     /// Redemptions recorded in this replica.
     pub redemptions: i64,
@@ -206,7 +207,7 @@ pub struct CouponStatus {
 pub fn coupon_status(
     conn: &Connection,
     coupon_id: i64,
-    today: &str,
+    today: Day,
 ) -> rusqlite::Result<Option<CouponStatus>> {
     conn.prepare_cached(
         "SELECT c.code, c.description, k.name, k.starts_on, k.ends_on,
@@ -215,10 +216,10 @@ pub fn coupon_status(
          WHERE c.coupon_id = ?1",
     )?
     .query_row([coupon_id], |row| {
-        let (starts_on, ends_on): (String, String) = (row.get(3)?, row.get(4)?);
-        let state = if today < starts_on.as_str() {
+        let (starts_on, ends_on): (Day, Day) = (row.get(3)?, row.get(4)?);
+        let state = if today < starts_on {
             CouponState::NotYetValid
-        } else if today > ends_on.as_str() {
+        } else if today > ends_on {
             CouponState::Expired
         } else {
             CouponState::Active
@@ -240,6 +241,7 @@ pub fn coupon_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::lit::day;
 
     #[test]
     fn a_coupons_state_follows_its_campaign_dates() {
@@ -257,17 +259,20 @@ mod tests {
                 .expect("known")
                 .state
         };
-        assert_eq!(state("2026-02-28"), CouponState::NotYetValid);
-        assert_eq!(state("2026-03-01"), CouponState::Active);
-        assert_eq!(state("2026-03-31"), CouponState::Active);
-        assert_eq!(state("2026-04-01"), CouponState::Expired);
-        let status = coupon_status(&conn, 5, "2026-03-15")
+        assert_eq!(state(day("2026-02-28")), CouponState::NotYetValid);
+        assert_eq!(state(day("2026-03-01")), CouponState::Active);
+        assert_eq!(state(day("2026-03-31")), CouponState::Active);
+        assert_eq!(state(day("2026-04-01")), CouponState::Expired);
+        let status = coupon_status(&conn, 5, day("2026-03-15"))
             .expect("status")
             .expect("known");
         assert_eq!(
             (status.redemptions, status.campaign.as_str()),
             (1, "Spring")
         );
-        assert_eq!(coupon_status(&conn, 6, "2026-03-15").expect("status"), None);
+        assert_eq!(
+            coupon_status(&conn, 6, day("2026-03-15")).expect("status"),
+            None
+        );
     }
 }

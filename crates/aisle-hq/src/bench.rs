@@ -54,7 +54,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
     // Measure a snapshot built now, not one kept from an earlier run.
     std::fs::remove_dir_all(config.snapshot_dir()).ok();
     let store_id = options.store_id;
-    let now = aisle_hq::now_text();
+    let now = aisle_hq::now();
     // Devices, and the partition.
     let mut devices = Vec::new();
     hq.write(|conn| -> anyhow::Result<()> {
@@ -70,7 +70,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
         let stamp = std::process::id();
         for idx in 0..=options.pollers {
             let device_id = format!("bench-{stamp}-{idx}");
-            let secret = aisle_hq::db::register_device(conn, &device_id, store_id, &now)?;
+            let secret = aisle_hq::db::register_device(conn, &device_id, store_id, now)?;
             devices.push(Credentials {
                 hq_url: String::new(),
                 device_id,
@@ -101,7 +101,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
     // 1. Bootstrap into an empty replica, and the floor: copying the resulting file.
     let replica = work.path().join("store.db");
     let mut conn = aisle_core::replica::open_writer(&replica)?;
-    devices[0].save(&mut conn)?;
+    devices[0].save(&mut conn, now)?;
     let transport = Transport::new(&devices[0])?;
     let started = Instant::now();
     let manifest = transport.snapshot_manifest().context("snapshot manifest")?;
@@ -152,7 +152,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
         .into_iter()
         .map(|mut row| {
             row.price_cents += 1;
-            row.updated_at = now.clone();
+            row.updated_at = now.to_string();
             Change::StoreProduct(row)
         })
         .collect();
@@ -160,7 +160,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
         let tx = conn.transaction()?;
         for change in &changes {
             sync::records::apply_change(&tx, change)?;
-            aisle_hq::db::log_change(&tx, aisle_hq::db::Scope::Store(store_id), change, &now)?;
+            aisle_hq::db::log_change(&tx, aisle_hq::db::Scope::Store(store_id), change, now)?;
         }
         tx.commit()?;
         Ok(())
@@ -194,17 +194,12 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
     {
         let tx = conn.transaction()?;
         for idx in 0..options.events {
-            let at = format!(
-                "2026-11-25 {:02}:{:02}:{:02}",
-                idx / 3600 % 24,
-                idx / 60 % 60,
-                idx % 60
-            );
+            let at = aisle_core::time::Timestamp::from_unix(1_795_564_800 + (idx as i64) % 86_400);
             aisle_core::outbox::record(
                 &tx,
                 EventKind::KioskVisit,
                 &serde_json::json!({ "member_id": idx as i64 + 1, "store_id": store_id, "at": at }),
-                &at,
+                at,
             )?;
         }
         tx.commit()?;
@@ -212,7 +207,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
     let events = aisle_core::outbox::oldest(&conn, options.events)?;
     let mut report = SyncReport::default();
     let started = Instant::now();
-    sync::upload(&mut conn, &transport, &sync_options, &now, &mut report)?;
+    sync::upload(&mut conn, &transport, &sync_options, now, &mut report)?;
     let uploaded = started.elapsed();
     // Baseline: recording the same events straight into HQ's log, one transaction.
     let started = Instant::now();

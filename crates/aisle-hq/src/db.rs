@@ -4,6 +4,7 @@
 //! of events HQ refused. Synchronous functions over a connection; the HTTP
 //! layer runs them on blocking threads.
 
+use aisle_core::time::Timestamp;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -82,7 +83,7 @@ pub fn register_device(
     conn: &Connection,
     device_id: &str,
     store_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<String, HqError> {
     if device_id.is_empty()
         || device_id.len() > 64
@@ -116,7 +117,7 @@ pub fn register_device(
 }
 
 /// Revokes a device: every later request of it is refused.
-pub fn revoke_device(conn: &Connection, device_id: &str, now: &str) -> Result<(), HqError> {
+pub fn revoke_device(conn: &Connection, device_id: &str, now: Timestamp) -> Result<(), HqError> {
     let changed = conn.execute(
         "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2) WHERE device_id = ?1",
         params![device_id, now],
@@ -183,7 +184,7 @@ pub fn log_change(
     tx: &Transaction<'_>,
     scope: Scope,
     change: &Change,
-    now: &str,
+    now: Timestamp,
 ) -> Result<i64, HqError> {
     let (name, store_id, member_id) = match scope {
         Scope::All => ("all", None, None),
@@ -299,7 +300,7 @@ pub fn build_snapshot(
     store_id: i64,
     folder: &Path,
     options: &SnapshotOptions,
-    now: &str,
+    now: Timestamp,
 ) -> Result<(SnapshotManifest, PathBuf), HqError> {
     let chunk_records = options.chunk_records;
     if let Some(reused) = recent_snapshot(folder, store_id, options.max_age) {
@@ -405,7 +406,7 @@ pub fn build_snapshot(
         snapshot_id: snapshot_id.clone(),
         store_id,
         cursor,
-        created_at: now.to_owned(),
+        created_at: now.to_string(),
         total_records: writer.total,
         chunks: writer.chunks,
         model: newest_model(&tx)?,
@@ -500,7 +501,7 @@ pub fn newest_offer_model(conn: &Connection) -> rusqlite::Result<Option<aisle_pr
 pub fn train_offers_and_publish(
     conn: &mut Connection,
     until: Option<&str>,
-    now: &str,
+    now: Timestamp,
 ) -> Result<aisle_proto::ModelInfo, HqError> {
     let until = match until {
         Some(day) => day.to_owned(),
@@ -525,7 +526,7 @@ pub fn train_and_publish(
     conn: &mut Connection,
     until: Option<&str>,
     seed: u64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<aisle_proto::ModelInfo, HqError> {
     let artifact = aisle_core::recommend::artifact::fit_from(conn, until, seed, now)
         .map_err(|err| HqError::Invalid(err.to_string()))?;
@@ -699,7 +700,7 @@ pub fn record_events(
     device_id: &str,
     store_id: i64,
     events: &[RawEvent],
-    now: &str,
+    now: Timestamp,
 ) -> Result<EventAck, HqError> {
     let tx = conn.transaction()?;
     let mut ack = EventAck {
@@ -741,7 +742,7 @@ fn record_event(
     device_id: &str,
     store_id: i64,
     event: &RawEvent,
-    now: &str,
+    now: Timestamp,
 ) -> Result<Outcome, HqError> {
     let key = event.idempotency_key.as_str();
     // Seen before: recorded (NULL code) or quarantined (its code and reason).
@@ -828,7 +829,7 @@ fn quarantine(
     store_id: i64,
     event: &RawEvent,
     rejection: &Rejection,
-    now: &str,
+    now: Timestamp,
 ) -> Result<Outcome, HqError> {
     tracing::warn!(
         key = %event.idempotency_key,
@@ -998,7 +999,7 @@ fn apply_event(
     store_id: i64,
     event: &StoreEvent,
     created_at: &str,
-    now: &str,
+    now: Timestamp,
 ) -> Result<(), HqError> {
     if matches!(
         event,
@@ -1030,7 +1031,7 @@ fn apply_event(
                 member.preferences = set.preferences.clone();
                 member.preferences.sort();
                 member.preferences.dedup();
-                member.updated_at = now.to_owned();
+                member.updated_at = now.to_string();
                 save_member(tx, &member, now)?;
             }
         }
@@ -1052,7 +1053,7 @@ fn apply_event(
                 if !change.granted || newer {
                     *flag = change.granted && newer;
                     *flag_at = Some(at);
-                    member.updated_at = now.to_owned();
+                    member.updated_at = now.to_string();
                 }
                 // Saved (and sent back) either way: a store whose edit lost
                 // gets HQ's record, so it never keeps a state HQ refused.
@@ -1091,7 +1092,7 @@ fn record_coupon_event(
     tx: &Transaction<'_>,
     store_id: i64,
     event: &StoreEvent,
-    now: &str,
+    now: Timestamp,
 ) -> Result<(), HqError> {
     let (serial, coupon_id, member_id, key_id, channel, expires_at, issuer, issued_at, redemption) =
         match event {
@@ -1293,7 +1294,7 @@ pub fn ensure_coupon_issuer(
     store_id: i64,
     key_id: i64,
     public_key: &ed25519_dalek::VerifyingKey,
-    now: &str,
+    now: Timestamp,
 ) -> Result<(), HqError> {
     let tx = conn.transaction()?;
     let known = aisle_core::keys::issuer_public_key(&tx, store_id, key_id)?;
@@ -1308,7 +1309,11 @@ pub fn ensure_coupon_issuer(
 }
 
 /// Writes a member's master record and sends it to every store holding them.
-pub fn save_member(tx: &Transaction<'_>, member: &MemberRecord, now: &str) -> Result<(), HqError> {
+pub fn save_member(
+    tx: &Transaction<'_>,
+    member: &MemberRecord,
+    now: Timestamp,
+) -> Result<(), HqError> {
     for key in member.code_keys.iter().flatten() {
         aisle_core::keys::parse_strong_public(&key.public_key).map_err(|reason| {
             HqError::Invalid(format!(
@@ -1342,14 +1347,14 @@ pub fn save_member(tx: &Transaction<'_>, member: &MemberRecord, now: &str) -> Re
 }
 
 /// Erases a member at HQ and sends the tombstone to every store holding them.
-pub fn erase(tx: &Transaction<'_>, member_id: i64, now: &str) -> Result<(), HqError> {
+pub fn erase(tx: &Transaction<'_>, member_id: i64, now: Timestamp) -> Result<(), HqError> {
     aisle_core::members::erase(tx, member_id, now)?;
     log_change(
         tx,
         Scope::Member(member_id),
         &Change::MemberErased {
             member_id,
-            erased_at: now.to_owned(),
+            erased_at: now.to_string(),
         },
         now,
     )?;
@@ -1357,7 +1362,11 @@ pub fn erase(tx: &Transaction<'_>, member_id: i64, now: &str) -> Result<(), HqEr
 }
 
 /// Applies an admin change to the master data and logs it for the stores.
-pub fn admin_change(conn: &mut Connection, change: &Change, now: &str) -> Result<u64, HqError> {
+pub fn admin_change(
+    conn: &mut Connection,
+    change: &Change,
+    now: Timestamp,
+) -> Result<u64, HqError> {
     let tx = conn.transaction()?;
     match change {
         Change::Member(member) => save_member(&tx, member, now)?,
@@ -1422,7 +1431,7 @@ pub struct NewAssociate<'a> {
 pub fn save_associate(
     conn: &mut Connection,
     associate: &NewAssociate<'_>,
-    now: &str,
+    now: Timestamp,
 ) -> Result<u64, HqError> {
     let name = associate.display_name.trim();
     if name.is_empty() || name.chars().count() > 80 {
@@ -1444,13 +1453,13 @@ pub fn save_associate(
         role: associate.role,
         pin_hash,
         active: true,
-        updated_at: now.to_owned(),
+        updated_at: now.to_string(),
     };
     records::write_associate(&tx, &record)?;
     if let Some(previous) = previous.filter(|p| p.store_id != record.store_id) {
         let left = AssociateRecord {
             active: false,
-            updated_at: now.to_owned(),
+            updated_at: now.to_string(),
             ..previous
         };
         send_associate(&tx, left, now)?;
@@ -1465,7 +1474,7 @@ pub fn save_associate(
 pub fn save_demo_associates(
     conn: &mut Connection,
     store_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<u64, HqError> {
     let mut seq = 0;
     for (staff_id, display_name, role, pin) in aisle_core::demo::ASSOCIATES {
@@ -1485,14 +1494,14 @@ pub fn save_demo_associates(
 pub fn deactivate_associate(
     conn: &mut Connection,
     staff_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<u64, HqError> {
     let tx = conn.transaction()?;
     let record = read_associate(&tx, staff_id)?
         .ok_or_else(|| HqError::NotFound(format!("associate {staff_id}")))?;
     let record = AssociateRecord {
         active: false,
-        updated_at: now.to_owned(),
+        updated_at: now.to_string(),
         ..record
     };
     records::write_associate(&tx, &record)?;
@@ -1506,7 +1515,7 @@ pub fn deactivate_associate(
 fn send_associate(
     tx: &Transaction<'_>,
     record: AssociateRecord,
-    now: &str,
+    now: Timestamp,
 ) -> Result<i64, HqError> {
     log_change(
         tx,
@@ -1568,6 +1577,7 @@ pub fn lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aisle_core::time::lit::ts;
     use aisle_proto::{CampaignRecord, CouponRecord, StoreRecord};
     use serde_json::json;
 
@@ -1620,7 +1630,7 @@ mod tests {
         for id in [MEMBER, ERASED] {
             assert!(records::write_member(&tx, &member(id)).expect("member"));
         }
-        erase(&tx, ERASED, NOW).expect("erase");
+        erase(&tx, ERASED, ts(NOW)).expect("erase");
         records::apply_change(
             &tx,
             &Change::Campaign(CampaignRecord {
@@ -1676,7 +1686,7 @@ mod tests {
     fn outcome(kind: &str, payload: serde_json::Value) -> Option<String> {
         let (_dir, mut conn) = hq();
         let event = raw(1, kind, payload);
-        let ack = record_events(&mut conn, "kiosk-1", STORE, &[event], NOW).expect("upload");
+        let ack = record_events(&mut conn, "kiosk-1", STORE, &[event], ts(NOW)).expect("upload");
         assert_eq!(ack.acknowledged, ["replica-1"], "always acknowledged");
         let applied = count(&conn, "SELECT count(*) FROM store_events");
         let quarantined = count(&conn, "SELECT count(*) FROM event_quarantine");
@@ -1842,7 +1852,7 @@ mod tests {
             raw(2, "preferences_set", preferences("colour", "red")),
             raw(3, "preferences_set", preferences("brand", "Oatly")),
         ];
-        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, NOW).expect("upload");
+        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, ts(NOW)).expect("upload");
         assert_eq!(ack.acknowledged, ["replica-1", "replica-2", "replica-3"]);
         assert_eq!(ack.duplicates, 0);
         assert_eq!(
@@ -1863,7 +1873,7 @@ mod tests {
                 value: "Oatly".into()
             }]
         );
-        let again = record_events(&mut conn, "kiosk-1", STORE, &batch, NOW).expect("again");
+        let again = record_events(&mut conn, "kiosk-1", STORE, &batch, ts(NOW)).expect("again");
         assert_eq!(again.acknowledged, ack.acknowledged);
         assert_eq!(again.duplicates, 2);
         assert_eq!(again.rejected, ack.rejected, "rejected again, same reason");
@@ -1883,7 +1893,7 @@ mod tests {
         )
         .expect("trigger");
         let batch = [note(1, "first"), note(2, "boom"), note(3, "third")];
-        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, NOW).expect("upload");
+        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, ts(NOW)).expect("upload");
         assert_eq!(ack.acknowledged.len(), 3);
         assert_eq!(ack.rejected.len(), 1);
         assert_eq!(ack.rejected[0].key, "replica-2");
@@ -1919,7 +1929,7 @@ mod tests {
         let batch: Vec<RawEvent> = (1..=5)
             .map(|seq| raw(seq, "associate_note", json!({ "member_id": 404 + seq })))
             .collect();
-        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, NOW).expect("upload");
+        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, ts(NOW)).expect("upload");
         assert_eq!(ack.rejected.len(), 5);
         let first = quarantined(&conn, 0, 3).expect("page 1");
         assert_eq!(

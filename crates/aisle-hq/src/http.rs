@@ -166,9 +166,8 @@ async fn snapshot(
             max_age: hq.config.snapshot_max_age,
             history_days: hq.config.history_days,
         };
-        let (manifest, _) = hq.read(|conn| {
-            db::build_snapshot(conn, store_id, &folder, &options, &crate::now_text())
-        })?;
+        let (manifest, _) =
+            hq.read(|conn| db::build_snapshot(conn, store_id, &folder, &options, crate::now()))?;
         Ok(Json(hq.signer.sign(&manifest)))
     })
     .await
@@ -280,9 +279,9 @@ async fn events(
 ) -> Answer<Json<aisle_proto::EventAck>> {
     blocking(move || {
         let (device_id, store_id) = device(&hq, &headers)?;
-        let now = crate::now_text();
+        let now = crate::now();
         let ack =
-            hq.write(|conn| db::record_events(conn, &device_id, store_id, &upload.events, &now))?;
+            hq.write(|conn| db::record_events(conn, &device_id, store_id, &upload.events, now))?;
         Ok(Json(ack))
     })
     .await
@@ -320,7 +319,7 @@ async fn register_device(
                 conn,
                 &registration.device_id,
                 registration.store_id,
-                &crate::now_text(),
+                crate::now(),
             )
         })?;
         let coupon_issuer = hq.coupon_issuer(registration.store_id)?;
@@ -355,7 +354,7 @@ async fn revoke_device(
 ) -> Answer<Json<serde_json::Value>> {
     blocking(move || {
         admin(&hq, &headers)?;
-        hq.write(|conn| db::revoke_device(conn, &device_id, &crate::now_text()))?;
+        hq.write(|conn| db::revoke_device(conn, &device_id, crate::now()))?;
         Ok(Json(serde_json::json!({ "revoked": device_id })))
     })
     .await
@@ -370,7 +369,7 @@ struct Changed {
 async fn admin_apply(hq: Arc<Hq>, headers: HeaderMap, change: Change) -> Answer<Json<Changed>> {
     blocking(move || {
         admin(&hq, &headers)?;
-        let seq = hq.write(|conn| db::admin_change(conn, &change, &crate::now_text()))?;
+        let seq = hq.write(|conn| db::admin_change(conn, &change, crate::now()))?;
         Ok(Json(Changed { seq }))
     })
     .await

@@ -19,6 +19,8 @@ pub mod signing;
 pub mod tls;
 
 use std::future::Future;
+
+use aisle_core::time::Timestamp;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -100,7 +102,7 @@ impl Hq {
     ) -> Result<aisle_proto::CouponIssuerSecret, db::HqError> {
         let (key_id, key) = self.signer.coupon_issuer_key(store_id);
         self.write(|conn| {
-            db::ensure_coupon_issuer(conn, store_id, key_id, &key.verifying_key(), &now_text())
+            db::ensure_coupon_issuer(conn, store_id, key_id, &key.verifying_key(), now())
         })?;
         Ok(aisle_proto::CouponIssuerSecret {
             key_id,
@@ -163,10 +165,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// The current time as HQ records it (UTC, `YYYY-MM-DD HH:MM:SS`).
-pub fn now_text() -> String {
+/// The current time as HQ records it (its own clock, UTC).
+pub fn now() -> Timestamp {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    aisle_core::dates::timestamp_string(seconds)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Timestamp::from_unix(seconds)
 }

@@ -194,8 +194,8 @@ fn main() -> anyhow::Result<()> {
             })?;
             let member = member.context("the demo data has no member with baskets")?;
             if let Some(store_id) = store {
-                let now = aisle_hq::now_text();
-                hq.write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, &now))?;
+                let now = aisle_hq::now();
+                hq.write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, now))?;
             }
             let showcase = serde_json::json!({ "showcase_member": member, "store_id": store });
             std::io::Write::write_all(&mut std::io::stdout(), format!("{showcase}\n").as_bytes())?;
@@ -209,12 +209,11 @@ fn main() -> anyhow::Result<()> {
         ),
         Command::Train { until, seed } => {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
-            let now = aisle_hq::now_text();
-            let recommend = hq.write(|conn| {
-                aisle_hq::db::train_and_publish(conn, until.as_deref(), seed, &now)
-            })?;
+            let now = aisle_hq::now();
+            let recommend = hq
+                .write(|conn| aisle_hq::db::train_and_publish(conn, until.as_deref(), seed, now))?;
             let offers = hq.write(|conn| {
-                aisle_hq::db::train_offers_and_publish(conn, until.as_deref(), &now)
+                aisle_hq::db::train_offers_and_publish(conn, until.as_deref(), now)
             })?;
             let text = serde_json::to_string_pretty(&[recommend, offers])?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
@@ -236,7 +235,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
             let secret = hq.write(|conn| {
-                aisle_hq::db::register_device(conn, &device_id, store_id, &aisle_hq::now_text())
+                aisle_hq::db::register_device(conn, &device_id, store_id, aisle_hq::now())
             })?;
             let credentials = aisle_proto::DeviceCredentials {
                 device_id,
@@ -252,7 +251,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Associate(command) => {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
-            let now = aisle_hq::now_text();
+            let now = aisle_hq::now();
             match command {
                 AssociateCommand::Save {
                     staff_id,
@@ -277,10 +276,10 @@ fn main() -> anyhow::Result<()> {
                         role,
                         pin: pin.trim(),
                     };
-                    hq.write(|conn| aisle_hq::db::save_associate(conn, &associate, &now))?;
+                    hq.write(|conn| aisle_hq::db::save_associate(conn, &associate, now))?;
                 }
                 AssociateCommand::Deactivate { staff_id } => {
-                    hq.write(|conn| aisle_hq::db::deactivate_associate(conn, staff_id, &now))?;
+                    hq.write(|conn| aisle_hq::db::deactivate_associate(conn, staff_id, now))?;
                 }
             }
             Ok(())

@@ -122,7 +122,7 @@ impl Backend {
     fn refresh_book(&mut self) -> Result<()> {
         let today = self.runtime.clock().today();
         if self.book.as_ref().is_none_or(|b| b.day != today) {
-            self.book = Some(OfferBook::load(&self.conn, self.kiosk.store_id, &today)?);
+            self.book = Some(OfferBook::load(&self.conn, self.kiosk.store_id, today)?);
         }
         Ok(())
     }
@@ -157,7 +157,7 @@ impl Backend {
                     &mut self.conn,
                     &serial,
                     member_id,
-                    &now,
+                    now,
                 )? {
                     Some(_) => Ok(Reply::Sent { serial }),
                     None => Ok(Reply::Failed(format!(
@@ -189,15 +189,14 @@ impl Backend {
             offers: models.offer_model(),
             book: self.book.as_ref(),
         };
-        let now_secs = self.runtime.clock().now_secs();
-        let now = aisle_core::dates::timestamp_string(now_secs);
+        let now = self.runtime.clock().now();
         let outcome = kiosk::on_scan(
             &mut self.conn,
             &scan_models,
             &self.kiosk,
             text,
-            &now,
-            u64::try_from(now_secs).unwrap_or(0),
+            now,
+            u64::try_from(now.unix()).unwrap_or(0),
         )?;
         // Written after the core committed: what this line names is in the replica and the outbox.
         if let ScanOutcome::Welcome(welcome) = &outcome {

@@ -159,48 +159,69 @@ fn ensure_packages() -> Result<()> {
         .arg(format!("DEBIAN_FRONTEND=noninteractive {line}")))
 }
 
+/// Crates a package must not depend on (normal dependencies, features as
+/// the package itself enables them): the core stays free of UI, camera and
+/// server crates; HQ and the till build neither the C++ decoder nor an HTTP
+/// client they do not use.
+const DEPENDENCY_RULES: &[(&str, &[&str], &str)] = &[
+    (
+        "aisle-core",
+        FORBIDDEN_IN_CORE,
+        "UI, camera or server crates",
+    ),
+    (
+        "aisle-hq",
+        &["zxing-cpp", "reqwest"],
+        "the decoder or an HTTP client",
+    ),
+    (
+        "aisle-till",
+        &["zxing-cpp", "reqwest"],
+        "the decoder or an HTTP client",
+    ),
+];
+
 fn check_core_dependencies() -> Result<()> {
-    let output = cargo()
-        .args([
-            "tree",
-            "-p",
-            "aisle-core",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
-        .output()
-        .context("cargo tree")?;
-    if !output.status.success() {
-        bail!(
-            "cargo tree failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+    for (package, forbidden, what) in DEPENDENCY_RULES {
+        let output = cargo()
+            .args([
+                "tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
+            ])
+            .output()
+            .context("cargo tree")?;
+        if !output.status.success() {
+            bail!(
+                "cargo tree failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let tree = String::from_utf8_lossy(&output.stdout);
+        let offenders = offenders(&tree, forbidden);
+        if !offenders.is_empty() {
+            bail!(
+                "{package} must not depend on {what}; found: {}",
+                offenders.join(", ")
+            );
+        }
+        eprintln!(
+            "dependency rule: {package} depends on none of {}",
+            forbidden.join(", ")
         );
     }
-    let tree = String::from_utf8_lossy(&output.stdout);
-    let offenders: Vec<&str> = tree
-        .lines()
+    Ok(())
+}
+
+/// The lines of a `cargo tree` listing that name a forbidden crate (or one
+/// of its family, `slint-...`).
+fn offenders<'a>(tree: &'a str, forbidden: &[&str]) -> Vec<&'a str> {
+    tree.lines()
         .filter(|line| {
             let name = line.split_whitespace().next().unwrap_or_default();
-            FORBIDDEN_IN_CORE
+            forbidden
                 .iter()
                 .any(|f| name == *f || name.starts_with(&format!("{f}-")))
         })
-        .collect();
-    if !offenders.is_empty() {
-        bail!(
-            "aisle-core must not depend on UI, camera or server crates; found: {}",
-            offenders.join(", ")
-        );
-    }
-    eprintln!(
-        "dependency rule: aisle-core depends on none of {}",
-        FORBIDDEN_IN_CORE.join(", ")
-    );
-    Ok(())
+        .collect()
 }
 
 /// The associate tablet's web front end (`ui/associate`): installed from
@@ -264,6 +285,17 @@ fn test(args: &[&str]) -> Result<()> {
             "aisle-kiosk",
             "--features",
             "aisle-hq/bench,aisle-kiosk/bench",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        // The core as HQ and the till build it: no decoder, no HTTP client.
+        run(cargo().args([
+            "clippy",
+            "-p",
+            "aisle-core",
+            "--lib",
+            "--no-default-features",
             "--",
             "-D",
             "warnings",
@@ -728,4 +760,19 @@ fn bench_replica(args: &[&str]) -> Result<()> {
         .arg("--db")
         .arg(&db)
         .args(["bench", "lookup", "--queries", "10000"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offenders;
+
+    #[test]
+    fn a_forbidden_crate_and_its_family_are_found_and_others_are_not() {
+        let tree = "aisle-core v0.0.0 (/x)\nreqwest v0.12.9\nzxing-cpp v0.4.0\nnokhwa-core v0.1.5\nserde v1.0.0\nreqwestish v1.0.0\n";
+        assert_eq!(
+            offenders(tree, &["reqwest", "zxing-cpp", "nokhwa"]),
+            ["reqwest v0.12.9", "zxing-cpp v0.4.0", "nokhwa-core v0.1.5"]
+        );
+        assert!(offenders(tree, &["slint", "axum"]).is_empty());
+    }
 }

@@ -6,6 +6,7 @@
 //! and the TypeScript bindings kept equal to the DTOs.
 
 use crate::support;
+use aisle_core::time::lit::ts;
 
 use std::path::Path;
 
@@ -321,7 +322,7 @@ fn views_are_audited_and_consent_decides_what_is_shown() {
     {
         let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
         let tx = conn.transaction().expect("tx");
-        aisle_core::members::erase(&tx, erased, "2017-10-20 11:00:00").expect("erase");
+        aisle_core::members::erase(&tx, erased, ts("2017-10-20 11:00:00")).expect("erase");
         tx.commit().expect("commit");
     }
     let refused = app.err("client_360", json!({ "memberId": erased }));
@@ -411,7 +412,7 @@ fn sign_in_checks_the_pin_locks_out_and_a_manager_unlocks() {
         1001,
         "2468",
         state.store_id(),
-        NOW,
+        ts(NOW),
         &state.policy,
     );
     assert!(
@@ -617,9 +618,9 @@ fn an_associate_issues_an_eligible_coupon() {
     // The store view: the coupon, and a kiosk visit recorded today.
     {
         let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
-        aisle_core::edits::record_visit(&mut conn, member, Some(store), "2017-10-20 09:00:00")
+        aisle_core::edits::record_visit(&mut conn, member, Some(store), ts("2017-10-20 09:00:00"))
             .expect("visit");
-        aisle_core::edits::record_visit(&mut conn, member, Some(store), "2017-10-19 09:00:00")
+        aisle_core::edits::record_visit(&mut conn, member, Some(store), ts("2017-10-19 09:00:00"))
             .expect("yesterday's visit");
     }
     let view: StoreView = app.ok("store_view", json!({}));
@@ -661,7 +662,7 @@ fn an_erasure_request_needs_a_manager_and_freezes_the_profile() {
     {
         let mut conn = aisle_core::replica::open_writer(&app.db).expect("writer");
         let tx = conn.transaction().expect("tx");
-        aisle_core::members::erase(&tx, member, "2017-10-20 12:30:00").expect("erase");
+        aisle_core::members::erase(&tx, member, ts("2017-10-20 12:30:00")).expect("erase");
         tx.commit().expect("commit");
     }
     assert_eq!(
@@ -817,12 +818,12 @@ fn only_the_window_the_capability_names_may_call_commands() {
 /// reaches HQ with the next sync, HQ erases the client everywhere, and its
 /// tombstone removes the profile from the replica: not found by search,
 /// refused as erased, the request gone. (HQ has trained no model here: the
-/// client screen works without suggestions.)
+/// client screen shows the store's popular picks.)
 #[test]
 fn an_erasure_requested_on_the_tablet_comes_back_from_hq_as_a_tombstone() {
     let hq = aisle_tests::hq::TestHq::start_with_demo();
     let store_id = hq.busy_store();
-    aisle_hq::db::save_demo_associates(&mut hq.db(), store_id, "2026-11-26 06:00:00")
+    aisle_hq::db::save_demo_associates(&mut hq.db(), store_id, ts("2026-11-26 06:00:00"))
         .expect("associates");
     let store = hq.provisioned_store("tablet-erasure");
     support::sync_once(&store.db);
@@ -851,20 +852,25 @@ fn an_erasure_requested_on_the_tablet_comes_back_from_hq_as_a_tombstone() {
         .conn()
         .query_row(
             "SELECT m.member_id, c.card_number FROM members m JOIN member_cards c USING (member_id)
-             WHERE m.erased_at IS NULL ORDER BY m.member_id LIMIT 1",
+             WHERE m.erased_at IS NULL AND m.consent_personalization = 1
+             ORDER BY m.member_id LIMIT 1",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
-        .expect("a client");
+        .expect("a client who agreed to personal picks");
     app.sign_in(SAM);
-    // HQ has trained no model: the client is shown all the same, without suggestions.
+    // HQ has trained no model: the client is shown all the same, with the
+    // store's popular picks (nothing personal) and a notice saying why.
     let client: Client360 = app.ok("client_360", json!({ "memberId": member }));
-    assert!(client.buy_again.is_empty() && client.discover.is_empty());
+    assert!(client.buy_again.is_empty(), "{:?}", client.buy_again);
+    assert!(!client.discover.is_empty(), "popular picks without a model");
     assert!(
         client
             .notice
             .as_deref()
-            .is_some_and(|n| n.contains("No suggestions yet"))
+            .is_some_and(|n| n.contains("personal picks come with this store's first model")),
+        "{:?}",
+        client.notice
     );
     assert_eq!(
         app.err("product_card", json!({ "productId": 1 })).code,

@@ -14,6 +14,7 @@
 //! of a tablet with a GPU, and opens a client's screen through it.
 
 use crate::support;
+use aisle_core::time::lit::ts;
 
 use std::path::Path;
 
@@ -38,13 +39,13 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
         .expect("open HQ");
         let now = "2026-11-26 06:00:00";
         at_hq
-            .write(|conn| aisle_hq::db::train_and_publish(conn, None, 1, now))
+            .write(|conn| aisle_hq::db::train_and_publish(conn, None, 1, ts(now)))
             .expect("train");
         at_hq
-            .write(|conn| aisle_hq::db::train_offers_and_publish(conn, Some("2017-10-01"), now))
+            .write(|conn| aisle_hq::db::train_offers_and_publish(conn, Some("2017-10-01"), ts(now)))
             .expect("train offers");
         at_hq
-            .write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, now))
+            .write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, ts(now)))
             .expect("associates");
     }
     let store = hq.provisioned_store("tablet-1");

@@ -3,6 +3,7 @@
 //! the decoder, confirmed over two frames, identified offline (signature,
 //! window, replay cache), then the welcome screen's data.
 
+use aisle_core::time::lit::ts;
 use std::time::Duration;
 
 use aisle_core::identify::accept::Confirmer;
@@ -33,7 +34,7 @@ fn a_members_phone_code_on_camera_becomes_their_welcome_screen() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut conn = replica::open_writer(&tmp.path().join("r.db")).expect("open");
     import_cj(&mut conn, &demo_dir(), &options()).expect("import demo");
-    let artifact = artifact::fit_from(&conn, None, 1, "2026-11-25 12:00:00").expect("fit");
+    let artifact = artifact::fit_from(&conn, None, 1, ts("2026-11-25 12:00:00")).expect("fit");
     let served = serve::Served::new(artifact.model);
     let (member_id, store_id, given, family): (i64, i64, String, String) = conn
         .query_row(
@@ -101,7 +102,7 @@ fn a_members_phone_code_on_camera_becomes_their_welcome_screen() {
             &served,
             member_id,
             store_id,
-            "2026-11-25 12:00:00",
+            ts("2026-11-25 12:00:00"),
             6,
             &serve::Policy::default(),
         )
@@ -160,7 +161,7 @@ fn a_members_phone_code_on_camera_becomes_their_welcome_screen() {
         &served,
         product_id,
         store_id,
-        "2026-11-25 12:00:00",
+        ts("2026-11-25 12:00:00"),
         6,
         &serve::Policy::default(),
     )
@@ -179,7 +180,7 @@ fn a_members_phone_code_on_camera_becomes_their_welcome_screen() {
             &served,
             -1,
             store_id,
-            "2026-11-25 12:00:00",
+            ts("2026-11-25 12:00:00"),
             6,
             &serve::Policy::default()
         )

@@ -2,6 +2,7 @@
 //! idempotence, all-or-nothing on every kind of bad input, skip-invalid,
 //! schema upgrades, privacy of erased members, and search.
 
+use aisle_core::time::lit::ts;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -181,7 +182,7 @@ fn reimport_changes_nothing() {
     assert!(first.written() > 100_000);
     let before = dump(&conn);
     let later = ImportOptions {
-        now: "2027-06-01 00:00:00".to_owned(),
+        now: ts("2027-06-01 00:00:00"),
         ..options()
     };
     let second = import_cj(&mut conn, &demo_dir(), &later).expect("second import");

@@ -10,6 +10,7 @@ use aisle_core::offers::ledger::{self, RedeemPolicy, RedeemRequest};
 use aisle_core::offers::model;
 use aisle_core::recommend::{artifact, serve};
 use aisle_core::replica;
+use aisle_core::time::lit::{day, ts};
 use aisle_tests::*;
 
 #[test]
@@ -19,7 +20,11 @@ fn a_scan_becomes_a_private_welcome_with_coupons_the_till_accepts() {
     import_cj(&mut conn, &demo_dir(), &options()).expect("import demo");
     let now = "2017-08-20 10:00:00";
     let now_secs = aisle_core::dates::seconds_of(now).expect("now") as u64;
-    let served = serve::Served::new(artifact::fit_from(&conn, None, 1, now).expect("fit").model);
+    let served = serve::Served::new(
+        artifact::fit_from(&conn, None, 1, ts(now))
+            .expect("fit")
+            .model,
+    );
     let offers = model::fit_from(&conn, "2017-08-01").expect("offer model");
     // A consenting member campaign 13 targets, at their home store.
     let (member_id, store_id, family): (i64, i64, String) = conn
@@ -31,7 +36,7 @@ fn a_scan_becomes_a_private_welcome_with_coupons_the_till_accepts() {
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .expect("a target");
-    let book = OfferBook::load(&conn, store_id, &now[..10]).expect("book");
+    let book = OfferBook::load(&conn, store_id, day(&now[..10])).expect("book");
     let config = KioskConfig::new(store_id);
     let models = KioskModels {
         ranking: (&served).into(),
@@ -43,7 +48,8 @@ fn a_scan_becomes_a_private_welcome_with_coupons_the_till_accepts() {
         .expect("demo key");
     let code = member_code::encode(member_id, &key, now_secs, &config.codes);
 
-    let outcome = kiosk::on_scan(&mut conn, &models, &config, &code, now, now_secs).expect("scan");
+    let outcome =
+        kiosk::on_scan(&mut conn, &models, &config, &code, ts(now), now_secs).expect("scan");
     let ScanOutcome::Welcome(screen) = outcome else {
         panic!("not a welcome: {outcome:?}");
     };
@@ -90,7 +96,7 @@ fn a_scan_becomes_a_private_welcome_with_coupons_the_till_accepts() {
     assert!(kinds.iter().filter(|k| *k == "coupon_issued").count() >= 1);
 
     // The same code again: a replay, with a sentence for the shopper.
-    match kiosk::on_scan(&mut conn, &models, &config, &code, now, now_secs + 5).expect("scan") {
+    match kiosk::on_scan(&mut conn, &models, &config, &code, ts(now), now_secs + 5).expect("scan") {
         ScanOutcome::Refused { code, message } => {
             assert_eq!(code, "replayed");
             assert!(message.contains("new code"), "{message}");
@@ -100,13 +106,21 @@ fn a_scan_becomes_a_private_welcome_with_coupons_the_till_accepts() {
     // A second visit issues nothing new (one per member per campaign).
     let later = member_code::encode(member_id, &key, now_secs + 120, &config.codes);
     let ScanOutcome::Welcome(again) =
-        kiosk::on_scan(&mut conn, &models, &config, &later, now, now_secs + 120).expect("scan")
+        kiosk::on_scan(&mut conn, &models, &config, &later, ts(now), now_secs + 120).expect("scan")
     else {
         panic!("not a welcome");
     };
     assert_eq!(again.issued, 0);
     // An unknown loyalty card and a product barcode.
-    match kiosk::on_scan(&mut conn, &models, &config, "2900000000018", now, now_secs).expect("scan")
+    match kiosk::on_scan(
+        &mut conn,
+        &models,
+        &config,
+        "2900000000018",
+        ts(now),
+        now_secs,
+    )
+    .expect("scan")
     {
         ScanOutcome::Refused { code, .. } => assert_eq!(code, "unknown_card"),
         other => panic!("{other:?}"),
@@ -120,7 +134,7 @@ fn a_scan_becomes_a_private_welcome_with_coupons_the_till_accepts() {
     )
     .expect("gtin");
     assert!(matches!(
-        kiosk::on_scan(&mut conn, &models, &config, gtin, now, now_secs).expect("scan"),
+        kiosk::on_scan(&mut conn, &models, &config, gtin, ts(now), now_secs).expect("scan"),
         ScanOutcome::Product(_)
     ));
 }

@@ -12,6 +12,7 @@ use aisle_core::offers::ledger::{self, RedeemPolicy, RedeemRequest};
 use aisle_core::offers::rules::{Channel, Ineligible};
 use aisle_core::offers::{coupon::Refusal, model};
 use aisle_core::recommend::{artifact, serve};
+use aisle_core::time::lit::{day, ts};
 use aisle_core::{replica, welcome};
 use aisle_tests::*;
 
@@ -22,7 +23,7 @@ fn a_ranked_offer_becomes_a_coupon_redeemed_once_at_the_till() {
     import_cj(&mut conn, &demo_dir(), &options()).expect("import demo");
     let fitted = model::fit_from(&conn, "2017-08-01").expect("fit");
     assert!(fitted.campaigns.contains(&8) && !fitted.campaigns.contains(&13));
-    model::store(&conn, &fitted, "2017-08-01 00:00:00").expect("store");
+    model::store(&conn, &fitted, ts("2017-08-01 00:00:00")).expect("store");
     let loaded = model::load_newest(&conn).expect("load").expect("a model");
 
     // A consenting member campaign 13 targets, at their home store, while it runs.
@@ -36,16 +37,16 @@ fn a_ranked_offer_becomes_a_coupon_redeemed_once_at_the_till() {
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .expect("a target");
-    let book = OfferBook::load(&conn, store_id, "2017-08-20").expect("book");
+    let book = OfferBook::load(&conn, store_id, day("2017-08-20")).expect("book");
     let request = DecideRequest {
         store_id,
         channel: Channel::Kiosk,
-        today: "2017-08-20".into(),
+        today: day("2017-08-20"),
         limit: 5,
         include_negative: true,
         exploration: Default::default(),
     };
-    let decision = engine::offers_for(&conn, &book, &loaded.model, member_id, now, &request)
+    let decision = engine::offers_for(&conn, &book, &loaded.model, member_id, ts(now), &request)
         .expect("decide")
         .expect("known member");
     let best = decision
@@ -64,14 +65,14 @@ fn a_ranked_offer_becomes_a_coupon_redeemed_once_at_the_till() {
             member_id,
             store_id,
             channel: Channel::Kiosk,
-            now,
+            now: ts(now),
         },
     )
     .expect("issued");
     assert!(issued.token.starts_with("AISLEC1:"));
     assert_eq!(issued.numeric_code.len(), 17);
     // Once per member: the engine now leaves the campaign out, and issuing again is refused.
-    let after = engine::offers_for(&conn, &book, &loaded.model, member_id, now, &request)
+    let after = engine::offers_for(&conn, &book, &loaded.model, member_id, ts(now), &request)
         .expect("decide")
         .expect("known member");
     assert!(after.ranked.iter().all(|r| r.campaign_id != 13));
@@ -87,14 +88,14 @@ fn a_ranked_offer_becomes_a_coupon_redeemed_once_at_the_till() {
             member_id,
             store_id,
             channel: Channel::Associate,
-            now,
+            now: ts(now),
         },
     );
     assert_eq!(again.expect_err("limit").code(), "member_limit");
 
     // The kiosk's welcome screen lists it.
     let served = serve::Served::new(
-        artifact::fit_from(&conn, None, 1, now)
+        artifact::fit_from(&conn, None, 1, ts(now))
             .expect("recommendation model")
             .model,
     );
@@ -103,7 +104,7 @@ fn a_ranked_offer_becomes_a_coupon_redeemed_once_at_the_till() {
         &served,
         member_id,
         store_id,
-        now,
+        ts(now),
         4,
         &serve::Policy::default(),
     )
@@ -159,7 +160,7 @@ fn a_ranked_offer_becomes_a_coupon_redeemed_once_at_the_till() {
         &served,
         member_id,
         store_id,
-        now,
+        ts(now),
         4,
         &serve::Policy::default(),
     )

@@ -142,11 +142,13 @@ mod serving {
         (member_id, store_id)
     }
 
+    use aisle_core::time::lit::ts;
+
     fn request(member_id: Option<i64>, store_id: i64) -> Request {
         Request {
             member_id,
             store_id,
-            now: format!("{UNTIL} 10:00:00"),
+            now: ts(&format!("{UNTIL} 10:00:00")),
             k: 8,
             public_screen: false,
             shown: Vec::new(),

@@ -6,6 +6,7 @@
 // The crash loop prints its seed and what its kills hit, for replaying a failure.
 #![allow(clippy::print_stderr)]
 
+use aisle_core::time::lit::ts;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -112,7 +113,7 @@ fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
                 kind: "dietary".into(),
                 value: "vegetarian".into(),
             }],
-            "2026-11-25 10:01:00",
+            ts("2026-11-25 10:01:00"),
         )
         .expect("preferences");
         aisle_core::edits::add_note(
@@ -120,7 +121,7 @@ fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
             member_id,
             "associate-7",
             "likes oat milk",
-            "2026-11-25 10:02:00",
+            ts("2026-11-25 10:02:00"),
         )
         .expect("note");
     }
@@ -404,7 +405,7 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
                 let member_id = members[(rng.next_u64() % members.len() as u64) as usize];
                 let at = format!("2026-11-25 {:02}:{:02}:{:02}", run % 24, idx % 60, run % 60);
                 created.push(
-                    aisle_core::edits::record_visit(&mut conn, member_id, Some(store_id), &at)
+                    aisle_core::edits::record_visit(&mut conn, member_id, Some(store_id), ts(&at))
                         .expect("visit"),
                 );
             }
@@ -516,7 +517,7 @@ fn a_long_outage_catches_up_exactly_once() {
                     &tx,
                     aisle_proto::EventKind::KioskVisit,
                     &serde_json::json!({ "member_id": member_id, "store_id": store_id, "at": at }),
-                    &at,
+                    ts(&at),
                 )
                 .expect("event"),
             );
@@ -637,7 +638,7 @@ fn faults_apply_nothing_and_sync_converges_when_they_stop() {
                 &mut conn,
                 member_id,
                 Some(store_id),
-                &format!("2026-11-25 12:00:{idx:02}"),
+                ts(&format!("2026-11-25 12:00:{idx:02}")),
             )
             .expect("visit");
         }
@@ -680,7 +681,7 @@ fn a_consent_withdrawal_always_wins() {
             member_id,
             aisle_core::edits::Consent::Marketing,
             false,
-            "2026-11-25 10:00:00",
+            ts("2026-11-25 10:00:00"),
         )
         .expect("withdraw");
         assert!(!consent(&conn).0, "effective locally at once");
@@ -704,7 +705,7 @@ fn a_consent_withdrawal_always_wins() {
             member_id,
             aisle_core::edits::Consent::Marketing,
             true,
-            "2026-11-25 09:00:00",
+            ts("2026-11-25 09:00:00"),
         )
         .expect("stale grant");
     }
@@ -726,7 +727,9 @@ fn stores_receive_and_serve_hq_models() {
         ))
         .expect("open HQ");
         at_hq
-            .write(|conn| aisle_hq::db::train_and_publish(conn, None, seed, "2026-11-25 06:00:00"))
+            .write(|conn| {
+                aisle_hq::db::train_and_publish(conn, None, seed, ts("2026-11-25 06:00:00"))
+            })
             .expect("train at HQ")
     };
     let first = publish(1);
@@ -800,7 +803,9 @@ fn stores_receive_members_history_and_the_offer_model() {
     };
     let publish = || {
         at_hq()
-            .write(|conn| aisle_hq::db::train_offers_and_publish(conn, None, "2026-11-25 06:00:00"))
+            .write(|conn| {
+                aisle_hq::db::train_offers_and_publish(conn, None, ts("2026-11-25 06:00:00"))
+            })
             .expect("train the offer model at HQ")
     };
     let first = publish();
@@ -1098,7 +1103,7 @@ fn associates_reach_their_store_with_their_pin_hash() {
                 role: Role::Associate,
                 pin,
             },
-            now,
+            ts(now),
         )
         .expect("save associate");
     };
@@ -1112,7 +1117,7 @@ fn associates_reach_their_store_with_their_pin_hash() {
             staff_id,
             pin,
             store.store_id,
-            now,
+            ts(now),
             &staff::Policy::default(),
         )
     };
@@ -1146,7 +1151,7 @@ fn associates_reach_their_store_with_their_pin_hash() {
     assert!(sign_in(7001, "1470").is_ok());
     // 7002 moves here; 7001 leaves.
     save(7002, store.store_id, "8642");
-    deactivate_associate(&mut hq.db(), 7001, now).expect("deactivate");
+    deactivate_associate(&mut hq.db(), 7001, ts(now)).expect("deactivate");
     sync_ok(&store.db);
     assert!(sign_in(7002, "8642").is_ok());
     assert!(matches!(
@@ -1187,7 +1192,7 @@ fn associates_reach_their_store_with_their_pin_hash() {
                 active: true,
                 updated_at: now.into(),
             }),
-            now,
+            ts(now),
         )
         .expect("log");
         tx.commit().expect("commit");
@@ -1237,7 +1242,7 @@ fn a_poison_event_is_quarantined_and_the_events_behind_it_apply() {
             member_id,
             "associate-7",
             "likes oat milk",
-            "2026-11-25 10:01:00",
+            ts("2026-11-25 10:01:00"),
         )
         .expect("note");
         raw(&conn, "poison-1", "preferences_set", &poison_preference);
@@ -1249,7 +1254,7 @@ fn a_poison_event_is_quarantined_and_the_events_behind_it_apply() {
                 kind: "dietary".into(),
                 value: "vegetarian".into(),
             }],
-            "2026-11-25 10:02:00",
+            ts("2026-11-25 10:02:00"),
         )
         .expect("preferences");
         vec![note, preferences]

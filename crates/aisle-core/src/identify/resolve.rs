@@ -14,6 +14,7 @@
 //! The connection must be the replica's writer (the cache and the audit are
 //! written); readers may still [`super::route`] on their own.
 
+use crate::time::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::json;
 
@@ -218,7 +219,7 @@ fn audit_refusal(
     audit::record(
         tx,
         &AuditEntry {
-            at: &timestamp(now_secs),
+            at: timestamp(now_secs),
             actor: device,
             action: CODE_REFUSED,
             member_id,
@@ -233,12 +234,13 @@ fn sql_int(value: u64) -> i64 {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a clock reading, clamped to year 9999.
-fn timestamp(now_secs: u64) -> String {
-    crate::dates::timestamp_string(sql_int(now_secs.min(253_402_300_799)))
+fn timestamp(now_secs: u64) -> Timestamp {
+    Timestamp::from_unix(sql_int(now_secs))
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::time::lit::ts;
     use std::collections::HashSet;
 
     use ed25519_dalek::SigningKey;
@@ -268,7 +270,7 @@ mod tests {
                     member_id,
                     1,
                     &demo_member_key(member_id).verifying_key(),
-                    "2026-01-01 00:00:00",
+                    ts("2026-01-01 00:00:00"),
                 )
                 .expect("key");
             }
@@ -425,7 +427,14 @@ mod tests {
     fn a_rotated_key_verifies_and_the_old_one_no_longer_does() {
         let (_dir, conn) = replica();
         let phone = SigningKey::from_bytes(&[42; 32]);
-        set_code_key(&conn, 7, 2, &phone.verifying_key(), "2026-03-01 00:00:00").expect("rotate");
+        set_code_key(
+            &conn,
+            7,
+            2,
+            &phone.verifying_key(),
+            ts("2026-03-01 00:00:00"),
+        )
+        .expect("rotate");
         let old = code_at(7, &demo_member_key(7), T0);
         assert_eq!(
             reason(&identify(&conn, &old, "k", T0, &policy()).expect("identify")),
@@ -472,7 +481,7 @@ mod tests {
         let text = code_at(7, &demo_member_key(7), T0);
         identify(&conn, &text, "k", T0, &policy()).expect("identify");
         let tx = conn.transaction().expect("tx");
-        crate::members::erase(&tx, 7, "2026-05-01 00:00:00").expect("erase");
+        crate::members::erase(&tx, 7, ts("2026-05-01 00:00:00")).expect("erase");
         tx.commit().expect("commit");
         for table in ["member_keys", "code_replays"] {
             let n: i64 = conn

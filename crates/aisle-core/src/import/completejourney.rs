@@ -25,6 +25,7 @@ use super::{
 };
 use crate::identity;
 use crate::rng::SplitMix64;
+use crate::time::Day;
 
 /// The external-id source name of Complete Journey households.
 pub const HOUSEHOLD_SOURCE: &str = "completejourney";
@@ -231,7 +232,7 @@ impl Run<'_, '_> {
             consent_marketing_at: Some(&derived.enrolled_on),
             enrolled_on: Some(&derived.enrolled_on),
         };
-        let write = self.writer.member(&member, &self.options.now, true)?;
+        let write = self.writer.member(&member, self.options.now, true)?;
         if write != super::writer::MemberWrite::Erased {
             // A demo member: a key anyone can derive (crate::keys), so
             // demos and tests can show a valid app code.
@@ -240,7 +241,7 @@ impl Run<'_, '_> {
                 household_id,
                 crate::keys::DEMO_KEY_ID,
                 key.as_bytes(),
-                &format!("{} 00:00:00", derived.enrolled_on),
+                Day::parse(&derived.enrolled_on).map_or(self.options.now, Day::start),
                 true,
             )?;
             let card = &derived.card_number;
@@ -707,7 +708,7 @@ pub fn import(
         .collect();
     homes.sort_unstable();
     for (member_id, store_id) in homes {
-        run.writer.home_store(member_id, store_id, &options.now)?;
+        run.writer.home_store(member_id, store_id, options.now)?;
     }
 
     let elapsed_ms = derived_started.elapsed().as_millis() as u64;

@@ -302,7 +302,8 @@ pub fn import(
     let mut products = Known::load(tx, "products", "product_id")?;
     let mut members = Known::load(tx, "members", "member_id")?;
     let mut campaigns = Known::load(tx, "campaigns", "campaign_id")?;
-    let now = options.now.as_str();
+    let now = options.now;
+    let now_text = now.to_string();
     let mut baskets: HashMap<i64, (Option<i64>, i64, Stamp)> = HashMap::default();
 
     for (file, name) in &files {
@@ -434,7 +435,7 @@ pub fn import(
                             price_cents,
                             stock_qty: row.parse_opt("stock_qty", parse_int)?.unwrap_or(0),
                             location: row.text("location")?,
-                            updated_at: updated_at.as_deref().unwrap_or(now),
+                            updated_at: updated_at.as_deref().unwrap_or(&now_text),
                         })?;
                     }
                     "members" => {

@@ -22,6 +22,7 @@ mod source;
 pub mod values;
 mod writer;
 
+use crate::time::Timestamp;
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -35,7 +36,7 @@ pub struct ImportOptions {
     /// Seed for derived data (demo identities of Complete Journey households).
     pub seed: u64,
     /// The time written to `updated_at` columns (injected: imports are reproducible).
-    pub now: String,
+    pub now: Timestamp,
 }
 
 impl Default for ImportOptions {
@@ -43,7 +44,7 @@ impl Default for ImportOptions {
         Self {
             skip_invalid: false,
             seed: crate::identity::DEFAULT_SEED,
-            now: "1970-01-01 00:00:00".to_owned(),
+            now: Timestamp::from_unix(0),
         }
     }
 }

@@ -87,12 +87,13 @@ pub fn parse_date(text: &str) -> Result<String, String> {
 pub struct Stamp([u8; 19]);
 
 impl Stamp {
-    /// US Eastern local time of this stamp read as UTC (see [`crate::dates::new_york_from_utc`]).
+    /// What a US Eastern wall clock read at this stamp taken as UTC
+    /// ([`crate::time::Zone::UsEastern`]).
     pub fn utc_to_new_york(self) -> Self {
-        let Some(seconds) = crate::dates::seconds_of(self.as_str()) else {
+        let Ok(at) = crate::time::Timestamp::parse(self.as_str()) else {
             return self;
         };
-        let text = crate::dates::timestamp_string(crate::dates::new_york_from_utc(seconds));
+        let text = crate::time::Zone::UsEastern.wall_clock(at).to_string();
         let mut bytes = [0u8; 19];
         bytes.copy_from_slice(&text.as_bytes()[..19]);
         Self(bytes)

@@ -8,6 +8,7 @@
 //! measured 40% slower on the bulk of an import.) Members whose personal data
 //! was erased are never rewritten by an import.
 
+use crate::time::Timestamp;
 use rusqlite::{OptionalExtension, Statement, ToSql, Transaction, params};
 
 use super::{ImportReport, TableCounts};
@@ -469,7 +470,7 @@ impl<'tx> Writer<'tx> {
     pub fn member(
         &mut self,
         m: &Member<'_>,
-        now: &str,
+        now: Timestamp,
         only_if_new: bool,
     ) -> rusqlite::Result<MemberWrite> {
         let values = params![
@@ -562,7 +563,12 @@ impl<'tx> Writer<'tx> {
     }
 
     /// Sets a member's home store if it differs.
-    pub fn home_store(&mut self, member_id: i64, store_id: i64, now: &str) -> rusqlite::Result<()> {
+    pub fn home_store(
+        &mut self,
+        member_id: i64,
+        store_id: i64,
+        now: Timestamp,
+    ) -> rusqlite::Result<()> {
         let n = self.home_store.execute(params![member_id, store_id, now])?;
         self.member.count(n > 0);
         Ok(())
@@ -688,7 +694,7 @@ impl<'tx> Writer<'tx> {
         member_id: i64,
         key_id: i64,
         public_key: &[u8; 32],
-        created_at: &str,
+        created_at: Timestamp,
         only_if_new: bool,
     ) -> rusqlite::Result<()> {
         let values = params![member_id, key_id, public_key.as_slice(), created_at];

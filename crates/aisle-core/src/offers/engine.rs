@@ -10,6 +10,7 @@
 //! coupon's products' typical price here), discount the coupon's discount
 //! at that price and cost the rule's cost of issuing.
 
+use crate::time::{Day, Timestamp};
 use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
@@ -30,8 +31,8 @@ pub struct Offer {
     pub campaign_id: i64,
     pub campaign_name: String,
     pub campaign_type: Option<String>,
-    pub starts_on: String,
-    pub ends_on: String,
+    pub starts_on: Day,
+    pub ends_on: Day,
     pub description: Option<String>,
     pub discount_cents: Option<i64>,
     pub discount_percent: Option<i64>,
@@ -65,16 +66,16 @@ impl Offer {
 #[derive(Debug, Clone, Default)]
 pub struct OfferBook {
     pub store_id: i64,
-    pub day: String,
+    pub day: Day,
     pub offers: Vec<Offer>,
 }
 
 impl OfferBook {
-    /// Coupons of campaigns running on `day` (`YYYY-MM-DD`) at `store_id`.
-    pub fn load(conn: &Connection, store_id: i64, day: &str) -> rusqlite::Result<Self> {
+    /// Coupons of campaigns running on `day` at `store_id`.
+    pub fn load(conn: &Connection, store_id: i64, day: Day) -> rusqlite::Result<Self> {
         Ok(OfferBook {
             store_id,
-            day: day.to_owned(),
+            day,
             offers: load_offers(conn, store_id, Some(day), None)?,
         })
     }
@@ -94,7 +95,7 @@ impl OfferBook {
 fn load_offers(
     conn: &Connection,
     store_id: i64,
-    day: Option<&str>,
+    day: Option<Day>,
     coupon: Option<i64>,
 ) -> rusqlite::Result<Vec<Offer>> {
     let mut offers: Vec<Offer> = conn
@@ -187,7 +188,7 @@ pub struct DecideRequest {
     pub store_id: i64,
     pub channel: Channel,
     /// `YYYY-MM-DD`: which campaigns run and which limits apply.
-    pub today: String,
+    pub today: Day,
     /// At most this many ranked offers.
     pub limit: usize,
     /// Offers of negative expected value are left out unless this is set.
@@ -276,8 +277,8 @@ pub fn decide(
         let signals = history.signals(&offer.products);
         let terms = OfferTerms {
             campaign_id: offer.campaign_id,
-            starts_on: &offer.starts_on,
-            ends_on: &offer.ends_on,
+            starts_on: offer.starts_on,
+            ends_on: offer.ends_on,
             rule: &offer.rule,
         };
         if let Err(why) = rules::eligibility(
@@ -285,7 +286,7 @@ pub fn decide(
             member,
             usage,
             request.channel,
-            &request.today,
+            request.today,
             signals.affinity_lines,
         ) {
             decision.refused.push((offer.coupon_id, why));
@@ -414,7 +415,7 @@ pub fn offers_for(
     book: &OfferBook,
     model: &RedeemModel,
     member_id: i64,
-    now: &str,
+    now: Timestamp,
     request: &DecideRequest,
 ) -> rusqlite::Result<Option<Decision>> {
     let Some(member) = MemberFacts::load(conn, member_id, now)? else {
@@ -428,10 +429,10 @@ pub fn offers_for(
     let since = book
         .offers
         .iter()
-        .map(|o| o.starts_on.as_str())
+        .map(|o| o.starts_on)
         .min()
-        .unwrap_or(&request.today);
-    let usage = StoreUsage::load(conn, request.store_id, &request.today, since)?;
+        .unwrap_or(request.today);
+    let usage = StoreUsage::load(conn, request.store_id, request.today, since)?;
     Ok(Some(decide(
         book, &member, &history, &usage, model, request,
     )))
@@ -439,6 +440,7 @@ pub fn offers_for(
 
 #[cfg(test)]
 mod tests {
+    use crate::time::lit::day;
     use std::collections::{BTreeMap, HashMap, HashSet};
 
     use super::*;
@@ -469,8 +471,8 @@ mod tests {
             campaign_id,
             campaign_name: format!("campaign {campaign_id}"),
             campaign_type: None,
-            starts_on: "2026-03-01".into(),
-            ends_on: "2026-03-31".into(),
+            starts_on: day("2026-03-01"),
+            ends_on: day("2026-03-31"),
             description: Some(format!("coupon {coupon_id}")),
             discount_cents: Some(50),
             discount_percent: None,
@@ -507,7 +509,7 @@ mod tests {
         DecideRequest {
             store_id: 1,
             channel: Channel::Kiosk,
-            today: "2026-03-10".into(),
+            today: day("2026-03-10"),
             limit: 10,
             include_negative: false,
             exploration: Exploration::default(),
@@ -536,7 +538,7 @@ mod tests {
     fn book(offers: Vec<Offer>) -> OfferBook {
         OfferBook {
             store_id: 1,
-            day: "2026-03-10".into(),
+            day: day("2026-03-10"),
             offers,
         }
     }
@@ -710,7 +712,8 @@ mod tests {
             super::super::features::for_campaign_targets(&conn, 1, "2026-03-01").expect("bulk");
         assert_eq!(bulk.len(), 3);
         for (member, signals) in &bulk {
-            let one = MemberHistory::load(&conn, *member, "2026-03-01").expect("history");
+            let one =
+                MemberHistory::load(&conn, *member, day("2026-03-01").start()).expect("history");
             assert_eq!(*signals, one.signals(&[100, 300]), "member {member}");
         }
         assert_eq!(

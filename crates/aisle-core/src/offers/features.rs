@@ -4,6 +4,7 @@
 //! ways that must agree: in bulk for a campaign's targets (training, the
 //! evaluation, batch scoring) and from one member's history (serving).
 
+use crate::time::Timestamp;
 use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
@@ -105,7 +106,7 @@ pub struct MemberHistory {
 }
 
 impl MemberHistory {
-    pub fn load(conn: &Connection, member_id: i64, before: &str) -> rusqlite::Result<Self> {
+    pub fn load(conn: &Connection, member_id: i64, before: Timestamp) -> rusqlite::Result<Self> {
         let mut history = MemberHistory::default();
         let mut statement = conn.prepare_cached(
             "SELECT l.product_id, count(*), count(*) FILTER (WHERE l.coupon_disc_cents <> 0),

@@ -3,6 +3,7 @@
 //! once are serialized, so neither can pass a limit the other just reached),
 //! then the signed instance written with its outbox event by the ledger.
 
+use crate::time::Timestamp;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::coupon;
@@ -58,20 +59,17 @@ impl From<Channel> for coupon::Channel {
 /// What to issue, to whom, where and when (`now`: store-local
 /// `YYYY-MM-DD HH:MM:SS`, the clock read by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OfferIssue<'a> {
+pub struct OfferIssue {
     pub coupon_id: i64,
     pub member_id: i64,
     pub store_id: i64,
     pub channel: Channel,
-    pub now: &'a str,
+    pub now: Timestamp,
 }
 
 /// Issues the coupon if the offer's rules allow it now, in one immediate
 /// transaction on the replica's writer.
-pub fn issue_offer(
-    conn: &Connection,
-    request: &OfferIssue<'_>,
-) -> Result<IssuedCoupon, IssueError> {
+pub fn issue_offer(conn: &Connection, request: &OfferIssue) -> Result<IssuedCoupon, IssueError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let issued = issue_offer_in(&tx, request)?;
     tx.commit()?;
@@ -81,12 +79,12 @@ pub fn issue_offer(
 /// [`issue_offer`] inside the caller's immediate transaction.
 pub fn issue_offer_in(
     tx: &Transaction<'_>,
-    request: &OfferIssue<'_>,
+    request: &OfferIssue,
 ) -> Result<IssuedCoupon, IssueError> {
-    let now_secs = crate::dates::seconds_of(request.now)
+    let now_secs = Some(request.now.unix())
         .filter(|s| *s >= 0)
-        .ok_or_else(|| IssueError::BadTime(request.now.to_owned()))?;
-    let today = &request.now[..10];
+        .ok_or_else(|| IssueError::BadTime(request.now.to_string()))?;
+    let today = request.now.day();
     let offer = OfferBook::load_coupon(tx, request.store_id, request.coupon_id)?
         .ok_or(IssueError::UnknownCoupon(request.coupon_id))?;
     let member = MemberFacts::load(tx, request.member_id, request.now)?
@@ -96,11 +94,11 @@ pub fn issue_offer_in(
     } else {
         0
     };
-    let usage = StoreUsage::load(tx, request.store_id, today, &offer.starts_on)?;
+    let usage = StoreUsage::load(tx, request.store_id, today, offer.starts_on)?;
     let terms = OfferTerms {
         campaign_id: offer.campaign_id,
-        starts_on: &offer.starts_on,
-        ends_on: &offer.ends_on,
+        starts_on: offer.starts_on,
+        ends_on: offer.ends_on,
         rule: &offer.rule,
     };
     rules::eligibility(terms, &member, &usage, request.channel, today, affinity).map_err(
@@ -110,8 +108,7 @@ pub fn issue_offer_in(
             reason,
         },
     )?;
-    let campaign_end =
-        crate::dates::seconds_of(&format!("{} 23:59:59", offer.ends_on)).unwrap_or(now_secs);
+    let campaign_end = offer.ends_on.end().unix();
     let expires = (now_secs + offer.rule.valid_days * 86_400).min(campaign_end);
     Ok(ledger::issue_in(
         tx,
@@ -128,6 +125,7 @@ pub fn issue_offer_in(
 
 #[cfg(test)]
 mod tests {
+    use crate::time::lit::ts;
     use std::sync::{Arc, Barrier};
 
     use super::*;
@@ -150,7 +148,7 @@ mod tests {
         conn
     }
 
-    fn request(coupon_id: i64, member_id: i64, now: &str) -> OfferIssue<'_> {
+    fn request(coupon_id: i64, member_id: i64, now: Timestamp) -> OfferIssue {
         OfferIssue {
             coupon_id,
             member_id,
@@ -173,43 +171,49 @@ mod tests {
         let conn = replica(&dir.path().join("r.db"));
         let now = "2026-03-10 09:00:00";
         assert_eq!(
-            refusal(issue_offer(&conn, &request(99, 1, now))),
+            refusal(issue_offer(&conn, &request(99, 1, ts(now)))),
             "unknown_coupon"
         );
         assert_eq!(
-            refusal(issue_offer(&conn, &request(10, 99, now))),
+            refusal(issue_offer(&conn, &request(10, 99, ts(now)))),
             "unknown_member"
         );
         assert_eq!(
-            refusal(issue_offer(&conn, &request(10, 1, "March"))),
+            refusal(issue_offer(
+                &conn,
+                &request(10, 1, Timestamp::from_unix(-1))
+            )),
             "invalid"
         );
         assert_eq!(
-            refusal(issue_offer(&conn, &request(10, 3, now))),
+            refusal(issue_offer(&conn, &request(10, 3, ts(now)))),
             "no_consent"
         );
         assert_eq!(
-            refusal(issue_offer(&conn, &request(10, 1, "2026-02-28 09:00:00"))),
+            refusal(issue_offer(
+                &conn,
+                &request(10, 1, ts("2026-02-28 09:00:00"))
+            )),
             "not_started"
         );
-        let first = issue_offer(&conn, &request(10, 1, now)).expect("issued");
+        let first = issue_offer(&conn, &request(10, 1, ts(now))).expect("issued");
         // Valid 14 days by default.
         assert_eq!(
             crate::dates::timestamp_string(first.expires_at as i64),
             "2026-03-24 09:00:00"
         );
         assert_eq!(
-            refusal(issue_offer(&conn, &request(10, 1, now))),
+            refusal(issue_offer(&conn, &request(10, 1, ts(now)))),
             "member_limit"
         );
         assert_eq!(
-            refusal(issue_offer(&conn, &request(10, 2, now))),
+            refusal(issue_offer(&conn, &request(10, 2, ts(now)))),
             "store_daily_limit"
         );
         // The next day the store may issue one more.
-        issue_offer(&conn, &request(10, 2, "2026-03-11 09:00:00")).expect("next day");
+        issue_offer(&conn, &request(10, 2, ts("2026-03-11 09:00:00"))).expect("next day");
         // Never valid past the campaign's last day, and open to a member without consent.
-        let open = issue_offer(&conn, &request(20, 3, now)).expect("open offer");
+        let open = issue_offer(&conn, &request(20, 3, ts(now))).expect("open offer");
         assert_eq!(
             crate::dates::timestamp_string(open.expires_at as i64),
             "2026-03-20 23:59:59"
@@ -247,7 +251,7 @@ mod tests {
                     std::thread::spawn(move || {
                         let conn = crate::replica::open_writer(&path).expect("writer");
                         barrier.wait();
-                        issue_offer(&conn, &request(10, member, &now))
+                        issue_offer(&conn, &request(10, member, ts(&now)))
                     })
                 })
                 .into_iter()

@@ -23,6 +23,7 @@
 //! store are in `coupon_issuers`; both are kept by [`crate::keys`]. The
 //! clock is always an input.
 
+use crate::time::Timestamp;
 use aisle_proto::{CouponInstanceRecord, CouponRedemptionRecord};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
@@ -181,8 +182,8 @@ fn sql_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn timestamp(secs: u64) -> String {
-    crate::dates::timestamp_string(sql_int(secs.min(253_402_300_799)))
+fn timestamp(secs: u64) -> Timestamp {
+    Timestamp::from_unix(sql_int(secs))
 }
 
 fn day(secs: u64) -> String {
@@ -236,7 +237,7 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
     let now = timestamp(req.issued_at);
     tx.prepare_cached("INSERT OR IGNORE INTO stores (store_id, name) VALUES (?1, 'Store ' || ?1)")?
         .execute([req.store_id])?;
-    let (key_id, key) = keys::issuing_key_or_make(tx, req.store_id, &now)?;
+    let (key_id, key) = keys::issuing_key_or_make(tx, req.store_id, now)?;
     let serial = new_serial(tx)?;
     let instance = Instance {
         serial: serial.clone(),
@@ -274,10 +275,10 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
             store_id: req.store_id,
             key_id,
             channel: req.channel.name().to_owned(),
-            issued_at: now.clone(),
-            expires_at: expires,
+            issued_at: now.to_string(),
+            expires_at: expires.to_string(),
         },
-        &now,
+        now,
     )?;
     Ok(IssuedCoupon {
         issue_id,
@@ -630,14 +631,14 @@ pub fn redeem(
             issuer_store_id: instance.store_id,
             key_id: instance.key_id,
             channel: instance.channel.name().to_owned(),
-            expires_at: timestamp(instance.expires_at),
+            expires_at: timestamp(instance.expires_at).to_string(),
             store_id: req.store_id,
-            redeemed_at: now.clone(),
+            redeemed_at: now.to_string(),
             till_id: req.till_id.to_owned(),
             value_cents: accepted.value_cents,
             offline_risk: accepted.offline_risk,
         },
-        &now,
+        now,
     )?;
     tx.commit()?;
     tracing::info!(serial = %accepted.serial, value_cents = accepted.value_cents, offline_risk = accepted.offline_risk, "coupon redeemed");
@@ -664,7 +665,7 @@ fn audit_refusal(
     audit::record(
         tx,
         &AuditEntry {
-            at: &timestamp(req.now_secs),
+            at: timestamp(req.now_secs),
             actor: req.till_id,
             action: COUPON_REFUSED,
             member_id: req.member_id,

@@ -1,5 +1,6 @@
 use std::sync::{Arc, Barrier};
 
+use crate::time::lit::ts;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -51,13 +52,13 @@ fn setup(conn: &Connection) {
         )
         .expect("member");
     }
-    set_issuing_key(conn, HERE, 1, &seeded_key(1), "2026-01-01 00:00:00").expect("our key");
+    set_issuing_key(conn, HERE, 1, &seeded_key(1), ts("2026-01-01 00:00:00")).expect("our key");
     add_issuer(
         conn,
         OTHER,
         1,
         &seeded_key(2).verifying_key(),
-        "2026-01-01 00:00:00",
+        ts("2026-01-01 00:00:00"),
     )
     .expect("their key");
     conn.execute_batch("COMMIT").expect("commit");

@@ -9,6 +9,7 @@
 //! the same data always gives the same model. The model is stored in the
 //! replica as JSON with its SHA-256 (`offer_models`).
 
+use crate::time::Timestamp;
 use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -383,7 +384,11 @@ pub fn fit_from(conn: &Connection, until: &str) -> Result<RedeemModel, ModelErro
 }
 
 /// Stores a model; returns its id.
-pub fn store(conn: &Connection, model: &RedeemModel, created_at: &str) -> Result<i64, ModelError> {
+pub fn store(
+    conn: &Connection,
+    model: &RedeemModel,
+    created_at: Timestamp,
+) -> Result<i64, ModelError> {
     let body = serde_json::to_string(model).map_err(|e| ModelError::Damaged {
         model_id: 0,
         what: e.to_string(),
@@ -396,7 +401,7 @@ fn insert(
     conn: &Connection,
     model: &RedeemModel,
     body: &str,
-    created_at: &str,
+    created_at: Timestamp,
 ) -> Result<i64, ModelError> {
     conn.prepare_cached(
         "INSERT INTO offer_models (format_version, created_at, trained_until, sha256, body)
@@ -486,7 +491,7 @@ pub fn day_after_data(conn: &Connection) -> rusqlite::Result<Option<String>> {
 pub fn store_received(
     conn: &Connection,
     bytes: &[u8],
-    created_at: &str,
+    created_at: Timestamp,
 ) -> Result<i64, ModelError> {
     let damaged = |what: String| ModelError::Damaged { model_id: 0, what };
     let body = std::str::from_utf8(bytes).map_err(|e| damaged(e.to_string()))?;
@@ -534,6 +539,7 @@ pub fn newest_trained_until(conn: &Connection) -> rusqlite::Result<Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::lit::ts;
 
     fn example(coupon_lines: u32, affinity: u32, kind: &str, redeemed: bool) -> Example {
         Example {
@@ -613,8 +619,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let conn = crate::replica::open_writer(&dir.path().join("r.db")).expect("replica");
         let model = small_model();
-        let first = store(&conn, &model, "2026-01-01 00:00:00").expect("store");
-        let second = store(&conn, &model, "2026-01-02 00:00:00").expect("store");
+        let first = store(&conn, &model, ts("2026-01-01 00:00:00")).expect("store");
+        let second = store(&conn, &model, ts("2026-01-02 00:00:00")).expect("store");
         conn.execute(
             "UPDATE offer_models SET body = replace(body, '\"intercept\":', '\"intercept\": ') WHERE model_id = ?1",
             [second],
@@ -630,7 +636,7 @@ mod tests {
         // A body whose checksum matches but whose numbers are not finite is refused too.
         let mut bad = model.clone();
         bad.weights[0] = f64::NAN;
-        store(&conn, &bad, "2026-01-03 00:00:00").expect("store");
+        store(&conn, &bad, ts("2026-01-03 00:00:00")).expect("store");
         assert_eq!(
             load_newest(&conn).expect("load").expect("a model").model_id,
             first
@@ -660,7 +666,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    store_received(&conn, &refused, "2026-01-01 00:00:00"),
+                    store_received(&conn, &refused, ts("2026-01-01 00:00:00")),
                     Err(ModelError::Damaged { .. })
                 ),
                 "{}",
@@ -671,7 +677,7 @@ mod tests {
             shipped(&conn, None).expect("read").is_none(),
             "nothing kept"
         );
-        let id = store_received(&conn, &bytes, "2026-01-02 00:00:00").expect("kept");
+        let id = store_received(&conn, &bytes, ts("2026-01-02 00:00:00")).expect("kept");
         let kept = shipped(&conn, Some(id)).expect("read").expect("the model");
         assert_eq!(kept.bytes, bytes);
         assert_eq!(kept.trained_until, "2017-07-01");

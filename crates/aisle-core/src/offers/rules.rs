@@ -2,6 +2,7 @@
 //! ranking and issuing apply: the same function decides what the kiosk shows
 //! and what the issuing transaction accepts.
 
+use crate::time::{Day, Timestamp};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -236,8 +237,8 @@ impl Ineligible {
 #[derive(Debug, Clone, Copy)]
 pub struct OfferTerms<'a> {
     pub campaign_id: i64,
-    pub starts_on: &'a str,
-    pub ends_on: &'a str,
+    pub starts_on: Day,
+    pub ends_on: Day,
     pub rule: &'a Rule,
 }
 
@@ -249,7 +250,7 @@ pub fn eligibility(
     member: &MemberFacts,
     usage: &StoreUsage,
     channel: Channel,
-    today: &str,
+    today: Day,
     affinity: u32,
 ) -> Result<(), Ineligible> {
     let rule = offer.rule;
@@ -318,7 +319,11 @@ pub fn eligibility(
 impl MemberFacts {
     /// Loads what the rules need about `member_id` at `now` (a timestamp);
     /// `None` for an unknown member.
-    pub fn load(conn: &Connection, member_id: i64, now: &str) -> rusqlite::Result<Option<Self>> {
+    pub fn load(
+        conn: &Connection,
+        member_id: i64,
+        now: Timestamp,
+    ) -> rusqlite::Result<Option<Self>> {
         let Some((tier, consent)) = conn
             .prepare_cached(&format!(
                 "SELECT tier, {} FROM members WHERE member_id = ?1",
@@ -395,8 +400,8 @@ impl StoreUsage {
     pub fn load(
         conn: &Connection,
         store_id: i64,
-        today: &str,
-        since: &str,
+        today: Day,
+        since: Day,
     ) -> rusqlite::Result<Self> {
         let mut usage = StoreUsage::default();
         let mut statement = conn.prepare_cached(
@@ -417,6 +422,7 @@ impl StoreUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::lit::day;
 
     fn member() -> MemberFacts {
         MemberFacts {
@@ -437,12 +443,12 @@ mod tests {
         rule: &Rule,
         member: &MemberFacts,
         usage: &StoreUsage,
-        today: &str,
+        today: Day,
     ) -> Result<(), Ineligible> {
         let offer = OfferTerms {
             campaign_id: 1,
-            starts_on: "2026-03-01",
-            ends_on: "2026-03-31",
+            starts_on: day("2026-03-01"),
+            ends_on: day("2026-03-31"),
             rule,
         };
         eligibility(offer, member, usage, Channel::Kiosk, today, 3)
@@ -453,24 +459,24 @@ mod tests {
     fn every_rule_refuses_with_its_own_reason() {
         let usage = StoreUsage::default();
         let base = Rule::default();
-        let ok = |rule: &Rule, m: &MemberFacts| check(rule, m, &usage, "2026-03-10");
+        let ok = |rule: &Rule, m: &MemberFacts| check(rule, m, &usage, day("2026-03-10"));
         assert_eq!(ok(&base, &member()), Ok(()));
         assert_eq!(
-            check(&base, &member(), &usage, "2026-03-01"),
+            check(&base, &member(), &usage, day("2026-03-01")),
             Ok(()),
             "first day"
         );
         assert_eq!(
-            check(&base, &member(), &usage, "2026-03-31"),
+            check(&base, &member(), &usage, day("2026-03-31")),
             Ok(()),
             "last day"
         );
         assert_eq!(
-            check(&base, &member(), &usage, "2026-02-28"),
+            check(&base, &member(), &usage, day("2026-02-28")),
             Err(Ineligible::NotStarted)
         );
         assert_eq!(
-            check(&base, &member(), &usage, "2026-04-01"),
+            check(&base, &member(), &usage, day("2026-04-01")),
             Err(Ineligible::Ended)
         );
         let m = MemberFacts {
@@ -560,7 +566,7 @@ mod tests {
             ..Rule::default()
         };
         assert_eq!(
-            check(&rule, &member(), &used, "2026-03-10"),
+            check(&rule, &member(), &used, day("2026-03-10")),
             Err(Ineligible::StoreDailyLimit)
         );
         let rule = Rule {
@@ -569,7 +575,7 @@ mod tests {
             ..Rule::default()
         };
         assert_eq!(
-            check(&rule, &member(), &used, "2026-03-10"),
+            check(&rule, &member(), &used, day("2026-03-10")),
             Err(Ineligible::StoreLimit)
         );
         let rule = Rule {

@@ -9,6 +9,7 @@
 //! agree ([`Model::check`]); serving then falls back to the previous good
 //! artifact.
 
+use crate::time::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -433,7 +434,7 @@ pub fn fit_from(
     conn: &Connection,
     until: Option<&str>,
     seed: u64,
-    now: &str,
+    now: Timestamp,
 ) -> Result<Artifact, ArtifactError> {
     use super::history::{History, day_of};
     let until = match until {
@@ -457,7 +458,7 @@ pub fn fit_from(
     };
     Ok(Artifact {
         trained_until: until,
-        created_at: now.to_owned(),
+        created_at: now.to_string(),
         seed,
         model: super::model::fit(&history, &kinds, as_of, &options),
     })

@@ -13,6 +13,7 @@
 //! ranks what sells at the store by the replica's newest baskets, with the
 //! same business filters, and nothing personal.
 
+use crate::time::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -85,7 +86,7 @@ pub struct Request {
     pub member_id: Option<i64>,
     pub store_id: i64,
     /// `YYYY-MM-DD HH:MM:SS`, store-local; history after it is ignored.
-    pub now: String,
+    pub now: Timestamp,
     pub k: usize,
     /// A kiosk screen others can see.
     pub public_screen: bool,
@@ -229,7 +230,7 @@ pub fn member_trips(
     conn: &Connection,
     served: &Served,
     member_id: i64,
-    now: &str,
+    now: Timestamp,
 ) -> rusqlite::Result<Vec<Trip>> {
     let mut stmt = conn.prepare_cached(
         "SELECT b.basket_id, b.store_id, b.purchased_at, l.product_id
@@ -266,7 +267,11 @@ pub fn member_trips(
 }
 
 /// The store of most of the member's baskets before `now` (ties: lowest id).
-pub fn usual_store(conn: &Connection, member_id: i64, now: &str) -> rusqlite::Result<Option<i64>> {
+pub fn usual_store(
+    conn: &Connection,
+    member_id: i64,
+    now: Timestamp,
+) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached(
         "SELECT store_id FROM baskets WHERE member_id = ?1 AND purchased_at < ?2 || ''
          GROUP BY store_id ORDER BY count(*) DESC, store_id LIMIT 1",
@@ -424,7 +429,7 @@ pub fn recommend(
     policy: &Policy,
 ) -> rusqlite::Result<Lists> {
     let model = &served.model;
-    let now_day = day_of(&request.now).unwrap_or(model.as_of_day);
+    let now_day = i32::try_from(request.now.day().days()).unwrap_or(model.as_of_day);
     let (mut buy_again, mut discover) = (
         Filler::new(conn, policy, request),
         Filler::new(conn, policy, request),
@@ -436,7 +441,7 @@ pub fn recommend(
     };
     let personalize = consents.is_some_and(|facts| consent::may_personalize(&facts));
     let trips = match request.member_id {
-        Some(member_id) if personalize => member_trips(conn, served, member_id, &request.now)?,
+        Some(member_id) if personalize => member_trips(conn, served, member_id, request.now)?,
         _ => Vec::new(),
     };
     let notice_code = match (request.member_id, consents) {
@@ -557,7 +562,7 @@ pub fn batch_list(
     conn: &Connection,
     served: &Served,
     member_id: i64,
-    now: &str,
+    now: Timestamp,
     k: usize,
     list: super::model::List,
 ) -> rusqlite::Result<Vec<Pick>> {
@@ -565,7 +570,7 @@ pub fn batch_list(
     let request = Request {
         member_id: Some(member_id),
         store_id,
-        now: now.to_owned(),
+        now,
         k,
         public_screen: false,
         shown: Vec::new(),
@@ -611,7 +616,7 @@ impl Bestsellers {
 
     /// Counts the newest baskets before `now` (store-local `YYYY-MM-DD
     /// HH:MM:SS`) at `store_id`, and at every store.
-    pub fn load(conn: &Connection, store_id: i64, now: &str) -> rusqlite::Result<Self> {
+    pub fn load(conn: &Connection, store_id: i64, now: Timestamp) -> rusqlite::Result<Self> {
         let counted = |store: Option<i64>, limit: usize| -> rusqlite::Result<Vec<(i64, f32)>> {
             let mut stmt = conn.prepare_cached(
                 "WITH recent AS (
@@ -735,6 +740,7 @@ impl Ranking<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::lit::ts;
 
     /// Store 1 sells products 10 (in two baskets) and 11 (in one); store 2
     /// sells 12; a basket after `now` is not counted.
@@ -764,7 +770,7 @@ mod tests {
         Request {
             member_id,
             store_id: 1,
-            now: "2026-03-05 12:00:00".into(),
+            now: ts("2026-03-05 12:00:00"),
             k: 4,
             public_screen: true,
             shown: Vec::new(),
@@ -775,7 +781,7 @@ mod tests {
     fn without_a_model_the_stores_bestsellers_are_served_and_nothing_is_personal() {
         let dir = tempfile::tempdir().expect("tempdir");
         let conn = replica(dir.path());
-        let bestsellers = Bestsellers::load(&conn, 1, "2026-03-05 12:00:00").expect("load");
+        let bestsellers = Bestsellers::load(&conn, 1, ts("2026-03-05 12:00:00")).expect("load");
         assert_eq!(bestsellers.here, vec![(10, 1.0), (11, 0.5)]);
         assert_eq!(
             bestsellers.overall,

@@ -17,18 +17,25 @@
 //!
 //! Every failure is recorded in `sync_state` with a stable code and reason.
 
+#[cfg(feature = "http")]
 pub mod client;
 pub mod records;
 
-use std::io::{BufRead, Write};
+use crate::time::Timestamp;
+use std::io::BufRead;
+#[cfg(feature = "http")]
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use aisle_proto::{Change, ChangeBatch, EventUpload, PROTOCOL_VERSION, SnapshotManifest};
+#[cfg(feature = "http")]
+use aisle_proto::EventUpload;
+use aisle_proto::{Change, ChangeBatch, PROTOCOL_VERSION, SnapshotManifest};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::outbox::{self, OutboxError};
 
+#[cfg(feature = "http")]
 pub use client::Transport;
 
 /// The one partition a store replicates (its store's).
@@ -133,7 +140,7 @@ impl Credentials {
     }
 
     /// Stores the credentials (provisioning). Refuses to move a replica to another store.
-    pub fn save(&self, conn: &mut Connection) -> Result<(), SyncError> {
+    pub fn save(&self, conn: &mut Connection, now: Timestamp) -> Result<(), SyncError> {
         self.verifying_key()?;
         if let Some(existing) = Self::load(conn)?.filter(|e| e.store_id != self.store_id) {
             return Err(SyncError::Config {
@@ -154,7 +161,7 @@ impl Credentials {
         };
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if let Some((key_id, key)) = &issuer {
-            crate::keys::set_issuing_key(&tx, self.store_id, *key_id, key, "provisioning")?;
+            crate::keys::set_issuing_key(&tx, self.store_id, *key_id, key, now)?;
         }
         for (key, value) in [
             ("sync.hq_url", Some(self.hq_url.clone())),
@@ -378,7 +385,12 @@ pub fn status(conn: &Connection) -> Result<Status, SyncError> {
     })
 }
 
-fn record_outcome(conn: &Connection, now: &str, error: Option<&SyncError>) -> rusqlite::Result<()> {
+#[cfg(feature = "http")]
+fn record_outcome(
+    conn: &Connection,
+    now: Timestamp,
+    error: Option<&SyncError>,
+) -> rusqlite::Result<()> {
     match error {
         None => conn.execute(
             "INSERT INTO sync_state (partition, last_success_at) VALUES (?1, ?2)
@@ -398,11 +410,12 @@ fn record_outcome(conn: &Connection, now: &str, error: Option<&SyncError>) -> ru
 
 /// One full sync (bootstrap if needed, upload, deltas), with its outcome
 /// recorded in `sync_state` either way.
+#[cfg(feature = "http")]
 pub fn run_once(
     conn: &mut Connection,
     transport: &Transport,
     options: &SyncOptions,
-    now: &str,
+    now: Timestamp,
 ) -> Result<SyncReport, SyncError> {
     let result = run_steps(conn, transport, options, now);
     if let Err(err) = &result {
@@ -412,11 +425,12 @@ pub fn run_once(
     result
 }
 
+#[cfg(feature = "http")]
 fn run_steps(
     conn: &mut Connection,
     transport: &Transport,
     options: &SyncOptions,
-    now: &str,
+    now: Timestamp,
 ) -> Result<SyncReport, SyncError> {
     let credentials = Credentials::load(conn)?.ok_or(SyncError::NotProvisioned)?;
     let mut report = SyncReport::default();
@@ -431,11 +445,12 @@ fn run_steps(
 }
 
 /// Uploads the whole outbox in order.
+#[cfg(feature = "http")]
 pub fn upload(
     conn: &mut Connection,
     transport: &Transport,
     options: &SyncOptions,
-    now: &str,
+    now: Timestamp,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     loop {
@@ -488,6 +503,7 @@ pub fn upload(
 }
 
 /// Applies delta batches until HQ has no more.
+#[cfg(feature = "http")]
 pub fn pull(
     conn: &mut Connection,
     transport: &Transport,
@@ -527,6 +543,7 @@ pub fn pull(
     }
 }
 
+#[cfg(feature = "http")]
 fn unreachable_gap(position: u64, batch: &ChangeBatch) -> Result<(), SyncError> {
     Err(SyncError::Protocol {
         what: format!(
@@ -541,6 +558,7 @@ pub type ReceivedModel = (aisle_proto::ModelInfo, Vec<u8>);
 
 /// The bytes of every model a batch publishes (of the kinds this store
 /// knows), each checked against its signed checksum.
+#[cfg(feature = "http")]
 fn fetch_models(
     transport: &Transport,
     changes: &[Change],
@@ -603,6 +621,7 @@ pub fn apply_batch_with(
 }
 
 /// Bootstraps an empty replica; returns the number of records applied.
+#[cfg(feature = "http")]
 pub fn bootstrap(
     conn: &mut Connection,
     transport: &Transport,
@@ -717,7 +736,9 @@ fn keep_model(
     };
     match info.kind.as_str() {
         aisle_proto::ModelInfo::OFFERS => {
-            crate::offers::model::store_received(tx, bytes, &info.created_at)
+            let created_at = Timestamp::parse(&info.created_at)
+                .map_err(|err| malformed(format!("the model's creation time: {err}")))?;
+            crate::offers::model::store_received(tx, bytes, created_at)
                 .map_err(|err| malformed(err.to_string()))?;
         }
         _ => {
@@ -810,6 +831,7 @@ fn rebuild_search(
 
 /// Looks a member up at HQ and keeps the profile (HQ adds the member to
 /// this store's partition, so later changes follow). `Ok(None)`: unknown or erased.
+#[cfg(feature = "http")]
 pub fn lookup_member(
     conn: &mut Connection,
     transport: &Transport,
@@ -825,6 +847,7 @@ pub fn lookup_member(
     Ok(kept.then_some(member.member_id))
 }
 
+#[cfg(feature = "http")]
 fn sanitize(id: &str) -> String {
     id.chars()
         .map(|c| {
@@ -849,6 +872,7 @@ fn io(path: &Path, source: std::io::Error) -> SyncError {
 }
 
 /// Writes a file so that it is either absent or whole, even after a kill.
+#[cfg(feature = "http")]
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
     let partial = path.with_extension("partial");
     let mut file = std::fs::File::create(&partial).map_err(|source| io(&partial, source))?;

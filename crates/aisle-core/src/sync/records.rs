@@ -8,6 +8,8 @@ use aisle_proto::{
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::time::Timestamp;
+
 /// The member columns [`member_from_row`] reads, in order (prefix with a table alias as needed).
 pub const MEMBER_COLUMNS: &str = "member_id, given_name, family_name, display_name, phone, email, \
      home_store_id, tier, consent_personalization, consent_personalization_at, consent_marketing, \
@@ -479,6 +481,11 @@ pub fn read_coupon(conn: &Connection, coupon_id: i64) -> rusqlite::Result<Option
 /// changes nothing. Records that refer to rows the replica does not hold
 /// (a target outside the partition, a product not in the catalog) are
 /// skipped for those rows, never failed: HQ owns the catalog and the partition.
+/// A time HQ sent, parsed; a malformed one fails the batch's transaction.
+fn received_time(text: &str) -> rusqlite::Result<Timestamp> {
+    Timestamp::parse(text).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
 pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
     match change {
         Change::Store(store) => {
@@ -501,7 +508,7 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
                         store.store_id,
                         key.key_id,
                         &public,
-                        &key.created_at,
+                        received_time(&key.created_at)?,
                     )?;
                 }
             }
@@ -556,7 +563,7 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
         Change::MemberErased {
             member_id,
             erased_at,
-        } => crate::members::erase(tx, *member_id, erased_at)?,
+        } => crate::members::erase(tx, *member_id, received_time(erased_at)?)?,
         Change::Campaign(campaign) => {
             tx.prepare_cached(
                 "INSERT INTO campaigns (campaign_id, name, campaign_type, starts_on, ends_on)

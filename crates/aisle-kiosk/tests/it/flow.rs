@@ -4,6 +4,7 @@
 //! nothing personal left; a keyboard-wedge scan of an unknown card; every
 //! screen rendered and compared with its reference picture.
 
+use aisle_core::time::lit::ts;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -484,14 +485,16 @@ fn offline_the_banner_shows_and_the_kiosk_still_works() {
             coupon_issuer: None,
         };
         let mut conn = aisle_core::replica::open_writer(db).expect("writer");
-        credentials.save(&mut conn).expect("provision");
+        credentials
+            .save(&mut conn, ts("2026-11-26 10:00:00"))
+            .expect("provision");
         let transport = Transport::with_timeout(&credentials, std::time::Duration::from_secs(2))
             .expect("transport");
         sync::run_once(
             &mut conn,
             &transport,
             &SyncOptions::for_replica(db),
-            "2026-11-26 10:00:00",
+            ts("2026-11-26 10:00:00"),
         )
         .expect_err("HQ is down");
     });

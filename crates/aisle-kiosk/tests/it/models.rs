@@ -5,6 +5,7 @@
 //! HQ on loopback, and the next scan on the same running kiosk gets picks
 //! only the model explains.
 
+use aisle_core::time::lit::ts;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -32,7 +33,7 @@ fn sync_once(db: &Path) -> aisle_core::sync::SyncReport {
         &mut conn,
         &transport,
         &SyncOptions::for_replica(db),
-        &wall.now(),
+        wall.now(),
     )
     .expect("sync")
 }
@@ -145,7 +146,7 @@ fn a_running_kiosk_starts_without_a_model_and_serves_the_one_sync_brings() {
     ))
     .expect("open HQ");
     at_hq
-        .write(|conn| aisle_hq::db::train_and_publish(conn, None, 1, "2026-11-25 06:00:00"))
+        .write(|conn| aisle_hq::db::train_and_publish(conn, None, 1, ts("2026-11-25 06:00:00")))
         .expect("train at HQ");
     sync_once(&store.db);
     assert_eq!(artifacts(&store.db), 1, "the model came through the feed");

@@ -36,7 +36,7 @@ pub fn sync_once(db: &Path) -> aisle_core::sync::SyncReport {
         &mut conn,
         &transport,
         &SyncOptions::for_replica(db),
-        &aisle_core::dates::timestamp_string(now),
+        aisle_core::time::Timestamp::from_unix(now),
     )
     .expect("sync")
 }
