@@ -1008,8 +1008,14 @@ fn apply_event(
         return record_coupon_event(tx, store_id, event, now);
     }
     let member_id = event.member_id();
-    let exists = records::read_member(tx, member_id)?.is_some();
-    if !exists {
+    // One indexed look-up, not the whole record: most events (a kiosk visit
+    // of a member the store already holds) change nothing else.
+    let erased: bool = tx
+        .prepare_cached("SELECT erased_at IS NOT NULL FROM members WHERE member_id = ?1")?
+        .query_row([member_id], |row| row.get(0))
+        .optional()?
+        .unwrap_or(true);
+    if erased {
         // Erased at HQ: the event is kept as a fact, nothing else changes.
         return Ok(());
     }
