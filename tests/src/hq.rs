@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use aisle_proto::{DeviceCredentials, DeviceRegistration};
+use aisle_proto::{DeviceCredentials, DeviceKind, DeviceRegistration};
 use rusqlite::Connection;
 
 /// A running HQ; stopped when dropped.
@@ -142,12 +142,13 @@ impl TestHq {
         value
     }
 
-    pub fn register(&self, device_id: &str, store_id: i64) -> DeviceCredentials {
+    pub fn register(&self, device_id: &str, store_id: i64, kind: DeviceKind) -> DeviceCredentials {
         let value = self.admin(
             aisle_proto::paths::ADMIN_DEVICES,
             &DeviceRegistration {
                 device_id: device_id.to_owned(),
                 store_id,
+                kind,
             },
         );
         serde_json::from_value(value).expect("credentials")
@@ -210,10 +211,10 @@ pub struct TestStore {
 }
 
 impl TestHq {
-    /// Registers `device_id` for the busiest store and provisions a fresh replica for it.
-    pub fn provisioned_store(&self, device_id: &str) -> TestStore {
+    /// Registers `device_id` as a `kind` of the busiest store and provisions a fresh replica for it.
+    pub fn provisioned_store(&self, device_id: &str, kind: DeviceKind) -> TestStore {
         let store_id = self.busy_store();
-        let credentials = self.register(device_id, store_id);
+        let credentials = self.register(device_id, store_id, kind);
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("replica.db");
         provision(&db, self, &credentials);

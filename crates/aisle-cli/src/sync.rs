@@ -40,7 +40,7 @@ enum SyncCommand {
     },
     /// Last successful sync, cursor, lag, pending outbox events, last error and its reason.
     Status,
-    /// Fetch a member from HQ into the replica (by card number or member id).
+    /// Fetch a member from HQ into the replica, on proof of presence: their card number or their app code.
     Lookup { key: String },
 }
 
@@ -219,10 +219,12 @@ fn lookup(db: &Path, key: &str, out: &mut Out) -> Result<()> {
     let key = if key.len() == 13 && key.bytes().all(|b| b.is_ascii_digit()) {
         aisle_core::card::validate(key)?;
         LookupKey::Card(key.to_owned())
+    } else if key.starts_with(aisle_core::identify::member_code::PREFIX) {
+        LookupKey::AppCode(key.to_owned())
     } else {
-        LookupKey::MemberId(key.parse().with_context(|| {
-            format!("{key:?} is neither a 13-digit card number nor a member id")
-        })?)
+        anyhow::bail!(
+            "{key:?} is neither a 13-digit card number nor a member's app code: HQ looks members up only on proof that they are here"
+        );
     };
     match sync::lookup_member(&mut conn, &transport, &key)? {
         Some(member_id) => out.line(format_args!("member {member_id} fetched from HQ and kept"))?,

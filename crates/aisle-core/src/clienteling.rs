@@ -285,7 +285,12 @@ pub fn edit_client(
             edits::set_preferences_in(&tx, member_id, &clean, now)?
         }
         Edit::Consent { consent, granted } => {
-            edits::set_consent_in(&tx, member_id, *consent, *granted, now)?
+            let who = by.actor();
+            let actor = edits::Actor {
+                who: &who,
+                role: by.role,
+            };
+            edits::set_consent_in(&tx, member_id, *consent, *granted, Some(actor), now)?
         }
         Edit::Note(body) => {
             let body = body.trim();
@@ -298,7 +303,12 @@ pub fn edit_client(
         }
         Edit::Erasure => {
             by.require_manager().map_err(|_| ClientError::Forbidden)?;
-            edits::request_erasure_in(&tx, member_id, &by.actor(), now)?
+            let who = by.actor();
+            let actor = edits::Actor {
+                who: &who,
+                role: by.role,
+            };
+            edits::request_erasure_in(&tx, member_id, actor, now)?
         }
     };
     audit::record(

@@ -22,8 +22,10 @@ pub enum EditError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// A member identified at the kiosk (known to the replica or not: an
-/// unknown member's visit is kept for HQ, which adds them to the partition).
+/// A member identified at the kiosk. HQ keeps the visit as a fact for a
+/// member of the store's partition and refuses it (`outside_partition`) for
+/// anyone else: a visit never brings a member into the partition (a
+/// look-up with their card or app code does).
 pub fn record_visit(
     conn: &mut Connection,
     member_id: i64,
@@ -160,6 +162,15 @@ pub fn set_preferences_in(
     Ok(key)
 }
 
+/// Who made a change in the store, as HQ checks it against its own records
+/// of the store's associates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor<'a> {
+    /// `staff:N`.
+    pub who: &'a str,
+    pub role: aisle_proto::Role,
+}
+
 /// Which consent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consent {
@@ -168,16 +179,18 @@ pub enum Consent {
 }
 
 /// Grants or withdraws a consent here and now (a withdrawal is effective
-/// locally at once, whatever HQ says later).
+/// locally at once, whatever HQ says later), `by` an associate: HQ accepts
+/// a grant only from an associate it knows at the store.
 pub fn set_consent(
     conn: &mut Connection,
     member_id: i64,
     consent: Consent,
     granted: bool,
+    by: Option<Actor<'_>>,
     now: Timestamp,
 ) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let key = set_consent_in(&tx, member_id, consent, granted, now)?;
+    let key = set_consent_in(&tx, member_id, consent, granted, by, now)?;
     tx.commit()?;
     Ok(key)
 }
@@ -188,6 +201,7 @@ pub fn set_consent_in(
     member_id: i64,
     consent: Consent,
     granted: bool,
+    by: Option<Actor<'_>>,
     now: Timestamp,
 ) -> Result<String, EditError> {
     let (name, sql) = match consent {
@@ -208,6 +222,8 @@ pub fn set_consent_in(
             consent: name,
             granted,
             at: now.to_string(),
+            by: by.map(|actor| actor.who.to_owned()),
+            role: by.map(|actor| actor.role.as_str().to_owned()),
         },
         now,
     )?;
@@ -220,11 +236,11 @@ pub fn set_consent_in(
 pub fn request_erasure(
     conn: &mut Connection,
     member_id: i64,
-    requested_by: &str,
+    by: Actor<'_>,
     now: Timestamp,
 ) -> Result<String, EditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let key = request_erasure_in(&tx, member_id, requested_by, now)?;
+    let key = request_erasure_in(&tx, member_id, by, now)?;
     tx.commit()?;
     Ok(key)
 }
@@ -233,18 +249,19 @@ pub fn request_erasure(
 pub fn request_erasure_in(
     tx: &Transaction<'_>,
     member_id: i64,
-    requested_by: &str,
+    by: Actor<'_>,
     now: Timestamp,
 ) -> Result<String, EditError> {
     tx.execute(
         "INSERT OR IGNORE INTO erasure_requests (member_id, requested_at, requested_by) VALUES (?1, ?2, ?3)",
-        params![member_id, now, requested_by],
+        params![member_id, now, by.who],
     )?;
     let key = outbox::append(
         tx,
         ErasureRequested {
             member_id,
-            requested_by: requested_by.to_owned(),
+            requested_by: by.who.to_owned(),
+            role: Some(by.role.as_str().to_owned()),
         },
         now,
     )?;
@@ -289,7 +306,12 @@ mod tests {
     #[test]
     fn a_change_is_written_with_its_event() {
         let (_dir, mut conn) = replica();
-        let key = set_consent(&mut conn, 7, Consent::Marketing, true, ts(NOW)).expect("consent");
+        let by = Actor {
+            who: "staff:1001",
+            role: aisle_proto::Role::Associate,
+        };
+        let key = set_consent(&mut conn, 7, Consent::Marketing, true, Some(by), ts(NOW))
+            .expect("consent");
         let marketing: bool = conn
             .query_row(
                 "SELECT consent_marketing FROM members WHERE member_id = 7",
@@ -303,7 +325,8 @@ mod tests {
             [(
                 key,
                 "consent_changed".to_owned(),
-                json!({ "member_id": 7, "consent": "marketing", "granted": true, "at": NOW })
+                json!({ "member_id": 7, "consent": "marketing", "granted": true, "at": NOW,
+                    "by": "staff:1001", "role": "associate" })
             )]
         );
     }

@@ -70,7 +70,13 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
         let stamp = std::process::id();
         for idx in 0..=options.pollers {
             let device_id = format!("bench-{stamp}-{idx}");
-            let secret = aisle_hq::db::register_device(conn, &device_id, store_id, now)?;
+            let secret = aisle_hq::db::register_device(
+                conn,
+                &device_id,
+                store_id,
+                aisle_proto::DeviceKind::Kiosk,
+                now,
+            )?;
             devices.push(Credentials {
                 hq_url: String::new(),
                 device_id,

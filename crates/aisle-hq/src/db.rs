@@ -15,7 +15,7 @@ use aisle_proto::events::{
 };
 use aisle_proto::{
     AssociateRecord, CampaignRecord, CardRecord, Change, ChangeBatch, ChunkInfo, CouponRecord,
-    EventAck, MemberLookup, MemberRecord, PROTOCOL_VERSION, Preference, RejectedEvent,
+    DeviceKind, EventAck, MemberLookup, MemberRecord, PROTOCOL_VERSION, Preference, RejectedEvent,
     SnapshotManifest, StoreEvent,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -38,7 +38,20 @@ pub const HQ_MIGRATIONS: &[Migration] = &[
         name: "0003_quarantine.sql",
         sql: include_str!("../../../migrations/hq/0003_quarantine.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_device_trust.sql",
+        sql: include_str!("../../../migrations/hq/0004_device_trust.sql"),
+    },
 ];
+
+/// A device HQ authenticated: who it is, its store, what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub device_id: String,
+    pub store_id: i64,
+    pub kind: DeviceKind,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HqError {
@@ -50,6 +63,9 @@ pub enum HqError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// A device asked for what its kind, store or proof does not allow.
+    #[error("{0}")]
+    Forbidden(String),
     #[error(
         "the store's cursor {cursor} is ahead of HQ's feed ({head}): HQ's data was restored from an older copy; the store must bootstrap again"
     )]
@@ -83,6 +99,7 @@ pub fn register_device(
     conn: &Connection,
     device_id: &str,
     store_id: i64,
+    kind: DeviceKind,
     now: Timestamp,
 ) -> Result<String, HqError> {
     if device_id.is_empty()
@@ -104,9 +121,9 @@ pub fn register_device(
     getrandom::getrandom(&mut secret).map_err(|_| HqError::Invalid("no randomness".into()))?;
     let secret = hex::encode(secret);
     let inserted = conn.execute(
-        "INSERT INTO devices (device_id, store_id, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO devices (device_id, store_id, secret_sha256, created_at, kind) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (device_id) DO NOTHING",
-        params![device_id, store_id, sha256_hex(secret.as_bytes()), now],
+        params![device_id, store_id, sha256_hex(secret.as_bytes()), now, kind.name()],
     )?;
     if inserted == 0 {
         return Err(HqError::Invalid(format!(
@@ -130,17 +147,17 @@ pub fn revoke_device(conn: &Connection, device_id: &str, now: Timestamp) -> Resu
     Ok(())
 }
 
-/// The store of an active device whose secret matches.
+/// An active device whose secret matches.
 pub fn authenticate(
     conn: &Connection,
     device_id: &str,
     secret: &str,
-) -> rusqlite::Result<Option<i64>> {
-    let row: Option<(i64, String)> = conn
-        .prepare_cached("SELECT store_id, secret_sha256 FROM devices WHERE device_id = ?1 AND revoked_at IS NULL")?
-        .query_row([device_id], |row| Ok((row.get(0)?, row.get(1)?)))
+) -> rusqlite::Result<Option<Device>> {
+    let row: Option<(i64, String, String)> = conn
+        .prepare_cached("SELECT store_id, secret_sha256, kind FROM devices WHERE device_id = ?1 AND revoked_at IS NULL")?
+        .query_row([device_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
-    Ok(row.and_then(|(store_id, expected)| {
+    Ok(row.and_then(|(store_id, expected, kind)| {
         let given = sha256_hex(secret.as_bytes());
         // Compare digests in constant time.
         let same = given.len() == expected.len()
@@ -149,7 +166,13 @@ pub fn authenticate(
                 .zip(expected.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
-        same.then_some(store_id)
+        // A kind the CHECK constraint allows always parses.
+        let kind = DeviceKind::parse(&kind)?;
+        same.then(|| Device {
+            device_id: device_id.to_owned(),
+            store_id,
+            kind,
+        })
     }))
 }
 
@@ -697,8 +720,7 @@ pub fn chunk_name(index: u32) -> String {
 /// rejected ones with their reasons.
 pub fn record_events(
     conn: &mut Connection,
-    device_id: &str,
-    store_id: i64,
+    device: &Device,
     events: &[RawEvent],
     now: Timestamp,
 ) -> Result<EventAck, HqError> {
@@ -709,7 +731,7 @@ pub fn record_events(
         rejected: Vec::new(),
     };
     for event in events {
-        match record_event(&tx, device_id, store_id, event, now)? {
+        match record_event(&tx, device, event, now)? {
             Outcome::Applied => {}
             Outcome::Duplicate => ack.duplicates += 1,
             Outcome::Rejected { code, reason } => ack.rejected.push(RejectedEvent {
@@ -739,11 +761,11 @@ enum Outcome {
 
 fn record_event(
     tx: &Transaction<'_>,
-    device_id: &str,
-    store_id: i64,
+    device: &Device,
     event: &RawEvent,
     now: Timestamp,
 ) -> Result<Outcome, HqError> {
+    let (device_id, store_id) = (device.device_id.as_str(), device.store_id);
     let key = event.idempotency_key.as_str();
     // Seen before: recorded (NULL code) or quarantined (its code and reason).
     let seen: Option<(Option<String>, Option<String>)> = tx
@@ -769,6 +791,11 @@ fn record_event(
         Ok(typed) => typed,
         Err(err) => return quarantine(tx, device_id, store_id, event, &err.rejection(), now),
     };
+    // Who may say this first: a refusal for data reasons (an unknown
+    // member) must not tell a device what lies outside its partition.
+    if let Some(rejection) = unauthorized(tx, device, &typed)? {
+        return quarantine(tx, device_id, store_id, event, &rejection, now);
+    }
     if let Some(rejection) = refusal(tx, &typed)? {
         return quarantine(tx, device_id, store_id, event, &rejection, now);
     }
@@ -861,6 +888,123 @@ fn quarantine(
         code: rejection.code.as_str().to_owned(),
         reason: rejection.reason.clone(),
     })
+}
+
+/// Why `device` may not send `event`, if it may not (docs/PROTOCOL.md,
+/// "Device kinds"): its kind does not send such events; the event names
+/// another store than the device's; its member is outside the device's
+/// store partition (a redemption excepted: a shopper redeems a signed
+/// coupon anywhere); an erasure not requested by an active manager of the
+/// store, or a consent grant not recorded by an active associate of the
+/// store, in HQ's own records.
+pub fn unauthorized(
+    conn: &Connection,
+    device: &Device,
+    event: &StoreEvent,
+) -> Result<Option<Rejection>, HqError> {
+    let kind = event.kind();
+    if !device.kind.may_send(kind) {
+        return Ok(Some(Rejection::new(
+            RejectCode::NotAllowed,
+            format!(
+                "a {} may not send {} events",
+                device.kind.name(),
+                kind.name()
+            ),
+        )));
+    }
+    let named_store = match event {
+        StoreEvent::KioskVisit(visit) => visit.store_id,
+        StoreEvent::ProfileViewed(viewed) => Some(viewed.store_id),
+        StoreEvent::CouponIssued(issued) => Some(issued.store_id),
+        StoreEvent::CouponRedeemed(redeemed) => Some(redeemed.store_id),
+        _ => None,
+    };
+    if let Some(named) = named_store
+        && named != device.store_id
+    {
+        return Ok(Some(Rejection::new(
+            RejectCode::WrongStore,
+            format!(
+                "the event names store {named}; this device belongs to store {}",
+                device.store_id
+            ),
+        )));
+    }
+    let member_id = event.member_id();
+    if !matches!(event, StoreEvent::CouponRedeemed(_))
+        && !in_partition(conn, device.store_id, member_id)?
+    {
+        return Ok(Some(Rejection::new(
+            RejectCode::OutsidePartition,
+            format!(
+                "member {member_id} is not in store {}'s partition",
+                device.store_id
+            ),
+        )));
+    }
+    let acting = match event {
+        StoreEvent::ErasureRequested(request) => Some((
+            Some(request.requested_by.as_str()),
+            request.role.as_deref(),
+            aisle_proto::Role::Manager,
+        )),
+        StoreEvent::ConsentChanged(change) if change.granted => Some((
+            change.by.as_deref(),
+            change.role.as_deref(),
+            aisle_proto::Role::Associate,
+        )),
+        _ => None,
+    };
+    if let Some((who, claimed_role, needed)) = acting
+        && let Some(why) = associate_refusal(conn, device.store_id, who, claimed_role, needed)?
+    {
+        return Ok(Some(Rejection::new(RejectCode::NotAuthorized, why)));
+    }
+    Ok(None)
+}
+
+/// Why the associate `who` (`staff:N`) may not act with `needed` at
+/// `store_id`, by HQ's records, if they may not.
+fn associate_refusal(
+    conn: &Connection,
+    store_id: i64,
+    who: Option<&str>,
+    claimed_role: Option<&str>,
+    needed: aisle_proto::Role,
+) -> Result<Option<String>, HqError> {
+    let Some(who) = who else {
+        return Ok(Some(
+            "no associate is named: HQ accepts this only from a signed-in associate".into(),
+        ));
+    };
+    let Some(staff_id) = who
+        .strip_prefix("staff:")
+        .and_then(|n| n.parse::<i64>().ok())
+    else {
+        return Ok(Some(format!("{who:?} is not an associate (staff:N)")));
+    };
+    let Some(associate) = read_associate(conn, staff_id)? else {
+        return Ok(Some(format!("HQ knows no associate {staff_id}")));
+    };
+    if !associate.active || associate.store_id != store_id {
+        return Ok(Some(format!(
+            "associate {staff_id} is not an active associate of store {store_id}"
+        )));
+    }
+    if claimed_role.is_some_and(|claimed| claimed != associate.role.as_str()) {
+        return Ok(Some(format!(
+            "the store says associate {staff_id} is a {}; HQ's records say {}",
+            claimed_role.unwrap_or_default(),
+            associate.role.as_str()
+        )));
+    }
+    if needed == aisle_proto::Role::Manager && associate.role != aisle_proto::Role::Manager {
+        return Ok(Some(format!(
+            "associate {staff_id} is not a manager: only a manager may do this"
+        )));
+    }
+    Ok(None)
 }
 
 /// Why HQ will not apply a decoded event, if it will not: the store's own
@@ -1020,18 +1164,6 @@ fn apply_event(
         return Ok(());
     }
     match event {
-        StoreEvent::KioskVisit(_) => {
-            let added = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO store_members (store_id, member_id) VALUES (?1, ?2)",
-                )?
-                .execute([store_id, member_id])?;
-            if added > 0
-                && let Some(member) = records::read_member(tx, member_id)?
-            {
-                log_change(tx, Scope::Store(store_id), &Change::Member(member), now)?;
-            }
-        }
         StoreEvent::PreferencesSet(set) => {
             if let Some(mut member) = records::read_member(tx, member_id)? {
                 member.preferences = set.preferences.clone();
@@ -1071,7 +1203,10 @@ fn apply_event(
                 .execute(params![member_id, note.author, note.body, created_at])?;
         }
         StoreEvent::ErasureRequested(_) => erase(tx, member_id, now)?,
-        StoreEvent::CouponIssued(_)
+        // A visit is kept as a fact: its member is already in the store's
+        // partition ([`unauthorized`] refuses a visit of anyone else).
+        StoreEvent::KioskVisit(_)
+        | StoreEvent::CouponIssued(_)
         | StoreEvent::CouponRedeemed(_)
         | StoreEvent::CouponSentToApp(_)
         | StoreEvent::ProfileViewed(_) => {}
@@ -1540,25 +1675,109 @@ fn read_associate(conn: &Connection, staff_id: i64) -> rusqlite::Result<Option<A
     .optional()
 }
 
-/// A member for a store that does not hold them yet: adds them to its partition.
+/// What a device shows HQ to look a member up: proof that the member is at
+/// the store. A bare member id proves nothing and is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupProof<'a> {
+    /// A loyalty card number, as scanned.
+    Card(&'a str),
+    /// A member's app code (`AISLE1...`), verified with the member's public
+    /// key HQ holds, within its time window by HQ's clock.
+    AppCode(&'a str),
+    /// A member id alone: refused (and audited).
+    MemberId(i64),
+    /// Nothing: refused.
+    None,
+}
+
+impl LookupProof<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            LookupProof::Card(_) => "card",
+            LookupProof::AppCode(_) => "app_code",
+            LookupProof::MemberId(_) => "member_id",
+            LookupProof::None => "none",
+        }
+    }
+}
+
+/// A member for a store that does not hold them yet, on proof of presence:
+/// adds them to the device's store partition. Every look-up, answered or
+/// refused, leaves a row in `lookup_audit`.
 pub fn lookup(
     conn: &mut Connection,
-    store_id: i64,
-    card: Option<&str>,
-    member_id: Option<i64>,
+    device: &Device,
+    proof: LookupProof<'_>,
+    now: Timestamp,
 ) -> Result<MemberLookup, HqError> {
     let tx = conn.transaction()?;
-    let id: Option<i64> = match (card, member_id) {
-        (Some(card), _) => tx
+    let audit = |tx: &Transaction<'_>, member_id: Option<i64>, outcome: &str| {
+        tx.prepare_cached(
+            "INSERT INTO lookup_audit (device_id, store_id, proof, member_id, outcome, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            device.device_id,
+            device.store_id,
+            proof.name(),
+            member_id,
+            outcome,
+            now
+        ])
+    };
+    let refused = |tx: Transaction<'_>, member_id: Option<i64>, why: String| {
+        audit(&tx, member_id, "refused")?;
+        tx.commit()?;
+        tracing::warn!(device_id = %device.device_id, proof = proof.name(), reason = %why, "member look-up refused");
+        Err(HqError::Forbidden(why))
+    };
+    if !device.kind.may_look_up() {
+        let why = format!("a {} may not look members up", device.kind.name());
+        return refused(tx, None, why);
+    }
+    let id: Option<i64> = match proof {
+        LookupProof::Card(card) => tx
             .prepare_cached(
                 "SELECT member_id FROM member_cards WHERE card_number = ?1 AND status = 'active'",
             )?
             .query_row([card], |row| row.get(0))
             .optional()?,
-        (None, Some(id)) => Some(id),
-        (None, None) => return Err(HqError::Invalid("give card or member_id".into())),
+        LookupProof::AppCode(text) => {
+            let code = match aisle_core::identify::member_code::parse(text) {
+                Ok(code) => code,
+                Err(err) => return refused(tx, None, format!("the app code is refused: {err}")),
+            };
+            let key = aisle_core::keys::code_key(&tx, code.member_id)?;
+            let verified = key
+                .ok_or(aisle_core::identify::member_code::CodeError::NoKey)
+                .and_then(|key| {
+                    aisle_core::identify::member_code::verify(
+                        &code,
+                        &key.public_key,
+                        u64::try_from(now.unix()).unwrap_or(0),
+                        &aisle_core::identify::member_code::CodePolicy::default(),
+                    )
+                });
+            if let Err(err) = verified {
+                return refused(
+                    tx,
+                    Some(code.member_id),
+                    format!("the app code is refused: {err}"),
+                );
+            }
+            Some(code.member_id)
+        }
+        LookupProof::MemberId(id) => {
+            let why = "a look-up needs proof that the member is here: their card or their app code, not a member id".to_owned();
+            return refused(tx, Some(id), why);
+        }
+        LookupProof::None => {
+            return refused(tx, None, "give a card number or an app code".into());
+        }
     };
     let Some(id) = id else {
+        audit(&tx, None, "unknown")?;
+        tx.commit()?;
         return Ok(MemberLookup {
             member: None,
             erased: false,
@@ -1574,8 +1793,19 @@ pub fn lookup(
         tx.prepare_cached(
             "INSERT OR IGNORE INTO store_members (store_id, member_id) VALUES (?1, ?2)",
         )?
-        .execute([store_id, id])?;
+        .execute([device.store_id, id])?;
     }
+    audit(
+        &tx,
+        Some(id),
+        if erased {
+            "erased"
+        } else if member.is_some() {
+            "found"
+        } else {
+            "unknown"
+        },
+    )?;
     tx.commit()?;
     Ok(MemberLookup { member, erased })
 }
@@ -1635,6 +1865,11 @@ mod tests {
         .expect("store");
         for id in [MEMBER, ERASED] {
             assert!(records::write_member(&tx, &member(id)).expect("member"));
+            tx.execute(
+                "INSERT INTO store_members (store_id, member_id) VALUES (?1, ?2)",
+                [STORE, id],
+            )
+            .expect("partition");
         }
         erase(&tx, ERASED, ts(NOW)).expect("erase");
         records::apply_change(
@@ -1676,6 +1911,22 @@ mod tests {
         }
     }
 
+    /// A device of `STORE` whose kind may send `kind` events (these tests
+    /// are about the data; [`unauthorized`]'s own tests are the attack suite
+    /// in `crates/aisle-cli/tests/it/trust.rs`).
+    fn device_for(kind: &str) -> Device {
+        let kind = match kind {
+            "kiosk_visit" => DeviceKind::Kiosk,
+            "coupon_redeemed" => DeviceKind::Till,
+            _ => DeviceKind::Tablet,
+        };
+        Device {
+            device_id: format!("{}-1", kind.name()),
+            store_id: STORE,
+            kind,
+        }
+    }
+
     fn note(seq: i64, body: &str) -> RawEvent {
         raw(
             seq,
@@ -1692,7 +1943,7 @@ mod tests {
     fn outcome(kind: &str, payload: serde_json::Value) -> Option<String> {
         let (_dir, mut conn) = hq();
         let event = raw(1, kind, payload);
-        let ack = record_events(&mut conn, "kiosk-1", STORE, &[event], ts(NOW)).expect("upload");
+        let ack = record_events(&mut conn, &device_for(kind), &[event], ts(NOW)).expect("upload");
         assert_eq!(ack.acknowledged, ["replica-1"], "always acknowledged");
         let applied = count(&conn, "SELECT count(*) FROM store_events");
         let quarantined = count(&conn, "SELECT count(*) FROM event_quarantine");
@@ -1760,10 +2011,12 @@ mod tests {
 
     #[test]
     fn an_unknown_member_is_rejected_and_an_erased_one_kept_as_a_fact() {
+        // Outside the device's partition, like any member HQ does not hold:
+        // the device learns nothing about who exists.
         check(
             "kiosk_visit",
             &json!({ "member_id": 404, "store_id": STORE, "at": NOW }),
-            Some("unknown_member"),
+            Some("outside_partition"),
         );
         check(
             "associate_note",
@@ -1833,7 +2086,7 @@ mod tests {
         check(
             "kiosk_visit",
             &json!({ "member_id": MEMBER, "store_id": 99, "at": NOW }),
-            Some("unknown_store"),
+            Some("wrong_store"),
         );
         check(
             "kiosk_visit",
@@ -1858,7 +2111,8 @@ mod tests {
             raw(2, "preferences_set", preferences("colour", "red")),
             raw(3, "preferences_set", preferences("brand", "Oatly")),
         ];
-        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, ts(NOW)).expect("upload");
+        let ack = record_events(&mut conn, &device_for("associate_note"), &batch, ts(NOW))
+            .expect("upload");
         assert_eq!(ack.acknowledged, ["replica-1", "replica-2", "replica-3"]);
         assert_eq!(ack.duplicates, 0);
         assert_eq!(
@@ -1879,7 +2133,8 @@ mod tests {
                 value: "Oatly".into()
             }]
         );
-        let again = record_events(&mut conn, "kiosk-1", STORE, &batch, ts(NOW)).expect("again");
+        let again = record_events(&mut conn, &device_for("associate_note"), &batch, ts(NOW))
+            .expect("again");
         assert_eq!(again.acknowledged, ack.acknowledged);
         assert_eq!(again.duplicates, 2);
         assert_eq!(again.rejected, ack.rejected, "rejected again, same reason");
@@ -1899,7 +2154,8 @@ mod tests {
         )
         .expect("trigger");
         let batch = [note(1, "first"), note(2, "boom"), note(3, "third")];
-        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, ts(NOW)).expect("upload");
+        let ack = record_events(&mut conn, &device_for("associate_note"), &batch, ts(NOW))
+            .expect("upload");
         assert_eq!(ack.acknowledged.len(), 3);
         assert_eq!(ack.rejected.len(), 1);
         assert_eq!(ack.rejected[0].key, "replica-2");
@@ -1935,7 +2191,8 @@ mod tests {
         let batch: Vec<RawEvent> = (1..=5)
             .map(|seq| raw(seq, "associate_note", json!({ "member_id": 404 + seq })))
             .collect();
-        let ack = record_events(&mut conn, "kiosk-1", STORE, &batch, ts(NOW)).expect("upload");
+        let ack = record_events(&mut conn, &device_for("associate_note"), &batch, ts(NOW))
+            .expect("upload");
         assert_eq!(ack.rejected.len(), 5);
         let first = quarantined(&conn, 0, 3).expect("page 1");
         assert_eq!(
@@ -1948,7 +2205,7 @@ mod tests {
         );
         assert_eq!(first.events[0].payload, json!({ "member_id": 405 }));
         assert_eq!(first.events[0].code, "bad_payload");
-        assert_eq!(first.events[0].device_id, "kiosk-1");
+        assert_eq!(first.events[0].device_id, "tablet-1");
         let after = first.next_after.expect("more");
         let second = quarantined(&conn, after, 3).expect("page 2");
         assert_eq!(second.events.len(), 2);

@@ -40,6 +40,7 @@ impl From<HqError> for Failure {
         match err {
             HqError::NotFound(what) => Failure(StatusCode::NOT_FOUND, "not_found", what),
             HqError::Invalid(what) => Failure(StatusCode::UNPROCESSABLE_ENTITY, "invalid", what),
+            HqError::Forbidden(what) => Failure(StatusCode::FORBIDDEN, "forbidden", what),
             ahead @ HqError::CursorAhead { .. } => {
                 Failure(StatusCode::CONFLICT, "cursor_ahead", ahead.to_string())
             }
@@ -80,8 +81,8 @@ fn unauthorized(message: &str) -> Failure {
     Failure(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned())
 }
 
-/// The device's (id, store) after checking the protocol version and its secret.
-fn device(hq: &Hq, headers: &HeaderMap) -> Answer<(String, i64)> {
+/// The device (id, store, kind) after checking the protocol version and its secret.
+fn device(hq: &Hq, headers: &HeaderMap) -> Answer<db::Device> {
     let version = headers.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok());
     if version != Some(PROTOCOL_VERSION.to_string().as_str()) {
         return Err(Failure(
@@ -94,10 +95,8 @@ fn device(hq: &Hq, headers: &HeaderMap) -> Answer<(String, i64)> {
     let (device_id, secret) = token
         .split_once('.')
         .ok_or_else(|| unauthorized("malformed device credentials"))?;
-    let store_id = hq
-        .read(|conn| Ok(db::authenticate(conn, device_id, secret)?))?
-        .ok_or_else(|| unauthorized("unknown device or wrong secret"))?;
-    Ok((device_id.to_owned(), store_id))
+    hq.read(|conn| Ok(db::authenticate(conn, device_id, secret)?))?
+        .ok_or_else(|| unauthorized("unknown device or wrong secret"))
 }
 
 fn admin(hq: &Hq, headers: &HeaderMap) -> Answer<()> {
@@ -155,7 +154,7 @@ async fn snapshot(
     headers: HeaderMap,
 ) -> Answer<Json<aisle_proto::Signed>> {
     blocking(move || {
-        let (_, store_id) = device(&hq, &headers)?;
+        let store_id = device(&hq, &headers)?.store_id;
         let _building = hq
             .snapshot_lock
             .lock()
@@ -179,7 +178,7 @@ async fn snapshot_chunk(
     Path((snapshot_id, index)): Path<(String, u32)>,
 ) -> Answer<Vec<u8>> {
     blocking(move || {
-        let (_, store_id) = device(&hq, &headers)?;
+        let store_id = device(&hq, &headers)?.store_id;
         let gone = || {
             Failure(
                 StatusCode::NOT_FOUND,
@@ -262,7 +261,7 @@ async fn changes(
     Query(query): Query<ChangesQuery>,
 ) -> Answer<Json<aisle_proto::Signed>> {
     blocking(move || {
-        let (_, store_id) = device(&hq, &headers)?;
+        let store_id = device(&hq, &headers)?.store_id;
         let limit = query.limit.unwrap_or(5_000).clamp(1, 50_000);
         let batch = hq.read(|conn| db::changes_after(conn, store_id, query.after, limit))?;
         Ok(Json(hq.signer.sign(&batch)))
@@ -278,10 +277,9 @@ async fn events(
     Json(upload): Json<RawEventUpload>,
 ) -> Answer<Json<aisle_proto::EventAck>> {
     blocking(move || {
-        let (device_id, store_id) = device(&hq, &headers)?;
+        let device = device(&hq, &headers)?;
         let now = crate::now();
-        let ack =
-            hq.write(|conn| db::record_events(conn, &device_id, store_id, &upload.events, now))?;
+        let ack = hq.write(|conn| db::record_events(conn, &device, &upload.events, now))?;
         Ok(Json(ack))
     })
     .await
@@ -290,6 +288,10 @@ async fn events(
 #[derive(Debug, serde::Deserialize)]
 struct LookupQuery {
     card: Option<String>,
+    /// A member's app code.
+    code: Option<String>,
+    /// Refused (a look-up needs proof of presence); kept so that the
+    /// refusal is audited rather than a 400.
     member_id: Option<i64>,
 }
 
@@ -299,9 +301,14 @@ async fn lookup(
     Query(query): Query<LookupQuery>,
 ) -> Answer<Json<aisle_proto::MemberLookup>> {
     blocking(move || {
-        let (_, store_id) = device(&hq, &headers)?;
-        let found =
-            hq.write(|conn| db::lookup(conn, store_id, query.card.as_deref(), query.member_id))?;
+        let device = device(&hq, &headers)?;
+        let proof = match (&query.card, &query.code, query.member_id) {
+            (Some(card), _, _) => db::LookupProof::Card(card),
+            (None, Some(code), _) => db::LookupProof::AppCode(code),
+            (None, None, Some(id)) => db::LookupProof::MemberId(id),
+            (None, None, None) => db::LookupProof::None,
+        };
+        let found = hq.write(|conn| db::lookup(conn, &device, proof, crate::now()))?;
         Ok(Json(found))
     })
     .await
@@ -319,6 +326,7 @@ async fn register_device(
                 conn,
                 &registration.device_id,
                 registration.store_id,
+                registration.kind,
                 crate::now(),
             )
         })?;
@@ -329,6 +337,7 @@ async fn register_device(
             secret,
             hq_public_key: hq.signer.public_hex(),
             protocol: PROTOCOL_VERSION,
+            kind: Some(registration.kind),
             coupon_issuer: Some(coupon_issuer),
         }))
     })

@@ -65,6 +65,10 @@ enum Command {
         device_id: String,
         #[arg(long)]
         store_id: i64,
+        /// What the device is: kiosk, tablet or till (what it may do at HQ:
+        /// docs/PROTOCOL.md, "Device kinds").
+        #[arg(long, value_parser = parse_kind)]
+        kind: aisle_proto::DeviceKind,
     },
     /// Fit the recommendation model and the offer model on HQ's data and publish both to every store.
     Train {
@@ -232,10 +236,11 @@ fn main() -> anyhow::Result<()> {
         Command::RegisterDevice {
             device_id,
             store_id,
+            kind,
         } => {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
             let secret = hq.write(|conn| {
-                aisle_hq::db::register_device(conn, &device_id, store_id, aisle_hq::now())
+                aisle_hq::db::register_device(conn, &device_id, store_id, kind, aisle_hq::now())
             })?;
             let credentials = aisle_proto::DeviceCredentials {
                 device_id,
@@ -243,6 +248,7 @@ fn main() -> anyhow::Result<()> {
                 secret,
                 hq_public_key: hq.signer.public_hex(),
                 protocol: aisle_proto::PROTOCOL_VERSION,
+                kind: Some(kind),
                 coupon_issuer: Some(hq.coupon_issuer(store_id)?),
             };
             let text = serde_json::to_string_pretty(&credentials)?;
@@ -331,4 +337,9 @@ fn import(
     })?;
     tracing::info!(rejects = report.rejects.len(), "imported into HQ");
     Ok(())
+}
+
+fn parse_kind(text: &str) -> Result<aisle_proto::DeviceKind, String> {
+    aisle_proto::DeviceKind::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a device kind: kiosk, tablet or till"))
 }

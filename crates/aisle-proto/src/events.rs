@@ -106,6 +106,13 @@ pub struct ConsentChanged {
     pub consent: ConsentName,
     pub granted: bool,
     pub at: String,
+    /// Who recorded it (`staff:N`) and their role (`associate`, `manager`):
+    /// HQ accepts a grant only from an associate it knows at the store. A
+    /// withdrawal needs neither (it always wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// `associate_note`: a note an associate wrote on the member.
@@ -120,8 +127,12 @@ pub struct AssociateNote {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErasureRequested {
     pub member_id: i64,
-    /// `staff:N`.
+    /// `staff:N`: HQ applies the request only if that associate is an active
+    /// manager of the device's store in its own records.
     pub requested_by: String,
+    /// The role the store saw (`manager`), checked against HQ's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// `coupon_sent_to_app`: a shopper asked the kiosk to send a coupon to their app.
@@ -217,10 +228,19 @@ pub enum RejectCode {
     BadValue,
     /// A valid-looking event whose effects HQ's database refused.
     ApplyFailed,
+    /// An event the sending device's kind may not send (a kiosk's erasure).
+    NotAllowed,
+    /// An event about a member outside the device's store partition.
+    OutsidePartition,
+    /// An event naming a store other than the device's own.
+    WrongStore,
+    /// An act by an associate HQ does not know at this store, or whose role
+    /// does not allow it (an erasure by a non-manager).
+    NotAuthorized,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 9] = [
+    pub const ALL: [RejectCode; 13] = [
         RejectCode::UnknownKind,
         RejectCode::BadPayload,
         RejectCode::UnknownMember,
@@ -230,6 +250,10 @@ impl RejectCode {
         RejectCode::BadPreference,
         RejectCode::BadValue,
         RejectCode::ApplyFailed,
+        RejectCode::NotAllowed,
+        RejectCode::OutsidePartition,
+        RejectCode::WrongStore,
+        RejectCode::NotAuthorized,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -243,6 +267,10 @@ impl RejectCode {
             RejectCode::BadPreference => "bad_preference",
             RejectCode::BadValue => "bad_value",
             RejectCode::ApplyFailed => "apply_failed",
+            RejectCode::NotAllowed => "not_allowed",
+            RejectCode::OutsidePartition => "outside_partition",
+            RejectCode::WrongStore => "wrong_store",
+            RejectCode::NotAuthorized => "not_authorized",
         }
     }
 

@@ -79,6 +79,69 @@ pub struct Signed {
 pub struct DeviceRegistration {
     pub device_id: String,
     pub store_id: i64,
+    /// What the device is, and so what it may do at HQ (required: a
+    /// registration that does not say is refused).
+    pub kind: DeviceKind,
+}
+
+/// What a store device is. HQ grants each kind the events and endpoints it
+/// needs and nothing more ([`DeviceKind::may_send`], [`DeviceKind::may_look_up`];
+/// the table in docs/PROTOCOL.md, "Device kinds").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// A shopper-facing kiosk: identifies members, records visits, issues
+    /// coupons and sends them to the app.
+    Kiosk,
+    /// An associate's tablet: member edits by a signed-in associate,
+    /// profile views, coupons, erasure requests by a manager.
+    Tablet,
+    /// A till: redeems coupons, and issues them with the receipt.
+    Till,
+}
+
+impl DeviceKind {
+    pub const ALL: [DeviceKind; 3] = [DeviceKind::Kiosk, DeviceKind::Tablet, DeviceKind::Till];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Kiosk => "kiosk",
+            DeviceKind::Tablet => "tablet",
+            DeviceKind::Till => "till",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// The store events this kind of device may upload.
+    pub fn may_send(self, event: EventKind) -> bool {
+        use EventKind as E;
+        match self {
+            DeviceKind::Kiosk => {
+                matches!(event, E::KioskVisit | E::CouponIssued | E::CouponSentToApp)
+            }
+            DeviceKind::Tablet => matches!(
+                event,
+                E::PreferencesSet
+                    | E::ConsentChanged
+                    | E::AssociateNote
+                    | E::ErasureRequested
+                    | E::ProfileViewed
+                    | E::CouponIssued
+                    | E::CouponSentToApp
+            ),
+            // Coupons at the till: printed with the receipt, redeemed at checkout.
+            DeviceKind::Till => matches!(event, E::CouponRedeemed | E::CouponIssued),
+        }
+    }
+
+    /// Whether this kind may look a member up at HQ (with a proof of
+    /// presence: a card or the member's app code).
+    pub fn may_look_up(self) -> bool {
+        matches!(self, DeviceKind::Kiosk | DeviceKind::Tablet)
+    }
 }
 
 /// Admin's answer to a registration: everything the store needs, shown once.
@@ -91,6 +154,10 @@ pub struct DeviceCredentials {
     /// HQ's Ed25519 verifying key (hex, 32 bytes).
     pub hq_public_key: String,
     pub protocol: u32,
+    /// What HQ registered the device as (absent from an HQ older than
+    /// device kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DeviceKind>,
     /// The store's coupon issuing key (docs/PROTOCOL.md, "Coupon codes").
     /// Absent from an HQ older than coupons: the store then makes its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]

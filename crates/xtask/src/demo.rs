@@ -128,7 +128,8 @@ pub fn demo(args: &[&str]) -> Result<()> {
         cmd
     };
 
-    // 1. HQ: the demo data, a certificate, the models, a kiosk device.
+    // 1. HQ: the demo data, a certificate, the models, the device (a kiosk,
+    // or a tablet with --tablet: each kind may do only its own part at HQ).
     let showcase: serde_json::Value = serde_json::from_str(&output(&mut hq(&["import-demo"]))?)
         .context("aisle-hq import-demo printed no JSON")?;
     let store_id = showcase["store_id"]
@@ -137,13 +138,20 @@ pub fn demo(args: &[&str]) -> Result<()> {
     let tls = dir.join("tls");
     run(hq(&["dev-cert"]).arg(&tls))?;
     output(&mut hq(&["train"]))?;
-    let credentials = dir.join("kiosk-credentials.json");
+    let (device_id, kind) = if tablet {
+        ("demo-tablet-1", "tablet")
+    } else {
+        ("demo-kiosk-1", "kiosk")
+    };
+    let credentials = dir.join(format!("{kind}-credentials.json"));
     let registered = output(&mut hq(&[
         "register-device",
         "--device-id",
-        "demo-kiosk-1",
+        device_id,
         "--store-id",
         &store_id.to_string(),
+        "--kind",
+        kind,
     ]))?;
     std::fs::write(&credentials, registered)?;
     let token = dir.join("admin-token");

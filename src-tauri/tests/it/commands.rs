@@ -7,6 +7,7 @@
 
 use crate::support;
 use aisle_core::time::lit::ts;
+use aisle_proto::DeviceKind;
 
 use std::path::Path;
 
@@ -825,7 +826,7 @@ fn an_erasure_requested_on_the_tablet_comes_back_from_hq_as_a_tombstone() {
     let store_id = hq.busy_store();
     aisle_hq::db::save_demo_associates(&mut hq.db(), store_id, ts("2026-11-26 06:00:00"))
         .expect("associates");
-    let store = hq.provisioned_store("tablet-erasure");
+    let store = hq.provisioned_store("tablet-erasure", DeviceKind::Tablet);
     support::sync_once(&store.db);
     let clock = Clock::stepped_at(NOW).expect("now");
     let state = AppState::open(

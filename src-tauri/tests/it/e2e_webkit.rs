@@ -15,6 +15,7 @@
 
 use crate::support;
 use aisle_core::time::lit::ts;
+use aisle_proto::DeviceKind;
 
 use std::path::Path;
 
@@ -48,7 +49,7 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
             .write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, ts(now)))
             .expect("associates");
     }
-    let store = hq.provisioned_store("tablet-1");
+    let store = hq.provisioned_store("tablet-1", DeviceKind::Tablet);
     assert_eq!(store.store_id, store_id);
     sync_once(&store.db);
     // The store's own offer rules (not carried by HQ's feed): campaign 14,

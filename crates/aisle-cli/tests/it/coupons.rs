@@ -5,6 +5,7 @@
 // The crash loop prints what its kills hit.
 #![allow(clippy::print_stderr)]
 
+use aisle_proto::DeviceKind;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -328,7 +329,7 @@ fn offline_double_redemption_is_bounded_and_reconciled_at_hq() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut replicas = Vec::new();
     for (store_id, name) in [(store_a, "a"), (store_b, "b")] {
-        let credentials = hq.register(&format!("till-{name}"), store_id);
+        let credentials = hq.register(&format!("till-{name}"), store_id, DeviceKind::Till);
         assert_eq!(
             credentials.coupon_issuer.as_ref().map(|k| k.key_id),
             Some(1),

@@ -5,6 +5,7 @@ mod coupons;
 mod offers;
 mod scan;
 mod sync;
+mod trust;
 
 use std::path::Path;
 use std::process::{Command, Output};

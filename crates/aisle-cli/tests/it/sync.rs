@@ -7,6 +7,7 @@
 #![allow(clippy::print_stderr)]
 
 use aisle_core::time::lit::ts;
+use aisle_proto::DeviceKind;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -57,7 +58,7 @@ fn a_member(db: &Path) -> i64 {
 #[test]
 fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("kiosk-1");
+    let store = hq.provisioned_store("tablet-1", DeviceKind::Tablet);
     let (db, store_id) = (store.db.clone(), store.store_id);
 
     let first = sync_ok(&db);
@@ -233,7 +234,7 @@ fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
 fn wrong_secret_gets_401_and_no_data() {
     let hq = TestHq::start_with_demo();
     let store_id = hq.busy_store();
-    let mut credentials = hq.register("kiosk-1", store_id);
+    let mut credentials = hq.register("kiosk-1", store_id, DeviceKind::Kiosk);
     credentials.secret = "00".repeat(32);
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("replica.db");
@@ -258,7 +259,7 @@ fn wrong_secret_gets_401_and_no_data() {
 #[test]
 fn a_store_ahead_of_hq_is_told_to_bootstrap_again() {
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("kiosk-1");
+    let store = hq.provisioned_store("kiosk-1", DeviceKind::Kiosk);
     sync_ok(&store.db);
     Connection::open(&store.db)
         .expect("replica")
@@ -276,7 +277,7 @@ fn a_store_ahead_of_hq_is_told_to_bootstrap_again() {
 #[test]
 fn a_revoked_device_is_refused_from_then_on() {
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("tablet-lost");
+    let store = hq.provisioned_store("tablet-lost", DeviceKind::Tablet);
     let db = store.db.clone();
     sync_ok(&db);
     hq.admin(
@@ -293,7 +294,7 @@ fn a_revoked_device_is_refused_from_then_on() {
 fn a_batch_signed_by_another_key_is_refused_and_nothing_applied() {
     let hq = TestHq::start_with_demo();
     let store_id = hq.busy_store();
-    let mut credentials = hq.register("kiosk-1", store_id);
+    let mut credentials = hq.register("kiosk-1", store_id, DeviceKind::Kiosk);
     // The store trusts a different HQ key: everything HQ signs must fail.
     credentials.hq_public_key = aisle_hq::signing::Signer::from_seed([7; 32]).public_hex();
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -315,7 +316,7 @@ fn a_batch_signed_by_another_key_is_refused_and_nothing_applied() {
 #[test]
 fn a_replayed_or_duplicated_batch_changes_nothing() {
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("kiosk-1");
+    let store = hq.provisioned_store("kiosk-1", DeviceKind::Kiosk);
     let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     let mut conn = aisle_core::replica::open_writer(&db).expect("writer");
@@ -374,7 +375,7 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
         .unwrap_or(20_261_125);
     eprintln!("crash loop: {runs} runs, seed {seed} (AISLE_CRASH_SEED replays it)");
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("kiosk-1");
+    let store = hq.provisioned_store("kiosk-1", DeviceKind::Kiosk);
     let (db, store_id) = (store.db.clone(), store.store_id);
     let members: Vec<i64> = hq
         .db()
@@ -497,7 +498,7 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
 #[test]
 fn a_long_outage_catches_up_exactly_once() {
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("kiosk-1");
+    let store = hq.provisioned_store("kiosk-1", DeviceKind::Kiosk);
     let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     let member_id = a_member(&db);
@@ -557,7 +558,7 @@ fn faults_apply_nothing_and_sync_converges_when_they_stop() {
     let hq = TestHq::start_with_demo_plain();
     let proxy = FaultProxy::start(hq.url(), hq.tls.clone());
     let store_id = hq.busy_store();
-    let credentials = hq.register("kiosk-1", store_id);
+    let credentials = hq.register("kiosk-1", store_id, DeviceKind::Kiosk);
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("replica.db");
     aisle_tests::hq::provision_at(&db, &proxy.url(), &hq, &credentials);
@@ -661,8 +662,15 @@ fn faults_apply_nothing_and_sync_converges_when_they_stop() {
 #[test]
 fn a_consent_withdrawal_always_wins() {
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("tablet-1");
+    let store = hq.provisioned_store("tablet-1", DeviceKind::Tablet);
     let (db, store_id) = (store.db.clone(), store.store_id);
+    // HQ accepts a grant only from an associate it knows at the store.
+    aisle_hq::db::save_demo_associates(&mut hq.db(), store_id, ts("2026-11-25 06:00:00"))
+        .expect("associates");
+    let alex = aisle_core::edits::Actor {
+        who: "staff:1001",
+        role: aisle_proto::Role::Associate,
+    };
     sync_ok(&db);
     let member_id = a_member(&db);
     let consent = |conn: &Connection| -> (bool, Option<String>) {
@@ -681,6 +689,7 @@ fn a_consent_withdrawal_always_wins() {
             member_id,
             aisle_core::edits::Consent::Marketing,
             false,
+            None,
             ts("2026-11-25 10:00:00"),
         )
         .expect("withdraw");
@@ -705,6 +714,7 @@ fn a_consent_withdrawal_always_wins() {
             member_id,
             aisle_core::edits::Consent::Marketing,
             true,
+            Some(alex),
             ts("2026-11-25 09:00:00"),
         )
         .expect("stale grant");
@@ -733,7 +743,7 @@ fn stores_receive_and_serve_hq_models() {
             .expect("train at HQ")
     };
     let first = publish(1);
-    let store = hq.provisioned_store("kiosk-1");
+    let store = hq.provisioned_store("kiosk-1", DeviceKind::Kiosk);
     let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     let models = |db: &Path| -> Vec<(String, i64)> {
@@ -811,7 +821,7 @@ fn stores_receive_members_history_and_the_offer_model() {
     let first = publish();
     assert_eq!(first.kind, "offers");
     let store_id = hq.busy_store();
-    let credentials = hq.register("kiosk-history", store_id);
+    let credentials = hq.register("kiosk-history", store_id, DeviceKind::Kiosk);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("replica.db");
     provision(&db, &hq, &credentials);
@@ -952,7 +962,7 @@ fn app_code_keys_travel_with_members_and_leave_with_erasure() {
     use aisle_core::keys::demo_member_key;
 
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("kiosk-keys");
+    let store = hq.provisioned_store("kiosk-keys", DeviceKind::Kiosk);
     let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     converged(&hq, &db, store_id);
@@ -1083,7 +1093,7 @@ fn associates_reach_their_store_with_their_pin_hash() {
     use aisle_proto::Role;
 
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("tablet-1");
+    let store = hq.provisioned_store("tablet-1", DeviceKind::Tablet);
     let other: i64 = hq
         .db()
         .query_row(
@@ -1217,7 +1227,7 @@ fn associates_reach_their_store_with_their_pin_hash() {
 #[test]
 fn a_poison_event_is_quarantined_and_the_events_behind_it_apply() {
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("kiosk-1");
+    let store = hq.provisioned_store("tablet-1", DeviceKind::Tablet);
     let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     let member_id = a_member(&db);
@@ -1338,7 +1348,7 @@ fn a_poison_event_is_quarantined_and_the_events_behind_it_apply() {
         ),
         (
             "poison-1",
-            "kiosk-1",
+            "tablet-1",
             store_id,
             "preferences_set",
             "bad_preference"

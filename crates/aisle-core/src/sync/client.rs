@@ -178,7 +178,7 @@ impl Transport {
         let what = "a member look-up";
         let pair = match query {
             super::LookupKey::Card(card) => ("card", card.clone()),
-            super::LookupKey::MemberId(id) => ("member_id", id.to_string()),
+            super::LookupKey::AppCode(code) => ("code", code.clone()),
         };
         let request = self
             .client

@@ -211,8 +211,10 @@ impl Credentials {
 /// How to look a member up at HQ.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupKey {
+    /// A loyalty card number, as scanned.
     Card(String),
-    MemberId(i64),
+    /// A member's app code, as scanned: HQ verifies it with the member's key.
+    AppCode(String),
 }
 
 /// What to do with a received batch, given the replica's cursor.

@@ -6,6 +6,7 @@
 //! only the model explains.
 
 use aisle_core::time::lit::ts;
+use aisle_proto::DeviceKind;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -107,7 +108,7 @@ fn reasons(ui: &KioskWindow) -> Vec<String> {
 #[test]
 fn a_running_kiosk_starts_without_a_model_and_serves_the_one_sync_brings() {
     let hq = TestHq::start_with_demo();
-    let store = hq.provisioned_store("kiosk-models");
+    let store = hq.provisioned_store("kiosk-models", DeviceKind::Kiosk);
     sync_once(&store.db);
     assert_eq!(artifacts(&store.db), 0, "HQ has published no model yet");
     let (member, card) = regular(&store.db);

@@ -1,0 +1,446 @@
+//! HQ trusts no device (issue 18): attacks with a stolen device's credential
+//! against the real HQ over TLS, each refused with its own assertion, and
+//! the same acts done rightly still working.
+
+use aisle_core::time::lit::ts;
+use aisle_proto::{DeviceCredentials, DeviceKind, PROTOCOL_HEADER, PROTOCOL_VERSION, paths};
+use aisle_tests::hq::TestHq;
+use serde_json::{Value, json};
+
+/// A device's HTTPS calls, made by hand as an attacker holding its
+/// credentials would make them.
+struct Stolen<'a> {
+    hq: &'a TestHq,
+    credentials: DeviceCredentials,
+}
+
+impl<'a> Stolen<'a> {
+    fn new(hq: &'a TestHq, device_id: &str, store_id: i64, kind: DeviceKind) -> Self {
+        Self {
+            hq,
+            credentials: hq.register(device_id, store_id, kind),
+        }
+    }
+
+    fn bearer(&self) -> String {
+        format!("{}.{}", self.credentials.device_id, self.credentials.secret)
+    }
+
+    /// GET a look-up with these query pairs: (status, body).
+    fn lookup(&self, query: &[(&str, &str)]) -> (u16, Value) {
+        let response = self
+            .hq
+            .client()
+            .get(format!("{}{}", self.hq.url(), paths::MEMBER_LOOKUP))
+            .bearer_auth(self.bearer())
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .query(query)
+            .send()
+            .expect("look-up");
+        let status = response.status().as_u16();
+        (status, response.json().expect("json body"))
+    }
+
+    /// Uploads one event (kind, payload) under `key`: HQ's answer.
+    fn send(&self, key: &str, kind: &str, payload: &Value) -> Value {
+        let upload = json!({ "events": [{
+            "idempotency_key": key,
+            "seq": 1,
+            "kind": kind,
+            "payload": payload,
+            "created_at": "2026-11-25 10:00:00",
+        }]});
+        let response = self
+            .hq
+            .client()
+            .post(format!("{}{}", self.hq.url(), paths::EVENTS))
+            .bearer_auth(self.bearer())
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .json(&upload)
+            .send()
+            .expect("upload");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.json().expect("ack")
+    }
+
+    /// The rejection code HQ answered for `key`, if it refused it.
+    fn refused(&self, key: &str, kind: &str, payload: &Value) -> Option<String> {
+        let ack = self.send(key, kind, payload);
+        ack["rejected"]
+            .as_array()
+            .and_then(|rejected| rejected.iter().find(|r| r["key"] == key))
+            .map(|r| r["code"].as_str().expect("code").to_owned())
+    }
+}
+
+/// A member of `store_id`'s partition, and one outside it (with their card).
+fn members(hq: &TestHq, store_id: i64) -> (i64, (i64, String)) {
+    let db = hq.db();
+    let inside: i64 = db
+        .query_row(
+            "SELECT member_id FROM store_members WHERE store_id = ?1 ORDER BY member_id LIMIT 1",
+            [store_id],
+            |row| row.get(0),
+        )
+        .expect("a member inside");
+    let outside = db
+        .query_row(
+            "SELECT m.member_id, c.card_number FROM members m JOIN member_cards c USING (member_id)
+             WHERE m.erased_at IS NULL AND c.status = 'active'
+               AND m.member_id NOT IN (SELECT member_id FROM store_members WHERE store_id = ?1)
+             ORDER BY m.member_id LIMIT 1",
+            [store_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("a member outside");
+    (inside, outside)
+}
+
+fn in_partition(hq: &TestHq, store_id: i64, member_id: i64) -> bool {
+    hq.db()
+        .query_row(
+            "SELECT count(*) FROM store_members WHERE store_id = ?1 AND member_id = ?2",
+            [store_id, member_id],
+            |row| row.get::<_, i64>(0),
+        )
+        .expect("partition")
+        > 0
+}
+
+fn erased_at_hq(hq: &TestHq, member_id: i64) -> bool {
+    hq.db()
+        .query_row(
+            "SELECT erased_at IS NOT NULL FROM members WHERE member_id = ?1",
+            [member_id],
+            |row| row.get(0),
+        )
+        .expect("member")
+}
+
+fn lookup_audit(hq: &TestHq, device_id: &str) -> Vec<(String, Option<i64>, String)> {
+    let db = hq.db();
+    let mut stmt = db
+        .prepare(
+            "SELECT proof, member_id, outcome FROM lookup_audit WHERE device_id = ?1 ORDER BY lookup_id",
+        )
+        .expect("audit");
+    stmt.query_map([device_id], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })
+    .expect("rows")
+    .collect::<Result<_, _>>()
+    .expect("audit rows")
+}
+
+#[test]
+fn a_stolen_kiosk_cannot_look_a_member_up_by_id() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let (_, (outside, _)) = members(&hq, store_id);
+    let kiosk = Stolen::new(&hq, "kiosk-stolen", store_id, DeviceKind::Kiosk);
+
+    let (status, body) = kiosk.lookup(&[("member_id", &outside.to_string())]);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "forbidden");
+    assert!(body.get("member").is_none(), "no member data: {body}");
+    assert!(
+        !in_partition(&hq, store_id, outside),
+        "not added to the partition"
+    );
+    assert_eq!(
+        lookup_audit(&hq, "kiosk-stolen"),
+        [("member_id".to_owned(), Some(outside), "refused".to_owned())]
+    );
+}
+
+#[test]
+fn a_look_up_needs_a_card_or_a_real_app_code_and_is_audited() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let (_, (outside, card)) = members(&hq, store_id);
+    let kiosk = Stolen::new(&hq, "kiosk-1", store_id, DeviceKind::Kiosk);
+
+    // An app code signed by another key than the member's: forged.
+    let now_secs = u64::try_from(aisle_hq::now().unix()).expect("now");
+    let policy = aisle_core::identify::member_code::CodePolicy::default();
+    let forged = aisle_core::identify::member_code::encode(
+        outside,
+        &aisle_core::keys::demo_member_key(outside + 1),
+        now_secs,
+        &policy,
+    );
+    let (status, body) = kiosk.lookup(&[("code", &forged)]);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not signed by this member's key"),
+        "{body}"
+    );
+    assert!(!in_partition(&hq, store_id, outside));
+
+    // An expired one, signed by the right key an hour ago.
+    let expired = aisle_core::identify::member_code::encode(
+        outside,
+        &aisle_core::keys::demo_member_key(outside),
+        now_secs - 3600,
+        &policy,
+    );
+    let (status, body) = kiosk.lookup(&[("code", &expired)]);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{body}"
+    );
+
+    // The member's own code, now: found, and now in the partition.
+    let code = aisle_core::identify::member_code::encode(
+        outside,
+        &aisle_core::keys::demo_member_key(outside),
+        now_secs,
+        &policy,
+    );
+    let (status, body) = kiosk.lookup(&[("code", &code)]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["member"]["member_id"], outside);
+    assert!(in_partition(&hq, store_id, outside));
+
+    // Their card works too; an unknown card finds nobody.
+    let (status, body) = kiosk.lookup(&[("card", &card)]);
+    assert_eq!(
+        (status, body["member"]["member_id"].as_i64()),
+        (200, Some(outside))
+    );
+    let (status, body) = kiosk.lookup(&[("card", "0000000000000")]);
+    assert_eq!(status, 200);
+    assert!(body["member"].is_null(), "{body}");
+
+    let audit = lookup_audit(&hq, "kiosk-1");
+    let outcomes: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|(proof, _, outcome)| (proof.as_str(), outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("app_code", "refused"),
+            ("app_code", "refused"),
+            ("app_code", "found"),
+            ("card", "found"),
+            ("card", "unknown"),
+        ]
+    );
+}
+
+#[test]
+fn a_till_may_not_look_members_up() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let (_, (_, card)) = members(&hq, store_id);
+    let till = Stolen::new(&hq, "till-1", store_id, DeviceKind::Till);
+    let (status, body) = till.lookup(&[("card", &card)]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.get("member").is_none());
+}
+
+#[test]
+fn a_stolen_kiosk_cannot_erase_or_grant_consent_for_anyone() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let (inside, _) = members(&hq, store_id);
+    let kiosk = Stolen::new(&hq, "kiosk-stolen", store_id, DeviceKind::Kiosk);
+
+    let erasure = json!({ "member_id": inside, "requested_by": "staff:1002", "role": "manager" });
+    assert_eq!(
+        kiosk
+            .refused("erase-1", "erasure_requested", &erasure)
+            .as_deref(),
+        Some("not_allowed")
+    );
+    assert!(!erased_at_hq(&hq, inside), "the member is not erased");
+
+    let before: bool = hq
+        .db()
+        .query_row(
+            "SELECT consent_marketing FROM members WHERE member_id = ?1",
+            [inside],
+            |row| row.get(0),
+        )
+        .expect("consent");
+    let grant = json!({ "member_id": inside, "consent": "marketing", "granted": true,
+        "at": "2026-11-25 10:00:00", "by": "staff:1001", "role": "associate" });
+    assert_eq!(
+        kiosk
+            .refused("grant-1", "consent_changed", &grant)
+            .as_deref(),
+        Some("not_allowed")
+    );
+    let after: bool = hq
+        .db()
+        .query_row(
+            "SELECT consent_marketing FROM members WHERE member_id = ?1",
+            [inside],
+            |row| row.get(0),
+        )
+        .expect("consent");
+    assert_eq!(before, after, "consent unchanged");
+
+    let note = json!({ "member_id": inside, "author": "x", "body": "y" });
+    assert_eq!(
+        kiosk.refused("note-1", "associate_note", &note).as_deref(),
+        Some("not_allowed")
+    );
+}
+
+#[test]
+fn events_about_members_outside_the_partition_or_naming_another_store_are_refused() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let (inside, (outside, _)) = members(&hq, store_id);
+    let kiosk = Stolen::new(&hq, "kiosk-1", store_id, DeviceKind::Kiosk);
+
+    let visit = |member: i64, store: i64| json!({ "member_id": member, "store_id": store, "at": "2026-11-25 10:00:00" });
+    // A visit "at" this store by a member the store does not hold: it used
+    // to add them to the partition (and stream their changes to the kiosk).
+    assert_eq!(
+        kiosk
+            .refused("visit-out", "kiosk_visit", &visit(outside, store_id))
+            .as_deref(),
+        Some("outside_partition")
+    );
+    assert!(!in_partition(&hq, store_id, outside));
+    // A member id HQ never held is refused the same way: no oracle of who exists.
+    assert_eq!(
+        kiosk
+            .refused("visit-none", "kiosk_visit", &visit(999_999_999, store_id))
+            .as_deref(),
+        Some("outside_partition")
+    );
+    // A visit claimed at another store.
+    assert_eq!(
+        kiosk
+            .refused(
+                "visit-elsewhere",
+                "kiosk_visit",
+                &visit(inside, store_id + 1)
+            )
+            .as_deref(),
+        Some("wrong_store")
+    );
+    // The same visit, rightly: applied.
+    assert_eq!(
+        kiosk.refused("visit-ok", "kiosk_visit", &visit(inside, store_id)),
+        None
+    );
+    assert!(hq.event_keys().contains(&"visit-ok".to_owned()));
+}
+
+#[test]
+fn a_tablet_erasure_needs_a_manager_by_hqs_records_and_a_consent_grant_an_associate() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    aisle_hq::db::save_demo_associates(&mut hq.db(), store_id, ts("2026-11-25 06:00:00"))
+        .expect("associates");
+    let (inside, _) = members(&hq, store_id);
+    let tablet = Stolen::new(&hq, "tablet-1", store_id, DeviceKind::Tablet);
+    let erasure =
+        |by: &str, role: &str| json!({ "member_id": inside, "requested_by": by, "role": role });
+
+    // An associate (not a manager) asks: refused.
+    assert_eq!(
+        tablet
+            .refused(
+                "erase-associate",
+                "erasure_requested",
+                &erasure("staff:1001", "associate")
+            )
+            .as_deref(),
+        Some("not_authorized")
+    );
+    // The same associate claiming to be a manager: HQ's records say otherwise.
+    assert_eq!(
+        tablet
+            .refused(
+                "erase-claimed",
+                "erasure_requested",
+                &erasure("staff:1001", "manager")
+            )
+            .as_deref(),
+        Some("not_authorized")
+    );
+    // Someone HQ does not know.
+    assert_eq!(
+        tablet
+            .refused(
+                "erase-stranger",
+                "erasure_requested",
+                &erasure("staff:4242", "manager")
+            )
+            .as_deref(),
+        Some("not_authorized")
+    );
+    assert!(!erased_at_hq(&hq, inside));
+
+    // A consent grant with no associate named is refused; a withdrawal is not.
+    let consent = |granted: bool, by: Option<&str>| {
+        let mut payload = json!({ "member_id": inside, "consent": "marketing", "granted": granted,
+            "at": "2026-11-25 10:00:00" });
+        if let Some(by) = by {
+            payload["by"] = json!(by);
+            payload["role"] = json!("associate");
+        }
+        payload
+    };
+    assert_eq!(
+        tablet
+            .refused("grant-anonymous", "consent_changed", &consent(true, None))
+            .as_deref(),
+        Some("not_authorized")
+    );
+    assert_eq!(
+        tablet.refused("withdraw", "consent_changed", &consent(false, None)),
+        None
+    );
+    assert_eq!(
+        tablet.refused(
+            "grant-known",
+            "consent_changed",
+            &consent(true, Some("staff:1001"))
+        ),
+        None
+    );
+
+    // The store's manager: applied, the member erased at HQ.
+    assert_eq!(
+        tablet.refused(
+            "erase-manager",
+            "erasure_requested",
+            &erasure("staff:1002", "manager")
+        ),
+        None
+    );
+    assert!(erased_at_hq(&hq, inside));
+}
+
+#[test]
+fn a_till_redeems_but_never_edits_members() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let (inside, _) = members(&hq, store_id);
+    let till = Stolen::new(&hq, "till-1", store_id, DeviceKind::Till);
+    let preferences = json!({ "member_id": inside, "preferences": [] });
+    assert_eq!(
+        till.refused("prefs", "preferences_set", &preferences)
+            .as_deref(),
+        Some("not_allowed")
+    );
+    let visit = json!({ "member_id": inside, "store_id": store_id, "at": "2026-11-25 10:00:00" });
+    assert_eq!(
+        till.refused("visit", "kiosk_visit", &visit).as_deref(),
+        Some("not_allowed")
+    );
+}
