@@ -43,6 +43,11 @@ pub const HQ_MIGRATIONS: &[Migration] = &[
         name: "0004_device_trust.sql",
         sql: include_str!("../../../migrations/hq/0004_device_trust.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_erasure.sql",
+        sql: include_str!("../../../migrations/hq/0005_erasure.sql"),
+    },
 ];
 
 /// A device HQ authenticated: who it is, its store, what it may do.
@@ -81,6 +86,9 @@ pub enum HqError {
 /// Opens (creating and migrating) HQ's database: the writer connection.
 pub fn open(path: &Path) -> Result<Connection, HqError> {
     let mut conn = aisle_core::replica::open_writer(path)?;
+    // What a transaction deletes is overwritten, not left in free space:
+    // an erased member's record must not stay readable in the file.
+    conn.pragma_update(None, "secure_delete", true)?;
     aisle_core::replica::migrate_addon(&mut conn, path, "hq_migrations", HQ_MIGRATIONS)?;
     Ok(conn)
 }
@@ -1490,6 +1498,7 @@ pub fn save_member(
 /// Erases a member at HQ and sends the tombstone to every store holding them.
 pub fn erase(tx: &Transaction<'_>, member_id: i64, now: Timestamp) -> Result<(), HqError> {
     aisle_core::members::erase(tx, member_id, now)?;
+    scrub_member(tx, member_id, now)?;
     log_change(
         tx,
         Scope::Member(member_id),
@@ -1499,6 +1508,109 @@ pub fn erase(tx: &Transaction<'_>, member_id: i64, now: Timestamp) -> Result<(),
         },
         now,
     )?;
+    Ok(())
+}
+
+/// Leaves nothing of `member_id` but the tombstone in HQ's own records (in
+/// the erasure's transaction): every earlier feed entry that carried their
+/// record now carries the tombstone (a store reading from any position gets
+/// the erasure, never the old record), their baskets in the feed lose the
+/// member, the events about them keep their non-personal facts only (no
+/// note's author or body, no preferences), and quarantined events about them
+/// keep only the member id. What lies outside the transaction (snapshot
+/// files, the write-ahead log) is queued in `erasure_scrubs` for
+/// [`scrub_outside`].
+fn scrub_member(tx: &Transaction<'_>, member_id: i64, now: Timestamp) -> Result<(), HqError> {
+    let tombstone = serde_json::to_string(&Change::MemberErased {
+        member_id,
+        erased_at: now.to_string(),
+    })
+    .map_err(|err| HqError::Invalid(err.to_string()))?;
+    for (sql, with_tombstone) in [
+        (
+            "UPDATE changes SET body = ?2
+             WHERE member_id = ?1
+                OR (json_extract(body, '$.type') = 'member' AND json_extract(body, '$.member_id') = ?1)",
+            true,
+        ),
+        (
+            "UPDATE changes SET body = json_set(body, '$.member_id', NULL)
+             WHERE json_extract(body, '$.type') = 'basket' AND json_extract(body, '$.member_id') = ?1",
+            false,
+        ),
+        (
+            "UPDATE store_events SET payload = json_remove(payload, '$.author', '$.body', '$.preferences')
+             WHERE json_extract(payload, '$.member_id') = ?1",
+            false,
+        ),
+        (
+            "UPDATE event_quarantine SET payload = json_object('member_id', ?1)
+             WHERE json_extract(payload, '$.member_id') = ?1",
+            false,
+        ),
+    ] {
+        let mut statement = tx.prepare_cached(sql)?;
+        if with_tombstone {
+            statement.execute(params![member_id, tombstone])?;
+        } else {
+            statement.execute([member_id])?;
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO erasure_scrubs (member_id, erased_at) VALUES (?1, ?2)
+         ON CONFLICT (member_id) DO UPDATE SET scrubbed_at = NULL",
+    )?
+    .execute(params![member_id, now])?;
+    Ok(())
+}
+
+/// Whether an erasure's traces outside its transaction are still to be
+/// scrubbed (one indexed look-up).
+pub fn scrub_pending(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM erasure_scrubs WHERE scrubbed_at IS NULL LIMIT 1")?
+        .exists([])
+}
+
+/// After erasures committed: deletes every snapshot (any may hold an erased
+/// member's record; stores ask for a new one), checkpoints the write-ahead
+/// log into the database and truncates it (its frames hold the pages as
+/// they were before), and marks the erasures scrubbed. Call with no
+/// transaction open on `conn` and snapshot builds held off.
+pub fn scrub_outside(
+    conn: &Connection,
+    snapshot_dir: &Path,
+    now: Timestamp,
+) -> Result<(), HqError> {
+    let io = |source: std::io::Error| HqError::Io {
+        path: snapshot_dir.display().to_string(),
+        source,
+    };
+    match std::fs::read_dir(snapshot_dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let path = entry.map_err(io)?.path();
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path).map_err(io)?;
+                } else {
+                    std::fs::remove_file(&path).map_err(io)?;
+                }
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(io(err)),
+    }
+    let (busy, _, _): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    if busy != 0 {
+        // A reader still holds old frames: the next write tries again.
+        tracing::warn!("erasure scrub: the write-ahead log is in use; truncated at the next write");
+        return Ok(());
+    }
+    conn.prepare_cached("UPDATE erasure_scrubs SET scrubbed_at = ?1 WHERE scrubbed_at IS NULL")?
+        .execute([now])?;
+    tracing::info!("erasure scrubbed: snapshots deleted, write-ahead log truncated");
     Ok(())
 }
 

@@ -110,13 +110,26 @@ impl Hq {
         })
     }
 
-    /// Runs `work` with the writer connection.
+    /// Runs `work` with the writer connection; then, if `work` committed an
+    /// erasure, removes its traces outside the database
+    /// ([`db::scrub_outside`]: snapshots, the write-ahead log).
     pub fn write<T>(&self, work: impl FnOnce(&mut rusqlite::Connection) -> T) -> T {
         let mut conn = self
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        work(&mut conn)
+        let result = work(&mut conn);
+        if conn.is_autocommit() && db::scrub_pending(&conn).unwrap_or(false) {
+            // No snapshot is built (nor one read from the folder) meanwhile.
+            let _building = self
+                .snapshot_lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(err) = db::scrub_outside(&conn, &self.config.snapshot_dir(), now()) {
+                tracing::error!(error = %err, "erasure scrub failed; retried at the next write");
+            }
+        }
+        result
     }
 
     /// Runs `work` with a pooled read-only connection.

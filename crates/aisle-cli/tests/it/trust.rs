@@ -444,3 +444,149 @@ fn a_till_redeems_but_never_edits_members() {
         Some("not_allowed")
     );
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Which of `needles` (lower case) `haystack` holds, ignoring case.
+fn holds(haystack: &[u8], needles: &[&str]) -> Vec<String> {
+    let lower = haystack.to_ascii_lowercase();
+    needles
+        .iter()
+        .filter(|needle| {
+            lower
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+        })
+        .map(|needle| (*needle).to_owned())
+        .collect()
+}
+
+#[test]
+fn an_erasure_leaves_nothing_at_hq() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let (member_id, _) = members(&hq, store_id);
+    // The member gets a name, phone and e-mail found nowhere else.
+    let mut record = aisle_core::sync::records::read_member(&hq.db(), member_id)
+        .expect("read")
+        .expect("member");
+    record.given_name = Some("Quillon".into());
+    record.family_name = Some("Zephyrine".into());
+    record.phone = Some("+15555550199".into());
+    record.email = Some("quillon.zephyrine@example.org".into());
+    hq.admin(paths::ADMIN_MEMBERS, &record);
+    let needles = [
+        "quillon",
+        "zephyrine",
+        "5555550199",
+        "quillon.zephyrine@example.org",
+        "zephyr tea",
+    ];
+
+    // A tablet bootstraps (HQ writes a snapshot holding the record) and
+    // uploads a note and preferences about them.
+    let tablet = Stolen::new(&hq, "tablet-1", store_id, DeviceKind::Tablet);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("tablet.db");
+    aisle_tests::hq::provision(&db, &hq, &tablet.credentials);
+    crate::ok(crate::aisle(&db, &["sync"]));
+    let snapshots = hq.data.path().join("snapshots");
+    assert!(
+        !files_under(&snapshots).is_empty(),
+        "a snapshot was written"
+    );
+    let note =
+        json!({ "member_id": member_id, "author": "Alex", "body": "Quillon likes zephyr tea" });
+    assert_eq!(tablet.refused("note", "associate_note", &note), None);
+    let prefs =
+        json!({ "member_id": member_id, "preferences": [{ "kind": "dietary", "value": "vegan" }] });
+    assert_eq!(tablet.refused("prefs", "preferences_set", &prefs), None);
+    let before: String = hq
+        .db()
+        .query_row(
+            "SELECT group_concat(payload) FROM store_events WHERE idempotency_key IN ('note', 'prefs')",
+            [],
+            |row| row.get(0),
+        )
+        .expect("events");
+    assert!(
+        !holds(before.as_bytes(), &needles).is_empty(),
+        "the note is there before"
+    );
+
+    hq.admin(paths::ADMIN_ERASURES, &json!({ "member_id": member_id }));
+
+    // The feed from position 0, as the store would read it.
+    let feed = hq
+        .client()
+        .get(format!("{}{}", hq.url(), paths::CHANGES))
+        .bearer_auth(tablet.bearer())
+        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        .query(&[("after", "0"), ("limit", "50000")])
+        .send()
+        .expect("feed")
+        .text()
+        .expect("feed body");
+    assert!(
+        feed.contains("member_erased"),
+        "the tombstone is in the feed"
+    );
+    assert_eq!(
+        holds(feed.as_bytes(), &needles),
+        Vec::<String>::new(),
+        "feed from 0"
+    );
+    // The event log keeps the facts (who, when), not the note or the preferences.
+    let after: String = hq
+        .db()
+        .query_row(
+            "SELECT group_concat(payload) FROM store_events WHERE idempotency_key IN ('note', 'prefs')",
+            [],
+            |row| row.get(0),
+        )
+        .expect("events");
+    assert_eq!(
+        holds(after.as_bytes(), &needles),
+        Vec::<String>::new(),
+        "event log"
+    );
+    assert!(!after.contains("vegan"), "{after}");
+    assert!(
+        after.contains(&member_id.to_string()),
+        "the facts stay: {after}"
+    );
+    // No snapshot file is left (any could hold the record).
+    assert_eq!(files_under(&snapshots), Vec::<std::path::PathBuf>::new());
+    // HQ's raw database and write-ahead log, byte for byte.
+    for name in ["hq.db", "hq.db-wal"] {
+        let path = hq.data.path().join(name);
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert_eq!(holds(&bytes, &needles), Vec::<String>::new(), "{name}");
+    }
+    // The store applies the tombstone at its next sync.
+    crate::ok(crate::aisle(&db, &["sync"]));
+    let erased: bool = rusqlite::Connection::open(&db)
+        .expect("replica")
+        .query_row(
+            "SELECT erased_at IS NOT NULL FROM members WHERE member_id = ?1",
+            [member_id],
+            |row| row.get(0),
+        )
+        .expect("member");
+    assert!(erased);
+}
