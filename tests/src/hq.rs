@@ -17,6 +17,8 @@ pub struct TestHq {
     pub tls: aisle_hq::tls::TlsFiles,
     /// Serve plain HTTP (behind a test proxy that does the TLS).
     plain: bool,
+    /// Per-device quotas from the next [`TestHq::start`] on (HQ's defaults when `None`).
+    pub quotas: Option<aisle_hq::Quotas>,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -73,6 +75,7 @@ impl TestHq {
             admin_token: "admin-secret".into(),
             tls,
             plain,
+            quotas: None,
             runtime: None,
             shutdown: None,
         };
@@ -88,6 +91,9 @@ impl TestHq {
             aisle_hq::Config::new(self.data.path().to_owned(), self.admin_token.clone());
         config.tls = (!self.plain).then(|| self.tls.clone());
         config.chunk_records = 2_000;
+        if let Some(quotas) = self.quotas {
+            config.quotas = quotas;
+        }
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(async move {
             let stopped = async {

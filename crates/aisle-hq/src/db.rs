@@ -48,6 +48,11 @@ pub const HQ_MIGRATIONS: &[Migration] = &[
         name: "0005_erasure.sql",
         sql: include_str!("../../../migrations/hq/0005_erasure.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_throttles.sql",
+        sql: include_str!("../../../migrations/hq/0006_throttles.sql"),
+    },
 ];
 
 /// A device HQ authenticated: who it is, its store, what it may do.
@@ -1612,6 +1617,42 @@ pub fn scrub_outside(
         .execute([now])?;
     tracing::info!("erasure scrubbed: snapshots deleted, write-ahead log truncated");
     Ok(())
+}
+
+/// Counts a request refused for going over `device`'s quota of `what`
+/// (`lookups` or `events`).
+pub fn record_throttle(
+    conn: &Connection,
+    device: &Device,
+    what: &str,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO device_throttles (device_id, store_id, what, refused, first_at, last_at)
+         VALUES (?1, ?2, ?3, 1, ?4, ?4)
+         ON CONFLICT (device_id, what) DO UPDATE SET refused = refused + 1, last_at = excluded.last_at",
+    )?
+    .execute(params![device.device_id, device.store_id, what, now])?;
+    Ok(())
+}
+
+/// Devices HQ throttled, the most refused first.
+pub fn throttled(conn: &Connection) -> rusqlite::Result<Vec<aisle_proto::ThrottledDevice>> {
+    conn.prepare_cached(
+        "SELECT device_id, store_id, what, refused, first_at, last_at FROM device_throttles
+         ORDER BY refused DESC, device_id, what",
+    )?
+    .query_map([], |row| {
+        Ok(aisle_proto::ThrottledDevice {
+            device_id: row.get(0)?,
+            store_id: row.get(1)?,
+            what: row.get(2)?,
+            refused: row.get(3)?,
+            first_at: row.get(4)?,
+            last_at: row.get(5)?,
+        })
+    })?
+    .collect()
 }
 
 /// Applies an admin change to the master data and logs it for the stores.

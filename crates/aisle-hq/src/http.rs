@@ -99,6 +99,22 @@ fn device(hq: &Hq, headers: &HeaderMap) -> Answer<db::Device> {
         .ok_or_else(|| unauthorized("unknown device or wrong secret"))
 }
 
+/// Admits `n` requests of `limit` for `device`, or answers `429 throttled`.
+fn admit(hq: &Hq, device: &db::Device, limit: crate::Limit, n: usize) -> Answer<()> {
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    hq.admit(device, limit, n).map_err(|wait| {
+        Failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!(
+                "this device is over its quota of {}; retry in {} s",
+                limit.name(),
+                wait.as_secs().max(1)
+            ),
+        )
+    })
+}
+
 fn admin(hq: &Hq, headers: &HeaderMap) -> Answer<()> {
     let token = bearer(headers).unwrap_or_default();
     let expected = hq.config.admin_token.as_bytes();
@@ -139,6 +155,7 @@ pub fn router(hq: Arc<Hq>) -> axum::Router {
             get(admin_coupon_reconciliation),
         )
         .route(paths::ADMIN_QUARANTINE, get(admin_quarantine))
+        .route(paths::ADMIN_THROTTLED, get(admin_throttled))
         .fallback(|| async {
             Failure(
                 StatusCode::NOT_FOUND,
@@ -278,6 +295,7 @@ async fn events(
 ) -> Answer<Json<aisle_proto::EventAck>> {
     blocking(move || {
         let device = device(&hq, &headers)?;
+        admit(&hq, &device, crate::Limit::Events, upload.events.len())?;
         let now = crate::now();
         let ack = hq.write(|conn| db::record_events(conn, &device, &upload.events, now))?;
         Ok(Json(ack))
@@ -302,6 +320,7 @@ async fn lookup(
 ) -> Answer<Json<aisle_proto::MemberLookup>> {
     blocking(move || {
         let device = device(&hq, &headers)?;
+        admit(&hq, &device, crate::Limit::Lookups, 1)?;
         let proof = match (&query.card, &query.code, query.member_id) {
             (Some(card), _, _) => db::LookupProof::Card(card),
             (None, Some(code), _) => db::LookupProof::AppCode(code),
@@ -470,6 +489,18 @@ async fn admin_events(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> Answer<J
             Ok(rows)
         })?;
         Ok(Json(EventLog { events }))
+    })
+    .await
+}
+
+/// Admin: the devices HQ throttled, the most refused first.
+async fn admin_throttled(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+) -> Answer<Json<Vec<aisle_proto::ThrottledDevice>>> {
+    blocking(move || {
+        admin(&hq, &headers)?;
+        Ok(Json(hq.read(|conn| Ok(db::throttled(conn)?))?))
     })
     .await
 }

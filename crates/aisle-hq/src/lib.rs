@@ -43,6 +43,61 @@ pub struct Config {
     pub history_days: u32,
     /// TLS certificate chain and key (PEM); `None` serves plain HTTP (tests of the HTTP layer only).
     pub tls: Option<tls::TlsFiles>,
+    /// Per-device rate limits.
+    pub quotas: Quotas,
+}
+
+/// Per-device rate limits (docs/PROTOCOL.md, "Limits"): a device over its
+/// quota gets `429 throttled` and is reported at
+/// `GET /admin/v1/devices/throttled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Member look-ups per minute, sustained, and at once.
+    pub lookups_per_minute: u32,
+    pub lookup_burst: u32,
+    /// Store events per minute, sustained, and at once (the backlog of an
+    /// outage is uploaded at once).
+    pub events_per_minute: u32,
+    pub event_burst: u32,
+}
+
+impl Default for Quotas {
+    /// Sized for a busy store: a kiosk identifies a shopper every few
+    /// seconds at its busiest, and a day offline leaves tens of thousands of
+    /// events to upload.
+    fn default() -> Self {
+        Self {
+            lookups_per_minute: 30,
+            lookup_burst: 60,
+            events_per_minute: 20_000,
+            event_burst: 200_000,
+        }
+    }
+}
+
+/// What a device's quota limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Lookups,
+    Events,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Lookups => "lookups",
+            Limit::Events => "events",
+        }
+    }
+}
+
+type Limiter = governor::DefaultKeyedRateLimiter<String>;
+
+fn limiter(per_minute: u32, burst: u32) -> Limiter {
+    let one = std::num::NonZeroU32::MIN;
+    let quota = governor::Quota::per_minute(std::num::NonZeroU32::new(per_minute).unwrap_or(one))
+        .allow_burst(std::num::NonZeroU32::new(burst).unwrap_or(one));
+    governor::RateLimiter::keyed(quota)
 }
 
 impl Config {
@@ -54,6 +109,7 @@ impl Config {
             snapshot_max_age: std::time::Duration::from_secs(3600),
             history_days: 400,
             tls: None,
+            quotas: Quotas::default(),
         }
     }
 
@@ -75,6 +131,8 @@ pub struct Hq {
     readers: std::sync::Mutex<Vec<rusqlite::Connection>>,
     /// One snapshot build at a time.
     snapshot_lock: std::sync::Mutex<()>,
+    lookups: Limiter,
+    events: Limiter,
 }
 
 impl Hq {
@@ -85,7 +143,11 @@ impl Hq {
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let writer = db::open(&config.db_path())?;
         let signer = signing::Signer::load_or_create(&config.data_dir.join("signing.key"))?;
+        let lookups = limiter(config.quotas.lookups_per_minute, config.quotas.lookup_burst);
+        let events = limiter(config.quotas.events_per_minute, config.quotas.event_burst);
         Ok(Arc::new(Self {
+            lookups,
+            events,
             config,
             signer,
             writer: std::sync::Mutex::new(writer),
@@ -108,6 +170,35 @@ impl Hq {
             key_id,
             secret: hex::encode(key.to_bytes()),
         })
+    }
+
+    /// Admits `n` requests of `limit` for `device` under its quota; else
+    /// counts the refusal (`device_throttles`) and says how long to wait.
+    pub fn admit(
+        &self,
+        device: &db::Device,
+        limit: Limit,
+        n: u32,
+    ) -> Result<(), std::time::Duration> {
+        let limiter = match limit {
+            Limit::Lookups => &self.lookups,
+            Limit::Events => &self.events,
+        };
+        let Some(n) = std::num::NonZeroU32::new(n) else {
+            return Ok(());
+        };
+        let wait = match limiter.check_key_n(&device.device_id, n) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(not_until)) => not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            )),
+            // More at once than the burst allows: never admitted as one request.
+            Err(_) => std::time::Duration::from_secs(60),
+        };
+        tracing::warn!(device_id = %device.device_id, limit = limit.name(), n = n.get(), "device over its quota: throttled");
+        self.write(|conn| db::record_throttle(conn, device, limit.name(), now()))
+            .unwrap_or_else(|err| tracing::error!(error = %err, "recording a throttle"));
+        Err(wait)
     }
 
     /// Runs `work` with the writer connection; then, if `work` committed an

@@ -56,6 +56,7 @@ pub mod paths {
     /// `GET ?after=ID&limit=N`: a [`super::events::QuarantineList`], the
     /// store events HQ refused, oldest first.
     pub const ADMIN_QUARANTINE: &str = "/admin/v1/quarantine";
+    pub const ADMIN_THROTTLED: &str = "/admin/v1/devices/throttled";
 }
 
 /// Every error body, with a stable code a client branches on and a message for people.
@@ -142,6 +143,19 @@ impl DeviceKind {
     pub fn may_look_up(self) -> bool {
         matches!(self, DeviceKind::Kiosk | DeviceKind::Tablet)
     }
+}
+
+/// Admin: a device HQ refused requests of for going over its quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottledDevice {
+    pub device_id: String,
+    pub store_id: i64,
+    /// `lookups` or `events`.
+    pub what: String,
+    /// Requests refused so far.
+    pub refused: i64,
+    pub first_at: String,
+    pub last_at: String,
 }
 
 /// Admin's answer to a registration: everything the store needs, shown once.

@@ -590,3 +590,82 @@ fn an_erasure_leaves_nothing_at_hq() {
         .expect("member");
     assert!(erased);
 }
+
+#[test]
+fn a_device_over_its_quota_is_throttled_and_reported() {
+    let mut hq = TestHq::start_with_demo();
+    hq.quotas = Some(aisle_hq::Quotas {
+        lookups_per_minute: 1,
+        lookup_burst: 3,
+        events_per_minute: 1,
+        event_burst: 4,
+    });
+    hq.stop();
+    hq.start();
+    let store_id = hq.busy_store();
+    let (inside, (_, card)) = members(&hq, store_id);
+    let kiosk = Stolen::new(&hq, "kiosk-greedy", store_id, DeviceKind::Kiosk);
+    let other = Stolen::new(&hq, "kiosk-calm", store_id, DeviceKind::Kiosk);
+
+    // Look-ups: the burst, then 429 (a card scanned at machine speed).
+    for _ in 0..3 {
+        assert_eq!(kiosk.lookup(&[("card", &card)]).0, 200);
+    }
+    let (status, body) = kiosk.lookup(&[("card", &card)]);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("throttled")),
+        "{body}"
+    );
+    assert!(body.get("member").is_none());
+    // Another device has a quota of its own.
+    assert_eq!(other.lookup(&[("card", &card)]).0, 200);
+
+    // Events: four fit the burst, a fifth waits.
+    let visit = |n: usize| {
+        let events: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({ "idempotency_key": format!("v-{n}-{i}"), "seq": i + 1, "kind": "kiosk_visit",
+                    "payload": { "member_id": inside, "store_id": store_id, "at": "2026-11-25 10:00:00" },
+                    "created_at": "2026-11-25 10:00:00" })
+            })
+            .collect();
+        hq.client()
+            .post(format!("{}{}", hq.url(), paths::EVENTS))
+            .bearer_auth(kiosk.bearer())
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .json(&json!({ "events": events }))
+            .send()
+            .expect("upload")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(visit(4), 200);
+    assert_eq!(visit(1), 429);
+    assert_eq!(
+        visit(9),
+        429,
+        "more than the burst at once is never admitted"
+    );
+
+    // The admin sees who was throttled, and for what.
+    let listed: Vec<aisle_proto::ThrottledDevice> = hq
+        .client()
+        .get(format!("{}{}", hq.url(), paths::ADMIN_THROTTLED))
+        .bearer_auth(&hq.admin_token)
+        .send()
+        .expect("admin")
+        .json()
+        .expect("json");
+    let summary: Vec<(&str, &str, i64)> = listed
+        .iter()
+        .map(|t| (t.device_id.as_str(), t.what.as_str(), t.refused))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("kiosk-greedy", "events", 2),
+            ("kiosk-greedy", "lookups", 1)
+        ]
+    );
+}
