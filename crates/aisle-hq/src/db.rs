@@ -53,6 +53,11 @@ pub const HQ_MIGRATIONS: &[Migration] = &[
         name: "0006_throttles.sql",
         sql: include_str!("../../../migrations/hq/0006_throttles.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_never_issued.sql",
+        sql: include_str!("../../../migrations/hq/0007_never_issued.sql"),
+    },
 ];
 
 /// A device HQ authenticated: who it is, its store, what it may do.
@@ -1279,9 +1284,9 @@ fn record_coupon_event(
     let redeemed = redemption.is_some();
     tx.prepare_cached(
         "INSERT INTO coupon_issues (serial, coupon_id, member_id, store_id, channel, issued_at,
-             expires_at, key_id, bound_member_id)
-         VALUES (?1, ?2, (SELECT member_id FROM members WHERE member_id = ?3), ?4, ?5, ?6, ?7, ?8, ?3)
-         ON CONFLICT (serial) DO UPDATE SET issued_at = excluded.issued_at WHERE ?9",
+             expires_at, key_id, bound_member_id, issue_known)
+         VALUES (?1, ?2, (SELECT member_id FROM members WHERE member_id = ?3), ?4, ?5, ?6, ?7, ?8, ?3, ?9)
+         ON CONFLICT (serial) DO UPDATE SET issued_at = excluded.issued_at, issue_known = 1 WHERE ?9",
     )?
     .execute(params![
         serial,
@@ -1433,11 +1438,33 @@ pub fn coupon_reconciliation(
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let never_issued: Vec<aisle_proto::NeverIssued> = conn
+        .prepare(
+            "SELECT i.serial, i.coupon_id, i.store_id, r.store_id, r.redeemed_at, r.till_id, r.value_cents
+             FROM coupon_redemptions r JOIN coupon_issues i ON i.issue_id = r.issue_id
+             WHERE i.issue_known = 0 ORDER BY r.redemption_id",
+        )?
+        .query_map([], |row| {
+            Ok(aisle_proto::NeverIssued {
+                serial: row.get(0)?,
+                coupon_id: row.get(1)?,
+                issuer_store_id: row.get(2)?,
+                store_id: row.get(3)?,
+                redeemed_at: row.get(4)?,
+                till_id: row.get(5)?,
+                value_cents: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for never in &never_issued {
+        tracing::warn!(serial = %never.serial, store_id = ?never.store_id, till_id = ?never.till_id, "redeemed coupon HQ never saw issued");
+    }
     Ok(aisle_proto::CouponReconciliation {
         issued: issued as u64,
         redeemed: redeemed as u64,
         over_redeemed_cents: over_redemptions.iter().filter_map(|o| o.value_cents).sum(),
         over_redemptions,
+        never_issued,
     })
 }
 

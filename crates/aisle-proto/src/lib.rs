@@ -392,6 +392,23 @@ pub struct CouponReconciliation {
     pub over_redemptions: Vec<OverRedemption>,
     /// Sum of the losing redemptions' values.
     pub over_redeemed_cents: i64,
+    /// Redemptions of instances HQ never saw issued (no `coupon_issued`
+    /// event, no import): minted or forged coupons, or a lost outbox.
+    #[serde(default)]
+    pub never_issued: Vec<NeverIssued>,
+}
+
+/// A redemption of a coupon instance HQ never saw issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeverIssued {
+    pub serial: String,
+    pub coupon_id: i64,
+    /// The store whose key signed the instance, as the redemption says.
+    pub issuer_store_id: Option<i64>,
+    pub store_id: Option<i64>,
+    pub redeemed_at: Option<String>,
+    pub till_id: Option<String>,
+    pub value_cents: Option<i64>,
 }
 
 /// A coupon instance redeemed again at a store that could not know (offline).

@@ -669,3 +669,77 @@ fn a_device_over_its_quota_is_throttled_and_reported() {
         ]
     );
 }
+
+#[test]
+fn a_redemption_of_a_coupon_hq_never_saw_issued_is_flagged() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let (inside, _) = members(&hq, store_id);
+    let coupon_id: i64 = hq
+        .db()
+        .query_row("SELECT min(coupon_id) FROM coupons", [], |row| row.get(0))
+        .expect("a coupon");
+    let kiosk = Stolen::new(&hq, "kiosk-1", store_id, DeviceKind::Kiosk);
+    let till = Stolen::new(&hq, "till-1", store_id, DeviceKind::Till);
+    let redeemed = |serial: &str| {
+        json!({ "serial": serial, "coupon_id": coupon_id, "member_id": inside,
+            "issuer_store_id": store_id, "key_id": 1, "channel": "kiosk",
+            "expires_at": "2026-12-31 23:59:59", "store_id": store_id,
+            "redeemed_at": "2026-11-25 11:00:00", "till_id": "till-1",
+            "value_cents": 300, "offline_risk": false })
+    };
+    // Issued at the kiosk, then redeemed at the till: reconciled, not flagged.
+    let issued = json!({ "serial": "1111222233334444", "coupon_id": coupon_id, "member_id": inside,
+        "store_id": store_id, "key_id": 1, "channel": "kiosk",
+        "issued_at": "2026-11-25 10:00:00", "expires_at": "2026-12-31 23:59:59" });
+    assert_eq!(kiosk.refused("issue-ok", "coupon_issued", &issued), None);
+    assert_eq!(
+        till.refused(
+            "redeem-ok",
+            "coupon_redeemed",
+            &redeemed("1111222233334444")
+        ),
+        None
+    );
+    // A serial no device ever reported issuing: a minted coupon.
+    assert_eq!(
+        till.refused(
+            "redeem-minted",
+            "coupon_redeemed",
+            &redeemed("9999888877776666")
+        ),
+        None
+    );
+    // Redeemed first, its issue arriving later (outboxes upload in any order): not flagged once known.
+    assert_eq!(
+        till.refused(
+            "redeem-early",
+            "coupon_redeemed",
+            &redeemed("5555666677778888")
+        ),
+        None
+    );
+    let late = json!({ "serial": "5555666677778888", "coupon_id": coupon_id, "member_id": inside,
+        "store_id": store_id, "key_id": 1, "channel": "kiosk",
+        "issued_at": "2026-11-25 09:00:00", "expires_at": "2026-12-31 23:59:59" });
+    assert_eq!(kiosk.refused("issue-late", "coupon_issued", &late), None);
+
+    let report: aisle_proto::CouponReconciliation = hq
+        .client()
+        .get(format!(
+            "{}{}",
+            hq.url(),
+            paths::ADMIN_COUPON_RECONCILIATION
+        ))
+        .bearer_auth(&hq.admin_token)
+        .send()
+        .expect("admin")
+        .json()
+        .expect("json");
+    let flagged: Vec<(&str, Option<i64>, Option<&str>)> = report
+        .never_issued
+        .iter()
+        .map(|n| (n.serial.as_str(), n.value_cents, n.till_id.as_deref()))
+        .collect();
+    assert_eq!(flagged, [("9999888877776666", Some(300), Some("till-1"))]);
+}
