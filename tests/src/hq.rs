@@ -19,6 +19,8 @@ pub struct TestHq {
     plain: bool,
     /// Per-device quotas from the next [`TestHq::start`] on (HQ's defaults when `None`).
     pub quotas: Option<aisle_hq::Quotas>,
+    /// Connection limits from the next [`TestHq::start`] on.
+    pub limits: Option<aisle_hq::ConnectionLimits>,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -76,6 +78,7 @@ impl TestHq {
             tls,
             plain,
             quotas: None,
+            limits: None,
             runtime: None,
             shutdown: None,
         };
@@ -93,6 +96,9 @@ impl TestHq {
         config.chunk_records = 2_000;
         if let Some(quotas) = self.quotas {
             config.quotas = quotas;
+        }
+        if let Some(limits) = self.limits {
+            config.limits = limits;
         }
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(async move {

@@ -66,9 +66,15 @@ impl FaultProxy {
         });
         let app = axum::Router::new().fallback(forward).with_state(proxy);
         runtime.spawn(async move {
-            aisle_hq::tls::serve(listener, app, &tls, std::future::pending())
-                .await
-                .ok();
+            aisle_hq::tls::serve(
+                listener,
+                app,
+                &tls,
+                aisle_hq::ConnectionLimits::default(),
+                std::future::pending(),
+            )
+            .await
+            .ok();
         });
         Self {
             addr,

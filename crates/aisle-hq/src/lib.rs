@@ -45,6 +45,32 @@ pub struct Config {
     pub tls: Option<tls::TlsFiles>,
     /// Per-device rate limits.
     pub quotas: Quotas,
+    /// What one connection may hold of HQ (the TLS listener).
+    pub limits: ConnectionLimits,
+}
+
+/// What a connection may hold of HQ before it is closed: a client that
+/// opens connections and never speaks, or speaks slowly, does not exhaust
+/// HQ (docs/PROTOCOL.md, "Limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// The TLS handshake must finish within this.
+    pub handshake_timeout: std::time::Duration,
+    /// A request's headers must arrive within this (and between requests
+    /// on a kept-alive connection).
+    pub header_read_timeout: std::time::Duration,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: std::time::Duration::from_secs(10),
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 2_048,
+        }
+    }
 }
 
 /// Per-device rate limits (docs/PROTOCOL.md, "Limits"): a device over its
@@ -110,6 +136,7 @@ impl Config {
             history_days: 400,
             tls: None,
             quotas: Quotas::default(),
+            limits: ConnectionLimits::default(),
         }
     }
 
@@ -256,6 +283,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let tls = config.tls.clone();
+    let limits = config.limits;
     let hq = tokio::task::spawn_blocking(move || Hq::open(config)).await??;
     let app = router(hq);
     match tls {
@@ -264,7 +292,7 @@ pub async fn serve(
                 .with_graceful_shutdown(shutdown)
                 .await?;
         }
-        Some(files) => tls::serve(listener, app, &files, shutdown).await?,
+        Some(files) => tls::serve(listener, app, &files, limits, shutdown).await?,
     }
     Ok(())
 }

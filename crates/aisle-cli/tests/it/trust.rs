@@ -743,3 +743,45 @@ fn a_redemption_of_a_coupon_hq_never_saw_issued_is_flagged() {
         .collect();
     assert_eq!(flagged, [("9999888877776666", Some(300), Some("till-1"))]);
 }
+
+/// 300 connections that never speak do not keep HQ from answering, and HQ
+/// closes them once the handshake time is up.
+#[test]
+fn slow_connections_neither_starve_hq_nor_stay_open() {
+    use std::io::Read;
+    let mut hq = TestHq::start_with_demo();
+    hq.limits = Some(aisle_hq::ConnectionLimits {
+        handshake_timeout: std::time::Duration::from_secs(2),
+        header_read_timeout: std::time::Duration::from_secs(2),
+        max_connections: 2_048,
+    });
+    hq.stop();
+    hq.start();
+    let slow: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(hq.addr).expect("connect"))
+        .collect();
+    // A real request still gets its answer, well within the client's 2 s.
+    let answer = hq
+        .client()
+        .get(format!("{}{}", hq.url(), paths::ADMIN_THROTTLED))
+        .bearer_auth(&hq.admin_token)
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .expect("HQ answers while 300 connections hang");
+    assert!(answer.status().is_success(), "{}", answer.status());
+    // Every silent connection is closed by HQ (end of stream) within 30 s.
+    for mut stream in slow {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        let read = stream.read(&mut buf);
+        assert!(
+            matches!(read, Ok(0))
+                || read
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "HQ closed the connection: {read:?}"
+        );
+    }
+}
