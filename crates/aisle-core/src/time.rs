@@ -42,6 +42,12 @@ impl Timestamp {
         Timestamp(secs.clamp(MIN_SECS, MAX_SECS))
     }
 
+    /// The instant of a clock reading in unsigned seconds (coupon tokens,
+    /// app codes), held in range.
+    pub fn from_unix_u64(secs: u64) -> Self {
+        Self::from_unix(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+
     /// Seconds since 1970-01-01 00:00:00 UTC.
     pub fn unix(self) -> i64 {
         self.0
@@ -254,57 +260,40 @@ fn number(digits: &[u8]) -> Option<i64> {
     })
 }
 
-impl ToSql for Timestamp {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.to_string()))
-    }
+/// SQLite text and serde strings for a type with `Display` and `parse`:
+/// written as displayed, read back through `parse` (a malformed text is an
+/// error naming it).
+macro_rules! as_text {
+    ($type:ty) => {
+        impl ToSql for $type {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.to_string()))
+            }
+        }
+
+        impl FromSql for $type {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                <$type>::parse(value.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+            }
+        }
+
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                <$type>::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl FromSql for Timestamp {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let text = value.as_str()?;
-        Timestamp::parse(text).map_err(|e| FromSqlError::Other(Box::new(e)))
-    }
-}
-
-impl ToSql for Day {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.to_string()))
-    }
-}
-
-impl FromSql for Day {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let text = value.as_str()?;
-        Day::parse(text).map_err(|e| FromSqlError::Other(Box::new(e)))
-    }
-}
-
-impl serde::Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Timestamp::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-impl serde::Serialize for Day {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Day {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Day::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+as_text!(Timestamp);
+as_text!(Day);
 
 #[cfg(test)]
 mod tests {

@@ -160,15 +160,18 @@ fn a_look_up_needs_a_card_or_a_real_app_code_and_is_audited() {
     let (_, (outside, card)) = members(&hq, store_id);
     let kiosk = Stolen::new(&hq, "kiosk-1", store_id, DeviceKind::Kiosk);
 
-    // An app code signed by another key than the member's: forged.
+    // An app code for `member`, signed by demo key `signer`, `ago` seconds ago.
     let now_secs = u64::try_from(aisle_hq::now().unix()).expect("now");
-    let policy = aisle_core::identify::member_code::CodePolicy::default();
-    let forged = aisle_core::identify::member_code::encode(
-        outside,
-        &aisle_core::keys::demo_member_key(outside + 1),
-        now_secs,
-        &policy,
-    );
+    let code = |member: i64, signer: i64, ago: u64| {
+        aisle_core::identify::member_code::encode(
+            member,
+            &aisle_core::keys::demo_member_key(signer),
+            now_secs - ago,
+            &aisle_core::identify::member_code::CodePolicy::default(),
+        )
+    };
+    // Signed by another key than the member's: forged.
+    let forged = code(outside, outside + 1, 0);
     let (status, body) = kiosk.lookup(&[("code", &forged)]);
     assert_eq!(status, 403, "{body}");
     assert!(
@@ -181,12 +184,7 @@ fn a_look_up_needs_a_card_or_a_real_app_code_and_is_audited() {
     assert!(!in_partition(&hq, store_id, outside));
 
     // An expired one, signed by the right key an hour ago.
-    let expired = aisle_core::identify::member_code::encode(
-        outside,
-        &aisle_core::keys::demo_member_key(outside),
-        now_secs - 3600,
-        &policy,
-    );
+    let expired = code(outside, outside, 3600);
     let (status, body) = kiosk.lookup(&[("code", &expired)]);
     assert_eq!(status, 403, "{body}");
     assert!(
@@ -198,13 +196,8 @@ fn a_look_up_needs_a_card_or_a_real_app_code_and_is_audited() {
     );
 
     // The member's own code, now: found, and now in the partition.
-    let code = aisle_core::identify::member_code::encode(
-        outside,
-        &aisle_core::keys::demo_member_key(outside),
-        now_secs,
-        &policy,
-    );
-    let (status, body) = kiosk.lookup(&[("code", &code)]);
+    let own = code(outside, outside, 0);
+    let (status, body) = kiosk.lookup(&[("code", &own)]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["member"]["member_id"], outside);
     assert!(in_partition(&hq, store_id, outside));

@@ -175,7 +175,7 @@ fn app_code(
                         .execute(params![
                             code.member_id,
                             sql_int(window),
-                            timestamp(now_secs),
+                            Timestamp::from_unix_u64(now_secs),
                             device
                         ])?;
                         Ok(key.key_id)
@@ -219,7 +219,7 @@ fn audit_refusal(
     audit::record(
         tx,
         &AuditEntry {
-            at: timestamp(now_secs),
+            at: Timestamp::from_unix_u64(now_secs),
             actor: device,
             action: CODE_REFUSED,
             member_id,
@@ -231,11 +231,6 @@ fn audit_refusal(
 /// A window or a clock as an SQLite integer (saturating: such values refuse anyway).
 fn sql_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of a clock reading, clamped to year 9999.
-fn timestamp(now_secs: u64) -> Timestamp {
-    Timestamp::from_unix(sql_int(now_secs))
 }
 
 #[cfg(test)]

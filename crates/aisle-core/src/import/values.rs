@@ -67,18 +67,9 @@ fn parse_decimal_cents(text: &str) -> Result<i64, String> {
 
 /// A calendar date, `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Result<String, String> {
-    let bad = || format!("{text:?} is not a date (YYYY-MM-DD)");
-    let bytes = text.as_bytes();
-    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
-        return Err(bad());
-    }
-    let year = digits(&bytes[0..4]).ok_or_else(bad)?;
-    let month = digits(&bytes[5..7]).ok_or_else(bad)?;
-    let day = digits(&bytes[8..10]).ok_or_else(bad)?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return Err(bad());
-    }
-    Ok(text.to_owned())
+    crate::time::Day::parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|err| err.to_string())
 }
 
 /// A validated local timestamp, `YYYY-MM-DD HH:MM:SS`, held inline (no
@@ -153,17 +144,6 @@ fn digits(bytes: &[u8]) -> Option<u32> {
     bytes.iter().try_fold(0u32, |acc, b| {
         b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
     })
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
 }
 
 #[cfg(test)]

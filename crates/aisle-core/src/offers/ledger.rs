@@ -182,10 +182,6 @@ fn sql_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn timestamp(secs: u64) -> Timestamp {
-    Timestamp::from_unix(sql_int(secs))
-}
-
 fn day(secs: u64) -> String {
     crate::dates::date_string(sql_int(secs.min(253_402_300_799)) / 86_400)
 }
@@ -216,8 +212,8 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
     if req.expires_at <= req.issued_at {
         return Err(CouponError::Invalid(format!(
             "expiry {} is not after issue {}",
-            timestamp(req.expires_at),
-            timestamp(req.issued_at)
+            Timestamp::from_unix_u64(req.expires_at),
+            Timestamp::from_unix_u64(req.issued_at)
         )));
     }
     if let Some(provisioned) = crate::replica::meta(tx, "sync.store_id")?
@@ -234,7 +230,7 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
     if !known {
         return Err(CouponError::Refused(Refusal::CouponWithdrawn));
     }
-    let now = timestamp(req.issued_at);
+    let now = Timestamp::from_unix_u64(req.issued_at);
     tx.prepare_cached("INSERT OR IGNORE INTO stores (store_id, name) VALUES (?1, 'Store ' || ?1)")?
         .execute([req.store_id])?;
     let (key_id, key) = keys::issuing_key_or_make(tx, req.store_id, now)?;
@@ -249,7 +245,7 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
         expires_at: req.expires_at,
     };
     let token = coupon::encode(&instance, &key);
-    let expires = timestamp(req.expires_at);
+    let expires = Timestamp::from_unix_u64(req.expires_at);
     tx.prepare_cached(
         "INSERT INTO coupon_issues (serial, coupon_id, member_id, store_id, channel, issued_at,
              expires_at, key_id, bound_member_id)
@@ -452,7 +448,7 @@ fn judge(
     if req.now_secs > instance.expires_at {
         return with(
             Refusal::Expired,
-            json!({ "expires_at": timestamp(instance.expires_at) }),
+            json!({ "expires_at": Timestamp::from_unix_u64(instance.expires_at) }),
         );
     }
     let coupon: Option<(CouponView, String, String)> = conn
@@ -574,7 +570,7 @@ pub fn redeem(
             return Err(CouponError::Refused(refused.reason));
         }
     };
-    let now = timestamp(req.now_secs);
+    let now = Timestamp::from_unix_u64(req.now_secs);
     let instance = &judged.instance;
     let issue_id = match judged.issue_id {
         Some(id) => id,
@@ -598,7 +594,7 @@ pub fn redeem(
                 instance.store_id,
                 instance.channel.name(),
                 now,
-                timestamp(instance.expires_at),
+                Timestamp::from_unix_u64(instance.expires_at),
                 instance.key_id
             ])?;
             tx.last_insert_rowid()
@@ -631,7 +627,7 @@ pub fn redeem(
             issuer_store_id: instance.store_id,
             key_id: instance.key_id,
             channel: instance.channel.name().to_owned(),
-            expires_at: timestamp(instance.expires_at).to_string(),
+            expires_at: Timestamp::from_unix_u64(instance.expires_at).to_string(),
             store_id: req.store_id,
             redeemed_at: now.to_string(),
             till_id: req.till_id.to_owned(),
@@ -665,7 +661,7 @@ fn audit_refusal(
     audit::record(
         tx,
         &AuditEntry {
-            at: timestamp(req.now_secs),
+            at: Timestamp::from_unix_u64(req.now_secs),
             actor: req.till_id,
             action: COUPON_REFUSED,
             member_id: req.member_id,
