@@ -7,11 +7,17 @@ use std::path::Path;
 use aisle_proto::{DeviceCredentials, DeviceKind, DeviceRegistration};
 use rusqlite::Connection;
 
+/// The test HQ's admin token (64 bytes: HQ refuses tokens under 32).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789abcdef0123456789abcdef";
+
 /// A running HQ; stopped when dropped.
 #[derive(Debug)]
 pub struct TestHq {
     pub data: tempfile::TempDir,
+    /// The devices' listener.
     pub addr: SocketAddr,
+    /// The admin plane's own listener.
+    pub admin_addr: SocketAddr,
     pub ca_pem: String,
     pub admin_token: String,
     pub tls: aisle_hq::tls::TlsFiles,
@@ -27,7 +33,7 @@ pub struct TestHq {
 
 /// HQ's data folder `dir` with the demo extract as master data.
 fn build_demo_hq(dir: &Path) {
-    let config = aisle_hq::Config::new(dir.to_owned(), String::new());
+    let config = aisle_hq::Config::new(dir.to_owned());
     let hq = aisle_hq::Hq::open(config).expect("open HQ");
     hq.write(|conn| {
         aisle_core::import::in_transaction(conn, |tx| {
@@ -59,12 +65,12 @@ impl TestHq {
         let data = tempfile::tempdir().expect("tempdir");
         // HQ's database with the demo imported is built once per test
         // process; each HQ gets a copy and its own signing key.
-        let config = aisle_hq::Config::new(data.path().to_owned(), "admin-secret".into());
+        let config = aisle_hq::Config::new(data.path().to_owned());
         crate::fixture::copy_of("hq-demo", &config.db_path(), |path| {
             let dir = path.parent().expect("fixture folder").join("hq-demo-build");
             std::fs::remove_dir_all(&dir).ok();
             build_demo_hq(&dir);
-            let db = aisle_hq::Config::new(dir.clone(), String::new()).db_path();
+            let db = aisle_hq::Config::new(dir.clone()).db_path();
             crate::fixture::checkpoint(&db);
             std::fs::rename(db, path).expect("hq.db to the template");
             std::fs::remove_dir_all(&dir).ok();
@@ -73,8 +79,9 @@ impl TestHq {
         let mut this = Self {
             data,
             addr: "127.0.0.1:0".parse().expect("addr"),
+            admin_addr: "127.0.0.1:0".parse().expect("addr"),
             ca_pem,
-            admin_token: "admin-secret".into(),
+            admin_token: ADMIN_TOKEN.into(),
             tls,
             plain,
             quotas: None,
@@ -86,12 +93,17 @@ impl TestHq {
         this
     }
 
-    /// Starts serving (on the same port as before, if it ran before).
+    /// Starts serving (on the same ports as before, if it ran before).
     pub fn start(&mut self) {
         let (runtime, listener) = loopback_runtime(self.addr);
         self.addr = listener.local_addr().expect("addr");
-        let mut config =
-            aisle_hq::Config::new(self.data.path().to_owned(), self.admin_token.clone());
+        let admin = runtime
+            .block_on(tokio::net::TcpListener::bind(self.admin_addr))
+            .expect("bind the admin listener");
+        self.admin_addr = admin.local_addr().expect("admin addr");
+        let mut config = aisle_hq::Config::new(self.data.path().to_owned());
+        config.admin_tokens =
+            aisle_hq::admin::AdminTokens::single("test-admin", &self.admin_token).expect("token");
         config.tls = (!self.plain).then(|| self.tls.clone());
         config.chunk_records = 2_000;
         if let Some(quotas) = self.quotas {
@@ -105,7 +117,11 @@ impl TestHq {
             let stopped = async {
                 receiver.await.ok();
             };
-            if let Err(err) = aisle_hq::serve(listener, config, stopped).await {
+            let listeners = aisle_hq::Listeners {
+                devices: listener,
+                admin: Some(admin),
+            };
+            if let Err(err) = aisle_hq::serve(listeners, config, stopped).await {
                 tracing::error!(error = %err, "test HQ stopped");
             }
         });
@@ -123,27 +139,44 @@ impl TestHq {
         }
     }
 
+    /// The devices' API.
     pub fn url(&self) -> String {
         let scheme = if self.plain { "http" } else { "https" };
         format!("{scheme}://{}", self.addr)
     }
 
+    /// The admin API (its own listener).
+    pub fn admin_url(&self) -> String {
+        let scheme = if self.plain { "http" } else { "https" };
+        format!("{scheme}://{}", self.admin_addr)
+    }
+
     /// An HTTPS client trusting only the test CA.
     pub fn client(&self) -> reqwest::blocking::Client {
+        self.client_builder().build().expect("client")
+    }
+
+    /// The same, calling from another loopback address (`127.0.0.2`, ...).
+    pub fn client_from(&self, address: std::net::IpAddr) -> reqwest::blocking::Client {
+        self.client_builder()
+            .local_address(address)
+            .build()
+            .expect("client")
+    }
+
+    fn client_builder(&self) -> reqwest::blocking::ClientBuilder {
         reqwest::blocking::Client::builder()
             .tls_built_in_root_certs(false)
             .add_root_certificate(
                 reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca"),
             )
-            .build()
-            .expect("client")
     }
 
     /// Calls the admin API; panics on failure.
     pub fn admin<T: serde::Serialize + ?Sized>(&self, path: &str, body: &T) -> serde_json::Value {
         let response = self
             .client()
-            .post(format!("{}{path}", self.url()))
+            .post(format!("{}{path}", self.admin_url()))
             .bearer_auth(&self.admin_token)
             .json(body)
             .send()
@@ -154,7 +187,22 @@ impl TestHq {
         value
     }
 
+    /// Enrols a device the way a store does: the admin creates a one-time
+    /// code, the device redeems it over TLS and registers its own coupon
+    /// issuing key ([`aisle_core::sync::enrol`]).
     pub fn register(&self, device_id: &str, store_id: i64, kind: DeviceKind) -> DeviceCredentials {
+        let enrolment = self.enrolment(device_id, store_id, kind);
+        aisle_core::sync::enrol(&self.url(), Some(&self.ca_pem), &enrolment.code)
+            .expect("enrol the device")
+    }
+
+    /// The admin's half of an enrolment: a one-time code for `device_id`.
+    pub fn enrolment(
+        &self,
+        device_id: &str,
+        store_id: i64,
+        kind: DeviceKind,
+    ) -> aisle_proto::Enrolment {
         let value = self.admin(
             aisle_proto::paths::ADMIN_DEVICES,
             &DeviceRegistration {
@@ -163,7 +211,7 @@ impl TestHq {
                 kind,
             },
         );
-        serde_json::from_value(value).expect("credentials")
+        serde_json::from_value(value).expect("enrolment")
     }
 
     /// A read-only look at HQ's database.

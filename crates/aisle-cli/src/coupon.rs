@@ -121,7 +121,7 @@ pub fn exit_code(reason: Refusal) -> u8 {
         // Unreadable: scan or key it again.
         Refusal::Malformed | Refusal::Altered => 10,
         // Not genuine.
-        Refusal::Forged | Refusal::UnknownIssuer => 11,
+        Refusal::Forged | Refusal::UnknownIssuer | Refusal::RevokedKey => 11,
         // Not valid now.
         Refusal::Expired
         | Refusal::NotYetValid

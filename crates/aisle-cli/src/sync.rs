@@ -38,6 +38,20 @@ enum SyncCommand {
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
     },
+    /// Enrol this device at HQ with the one-time code the admin created
+    /// (`aisle-hq enrol-device`): its credentials and its own coupon issuing
+    /// key go straight into the replica, never into a file.
+    Enrol {
+        /// HQ's base URL, e.g. `https://hq.example:8443`
+        #[arg(long)]
+        hq: String,
+        /// The one-time enrolment code.
+        #[arg(long)]
+        code: String,
+        /// The certificate authority of HQ's TLS certificate (PEM).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+    },
     /// Last successful sync, cursor, lag, pending outbox events, last error and its reason.
     Status,
     /// Fetch a member from HQ into the replica, on proof of presence: their card number or their app code.
@@ -51,6 +65,7 @@ pub fn run(args: &SyncArgs, db: &Path, out: &mut Out) -> Result<()> {
             credentials,
             ca,
         }) => provision(db, hq, credentials, ca.as_deref(), out),
+        Some(SyncCommand::Enrol { hq, code, ca }) => enrol(db, hq, code, ca.as_deref(), out),
         Some(SyncCommand::Status) => status(db, out),
         Some(SyncCommand::Lookup { key }) => lookup(db, key, out),
         None if args.watch => watch(db, Duration::from_secs(args.interval), timeout(args), out),
@@ -73,11 +88,29 @@ fn provision(
             credentials.display()
         )
     })?;
-    let ca_pem = ca
-        .map(|path| {
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-        })
-        .transpose()?;
+    save(db, hq, given, read_ca(ca)?, out)
+}
+
+fn read_ca(ca: Option<&Path>) -> Result<Option<String>> {
+    ca.map(|path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    })
+    .transpose()
+}
+
+fn enrol(db: &Path, hq: &str, code: &str, ca: Option<&Path>, out: &mut Out) -> Result<()> {
+    let ca_pem = read_ca(ca)?;
+    let given = sync::enrol(hq, ca_pem.as_deref(), code)?;
+    save(db, hq, given, ca_pem, out)
+}
+
+fn save(
+    db: &Path,
+    hq: &str,
+    given: aisle_proto::DeviceCredentials,
+    ca_pem: Option<String>,
+    out: &mut Out,
+) -> Result<()> {
     let mut conn = aisle_core::replica::open_writer(db)?;
     Credentials {
         hq_url: hq.to_owned(),

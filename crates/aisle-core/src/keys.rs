@@ -5,11 +5,13 @@
 //! key file) and are stored as 32 raw bytes; [`parse_public`],
 //! [`parse_strong_public`] and [`parse_secret`] read the text,
 //! [`public_from_bytes`] a stored value. Kept here:
-//! - **Coupon issuers**: this store's issuing key ([`ISSUER_KEY`] in
-//!   `replica_meta`, `<key id>:<secret, hex>`: from HQ at provisioning, or
+//! - **Coupon issuers**: this device's issuing key ([`ISSUER_KEY`] in
+//!   `replica_meta`, `<key id>:<secret, hex>`: made here and registered with
+//!   HQ, which numbers it ([`ISSUER_REGISTERED`] says for which device), or
 //!   made here on first issue as key id 0 when the replica has no HQ), and
-//!   the public key of every issuing store (`coupon_issuers`, only ever
-//!   added), which verify coupon tokens.
+//!   the public keys of every issuing device of every store
+//!   (`coupon_issuers`, only ever added; HQ may mark one revoked), which
+//!   verify coupon tokens.
 //! - **Members' app-code keys** (`member_keys`): the public halves HQ
 //!   provisions; the highest key id verifies. Real members' private keys
 //!   are made on their phones and never leave them. Demo members (the
@@ -27,8 +29,13 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-/// `replica_meta` key of this store's issuing key: `<key id>:<secret, hex>`.
+/// `replica_meta` key of this device's issuing key: `<key id>:<secret, hex>`.
 pub const ISSUER_KEY: &str = "coupons.issuer_key";
+
+/// `replica_meta` key naming the device whose issuing key HQ registered
+/// (absent: the key, if any, is not this device's own registered key, and
+/// sync registers a new one).
+pub const ISSUER_REGISTERED: &str = "coupons.issuer_registered_for";
 
 /// The documented, public secret demo members' keys derive from. Anyone can
 /// make a demo member's codes: never give a real member such a key.
@@ -166,20 +173,54 @@ pub fn add_issuer(
     Ok(())
 }
 
-/// The public key an issuing store signed with (`None`: unknown, or a
-/// stored value that is no key, which verifies nothing either).
+/// Marks an issuing key revoked from `at` on (the earliest revocation stays).
+pub fn revoke_issuer(
+    conn: &Connection,
+    store_id: i64,
+    key_id: i64,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE coupon_issuers SET revoked_at = coalesce(revoked_at, ?3)
+         WHERE store_id = ?1 AND key_id = ?2",
+    )?
+    .execute(params![store_id, key_id, at])?;
+    Ok(())
+}
+
+/// An issuing key as the replica knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    pub public_key: VerifyingKey,
+    /// When HQ revoked it: tokens it signs are trusted only for instances
+    /// the ledger holds as issued before.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// The key an issuing device signed with (`None`: unknown, or a stored
+/// value that is no key, which verifies nothing either).
+pub fn issuer(conn: &Connection, store_id: i64, key_id: i64) -> rusqlite::Result<Option<Issuer>> {
+    let row: Option<(Vec<u8>, Option<Timestamp>)> = conn
+        .prepare_cached(
+            "SELECT public_key, revoked_at FROM coupon_issuers WHERE store_id = ?1 AND key_id = ?2",
+        )?
+        .query_row([store_id, key_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(row.and_then(|(bytes, revoked_at)| {
+        Some(Issuer {
+            public_key: public_from_bytes(&bytes).ok()?,
+            revoked_at,
+        })
+    }))
+}
+
+/// The public key of [`issuer`].
 pub fn issuer_public_key(
     conn: &Connection,
     store_id: i64,
     key_id: i64,
 ) -> rusqlite::Result<Option<VerifyingKey>> {
-    let bytes: Option<Vec<u8>> = conn
-        .prepare_cached(
-            "SELECT public_key FROM coupon_issuers WHERE store_id = ?1 AND key_id = ?2",
-        )?
-        .query_row([store_id, key_id], |row| row.get(0))
-        .optional()?;
-    Ok(bytes.and_then(|bytes| public_from_bytes(&bytes).ok()))
+    Ok(issuer(conn, store_id, key_id)?.map(|issuer| issuer.public_key))
 }
 
 // Members' app-code keys.

@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0007_staff.sql",
         sql: include_str!("../../../migrations/0007_staff.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_device_issuing_keys.sql",
+        sql: include_str!("../../../migrations/0008_device_issuing_keys.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -58,6 +58,11 @@ pub const HQ_MIGRATIONS: &[Migration] = &[
         name: "0007_never_issued.sql",
         sql: include_str!("../../../migrations/hq/0007_never_issued.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_admin_plane.sql",
+        sql: include_str!("../../../migrations/hq/0008_admin_plane.sql"),
+    },
 ];
 
 /// A device HQ authenticated: who it is, its store, what it may do.
@@ -120,21 +125,7 @@ pub fn register_device(
     kind: DeviceKind,
     now: Timestamp,
 ) -> Result<String, HqError> {
-    if device_id.is_empty()
-        || device_id.len() > 64
-        || !device_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(HqError::Invalid(format!(
-            "device id {device_id:?}: use 1-64 letters, digits, '-' or '_'"
-        )));
-    }
-    if records::read_store(conn, store_id)?.is_none() {
-        return Err(HqError::NotFound(format!(
-            "store {store_id} is not in HQ's master data"
-        )));
-    }
+    check_registration(conn, device_id, store_id)?;
     let mut secret = [0u8; 32];
     getrandom::getrandom(&mut secret).map_err(|_| HqError::Invalid("no randomness".into()))?;
     let secret = hex::encode(secret);
@@ -151,18 +142,157 @@ pub fn register_device(
     Ok(secret)
 }
 
-/// Revokes a device: every later request of it is refused.
-pub fn revoke_device(conn: &Connection, device_id: &str, now: Timestamp) -> Result<(), HqError> {
-    let changed = conn.execute(
-        "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2) WHERE device_id = ?1",
-        params![device_id, now],
-    )?;
-    if changed == 0 {
+/// Whether a device `device_id` of `store_id` may be registered: a
+/// well-formed id not registered yet, a store HQ knows.
+pub fn check_registration(
+    conn: &Connection,
+    device_id: &str,
+    store_id: i64,
+) -> Result<(), HqError> {
+    if device_id.is_empty()
+        || device_id.len() > 64
+        || !device_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(HqError::Invalid(format!(
+            "device id {device_id:?}: use 1-64 letters, digits, '-' or '_'"
+        )));
+    }
+    if records::read_store(conn, store_id)?.is_none() {
         return Err(HqError::NotFound(format!(
-            "device {device_id} is not registered"
+            "store {store_id} is not in HQ's master data"
+        )));
+    }
+    let known = conn
+        .prepare_cached("SELECT 1 FROM devices WHERE device_id = ?1")?
+        .exists([device_id])?;
+    if known {
+        return Err(HqError::Invalid(format!(
+            "device {device_id} is already registered"
         )));
     }
     Ok(())
+}
+
+/// Revokes a device: every later request of it is refused, and its coupon
+/// issuing keys are revoked in every store's feed (a stolen device's key
+/// signs nothing new that a store accepts).
+pub fn revoke_device(
+    conn: &mut Connection,
+    device_id: &str,
+    now: Timestamp,
+) -> Result<(), HqError> {
+    let tx = conn.transaction()?;
+    let store_id: Option<i64> = tx
+        .query_row(
+            "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2) WHERE device_id = ?1
+             RETURNING store_id",
+            params![device_id, now],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(store_id) = store_id else {
+        return Err(HqError::NotFound(format!(
+            "device {device_id} is not registered"
+        )));
+    };
+    let revoked = tx.execute(
+        "UPDATE coupon_issuers SET revoked_at = ?3
+         WHERE store_id = ?1 AND device_id = ?2 AND revoked_at IS NULL",
+        params![store_id, device_id, now],
+    )?;
+    if revoked > 0 {
+        publish_store_keys(&tx, store_id, now)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Sends the store's record, with its issuing keys, to every store.
+fn publish_store_keys(tx: &Transaction<'_>, store_id: i64, now: Timestamp) -> Result<(), HqError> {
+    if let Some(store) = records::read_store(tx, store_id)? {
+        log_change(tx, Scope::All, &Change::Store(store), now)?;
+    }
+    Ok(())
+}
+
+/// Registers the public half of a device's own coupon issuing key: numbered
+/// after the store's keys, published to every store; the device's earlier
+/// keys are revoked from now on (a rotation). Registering the same key
+/// again answers its key id.
+pub fn register_coupon_key(
+    conn: &mut Connection,
+    device: &Device,
+    public_key: &str,
+    now: Timestamp,
+) -> Result<i64, HqError> {
+    if !device.kind.may_send(aisle_proto::EventKind::CouponIssued) {
+        return Err(HqError::Forbidden(format!(
+            "a {} does not issue coupons",
+            device.kind.name()
+        )));
+    }
+    let public = aisle_core::keys::parse_strong_public(public_key)
+        .map_err(|err| HqError::Invalid(format!("coupon key: {err}")))?;
+    let tx = conn.transaction()?;
+    let existing: Option<i64> = tx
+        .query_row(
+            "SELECT key_id FROM coupon_issuers
+             WHERE store_id = ?1 AND device_id = ?2 AND public_key = ?3 AND revoked_at IS NULL",
+            params![
+                device.store_id,
+                device.device_id,
+                public.as_bytes().as_slice()
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(key_id) = existing {
+        return Ok(key_id);
+    }
+    // Key 1 was the store-wide key of before device keys.
+    let key_id: i64 = tx.query_row(
+        "SELECT max(coalesce(max(key_id), 0), 1) + 1 FROM coupon_issuers WHERE store_id = ?1",
+        [device.store_id],
+        |row| row.get(0),
+    )?;
+    tx.execute(
+        "UPDATE coupon_issuers SET revoked_at = ?3
+         WHERE store_id = ?1 AND device_id = ?2 AND revoked_at IS NULL",
+        params![device.store_id, device.device_id, now],
+    )?;
+    aisle_core::keys::add_issuer(&tx, device.store_id, key_id, &public, now)?;
+    tx.execute(
+        "UPDATE coupon_issuers SET device_id = ?3 WHERE store_id = ?1 AND key_id = ?2",
+        params![device.store_id, key_id, device.device_id],
+    )?;
+    publish_store_keys(&tx, device.store_id, now)?;
+    tx.commit()?;
+    Ok(key_id)
+}
+
+/// Retires the store-wide coupon keys of before device keys (derived from
+/// HQ's seed and handed to every device of a store, kiosks included): from
+/// now on their tokens are good only for instances stores already hold.
+/// Idempotent; run when HQ opens its database.
+pub fn retire_store_keys(conn: &mut Connection, now: Timestamp) -> Result<usize, HqError> {
+    let tx = conn.transaction()?;
+    let stores: Vec<i64> = tx
+        .prepare(
+            "UPDATE coupon_issuers SET revoked_at = ?1
+             WHERE device_id IS NULL AND revoked_at IS NULL RETURNING store_id",
+        )?
+        .query_map([now], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut distinct = stores.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    for store_id in &distinct {
+        publish_store_keys(&tx, *store_id, now)?;
+    }
+    tx.commit()?;
+    Ok(stores.len())
 }
 
 /// An active device whose secret matches.
@@ -644,6 +774,7 @@ fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<M
                     key_id: row.get(1)?,
                     public_key: hex::encode(row.get::<_, Vec<u8>>(2)?),
                     created_at: row.get(3)?,
+                    revoked_at: None,
                 });
         }
     }
@@ -979,7 +1110,28 @@ pub fn unauthorized(
     {
         return Ok(Some(Rejection::new(RejectCode::NotAuthorized, why)));
     }
+    if let StoreEvent::CouponIssued(issued) = event
+        && !may_sign_with(conn, device, issued.key_id)?
+    {
+        return Ok(Some(Rejection::new(
+            RejectCode::WrongKey,
+            format!(
+                "key {} of store {} is not this device's issuing key",
+                issued.key_id, device.store_id
+            ),
+        )));
+    }
     Ok(None)
+}
+
+/// Whether `device` signs coupons with `key_id`: one of its own registered
+/// keys, or a store-wide key of its store from before device keys.
+fn may_sign_with(conn: &Connection, device: &Device, key_id: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM coupon_issuers WHERE store_id = ?1 AND key_id = ?2
+             AND (device_id = ?3 OR device_id IS NULL)",
+    )?
+    .exists(params![device.store_id, key_id, device.device_id])
 }
 
 /// Why the associate `who` (`staff:N`) may not act with `needed` at
@@ -1466,27 +1618,6 @@ pub fn coupon_reconciliation(
         over_redemptions,
         never_issued,
     })
-}
-
-/// Records a store's coupon issuing key (its public half) and, when new,
-/// sends the store's record (with its keys) to every store.
-pub fn ensure_coupon_issuer(
-    conn: &mut Connection,
-    store_id: i64,
-    key_id: i64,
-    public_key: &ed25519_dalek::VerifyingKey,
-    now: Timestamp,
-) -> Result<(), HqError> {
-    let tx = conn.transaction()?;
-    let known = aisle_core::keys::issuer_public_key(&tx, store_id, key_id)?;
-    if known.as_ref() != Some(public_key) {
-        aisle_core::keys::add_issuer(&tx, store_id, key_id, public_key, now)?;
-        if let Some(store) = records::read_store(&tx, store_id)? {
-            log_change(&tx, Scope::All, &Change::Store(store), now)?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 /// Writes a member's master record and sends it to every store holding them.
@@ -2043,6 +2174,14 @@ mod tests {
             }),
         )
         .expect("store");
+        // tablet-1 issues coupons under its key 1.
+        aisle_core::keys::add_issuer(&tx, STORE, 1, &test_key(1).verifying_key(), ts(NOW))
+            .expect("key");
+        tx.execute(
+            "UPDATE coupon_issuers SET device_id = 'tablet-1' WHERE store_id = ?1 AND key_id = 1",
+            [STORE],
+        )
+        .expect("key's device");
         for id in [MEMBER, ERASED] {
             assert!(records::write_member(&tx, &member(id)).expect("member"));
             tx.execute(
@@ -2094,6 +2233,10 @@ mod tests {
     /// A device of `STORE` whose kind may send `kind` events (these tests
     /// are about the data; [`unauthorized`]'s own tests are the attack suite
     /// in `crates/aisle-cli/tests/it/trust.rs`).
+    fn test_key(n: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[n; 32])
+    }
+
     fn device_for(kind: &str) -> Device {
         let kind = match kind {
             "kiosk_visit" => DeviceKind::Kiosk,
@@ -2243,6 +2386,85 @@ mod tests {
             &preferences("colour", "red"),
             Some("bad_preference"),
         );
+    }
+
+    #[test]
+    fn a_coupon_under_a_key_not_the_devices_own_is_rejected() {
+        let mut other = issued(SERIAL, COUPON, "kiosk");
+        other["key_id"] = 7.into();
+        check("coupon_issued", &other, Some("wrong_key"));
+        let (_dir, mut conn) = hq();
+        let kiosk = Device {
+            device_id: "kiosk-1".into(),
+            store_id: STORE,
+            kind: DeviceKind::Kiosk,
+        };
+        // kiosk-1 may not use tablet-1's key 1.
+        let ack = record_events(
+            &mut conn,
+            &kiosk,
+            &[raw(1, "coupon_issued", issued(SERIAL, COUPON, "kiosk"))],
+            ts(NOW),
+        )
+        .expect("upload");
+        assert_eq!(
+            ack.rejected.first().map(|r| r.code.as_str()),
+            Some("wrong_key")
+        );
+    }
+
+    #[test]
+    fn device_keys_are_numbered_rotated_and_revoked_in_every_stores_feed() {
+        let (_dir, mut conn) = hq();
+        let kiosk = Device {
+            device_id: "kiosk-1".into(),
+            store_id: STORE,
+            kind: DeviceKind::Kiosk,
+        };
+        register_device(&conn, "kiosk-1", STORE, DeviceKind::Kiosk, ts(NOW)).expect("device");
+        let first = hex::encode(test_key(2).verifying_key().as_bytes());
+        let second = hex::encode(test_key(3).verifying_key().as_bytes());
+        let id = register_coupon_key(&mut conn, &kiosk, &first, ts(NOW)).expect("register");
+        assert_eq!(id, 2, "after the store's key 1");
+        assert_eq!(
+            register_coupon_key(&mut conn, &kiosk, &first, ts(NOW)).expect("again"),
+            2,
+            "the same key again: the same id"
+        );
+        let rotated = register_coupon_key(&mut conn, &kiosk, &second, ts("2026-11-26 12:00:00"))
+            .expect("rotate");
+        assert_eq!(rotated, 3);
+        revoke_device(&mut conn, "kiosk-1", ts("2026-11-27 12:00:00")).expect("revoke");
+        // The newest store record in the feed carries every key with its revocation.
+        let text: String = conn
+            .query_row(
+                "SELECT body FROM changes WHERE scope = 'all' ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .expect("a store change");
+        let Change::Store(store) = serde_json::from_str(&text).expect("change") else {
+            panic!("{text}");
+        };
+        let keys: Vec<(i64, Option<String>)> = store
+            .coupon_keys
+            .expect("keys")
+            .into_iter()
+            .map(|k| (k.key_id, k.revoked_at))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (1, None),
+                (2, Some("2026-11-26 12:00:00".into())),
+                (3, Some("2026-11-27 12:00:00".into())),
+            ]
+        );
+        // A bad key and a kind that issues no coupons are refused.
+        assert!(matches!(
+            register_coupon_key(&mut conn, &device_for("preferences_set"), "zz", ts(NOW)),
+            Err(HqError::Invalid(_))
+        ));
     }
 
     #[test]

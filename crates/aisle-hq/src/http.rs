@@ -1,22 +1,80 @@
-//! The HTTP API: device endpoints (bearer `DEVICE_ID.SECRET`, protocol
-//! header) and the admin API (bearer admin token). Handlers translate only:
-//! the work is in [`crate::db`], run on blocking threads.
+//! The HTTP API, as two routers on two listeners: the devices' endpoints
+//! (bearer `DEVICE_ID.SECRET`, protocol header; [`device_router`]) and the
+//! admin API (bearer admin token, every call audited; [`admin_router`]).
+//! Handlers translate only: the work is in [`crate::db`] and
+//! [`crate::admin`], run on blocking threads, a bounded number at once.
+//! Outside the admin plane, errors say what the client did wrong and
+//! nothing of HQ's insides.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aisle_proto::events::{QuarantineList, RawEventUpload};
 use aisle_proto::{
-    ApiError, Change, DeviceCredentials, DeviceRegistration, PROTOCOL_HEADER, PROTOCOL_VERSION,
-    paths,
+    ApiError, Change, CouponKeyRegistered, CouponKeyRegistration, DeviceCredentials,
+    DeviceRegistration, EnrolRequest, Enrolment, PROTOCOL_HEADER, PROTOCOL_VERSION, paths,
 };
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::Hq;
+use crate::admin::{self, AdminRefusal};
 use crate::db::{self, HqError};
+
+/// A request body as JSON; a malformed one is `400 malformed` with no
+/// parser detail.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(malformed_body(&rejection)),
+        }
+    }
+}
+
+fn malformed_body(rejection: &JsonRejection) -> Failure {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return Failure(status, "too_large", "the request body is too large".into());
+    }
+    Failure(
+        StatusCode::BAD_REQUEST,
+        "malformed",
+        "the request body is not the JSON this endpoint takes".into(),
+    )
+}
+
+/// Query parameters; malformed ones are `400 malformed`.
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for Params<T>
+{
+    type Rejection = Failure;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Params(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(_)) | Err(_) => Err(Failure(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "the query parameters are not the ones this endpoint takes".into(),
+            )),
+        }
+    }
+}
 
 /// An error answer: status plus `{code, message}`.
 #[derive(Debug)]
@@ -46,27 +104,32 @@ impl From<HqError> for Failure {
             }
             other => {
                 tracing::error!(error = %other, "HQ storage error");
-                Failure(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    other.to_string(),
-                )
+                internal()
             }
         }
     }
 }
 
+/// A fault of HQ's: the details go to HQ's log, never to the client.
+fn internal() -> Failure {
+    Failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "HQ could not answer; the fault is in HQ's log".into(),
+    )
+}
+
 type Answer<T> = Result<T, Failure>;
 
+/// Runs `work` on a blocking thread once one of HQ's database slots is free.
 async fn blocking<T: Send + 'static>(
+    hq: &Hq,
     work: impl FnOnce() -> Answer<T> + Send + 'static,
 ) -> Answer<T> {
+    let _slot = hq.db_slots.acquire().await.map_err(|_| internal())?;
     tokio::task::spawn_blocking(work).await.map_err(|err| {
-        Failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            err.to_string(),
-        )
+        tracing::error!(error = %err, "a request's work panicked");
+        internal()
     })?
 }
 
@@ -81,8 +144,8 @@ fn unauthorized(message: &str) -> Failure {
     Failure(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned())
 }
 
-/// The device (id, store, kind) after checking the protocol version and its secret.
-fn device(hq: &Hq, headers: &HeaderMap) -> Answer<db::Device> {
+/// Checks the protocol header.
+fn protocol(headers: &HeaderMap) -> Answer<()> {
     let version = headers.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok());
     if version != Some(PROTOCOL_VERSION.to_string().as_str()) {
         return Err(Failure(
@@ -91,6 +154,12 @@ fn device(hq: &Hq, headers: &HeaderMap) -> Answer<db::Device> {
             format!("this HQ speaks protocol {PROTOCOL_VERSION}; the request said {version:?}"),
         ));
     }
+    Ok(())
+}
+
+/// The device (id, store, kind) after checking the protocol version and its secret.
+fn device(hq: &Hq, headers: &HeaderMap) -> Answer<db::Device> {
+    protocol(headers)?;
     let token = bearer(headers).ok_or_else(|| unauthorized("no device credentials"))?;
     let (device_id, secret) = token
         .split_once('.')
@@ -115,32 +184,59 @@ fn admit(hq: &Hq, device: &db::Device, limit: crate::Limit, n: usize) -> Answer<
     })
 }
 
-fn admin(hq: &Hq, headers: &HeaderMap) -> Answer<()> {
-    let token = bearer(headers).unwrap_or_default();
-    let expected = hq.config.admin_token.as_bytes();
-    let same = token.len() == expected.len()
-        && token
-            .bytes()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same && !expected.is_empty() {
-        Ok(())
-    } else {
-        Err(unauthorized("admin token required"))
-    }
+/// The largest request body of each kind of route.
+const EVENTS_BODY_LIMIT: usize = 16 << 20;
+const SMALL_BODY_LIMIT: usize = 16 << 10;
+const ADMIN_BODY_LIMIT: usize = 4 << 20;
+
+fn no_such_endpoint() -> Failure {
+    Failure(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint".into(),
+    )
 }
 
-pub fn router(hq: Arc<Hq>) -> axum::Router {
+/// The devices' listener: the device API and enrolment. Admin paths are not
+/// served here (404, as any unknown path).
+pub fn device_router(hq: Arc<Hq>) -> axum::Router {
+    let timeout = hq.config.limits.request_timeout;
     axum::Router::new()
         .route(paths::SNAPSHOT, get(snapshot))
         .route(paths::SNAPSHOT_CHUNKS, get(snapshot_chunk))
         .route(paths::CHANGES, get(changes))
         .route(paths::MODEL, get(model))
         .route(paths::OFFER_MODEL, get(offer_model))
-        .route(paths::EVENTS, post(events))
+        .route(
+            paths::EVENTS,
+            post(events).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
+        )
         .route(paths::MEMBER_LOOKUP, get(lookup))
-        .route(paths::ADMIN_DEVICES, post(register_device))
+        .route(
+            paths::ENROL,
+            post(enrol).layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT)),
+        )
+        .route(
+            paths::COUPON_KEYS,
+            post(coupon_key).layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT)),
+        )
+        .fallback(|| async { no_such_endpoint() })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&hq),
+            per_address,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .with_state(hq)
+}
+
+/// The admin listener: the admin API only.
+pub fn admin_router(hq: Arc<Hq>) -> axum::Router {
+    let timeout = hq.config.limits.request_timeout;
+    axum::Router::new()
+        .route(paths::ADMIN_DEVICES, post(admin_enrolment))
         .route(paths::ADMIN_DEVICE_REVOKE, post(revoke_device))
         .route(paths::ADMIN_MEMBERS, post(admin_member))
         .route(paths::ADMIN_PRODUCTS, post(admin_product))
@@ -156,21 +252,48 @@ pub fn router(hq: Arc<Hq>) -> axum::Router {
         )
         .route(paths::ADMIN_QUARANTINE, get(admin_quarantine))
         .route(paths::ADMIN_THROTTLED, get(admin_throttled))
-        .fallback(|| async {
-            Failure(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint".into(),
-            )
-        })
+        .route(paths::ADMIN_AUDIT, get(admin_audit))
+        .fallback(|| async { no_such_endpoint() })
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&hq),
+            per_address,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .with_state(hq)
+}
+
+/// Per-address rate limit (docs/PROTOCOL.md, "Limits"), before any work.
+async fn per_address(State(hq): State<Arc<Hq>>, request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    if let Some(address) = peer
+        && let Err(wait) = hq.admit_address(address)
+    {
+        tracing::warn!(%address, "address over its rate limit: throttled");
+        return Failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!(
+                "too many requests from this address; retry in {} s",
+                wait.as_secs().max(1)
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn snapshot(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> Answer<Json<aisle_proto::Signed>> {
-    blocking(move || {
+    blocking(&Arc::clone(&hq), move || {
         let store_id = device(&hq, &headers)?.store_id;
         let _building = hq
             .snapshot_lock
@@ -194,7 +317,7 @@ async fn snapshot_chunk(
     headers: HeaderMap,
     Path((snapshot_id, index)): Path<(String, u32)>,
 ) -> Answer<Vec<u8>> {
-    blocking(move || {
+    blocking(&Arc::clone(&hq), move || {
         let store_id = device(&hq, &headers)?.store_id;
         let gone = || {
             Failure(
@@ -227,7 +350,7 @@ async fn model(
     headers: HeaderMap,
     Path(artifact_id): Path<i64>,
 ) -> Answer<Vec<u8>> {
-    blocking(move || {
+    blocking(&Arc::clone(&hq), move || {
         device(&hq, &headers)?;
         hq.read(|conn| {
             Ok(aisle_core::recommend::artifact::bytes_of(
@@ -251,7 +374,7 @@ async fn offer_model(
     headers: HeaderMap,
     Path(model_id): Path<i64>,
 ) -> Answer<Vec<u8>> {
-    blocking(move || {
+    blocking(&Arc::clone(&hq), move || {
         device(&hq, &headers)?;
         hq.read(|conn| Ok(aisle_core::offers::model::shipped(conn, Some(model_id))?))?
             .map(|shipped| shipped.bytes)
@@ -275,9 +398,9 @@ struct ChangesQuery {
 async fn changes(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Query(query): Query<ChangesQuery>,
+    Params(query): Params<ChangesQuery>,
 ) -> Answer<Json<aisle_proto::Signed>> {
-    blocking(move || {
+    blocking(&Arc::clone(&hq), move || {
         let store_id = device(&hq, &headers)?.store_id;
         let limit = query.limit.unwrap_or(5_000).clamp(1, 50_000);
         let batch = hq.read(|conn| db::changes_after(conn, store_id, query.after, limit))?;
@@ -291,9 +414,9 @@ async fn changes(
 async fn events(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(upload): Json<RawEventUpload>,
+    Body(upload): Body<RawEventUpload>,
 ) -> Answer<Json<aisle_proto::EventAck>> {
-    blocking(move || {
+    blocking(&Arc::clone(&hq), move || {
         let device = device(&hq, &headers)?;
         admit(&hq, &device, crate::Limit::Events, upload.events.len())?;
         let now = crate::now();
@@ -316,9 +439,9 @@ struct LookupQuery {
 async fn lookup(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Query(query): Query<LookupQuery>,
+    Params(query): Params<LookupQuery>,
 ) -> Answer<Json<aisle_proto::MemberLookup>> {
-    blocking(move || {
+    blocking(&Arc::clone(&hq), move || {
         let device = device(&hq, &headers)?;
         admit(&hq, &device, crate::Limit::Lookups, 1)?;
         let proof = match (&query.card, &query.code, query.member_id) {
@@ -333,32 +456,111 @@ async fn lookup(
     .await
 }
 
-async fn register_device(
+/// A device redeems its one-time enrolment code for its credentials.
+async fn enrol(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(registration): Json<DeviceRegistration>,
+    Body(request): Body<EnrolRequest>,
 ) -> Answer<Json<DeviceCredentials>> {
-    blocking(move || {
-        admin(&hq, &headers)?;
-        let secret = hq.write(|conn| {
-            db::register_device(
+    blocking(&Arc::clone(&hq), move || {
+        protocol(&headers)?;
+        let enrolled =
+            hq.write(|conn| admin::redeem_enrolment(conn, &request.code, crate::now()))?;
+        let Some(enrolled) = enrolled else {
+            return Err(unauthorized("unknown, used or expired enrolment code"));
+        };
+        tracing::info!(device_id = %enrolled.registration.device_id, "device enrolled");
+        Ok(Json(DeviceCredentials {
+            device_id: enrolled.registration.device_id,
+            store_id: enrolled.registration.store_id,
+            secret: enrolled.secret,
+            hq_public_key: hq.signer.public_hex(),
+            protocol: PROTOCOL_VERSION,
+            kind: Some(enrolled.registration.kind),
+            coupon_issuer: None,
+        }))
+    })
+    .await
+}
+
+/// A device registers the public half of its own coupon issuing key.
+async fn coupon_key(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Body(registration): Body<CouponKeyRegistration>,
+) -> Answer<Json<CouponKeyRegistered>> {
+    blocking(&Arc::clone(&hq), move || {
+        let device = device(&hq, &headers)?;
+        let key_id = hq.write(|conn| {
+            db::register_coupon_key(conn, &device, &registration.public_key, crate::now())
+        })?;
+        Ok(Json(CouponKeyRegistered { key_id }))
+    })
+    .await
+}
+
+/// Runs an admin call: checks the bearer token, does `work` with the
+/// token's name, and records the call in the admin audit either way.
+async fn admin_call<T: Send + 'static>(
+    hq: Arc<Hq>,
+    headers: HeaderMap,
+    action: &'static str,
+    target: Option<String>,
+    work: impl FnOnce(&Hq, &str) -> Answer<T> + Send + 'static,
+) -> Answer<T> {
+    blocking(&Arc::clone(&hq), move || {
+        let now = crate::now();
+        let presented = bearer(&headers).unwrap_or_default();
+        let (name, result) = match hq.config.admin_tokens.authenticate(presented, now) {
+            Ok(name) => {
+                let name = name.to_owned();
+                let result = work(&hq, &name);
+                (Some(name), result)
+            }
+            Err(AdminRefusal::Unknown) => (None, Err(unauthorized("admin token required"))),
+            Err(AdminRefusal::Expired) => (None, Err(unauthorized("this admin token has expired"))),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(failure) => failure.1,
+        };
+        hq.write(|conn| {
+            admin::record(
                 conn,
-                &registration.device_id,
-                registration.store_id,
-                registration.kind,
+                name.as_deref(),
+                action,
+                target.as_deref(),
+                outcome,
+                now,
+            )
+        })
+        .map_err(|err| {
+            tracing::error!(error = %err, "recording an admin call");
+            internal()
+        })?;
+        result
+    })
+    .await
+}
+
+/// Admin: a one-time enrolment code for a new device.
+async fn admin_enrolment(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Body(registration): Body<DeviceRegistration>,
+) -> Answer<Json<Enrolment>> {
+    let target = Some(registration.device_id.clone());
+    admin_call(hq, headers, "create_enrolment", target, move |hq, token| {
+        let enrolment = hq.write(|conn| {
+            admin::create_enrolment(
+                conn,
+                &registration,
+                token,
+                admin::ENROLMENT_VALID_SECS,
                 crate::now(),
             )
         })?;
-        let coupon_issuer = hq.coupon_issuer(registration.store_id)?;
-        Ok(Json(DeviceCredentials {
-            device_id: registration.device_id,
-            store_id: registration.store_id,
-            secret,
-            hq_public_key: hq.signer.public_hex(),
-            protocol: PROTOCOL_VERSION,
-            kind: Some(registration.kind),
-            coupon_issuer: Some(coupon_issuer),
-        }))
+        Ok(Json(enrolment))
     })
     .await
 }
@@ -367,10 +569,8 @@ async fn admin_coupon_reconciliation(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> Answer<Json<aisle_proto::CouponReconciliation>> {
-    blocking(move || {
-        admin(&hq, &headers)?;
-        let report = hq.read(|conn| Ok(db::coupon_reconciliation(conn)?))?;
-        Ok(Json(report))
+    admin_call(hq, headers, "read_coupon_reconciliation", None, |hq, _| {
+        Ok(Json(hq.read(|conn| Ok(db::coupon_reconciliation(conn)?))?))
     })
     .await
 }
@@ -380,8 +580,8 @@ async fn revoke_device(
     headers: HeaderMap,
     Path(device_id): Path<String>,
 ) -> Answer<Json<serde_json::Value>> {
-    blocking(move || {
-        admin(&hq, &headers)?;
+    let target = Some(device_id.clone());
+    admin_call(hq, headers, "revoke_device", target, move |hq, _| {
         hq.write(|conn| db::revoke_device(conn, &device_id, crate::now()))?;
         Ok(Json(serde_json::json!({ "revoked": device_id })))
     })
@@ -394,9 +594,14 @@ struct Changed {
     seq: u64,
 }
 
-async fn admin_apply(hq: Arc<Hq>, headers: HeaderMap, change: Change) -> Answer<Json<Changed>> {
-    blocking(move || {
-        admin(&hq, &headers)?;
+async fn admin_apply(
+    hq: Arc<Hq>,
+    headers: HeaderMap,
+    action: &'static str,
+    target: String,
+    change: Change,
+) -> Answer<Json<Changed>> {
+    admin_call(hq, headers, action, Some(target), move |hq, _| {
         let seq = hq.write(|conn| db::admin_change(conn, &change, crate::now()))?;
         Ok(Json(Changed { seq }))
     })
@@ -406,49 +611,63 @@ async fn admin_apply(hq: Arc<Hq>, headers: HeaderMap, change: Change) -> Answer<
 async fn admin_member(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(record): Json<aisle_proto::MemberRecord>,
+    Body(record): Body<aisle_proto::MemberRecord>,
 ) -> Answer<Json<Changed>> {
-    admin_apply(hq, headers, Change::Member(record)).await
+    let target = format!("member {}", record.member_id);
+    admin_apply(hq, headers, "save_member", target, Change::Member(record)).await
 }
 
 async fn admin_product(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(record): Json<aisle_proto::ProductRecord>,
+    Body(record): Body<aisle_proto::ProductRecord>,
 ) -> Answer<Json<Changed>> {
-    admin_apply(hq, headers, Change::Product(record)).await
+    let target = format!("product {}", record.product_id);
+    admin_apply(hq, headers, "save_product", target, Change::Product(record)).await
 }
 
 async fn admin_store_product(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(record): Json<aisle_proto::StoreProductRecord>,
+    Body(record): Body<aisle_proto::StoreProductRecord>,
 ) -> Answer<Json<Changed>> {
-    admin_apply(hq, headers, Change::StoreProduct(record)).await
+    let target = format!("store {} product {}", record.store_id, record.product_id);
+    let change = Change::StoreProduct(record);
+    admin_apply(hq, headers, "save_store_product", target, change).await
 }
 
 async fn admin_campaign(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(record): Json<aisle_proto::CampaignRecord>,
+    Body(record): Body<aisle_proto::CampaignRecord>,
 ) -> Answer<Json<Changed>> {
-    admin_apply(hq, headers, Change::Campaign(record)).await
+    let target = format!("campaign {}", record.campaign_id);
+    admin_apply(
+        hq,
+        headers,
+        "save_campaign",
+        target,
+        Change::Campaign(record),
+    )
+    .await
 }
 
 async fn admin_coupon(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(record): Json<aisle_proto::CouponRecord>,
+    Body(record): Body<aisle_proto::CouponRecord>,
 ) -> Answer<Json<Changed>> {
-    admin_apply(hq, headers, Change::Coupon(record)).await
+    let target = format!("coupon {}", record.coupon_id);
+    admin_apply(hq, headers, "save_coupon", target, Change::Coupon(record)).await
 }
 
 async fn admin_basket(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(record): Json<aisle_proto::BasketRecord>,
+    Body(record): Body<aisle_proto::BasketRecord>,
 ) -> Answer<Json<Changed>> {
-    admin_apply(hq, headers, Change::Basket(record)).await
+    let target = format!("basket {}", record.basket_id);
+    admin_apply(hq, headers, "save_basket", target, Change::Basket(record)).await
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -459,17 +678,14 @@ struct Erasure {
 async fn admin_erasure(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Json(erasure): Json<Erasure>,
+    Body(erasure): Body<Erasure>,
 ) -> Answer<Json<Changed>> {
-    admin_apply(
-        hq,
-        headers,
-        Change::MemberErased {
-            member_id: erasure.member_id,
-            erased_at: String::new(),
-        },
-    )
-    .await
+    let change = Change::MemberErased {
+        member_id: erasure.member_id,
+        erased_at: String::new(),
+    };
+    let target = format!("member {}", erasure.member_id);
+    admin_apply(hq, headers, "erase_member", target, change).await
 }
 
 /// Admin: the recorded store events (keys in order), for audits and tests.
@@ -479,8 +695,7 @@ struct EventLog {
 }
 
 async fn admin_events(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> Answer<Json<EventLog>> {
-    blocking(move || {
-        admin(&hq, &headers)?;
+    admin_call(hq, headers, "read_events", None, |hq, _| {
         let events = hq.read(|conn| {
             let mut stmt = conn.prepare("SELECT idempotency_key, device_id, seq, kind FROM store_events ORDER BY device_id, seq")?;
             let rows = stmt
@@ -498,15 +713,14 @@ async fn admin_throttled(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> Answer<Json<Vec<aisle_proto::ThrottledDevice>>> {
-    blocking(move || {
-        admin(&hq, &headers)?;
+    admin_call(hq, headers, "read_throttled", None, |hq, _| {
         Ok(Json(hq.read(|conn| Ok(db::throttled(conn)?))?))
     })
     .await
 }
 
 #[derive(Debug, serde::Deserialize)]
-struct QuarantineQuery {
+struct PageQuery {
     #[serde(default)]
     after: i64,
     limit: Option<usize>,
@@ -516,13 +730,28 @@ struct QuarantineQuery {
 async fn admin_quarantine(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Query(query): Query<QuarantineQuery>,
+    Params(query): Params<PageQuery>,
 ) -> Answer<Json<QuarantineList>> {
-    blocking(move || {
-        admin(&hq, &headers)?;
+    admin_call(hq, headers, "read_quarantine", None, move |hq, _| {
         let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
-        let page = hq.read(|conn| db::quarantined(conn, query.after, limit))?;
-        Ok(Json(page))
+        Ok(Json(
+            hq.read(|conn| db::quarantined(conn, query.after, limit))?,
+        ))
+    })
+    .await
+}
+
+/// Admin: the admin audit, oldest first, a page at a time.
+async fn admin_audit(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Params(query): Params<PageQuery>,
+) -> Answer<Json<aisle_proto::AdminAuditList>> {
+    admin_call(hq, headers, "read_audit", None, move |hq, _| {
+        let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
+        Ok(Json(hq.read(|conn| {
+            Ok(admin::audit(conn, query.after, limit)?)
+        })?))
     })
     .await
 }

@@ -8,11 +8,13 @@
 //! behind it), and offers a small admin API. The wire
 //! types are `aisle-proto`'s; `docs/PROTOCOL.md` describes them.
 //!
-//! [`serve`] takes a bound listener, so tests run HQ on `127.0.0.1:0`; the
-//! `aisle-hq` binary is a thin shell over it. Database work runs on blocking
-//! threads: one writer connection behind a mutex, read-only connections from
-//! a small pool.
+//! [`serve`] takes bound listeners, so tests run HQ on `127.0.0.1:0`: the
+//! devices' listener and the admin plane's own ([`admin`]); the `aisle-hq`
+//! binary is a thin shell over it. Database work runs on blocking threads,
+//! at most [`ConnectionLimits::db_concurrency`] at once: one writer
+//! connection behind a mutex, read-only connections from a small pool.
 
+pub mod admin;
 pub mod db;
 mod http;
 pub mod signing;
@@ -24,15 +26,15 @@ use aisle_core::time::Timestamp;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use http::router;
+pub use http::{admin_router, device_router};
 
 /// What HQ needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Folder of HQ's database, signing key and snapshots.
     pub data_dir: PathBuf,
-    /// Bearer token of the admin API.
-    pub admin_token: String,
+    /// The admin API's bearer tokens ([`admin::AdminTokens`]).
+    pub admin_tokens: admin::AdminTokens,
     /// Records per snapshot chunk.
     pub chunk_records: usize,
     /// How long a built snapshot is offered before a newer one is built
@@ -49,9 +51,9 @@ pub struct Config {
     pub limits: ConnectionLimits,
 }
 
-/// What a connection may hold of HQ before it is closed: a client that
-/// opens connections and never speaks, or speaks slowly, does not exhaust
-/// HQ (docs/PROTOCOL.md, "Limits").
+/// What a connection, a client address or a request may hold of HQ: a
+/// client that opens connections and never speaks, speaks slowly, or floods
+/// HQ from one address does not exhaust it (docs/PROTOCOL.md, "Limits").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// The TLS handshake must finish within this.
@@ -59,8 +61,17 @@ pub struct ConnectionLimits {
     /// A request's headers must arrive within this (and between requests
     /// on a kept-alive connection).
     pub header_read_timeout: std::time::Duration,
-    /// Connections served at once; more are closed at once.
+    /// Connections served at once (per listener); more are closed at once.
     pub max_connections: usize,
+    /// A whole request (body, work, answer) must finish within this
+    /// (`408`); building a large store's snapshot is the longest.
+    pub request_timeout: std::time::Duration,
+    /// Requests per minute from one client address, sustained, and at once
+    /// (`429 throttled`): a store's devices share an address behind NAT.
+    pub per_address_per_minute: u32,
+    pub per_address_burst: u32,
+    /// Requests working on HQ's database at once; more wait their turn.
+    pub db_concurrency: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -69,6 +80,10 @@ impl Default for ConnectionLimits {
             handshake_timeout: std::time::Duration::from_secs(10),
             header_read_timeout: std::time::Duration::from_secs(10),
             max_connections: 2_048,
+            request_timeout: std::time::Duration::from_secs(300),
+            per_address_per_minute: 6_000,
+            per_address_burst: 2_000,
+            db_concurrency: 32,
         }
     }
 }
@@ -117,9 +132,9 @@ impl Limit {
     }
 }
 
-type Limiter = governor::DefaultKeyedRateLimiter<String>;
+type Limiter<K> = governor::DefaultKeyedRateLimiter<K>;
 
-fn limiter(per_minute: u32, burst: u32) -> Limiter {
+fn limiter<K: Clone + std::hash::Hash + Eq>(per_minute: u32, burst: u32) -> Limiter<K> {
     let one = std::num::NonZeroU32::MIN;
     let quota = governor::Quota::per_minute(std::num::NonZeroU32::new(per_minute).unwrap_or(one))
         .allow_burst(std::num::NonZeroU32::new(burst).unwrap_or(one));
@@ -127,10 +142,12 @@ fn limiter(per_minute: u32, burst: u32) -> Limiter {
 }
 
 impl Config {
-    pub fn new(data_dir: PathBuf, admin_token: String) -> Self {
+    /// HQ's defaults on `data_dir`, with no admin token (the admin API then
+    /// refuses every call; `aisle-hq serve` requires a token file).
+    pub fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
-            admin_token,
+            admin_tokens: admin::AdminTokens::none(),
             chunk_records: 50_000,
             snapshot_max_age: std::time::Duration::from_secs(3600),
             history_days: 400,
@@ -158,8 +175,13 @@ pub struct Hq {
     readers: std::sync::Mutex<Vec<rusqlite::Connection>>,
     /// One snapshot build at a time.
     snapshot_lock: std::sync::Mutex<()>,
-    lookups: Limiter,
-    events: Limiter,
+    lookups: Limiter<String>,
+    events: Limiter<String>,
+    addresses: Limiter<std::net::IpAddr>,
+    /// Address checks since the limiter last forgot idle addresses.
+    address_checks: std::sync::atomic::AtomicU32,
+    /// Requests working on the database at once.
+    db_slots: tokio::sync::Semaphore,
 }
 
 impl Hq {
@@ -172,31 +194,31 @@ impl Hq {
         let signer = signing::Signer::load_or_create(&config.data_dir.join("signing.key"))?;
         let lookups = limiter(config.quotas.lookups_per_minute, config.quotas.lookup_burst);
         let events = limiter(config.quotas.events_per_minute, config.quotas.event_burst);
+        let addresses = limiter(
+            config.limits.per_address_per_minute,
+            config.limits.per_address_burst,
+        );
+        let db_slots = tokio::sync::Semaphore::new(config.limits.db_concurrency.max(1));
+        let mut writer = writer;
+        let retired = db::retire_store_keys(&mut writer, now())?;
+        if retired > 0 {
+            tracing::warn!(
+                retired,
+                "retired the store-wide coupon keys of before device keys; devices register their own at their next sync"
+            );
+        }
         Ok(Arc::new(Self {
             lookups,
             events,
+            addresses,
+            address_checks: std::sync::atomic::AtomicU32::new(0),
+            db_slots,
             config,
             signer,
             writer: std::sync::Mutex::new(writer),
             readers: std::sync::Mutex::new(Vec::new()),
             snapshot_lock: std::sync::Mutex::new(()),
         }))
-    }
-
-    /// The store's coupon issuing key for its credentials; its public half is
-    /// recorded and sent to every store (docs/PROTOCOL.md, "Coupon codes").
-    pub fn coupon_issuer(
-        &self,
-        store_id: i64,
-    ) -> Result<aisle_proto::CouponIssuerSecret, db::HqError> {
-        let (key_id, key) = self.signer.coupon_issuer_key(store_id);
-        self.write(|conn| {
-            db::ensure_coupon_issuer(conn, store_id, key_id, &key.verifying_key(), now())
-        })?;
-        Ok(aisle_proto::CouponIssuerSecret {
-            key_id,
-            secret: hex::encode(key.to_bytes()),
-        })
     }
 
     /// Admits `n` requests of `limit` for `device` under its quota; else
@@ -226,6 +248,22 @@ impl Hq {
         self.write(|conn| db::record_throttle(conn, device, limit.name(), now()))
             .unwrap_or_else(|err| tracing::error!(error = %err, "recording a throttle"));
         Err(wait)
+    }
+
+    /// Admits one request from `address`, or says how long to wait.
+    pub fn admit_address(&self, address: std::net::IpAddr) -> Result<(), std::time::Duration> {
+        use std::sync::atomic::Ordering;
+        if self.address_checks.fetch_add(1, Ordering::Relaxed) >= 100_000 {
+            // Forget addresses whose buckets are full again (bounded memory).
+            self.address_checks.store(0, Ordering::Relaxed);
+            self.addresses.retain_recent();
+            self.addresses.shrink_to_fit();
+        }
+        self.addresses.check_key(&address).map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ))
+        })
     }
 
     /// Runs `work` with the writer connection; then, if `work` committed an
@@ -276,23 +314,79 @@ impl Hq {
     }
 }
 
-/// Serves HQ on `listener` until `shutdown` completes.
+/// Where HQ listens: the devices' API, and the admin plane on a listener
+/// of its own (loopback by default: `aisle-hq serve --admin-listen`).
+#[derive(Debug)]
+pub struct Listeners {
+    pub devices: tokio::net::TcpListener,
+    /// `None`: no admin API at all.
+    pub admin: Option<tokio::net::TcpListener>,
+}
+
+/// Serves HQ on `listeners` until `shutdown` completes.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if listeners.admin.is_some() && config.admin_tokens.is_empty() {
+        anyhow::bail!("the admin listener needs at least one admin token");
+    }
     let tls = config.tls.clone();
     let limits = config.limits;
     let hq = tokio::task::spawn_blocking(move || Hq::open(config)).await??;
-    let app = router(hq);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.send(true).ok();
+    });
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            stopped.wait_for(|stop| *stop).await.ok();
+        }
+    };
+    let devices = serve_one(
+        listeners.devices,
+        device_router(Arc::clone(&hq)),
+        tls.as_ref(),
+        limits,
+        until_stopped(),
+    );
+    let admin = async {
+        match listeners.admin {
+            Some(listener) => {
+                serve_one(
+                    listener,
+                    admin_router(Arc::clone(&hq)),
+                    tls.as_ref(),
+                    limits,
+                    until_stopped(),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(devices, admin)?;
+    Ok(())
+}
+
+async fn serve_one(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: Option<&tls::TlsFiles>,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     match tls {
         None => {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await?;
         }
-        Some(files) => tls::serve(listener, app, &files, limits, shutdown).await?,
+        Some(files) => tls::serve(listener, app, files, limits, shutdown).await?,
     }
     Ok(())
 }

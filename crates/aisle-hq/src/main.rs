@@ -31,12 +31,48 @@ enum Command {
         tls_key: Option<PathBuf>,
         #[arg(long)]
         insecure_http: bool,
-        /// File holding the admin API's bearer token.
+        /// The admin API's tokens (mode 0600): `NAME TOKEN [EXPIRES]` per
+        /// line, or one bare token; each at least 32 bytes
+        /// (`aisle-hq new-admin-token` makes one).
         #[arg(long)]
         admin_token_file: PathBuf,
         /// Write the bound address to this file once listening (for scripts and tests).
         #[arg(long)]
         address_file: Option<PathBuf>,
+        /// Where the admin API listens (its own listener; keep it off the
+        /// network the devices reach).
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        admin_listen: String,
+        /// Write the admin listener's bound address to this file.
+        #[arg(long)]
+        admin_address_file: Option<PathBuf>,
+    },
+    /// Print a new admin token line (`NAME TOKEN [EXPIRES]`) to add to the token file.
+    NewAdminToken {
+        #[arg(long)]
+        name: String,
+        /// When the token stops working (`YYYY-MM-DDTHH:MM:SS`, UTC).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Create a one-time enrolment code for a device (printed as JSON); the
+    /// device redeems it with `aisle sync enrol` and receives its credentials.
+    EnrolDevice {
+        #[arg(long)]
+        device_id: String,
+        #[arg(long)]
+        store_id: i64,
+        #[arg(long, value_parser = parse_kind)]
+        kind: aisle_proto::DeviceKind,
+        /// Hours the code stays good.
+        #[arg(long, default_value_t = 24)]
+        valid_hours: i64,
+    },
+    /// Revoke a device (lost or stolen): it is refused from now on, and its
+    /// coupon issuing key is revoked at every store.
+    RevokeDevice {
+        #[arg(long)]
+        device_id: String,
     },
     /// Load a Complete Journey folder into HQ's master data.
     ImportCompletejourney {
@@ -60,6 +96,8 @@ enum Command {
     #[cfg(feature = "bench")]
     BenchSync(bench::Options),
     /// Register a store device; prints its credentials as JSON (shown once).
+    /// Prefer `enrol-device`: then the device's secret never passes through
+    /// the admin's hands.
     RegisterDevice {
         #[arg(long)]
         device_id: String,
@@ -136,12 +174,11 @@ fn main() -> anyhow::Result<()> {
             insecure_http,
             admin_token_file,
             address_file,
+            admin_listen,
+            admin_address_file,
         } => {
-            let admin_token = std::fs::read_to_string(&admin_token_file)
-                .with_context(|| format!("reading {}", admin_token_file.display()))?
-                .trim()
-                .to_owned();
-            let mut config = aisle_hq::Config::new(cli.data, admin_token);
+            let mut config = aisle_hq::Config::new(cli.data);
+            config.admin_tokens = aisle_hq::admin::AdminTokens::load(&admin_token_file)?;
             if !insecure_http {
                 let read = |path: &Option<PathBuf>| -> anyhow::Result<String> {
                     let path = path
@@ -157,15 +194,18 @@ fn main() -> anyhow::Result<()> {
             }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(&listen)
-                    .await
-                    .with_context(|| format!("binding {listen}"))?;
-                let address = listener.local_addr()?;
-                tracing::info!(%address, "HQ listening");
-                if let Some(path) = address_file {
-                    std::fs::write(&path, address.to_string())?;
-                }
-                aisle_hq::serve(listener, config, async {
+                let devices = bind(&listen, address_file.as_deref(), "HQ listening").await?;
+                let admin = bind(
+                    &admin_listen,
+                    admin_address_file.as_deref(),
+                    "HQ admin API listening",
+                )
+                .await?;
+                let listeners = aisle_hq::Listeners {
+                    devices,
+                    admin: Some(admin),
+                };
+                aisle_hq::serve(listeners, config, async {
                     tokio::signal::ctrl_c().await.ok();
                 })
                 .await
@@ -184,7 +224,7 @@ fn main() -> anyhow::Result<()> {
                 false,
                 aisle_core::import::completejourney::import,
             )?;
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let (member, store) = hq.read(|conn| {
                 let Some(member) = aisle_core::demo::showcase_member(conn)? else {
                     return Ok((None, None));
@@ -212,7 +252,7 @@ fn main() -> anyhow::Result<()> {
             aisle_core::import::layout::import,
         ),
         Command::Train { until, seed } => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let now = aisle_hq::now();
             let recommend = hq
                 .write(|conn| aisle_hq::db::train_and_publish(conn, until.as_deref(), seed, now))?;
@@ -238,9 +278,12 @@ fn main() -> anyhow::Result<()> {
             store_id,
             kind,
         } => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let now = aisle_hq::now();
             let secret = hq.write(|conn| {
-                aisle_hq::db::register_device(conn, &device_id, store_id, kind, aisle_hq::now())
+                let secret = aisle_hq::db::register_device(conn, &device_id, store_id, kind, now)?;
+                local_audit(conn, "register_device", &device_id, now)?;
+                Ok::<_, aisle_hq::db::HqError>(secret)
             })?;
             let credentials = aisle_proto::DeviceCredentials {
                 device_id,
@@ -249,14 +292,14 @@ fn main() -> anyhow::Result<()> {
                 hq_public_key: hq.signer.public_hex(),
                 protocol: aisle_proto::PROTOCOL_VERSION,
                 kind: Some(kind),
-                coupon_issuer: Some(hq.coupon_issuer(store_id)?),
+                coupon_issuer: None,
             };
             let text = serde_json::to_string_pretty(&credentials)?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
             Ok(())
         }
         Command::Associate(command) => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let now = aisle_hq::now();
             match command {
                 AssociateCommand::Save {
@@ -282,23 +325,82 @@ fn main() -> anyhow::Result<()> {
                         role,
                         pin: pin.trim(),
                     };
-                    hq.write(|conn| aisle_hq::db::save_associate(conn, &associate, now))?;
+                    hq.write(|conn| {
+                        aisle_hq::db::save_associate(conn, &associate, now)?;
+                        local_audit(conn, "save_associate", &format!("staff {staff_id}"), now)
+                    })?;
                 }
                 AssociateCommand::Deactivate { staff_id } => {
-                    hq.write(|conn| aisle_hq::db::deactivate_associate(conn, staff_id, now))?;
+                    hq.write(|conn| {
+                        aisle_hq::db::deactivate_associate(conn, staff_id, now)?;
+                        local_audit(
+                            conn,
+                            "deactivate_associate",
+                            &format!("staff {staff_id}"),
+                            now,
+                        )
+                    })?;
                 }
             }
             Ok(())
         }
         Command::Quarantine { after, limit } => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let page = hq.read(|conn| aisle_hq::db::quarantined(conn, after, limit.max(1)))?;
             let text = serde_json::to_string_pretty(&page)?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
             Ok(())
         }
+        Command::NewAdminToken { name, expires } => {
+            let token = aisle_hq::admin::new_token()?;
+            let line = match expires {
+                Some(expires) => format!("{name} {token} {expires}"),
+                None => format!("{name} {token}"),
+            };
+            // Checked as HQ will read it.
+            aisle_hq::admin::AdminTokens::parse(&line)?;
+            std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes())?;
+            Ok(())
+        }
+        Command::EnrolDevice {
+            device_id,
+            store_id,
+            kind,
+            valid_hours,
+        } => {
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let now = aisle_hq::now();
+            let registration = aisle_proto::DeviceRegistration {
+                device_id,
+                store_id,
+                kind,
+            };
+            let enrolment = hq.write(|conn| {
+                let enrolment = aisle_hq::admin::create_enrolment(
+                    conn,
+                    &registration,
+                    aisle_hq::admin::LOCAL,
+                    valid_hours.saturating_mul(3600),
+                    now,
+                )?;
+                local_audit(conn, "create_enrolment", &registration.device_id, now)?;
+                Ok::<_, aisle_hq::db::HqError>(enrolment)
+            })?;
+            let text = serde_json::to_string_pretty(&enrolment)?;
+            std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
+            Ok(())
+        }
+        Command::RevokeDevice { device_id } => {
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let now = aisle_hq::now();
+            hq.write(|conn| {
+                aisle_hq::db::revoke_device(conn, &device_id, now)?;
+                local_audit(conn, "revoke_device", &device_id, now)
+            })?;
+            Ok(())
+        }
         Command::PublicKey => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data, String::new()))?;
+            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             std::io::Write::write_all(
                 &mut std::io::stdout(),
                 format!("{}\n", hq.signer.public_hex()).as_bytes(),
@@ -323,7 +425,7 @@ fn import(
     skip_invalid: bool,
     importer: Importer,
 ) -> anyhow::Result<()> {
-    let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data.to_owned(), String::new()))?;
+    let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data.to_owned()))?;
     let report = hq.write(|conn| {
         let options = aisle_core::import::ImportOptions {
             skip_invalid,
@@ -337,6 +439,42 @@ fn import(
     })?;
     tracing::info!(rejects = report.rejects.len(), "imported into HQ");
     Ok(())
+}
+
+/// Records an admin command run on HQ's data folder in the admin audit.
+fn local_audit(
+    conn: &rusqlite::Connection,
+    action: &str,
+    target: &str,
+    now: aisle_core::time::Timestamp,
+) -> Result<(), aisle_hq::db::HqError> {
+    aisle_hq::admin::record(
+        conn,
+        Some(aisle_hq::admin::LOCAL),
+        action,
+        Some(target),
+        "ok",
+        now,
+    )?;
+    Ok(())
+}
+
+/// Binds `address`, logs it, and writes it to `file` when asked.
+async fn bind(
+    address: &str,
+    file: Option<&std::path::Path>,
+    what: &'static str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(address = %bound, "{what}");
+    if let Some(path) = file {
+        std::fs::write(path, bound.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(listener)
 }
 
 fn parse_kind(text: &str) -> Result<aisle_proto::DeviceKind, String> {

@@ -52,19 +52,6 @@ impl Signer {
         hex::encode(self.key.verifying_key().as_bytes())
     }
 
-    /// A store's coupon issuing key (key id 1): derived from HQ's seed and
-    /// the store id (SHA-256 of a domain label, the seed and the id), so HQ
-    /// keeps no further secret and hands the same key to every device of
-    /// the store.
-    pub fn coupon_issuer_key(&self, store_id: i64) -> (i64, SigningKey) {
-        use sha2::Digest;
-        let mut hasher = sha2::Sha256::new();
-        hasher.update(b"aisle coupon issuer v1\0");
-        hasher.update(self.key.to_bytes());
-        hasher.update(store_id.to_le_bytes());
-        (1, SigningKey::from_bytes(&hasher.finalize().into()))
-    }
-
     /// Serializes `value` and signs the exact bytes.
     pub fn sign<T: serde::Serialize>(&self, value: &T) -> Signed {
         let payload = serde_json::to_string(value).unwrap_or_default();

@@ -82,7 +82,10 @@ pub async fn serve(
         // Small answers must not wait for Nagle's algorithm and delayed ACKs (40 ms each).
         stream.set_nodelay(true).ok();
         let acceptor = acceptor.clone();
-        let app = app.clone();
+        // Handlers see the client's address (per-address limits).
+        let app = app
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
         tokio::spawn(async move {
             let _slot = slot;
             let stream =

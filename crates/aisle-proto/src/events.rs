@@ -237,10 +237,12 @@ pub enum RejectCode {
     /// An act by an associate HQ does not know at this store, or whose role
     /// does not allow it (an erasure by a non-manager).
     NotAuthorized,
+    /// A coupon issued under a key that is not the sending device's own.
+    WrongKey,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 13] = [
+    pub const ALL: [RejectCode; 14] = [
         RejectCode::UnknownKind,
         RejectCode::BadPayload,
         RejectCode::UnknownMember,
@@ -254,6 +256,7 @@ impl RejectCode {
         RejectCode::OutsidePartition,
         RejectCode::WrongStore,
         RejectCode::NotAuthorized,
+        RejectCode::WrongKey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -271,6 +274,7 @@ impl RejectCode {
             RejectCode::OutsidePartition => "outside_partition",
             RejectCode::WrongStore => "wrong_store",
             RejectCode::NotAuthorized => "not_authorized",
+            RejectCode::WrongKey => "wrong_key",
         }
     }
 

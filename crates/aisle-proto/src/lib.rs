@@ -35,10 +35,20 @@ pub mod paths {
     pub const CHANGES: &str = "/v1/changes";
     /// `POST` an [`super::EventUpload`], answered by an [`super::EventAck`].
     pub const EVENTS: &str = "/v1/events";
-    /// `GET ?card=NUMBER` or `?member_id=ID`: a [`super::MemberLookup`].
+    /// `GET ?card=NUMBER` or `?code=APP_CODE`: a [`super::MemberLookup`].
     pub const MEMBER_LOOKUP: &str = "/v1/members/lookup";
-    /// Admin API (bearer token of HQ's administrator).
+    /// `POST` an [`super::EnrolRequest`] (no device credentials yet: the
+    /// one-time code is the proof), answered by [`super::DeviceCredentials`].
+    pub const ENROL: &str = "/v1/enrol";
+    /// `POST` a [`super::CouponKeyRegistration`]: the device's own coupon
+    /// issuing key, answered by [`super::CouponKeyRegistered`].
+    pub const COUPON_KEYS: &str = "/v1/coupon-keys";
+    /// Admin API: served on HQ's admin listener only (bearer admin token).
+    /// `POST` a [`super::DeviceRegistration`]: answered by an
+    /// [`super::Enrolment`], the one-time code the device redeems at [`ENROL`].
     pub const ADMIN_DEVICES: &str = "/admin/v1/devices";
+    /// `GET ?after=ID&limit=N`: an [`super::AdminAuditList`], oldest first.
+    pub const ADMIN_AUDIT: &str = "/admin/v1/audit";
     /// `POST`: revoke a device (a lost or stolen tablet); it gets 401 from then on.
     pub const ADMIN_DEVICE_REVOKE: &str = "/admin/v1/devices/{device_id}/revoke";
     pub const ADMIN_MEMBERS: &str = "/admin/v1/members";
@@ -158,7 +168,57 @@ pub struct ThrottledDevice {
     pub last_at: String,
 }
 
-/// Admin's answer to a registration: everything the store needs, shown once.
+/// Admin's answer to a registration: a one-time code for the device to
+/// redeem at [`paths::ENROL`] (shown once; HQ keeps its SHA-256 only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    pub device_id: String,
+    pub store_id: i64,
+    pub kind: DeviceKind,
+    pub code: String,
+    pub expires_at: String,
+}
+
+/// A device redeeming its enrolment code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    pub code: String,
+}
+
+/// A device registering the public half of the coupon issuing key it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponKeyRegistration {
+    /// Ed25519 verifying key, hex.
+    pub public_key: String,
+}
+
+/// The key id HQ gave a registered issuing key (unique within the store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponKeyRegistered {
+    pub key_id: i64,
+}
+
+/// One admin call as HQ recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminAuditEntry {
+    pub audit_id: i64,
+    pub at: String,
+    /// The admin token's name (`None`: no valid token was shown).
+    pub token_name: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    /// `ok`, or the refusal's code.
+    pub outcome: String,
+}
+
+/// A page of the admin audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminAuditList {
+    pub entries: Vec<AdminAuditEntry>,
+}
+
+/// What a device receives at enrolment (or `aisle-hq register-device`
+/// prints): everything it needs to talk to HQ, shown once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceCredentials {
     pub device_id: String,
@@ -172,13 +232,14 @@ pub struct DeviceCredentials {
     /// device kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<DeviceKind>,
-    /// The store's coupon issuing key (docs/PROTOCOL.md, "Coupon codes").
-    /// Absent from an HQ older than coupons: the store then makes its own.
+    /// The device's own coupon issuing key (docs/PROTOCOL.md, "Coupon
+    /// codes"): HQ never sends one (it holds public halves only); the device
+    /// fills this in when it made and registered its key at enrolment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupon_issuer: Option<CouponIssuerSecret>,
 }
 
-/// A store's Ed25519 coupon issuing key, handed to it at provisioning only.
+/// A device's Ed25519 coupon issuing key and the key id HQ gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CouponIssuerSecret {
     pub key_id: i64,
@@ -438,6 +499,10 @@ pub struct CodeKeyRecord {
     /// The Ed25519 verifying key, hex (64 characters).
     pub public_key: String,
     pub created_at: String,
+    /// Coupon issuing keys only: when HQ revoked the key (its device was
+    /// revoked, or registered a newer key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -691,6 +756,7 @@ mod tests {
             key_id: 2,
             public_key: "ab".repeat(32),
             created_at: "2026-02-01 00:00:00".into(),
+            revoked_at: None,
         }]);
         let text = serde_json::to_string(&Change::Member(member.clone())).expect("json");
         assert_eq!(
@@ -716,6 +782,7 @@ mod tests {
             key_id: 1,
             public_key: "cd".repeat(32),
             created_at: "2026-06-01 00:00:00".into(),
+            revoked_at: None,
         }]);
         let text = serde_json::to_string(&Change::Store(store.clone())).expect("json");
         assert_eq!(

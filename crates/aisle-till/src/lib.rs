@@ -129,6 +129,7 @@ pub fn status_of(reason: Refusal) -> StatusCode {
         Refusal::Malformed | Refusal::Altered => StatusCode::BAD_REQUEST,
         Refusal::Forged
         | Refusal::UnknownIssuer
+        | Refusal::RevokedKey
         | Refusal::WrongMember
         | Refusal::MemberRequired => StatusCode::FORBIDDEN,
         Refusal::UnknownSerial => StatusCode::NOT_FOUND,

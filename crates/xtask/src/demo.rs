@@ -143,19 +143,26 @@ pub fn demo(args: &[&str]) -> Result<()> {
     } else {
         ("demo-kiosk-1", "kiosk")
     };
-    let credentials = dir.join(format!("{kind}-credentials.json"));
-    let registered = output(&mut hq(&[
-        "register-device",
+    // The admin's one-time enrolment code for the device (the device's
+    // secret is made at HQ and goes to the device only, over TLS).
+    let enrolment: serde_json::Value = serde_json::from_str(&output(&mut hq(&[
+        "enrol-device",
         "--device-id",
         device_id,
         "--store-id",
         &store_id.to_string(),
         "--kind",
         kind,
-    ]))?;
-    std::fs::write(&credentials, registered)?;
-    let token = dir.join("admin-token");
-    std::fs::write(&token, "demo-admin-token\n")?;
+    ]))?)
+    .context("aisle-hq enrol-device printed no JSON")?;
+    let code = enrolment["code"]
+        .as_str()
+        .context("no enrolment code")?
+        .to_owned();
+    // An admin token of HQ's own making, readable by its owner only.
+    let token = dir.join("admin-tokens");
+    let line = output(&mut hq(&["new-admin-token", "--name", "demo"]))?;
+    write_private(&token, line.as_bytes())?;
     let address_file = dir.join("hq-address");
     let mut serve = hq(&["serve", "--listen", "127.0.0.1:0"]);
     serve
@@ -165,6 +172,9 @@ pub fn demo(args: &[&str]) -> Result<()> {
         .arg(tls.join("hq.key"))
         .arg("--admin-token-file")
         .arg(&token)
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .arg("--admin-address-file")
+        .arg(dir.join("hq-admin-address"))
         .arg("--address-file")
         .arg(&address_file)
         .stdout(Stdio::null())
@@ -187,13 +197,16 @@ pub fn demo(args: &[&str]) -> Result<()> {
         cmd.arg("--db").arg(&replica).args(args);
         cmd
     };
-    run(
-        store(&["sync", "provision", "--hq", &format!("https://{address}")])
-            .arg("--credentials")
-            .arg(&credentials)
-            .arg("--ca")
-            .arg(tls.join("ca.pem")),
-    )?;
+    run(store(&[
+        "sync",
+        "enrol",
+        "--hq",
+        &format!("https://{address}"),
+        "--code",
+        &code,
+    ])
+    .arg("--ca")
+    .arg(tls.join("ca.pem")))?;
     run(&mut store(&["sync"]))?;
     let mut watch = store(&["sync", "--watch", "--interval", "15"]);
     watch
@@ -406,4 +419,19 @@ pub fn bench_kiosk(args: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes `bytes` to a new file only its owner may read (mode 0600).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::remove_file(path).ok();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }

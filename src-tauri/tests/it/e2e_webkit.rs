@@ -33,11 +33,8 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
     let hq = TestHq::start_with_demo();
     let store_id = hq.busy_store();
     {
-        let at_hq = aisle_hq::Hq::open(aisle_hq::Config::new(
-            hq.data.path().to_owned(),
-            String::new(),
-        ))
-        .expect("open HQ");
+        let at_hq =
+            aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("open HQ");
         let now = "2026-11-26 06:00:00";
         at_hq
             .write(|conn| aisle_hq::db::train_and_publish(conn, None, 1, ts(now)))

@@ -731,11 +731,8 @@ fn a_consent_withdrawal_always_wins() {
 fn stores_receive_and_serve_hq_models() {
     let hq = TestHq::start_with_demo();
     let publish = |seed: u64| {
-        let at_hq = aisle_hq::Hq::open(aisle_hq::Config::new(
-            hq.data.path().to_owned(),
-            String::new(),
-        ))
-        .expect("open HQ");
+        let at_hq =
+            aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("open HQ");
         at_hq
             .write(|conn| {
                 aisle_hq::db::train_and_publish(conn, None, seed, ts("2026-11-25 06:00:00"))
@@ -804,13 +801,8 @@ fn member_history(conn: &Connection, members_sql: &str, store_id: i64) -> Vec<St
 #[test]
 fn stores_receive_members_history_and_the_offer_model() {
     let hq = TestHq::start_with_demo();
-    let at_hq = || {
-        aisle_hq::Hq::open(aisle_hq::Config::new(
-            hq.data.path().to_owned(),
-            String::new(),
-        ))
-        .expect("open HQ")
-    };
+    let at_hq =
+        || aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("open HQ");
     let publish = || {
         at_hq()
             .write(|conn| {
@@ -920,7 +912,11 @@ fn stores_receive_members_history_and_the_offer_model() {
     // A basket for a member HQ does not know is refused, naming the member.
     let response = hq
         .client()
-        .post(format!("{}{}", hq.url(), aisle_proto::paths::ADMIN_BASKETS))
+        .post(format!(
+            "{}{}",
+            hq.admin_url(),
+            aisle_proto::paths::ADMIN_BASKETS
+        ))
         .bearer_auth(&hq.admin_token)
         .json(&aisle_proto::BasketRecord {
             member_id: 987_654_321,
@@ -1002,6 +998,7 @@ fn app_code_keys_travel_with_members_and_leave_with_erasure() {
         key_id: 2,
         public_key: hex::encode(phone.verifying_key().as_bytes()),
         created_at: "2026-11-25 10:00:00".into(),
+        revoked_at: None,
     });
     record.code_keys = Some(keys);
     hq.admin(aisle_proto::paths::ADMIN_MEMBERS, &record);
@@ -1041,7 +1038,11 @@ fn app_code_keys_travel_with_members_and_leave_with_erasure() {
     bad["code_keys"][0]["public_key"] = "zz".repeat(32).into();
     let response = hq
         .client()
-        .post(format!("{}{}", hq.url(), aisle_proto::paths::ADMIN_MEMBERS))
+        .post(format!(
+            "{}{}",
+            hq.admin_url(),
+            aisle_proto::paths::ADMIN_MEMBERS
+        ))
         .bearer_auth(&hq.admin_token)
         .json(&bad)
         .send()
@@ -1325,7 +1326,7 @@ fn a_poison_event_is_quarantined_and_the_events_behind_it_apply() {
         hq.client()
             .get(format!(
                 "{}{}{query}",
-                hq.url(),
+                hq.admin_url(),
                 aisle_proto::paths::ADMIN_QUARANTINE
             ))
             .bearer_auth(token)

@@ -26,6 +26,15 @@ impl<'a> Stolen<'a> {
         format!("{}.{}", self.credentials.device_id, self.credentials.secret)
     }
 
+    /// The key id of the issuing key the device registered at enrolment.
+    fn key_id(&self) -> i64 {
+        self.credentials
+            .coupon_issuer
+            .as_ref()
+            .expect("an issuing key")
+            .key_id
+    }
+
     /// GET a look-up with these query pairs: (status, body).
     fn lookup(&self, query: &[(&str, &str)]) -> (u16, Value) {
         let response = self
@@ -644,7 +653,7 @@ fn a_device_over_its_quota_is_throttled_and_reported() {
     // The admin sees who was throttled, and for what.
     let listed: Vec<aisle_proto::ThrottledDevice> = hq
         .client()
-        .get(format!("{}{}", hq.url(), paths::ADMIN_THROTTLED))
+        .get(format!("{}{}", hq.admin_url(), paths::ADMIN_THROTTLED))
         .bearer_auth(&hq.admin_token)
         .send()
         .expect("admin")
@@ -676,14 +685,14 @@ fn a_redemption_of_a_coupon_hq_never_saw_issued_is_flagged() {
     let till = Stolen::new(&hq, "till-1", store_id, DeviceKind::Till);
     let redeemed = |serial: &str| {
         json!({ "serial": serial, "coupon_id": coupon_id, "member_id": inside,
-            "issuer_store_id": store_id, "key_id": 1, "channel": "kiosk",
+            "issuer_store_id": store_id, "key_id": kiosk.key_id(), "channel": "kiosk",
             "expires_at": "2026-12-31 23:59:59", "store_id": store_id,
             "redeemed_at": "2026-11-25 11:00:00", "till_id": "till-1",
             "value_cents": 300, "offline_risk": false })
     };
     // Issued at the kiosk, then redeemed at the till: reconciled, not flagged.
     let issued = json!({ "serial": "1111222233334444", "coupon_id": coupon_id, "member_id": inside,
-        "store_id": store_id, "key_id": 1, "channel": "kiosk",
+        "store_id": store_id, "key_id": kiosk.key_id(), "channel": "kiosk",
         "issued_at": "2026-11-25 10:00:00", "expires_at": "2026-12-31 23:59:59" });
     assert_eq!(kiosk.refused("issue-ok", "coupon_issued", &issued), None);
     assert_eq!(
@@ -713,7 +722,7 @@ fn a_redemption_of_a_coupon_hq_never_saw_issued_is_flagged() {
         None
     );
     let late = json!({ "serial": "5555666677778888", "coupon_id": coupon_id, "member_id": inside,
-        "store_id": store_id, "key_id": 1, "channel": "kiosk",
+        "store_id": store_id, "key_id": kiosk.key_id(), "channel": "kiosk",
         "issued_at": "2026-11-25 09:00:00", "expires_at": "2026-12-31 23:59:59" });
     assert_eq!(kiosk.refused("issue-late", "coupon_issued", &late), None);
 
@@ -721,7 +730,7 @@ fn a_redemption_of_a_coupon_hq_never_saw_issued_is_flagged() {
         .client()
         .get(format!(
             "{}{}",
-            hq.url(),
+            hq.admin_url(),
             paths::ADMIN_COUPON_RECONCILIATION
         ))
         .bearer_auth(&hq.admin_token)
@@ -746,18 +755,23 @@ fn slow_connections_neither_starve_hq_nor_stay_open() {
     hq.limits = Some(aisle_hq::ConnectionLimits {
         handshake_timeout: std::time::Duration::from_secs(2),
         header_read_timeout: std::time::Duration::from_secs(2),
-        max_connections: 2_048,
+        ..aisle_hq::ConnectionLimits::default()
     });
     hq.stop();
     hq.start();
+    let store_id = hq.busy_store();
+    let kiosk = Stolen::new(&hq, "kiosk-1", store_id, DeviceKind::Kiosk);
     let slow: Vec<std::net::TcpStream> = (0..300)
         .map(|_| std::net::TcpStream::connect(hq.addr).expect("connect"))
         .collect();
-    // A real request still gets its answer, well within the client's 2 s.
+    // A real request on the same listener still gets its answer, well
+    // within the client's 2 s.
     let answer = hq
         .client()
-        .get(format!("{}{}", hq.url(), paths::ADMIN_THROTTLED))
-        .bearer_auth(&hq.admin_token)
+        .get(format!("{}{}", hq.url(), paths::CHANGES))
+        .query(&[("after", "0"), ("limit", "1")])
+        .bearer_auth(kiosk.bearer())
+        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
         .timeout(std::time::Duration::from_secs(2))
         .send()
         .expect("HQ answers while 300 connections hang");
@@ -777,4 +791,460 @@ fn slow_connections_neither_starve_hq_nor_stay_open() {
             "HQ closed the connection: {read:?}"
         );
     }
+}
+
+/// An admin-plane GET or POST with `token` against `base`: (status, body).
+fn admin_call(
+    hq: &TestHq,
+    base: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let url = format!("{base}{path}");
+    let request = match body {
+        Some(body) => hq.client().post(url).json(body),
+        None => hq.client().get(url),
+    };
+    let response = request.bearer_auth(token).send().expect("admin call");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn the_admin_api_is_not_served_on_the_device_port() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let registration = json!({ "device_id": "kiosk-9", "store_id": store_id, "kind": "kiosk" });
+    // The right token, the device port: no such endpoint, as any unknown path.
+    for (path, body) in [
+        (paths::ADMIN_DEVICES, Some(&registration)),
+        (paths::ADMIN_THROTTLED, None),
+        (paths::ADMIN_AUDIT, None),
+    ] {
+        let (status, answer) = admin_call(&hq, &hq.url(), path, &hq.admin_token, body);
+        assert_eq!(status, 404, "{path} on the device port: {answer}");
+        assert_eq!(answer["code"], "not_found");
+    }
+    // Nothing was done: the admin port has no record of those calls.
+    let (status, audit) = admin_call(
+        &hq,
+        &hq.admin_url(),
+        paths::ADMIN_AUDIT,
+        &hq.admin_token,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        audit["entries"],
+        json!([]),
+        "nothing reached the admin plane"
+    );
+    // And the device API is not on the admin port.
+    let (status, _) = admin_call(&hq, &hq.admin_url(), paths::CHANGES, &hq.admin_token, None);
+    assert_eq!(status, 404);
+    // The admin port does the admin's work.
+    let (status, enrolment) = admin_call(
+        &hq,
+        &hq.admin_url(),
+        paths::ADMIN_DEVICES,
+        &hq.admin_token,
+        Some(&registration),
+    );
+    assert_eq!(status, 200, "{enrolment}");
+    assert!(enrolment["code"].is_string());
+}
+
+#[test]
+fn every_admin_call_is_audited_with_its_token_name_refusals_included() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let kiosk = hq.register("kiosk-1", store_id, DeviceKind::Kiosk);
+    let wrong = "not-the-admin-token-but-long-enough-0123456789abcdef";
+    let (status, answer) = admin_call(
+        &hq,
+        &hq.admin_url(),
+        "/admin/v1/devices/kiosk-1/revoke",
+        wrong,
+        Some(&json!({})),
+    );
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, _) = admin_call(
+        &hq,
+        &hq.admin_url(),
+        "/admin/v1/devices/kiosk-1/revoke",
+        &hq.admin_token,
+        Some(&json!({})),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = admin_call(
+        &hq,
+        &hq.admin_url(),
+        "/admin/v1/devices/no-such-device/revoke",
+        &hq.admin_token,
+        Some(&json!({})),
+    );
+    assert_eq!(status, 404);
+    let (status, audit) = admin_call(
+        &hq,
+        &hq.admin_url(),
+        paths::ADMIN_AUDIT,
+        &hq.admin_token,
+        None,
+    );
+    assert_eq!(status, 200);
+    let audit: aisle_proto::AdminAuditList = serde_json::from_value(audit).expect("audit");
+    let rows: Vec<(Option<&str>, &str, Option<&str>, &str)> = audit
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.token_name.as_deref(),
+                e.action.as_str(),
+                e.target.as_deref(),
+                e.outcome.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                Some("test-admin"),
+                "create_enrolment",
+                Some("kiosk-1"),
+                "ok"
+            ),
+            (None, "enrol", Some("kiosk-1"), "ok"),
+            (None, "revoke_device", Some("kiosk-1"), "unauthorized"),
+            (Some("test-admin"), "revoke_device", Some("kiosk-1"), "ok"),
+            (
+                Some("test-admin"),
+                "revoke_device",
+                Some("no-such-device"),
+                "not_found"
+            ),
+        ]
+    );
+    assert!(audit.entries.iter().all(|e| !e.at.is_empty()));
+    // Neither token's value is anywhere in the audit.
+    let text = serde_json::to_string(&audit).expect("json");
+    assert!(!text.contains(&hq.admin_token) && !text.contains(wrong));
+    // The revoked kiosk is refused from now on.
+    let refused = aisle_core::sync::Transport::new(&aisle_core::sync::Credentials {
+        hq_url: hq.url(),
+        device_id: kiosk.device_id.clone(),
+        store_id,
+        secret: kiosk.secret.clone(),
+        hq_public_key: kiosk.hq_public_key.clone(),
+        ca_pem: Some(hq.ca_pem.clone()),
+        coupon_issuer: None,
+    })
+    .expect("transport")
+    .changes(0, 1)
+    .expect_err("revoked");
+    assert!(
+        matches!(
+            refused,
+            aisle_core::sync::SyncError::Refused { status: 401, .. }
+        ),
+        "{refused}"
+    );
+}
+
+#[test]
+fn an_enrolment_code_works_once_until_it_expires_and_its_answer_holds_no_secret() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let enrolment = hq.enrolment("tablet-1", store_id, DeviceKind::Tablet);
+    // The admin sees a code, never the device's secret.
+    let shown = serde_json::to_value(&enrolment).expect("json");
+    assert_eq!(
+        shown
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(
+            ["code", "device_id", "expires_at", "kind", "store_id"]
+                .map(String::from)
+                .to_vec()
+        )
+    );
+    assert_eq!(
+        enrolment.code.len(),
+        39,
+        "32 hex digits in groups of four: {}",
+        enrolment.code
+    );
+    // Typed in lower case without dashes, it still works: the device gets
+    // its credentials over TLS and its own issuing key.
+    let typed = enrolment.code.replace('-', "").to_lowercase();
+    let credentials = aisle_core::sync::enrol(&hq.url(), Some(&hq.ca_pem), &typed).expect("enrol");
+    assert_eq!(
+        (credentials.device_id.as_str(), credentials.store_id),
+        ("tablet-1", store_id)
+    );
+    assert_eq!(credentials.kind, Some(DeviceKind::Tablet));
+    let key_id = credentials.coupon_issuer.as_ref().expect("own key").key_id;
+    let registered: Option<String> = hq
+        .db()
+        .query_row(
+            "SELECT device_id FROM coupon_issuers WHERE store_id = ?1 AND key_id = ?2",
+            (store_id, key_id),
+            |row| row.get(0),
+        )
+        .expect("HQ holds the key's public half");
+    assert_eq!(registered.as_deref(), Some("tablet-1"));
+    // Only the secret's digest is at HQ.
+    let stored: String = hq
+        .db()
+        .query_row(
+            "SELECT secret_sha256 FROM devices WHERE device_id = 'tablet-1'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("device");
+    assert_ne!(stored, credentials.secret);
+
+    let refusal = |code: &str| {
+        let err = aisle_core::sync::enrol(&hq.url(), Some(&hq.ca_pem), code).expect_err("refused");
+        match err {
+            aisle_core::sync::SyncError::Refused {
+                status,
+                code,
+                message,
+                ..
+            } => (status, code, message),
+            other => panic!("{other}"),
+        }
+    };
+    let used = refusal(&enrolment.code);
+    assert_eq!(used.0, 401, "{used:?}");
+    assert_eq!(used.2, "unknown, used or expired enrolment code");
+    // A made-up code gets the same answer (nothing to tell codes apart by).
+    assert_eq!(refusal("0000-0000-0000-0000-0000-0000-0000-0000"), used);
+    // An expired code: created two days ago, good for an hour.
+    let expired = {
+        let at_hq =
+            aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("HQ");
+        at_hq
+            .write(|conn| {
+                aisle_hq::admin::create_enrolment(
+                    conn,
+                    &aisle_proto::DeviceRegistration {
+                        device_id: "till-1".into(),
+                        store_id,
+                        kind: DeviceKind::Till,
+                    },
+                    "test-admin",
+                    3600,
+                    aisle_hq::now().plus_secs(-2 * 86_400),
+                )
+            })
+            .expect("enrolment")
+    };
+    assert_eq!(refusal(&expired.code), used);
+    let till_known: bool = hq
+        .db()
+        .query_row(
+            "SELECT count(*) FROM devices WHERE device_id = 'till-1'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .expect("count");
+    assert!(!till_known, "an expired code registers nothing");
+}
+
+#[test]
+fn a_revoked_devices_coupon_key_is_refused_at_a_store_after_sync() {
+    use aisle_core::offers::coupon::{Channel, Refusal};
+    use aisle_core::offers::ledger::{self, IssueRequest, RedeemPolicy, RedeemRequest};
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let (member_id, _) = members(&hq, store_id);
+    hq.admin(
+        paths::ADMIN_CAMPAIGNS,
+        &aisle_proto::CampaignRecord {
+            campaign_id: 900_101,
+            name: "Revocation test".into(),
+            campaign_type: None,
+            starts_on: "2026-01-01".into(),
+            ends_on: "2026-12-31".into(),
+            targets: vec![member_id],
+        },
+    );
+    hq.admin(
+        paths::ADMIN_COUPONS,
+        &aisle_proto::CouponRecord {
+            coupon_id: 900_101,
+            code: "T900101".into(),
+            campaign_id: 900_101,
+            description: Some("1.00 off".into()),
+            discount_cents: Some(100),
+            discount_percent: None,
+            product_ids: Vec::new(),
+        },
+    );
+    let kiosk = hq.provisioned_store("kiosk-1", DeviceKind::Kiosk);
+    let till = hq.provisioned_store("till-1", DeviceKind::Till);
+    let sync = |db: &std::path::Path| {
+        let output = crate::aisle(db, &["sync"]);
+        assert!(output.status.success(), "sync: {}", crate::text(&output));
+    };
+    sync(&kiosk.db);
+    sync(&till.db);
+    let at_kiosk = aisle_core::replica::open_writer(&kiosk.db).expect("kiosk");
+    let at_till = aisle_core::replica::open_writer(&till.db).expect("till");
+    let t0 = ts("2026-06-01 10:00:00").unix().unsigned_abs();
+    let issue = |issued_at: u64| {
+        ledger::issue(
+            &at_kiosk,
+            &IssueRequest {
+                coupon_id: 900_101,
+                member_id,
+                store_id,
+                channel: Channel::Kiosk,
+                issued_at,
+                expires_at: issued_at + 14 * 86_400,
+            },
+        )
+        .expect("issue at the kiosk")
+    };
+    let policy = RedeemPolicy::default();
+    let check = |code: &str| {
+        ledger::check(
+            &at_till,
+            &RedeemRequest {
+                code,
+                member_id: Some(member_id),
+                store_id,
+                till_id: "till-1",
+                now_secs: t0 + 3600,
+            },
+            &policy,
+        )
+    };
+    // A genuine coupon, reported to HQ before anything goes wrong.
+    let genuine = issue(t0);
+    sync(&kiosk.db);
+    sync(&till.db);
+    check(&genuine.token).expect("the till verifies the kiosk's coupon offline");
+
+    // Another kiosk of the store cannot claim kiosk-1's key for its coupons.
+    let other = Stolen::new(&hq, "kiosk-2", store_id, DeviceKind::Kiosk);
+    let kiosk_key: i64 = at_kiosk
+        .query_row(
+            "SELECT CAST(substr(value, 1, instr(value, ':') - 1) AS INTEGER) FROM replica_meta WHERE key = 'coupons.issuer_key'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("kiosk key id");
+    assert_ne!(kiosk_key, other.key_id());
+    let claimed = json!({ "serial": "1212343456567878", "coupon_id": 900_101, "member_id": member_id,
+        "store_id": store_id, "key_id": kiosk_key, "channel": "kiosk",
+        "issued_at": "2026-06-01 10:00:00", "expires_at": "2026-06-15 10:00:00" });
+    assert_eq!(
+        other
+            .refused("claim-key", "coupon_issued", &claimed)
+            .as_deref(),
+        Some("wrong_key")
+    );
+
+    // The kiosk is stolen: the thief keeps its replica and its key. HQ revokes it.
+    hq.admin("/admin/v1/devices/kiosk-1/revoke", &json!({}));
+    let minted = issue(t0 + 60);
+    // A till that has not synced since cannot know yet.
+    check(&minted.token).expect("not yet known to be revoked");
+    sync(&till.db);
+    let refused = check(&minted.token).expect_err("revoked key");
+    assert_eq!(refused.refusal(), Some(Refusal::RevokedKey), "{refused}");
+    // Backdating the instance does not help: the signature is the thief's to make.
+    let backdated = issue(t0 - 86_400);
+    assert_eq!(
+        check(&backdated.token).expect_err("revoked").refusal(),
+        Some(Refusal::RevokedKey)
+    );
+    // The coupon the kiosk issued and reported before the theft stays good.
+    check(&genuine.token).expect("issued and known before the revocation");
+    // The stolen kiosk itself is refused at HQ.
+    let output = crate::aisle(&kiosk.db, &["sync"]);
+    assert!(!output.status.success(), "the revoked kiosk still syncs");
+}
+
+#[test]
+fn one_address_flooding_hq_is_throttled_while_others_are_served() {
+    let mut hq = TestHq::start_with_demo();
+    hq.limits = Some(aisle_hq::ConnectionLimits {
+        per_address_per_minute: 60,
+        per_address_burst: 5,
+        ..aisle_hq::ConnectionLimits::default()
+    });
+    hq.stop();
+    hq.start();
+    let from = |address: &str| hq.client_from(address.parse().expect("ip"));
+    let flood = from("127.0.0.1");
+    // Requests that would be refused anyway (no protocol header, no
+    // credentials: 426) count too: the limit comes before any work.
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| {
+            flood
+                .get(format!("{}{}?after=0", hq.url(), paths::CHANGES))
+                .send()
+                .expect("request")
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert_eq!(statuses[..5], [426; 5], "{statuses:?}");
+    assert_eq!(statuses[5..], [429; 3], "{statuses:?}");
+    let throttled = flood
+        .get(format!("{}{}", hq.url(), paths::CHANGES))
+        .send()
+        .expect("request");
+    let body: Value = throttled.json().expect("json");
+    assert_eq!(body["code"], "throttled");
+    // Another address is served meanwhile.
+    let other = from("127.0.0.2")
+        .get(format!("{}{}?after=0", hq.url(), paths::CHANGES))
+        .send()
+        .expect("request");
+    assert_eq!(other.status().as_u16(), 426, "answered, not throttled");
+}
+
+#[test]
+fn malformed_or_oversized_bodies_get_a_plain_refusal_without_parser_details() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let kiosk = Stolen::new(&hq, "kiosk-1", store_id, DeviceKind::Kiosk);
+    let post = |path: &str, body: String| {
+        let response = hq
+            .client()
+            .post(format!("{}{path}", hq.url()))
+            .bearer_auth(kiosk.bearer())
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().expect("a JSON error"))
+    };
+    let (status, body) = post(paths::EVENTS, r#"{"events": [{"seq": "one"}]}"#.into());
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "malformed");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        !message.contains("seq") && !message.contains("line"),
+        "{message}"
+    );
+    let (status, body) = post(
+        paths::ENROL,
+        format!(r#"{{"code": "{}"}}"#, "A".repeat(100_000)),
+    );
+    assert_eq!((status, body["code"].as_str()), (413, Some("too_large")));
+    let (status, body) = post(paths::COUPON_KEYS, r#"{"public_key": "zz"}"#.into());
+    assert_eq!(status, 422, "{body}");
 }

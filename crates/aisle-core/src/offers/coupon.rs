@@ -52,6 +52,8 @@ pub enum Refusal {
     Forged,
     #[error("the coupon's issuing store or key is unknown here")]
     UnknownIssuer,
+    #[error("the coupon was signed by a revoked key and is not known as issued before")]
+    RevokedKey,
     #[error("the coupon has expired")]
     Expired,
     #[error("the coupon's campaign has not started yet")]
@@ -77,11 +79,12 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 14] = [
+    pub const ALL: [Refusal; 15] = [
         Refusal::Malformed,
         Refusal::Altered,
         Refusal::Forged,
         Refusal::UnknownIssuer,
+        Refusal::RevokedKey,
         Refusal::Expired,
         Refusal::NotYetValid,
         Refusal::WrongMember,
@@ -101,6 +104,7 @@ impl Refusal {
             Refusal::Altered => "altered",
             Refusal::Forged => "forged",
             Refusal::UnknownIssuer => "unknown_issuer",
+            Refusal::RevokedKey => "revoked_key",
             Refusal::Expired => "expired",
             Refusal::NotYetValid => "not_yet_valid",
             Refusal::WrongMember => "wrong_member",

@@ -302,18 +302,22 @@ pub fn issue(conn: &Connection, req: &IssueRequest) -> Result<IssuedCoupon, Coup
 struct LedgerIssue {
     issue_id: i64,
     instance: Instance,
+    issued_at: Option<Timestamp>,
 }
 
 fn ledger_issue(conn: &Connection, serial: &str) -> rusqlite::Result<Option<LedgerIssue>> {
     conn.prepare_cached(
         "SELECT issue_id, coupon_id, coalesce(bound_member_id, member_id), store_id,
-                coalesce(key_id, -1), channel, expires_at
+                coalesce(key_id, -1), channel, expires_at, issued_at
          FROM coupon_issues WHERE serial = ?1",
     )?
     .query_row([serial], |row| {
         let expires: String = row.get(6)?;
         let channel: String = row.get(5)?;
         Ok(LedgerIssue {
+            issued_at: row
+                .get::<_, Option<String>>(7)?
+                .and_then(|t| Timestamp::parse(&t).ok()),
             issue_id: row.get(0)?,
             instance: Instance {
                 serial: serial.to_owned(),
@@ -391,20 +395,35 @@ fn judge(
         },
         CouponText::Token(token) => {
             let instance = &token.instance;
-            let Some(public) = keys::issuer_public_key(conn, instance.store_id, instance.key_id)?
-            else {
+            let Some(issuer) = keys::issuer(conn, instance.store_id, instance.key_id)? else {
                 return Ok(Err(Refused {
                     reason: Refusal::UnknownIssuer,
                     detail: json!({ "serial": instance.serial, "issuer_store_id": instance.store_id, "key_id": instance.key_id }),
                 }));
             };
-            if let Err(reason) = coupon::verify(&token, &public) {
+            if let Err(reason) = coupon::verify(&token, &issuer.public_key) {
                 return Ok(Err(Refused {
                     reason,
                     detail: json!({ "serial": instance.serial, "issuer_store_id": instance.store_id, "key_id": instance.key_id }),
                 }));
             }
             let known = ledger_issue(conn, &instance.serial)?;
+            // A revoked key (a stolen device's) signs whatever its holder
+            // likes, a backdated issue time included: only an instance the
+            // ledger already holds (issued here, or reported to HQ by the
+            // device before it was revoked) is still good.
+            if let Some(revoked_at) = issuer.revoked_at {
+                let issued_before = known
+                    .as_ref()
+                    .and_then(|issue| issue.issued_at)
+                    .is_some_and(|issued_at| issued_at <= revoked_at);
+                if !issued_before {
+                    return Ok(Err(Refused {
+                        reason: Refusal::RevokedKey,
+                        detail: json!({ "serial": instance.serial, "issuer_store_id": instance.store_id, "key_id": instance.key_id, "revoked_at": revoked_at }),
+                    }));
+                }
+            }
             match known {
                 Some(issue)
                     if issue.instance.coupon_id != instance.coupon_id

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use aisle_proto::{
-    ApiError, EventAck, EventUpload, MemberLookup, PROTOCOL_HEADER, PROTOCOL_VERSION, Signed, paths,
+    ApiError, CouponKeyRegistered, CouponKeyRegistration, DeviceCredentials, EnrolRequest,
+    EventAck, EventUpload, MemberLookup, PROTOCOL_HEADER, PROTOCOL_VERSION, Signed, paths,
 };
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::de::DeserializeOwned;
@@ -18,8 +19,9 @@ pub struct Transport {
     client: reqwest::blocking::Client,
     chunk_timeout: Duration,
     base: String,
-    authorization: String,
-    key: VerifyingKey,
+    /// `None` before enrolment (the one-time code is the only proof).
+    authorization: Option<String>,
+    key: Option<VerifyingKey>,
 }
 
 impl Transport {
@@ -33,12 +35,25 @@ impl Transport {
     /// The same, giving up on a stalled request after `timeout` (snapshot
     /// chunks get five times as long).
     pub fn with_timeout(credentials: &Credentials, timeout: Duration) -> Result<Self, SyncError> {
+        let key = credentials.verifying_key()?;
+        let mut transport =
+            Self::anonymous(&credentials.hq_url, credentials.ca_pem.as_deref(), timeout)?;
+        transport.authorization = Some(format!(
+            "Bearer {}.{}",
+            credentials.device_id, credentials.secret
+        ));
+        transport.key = Some(key);
+        Ok(transport)
+    }
+
+    /// A client of a device that has no credentials yet (enrolment).
+    fn anonymous(hq_url: &str, ca_pem: Option<&str>, timeout: Duration) -> Result<Self, SyncError> {
         let mut builder = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(5).min(timeout))
             .timeout(timeout)
             .tls_built_in_root_certs(false)
             .user_agent(concat!("aisle/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = &credentials.ca_pem {
+        if let Some(pem) = ca_pem {
             let certificate = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|err| {
                 SyncError::Config {
                     what: format!("the HQ certificate authority is not a PEM certificate: {err}"),
@@ -49,13 +64,12 @@ impl Transport {
         let client = builder.build().map_err(|err| SyncError::Config {
             what: format!("cannot build the HTTPS client: {err}"),
         })?;
-        let key = credentials.verifying_key()?;
         Ok(Self {
             chunk_timeout: timeout * 5,
             client,
-            base: credentials.hq_url.trim_end_matches('/').to_owned(),
-            authorization: format!("Bearer {}.{}", credentials.device_id, credentials.secret),
-            key,
+            base: hq_url.trim_end_matches('/').to_owned(),
+            authorization: None,
+            key: None,
         })
     }
 
@@ -64,14 +78,14 @@ impl Transport {
         request: reqwest::blocking::RequestBuilder,
         what: &str,
     ) -> Result<reqwest::blocking::Response, SyncError> {
-        let response = request
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
-            .header(reqwest::header::AUTHORIZATION, &self.authorization)
-            .send()
-            .map_err(|err| SyncError::Unreachable {
-                what: what.to_owned(),
-                reason: error_chain(&err),
-            })?;
+        let mut request = request.header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string());
+        if let Some(authorization) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        let response = request.send().map_err(|err| SyncError::Unreachable {
+            what: what.to_owned(),
+            reason: error_chain(&err),
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -113,7 +127,10 @@ impl Transport {
     /// A signed document, verified against HQ's key, then parsed.
     fn signed<T: DeserializeOwned>(&self, bytes: &[u8], what: &str) -> Result<T, SyncError> {
         let signed: Signed = self.json(bytes, what)?;
-        verify(&self.key, &signed, what)?;
+        let key = self.key.as_ref().ok_or_else(|| SyncError::Config {
+            what: format!("{what}: no HQ key to verify it with (not provisioned)"),
+        })?;
+        verify(key, &signed, what)?;
         self.json(signed.payload.as_bytes(), what)
     }
 
@@ -187,6 +204,44 @@ impl Transport {
         let response = self.send(request, what)?;
         let bytes = self.body(response, what)?;
         self.json(&bytes, what)
+    }
+}
+
+/// Redeems a one-time enrolment code at HQ over TLS (trusting `ca_pem`
+/// only, when given): the device's credentials, without a coupon key.
+pub fn redeem_enrolment(
+    hq_url: &str,
+    ca_pem: Option<&str>,
+    code: &str,
+) -> Result<DeviceCredentials, SyncError> {
+    let transport = Transport::anonymous(hq_url, ca_pem, Duration::from_secs(60))?;
+    let what = "the enrolment";
+    let request = transport
+        .client
+        .post(format!("{}{}", transport.base, paths::ENROL))
+        .json(&EnrolRequest {
+            code: code.trim().to_owned(),
+        });
+    let response = transport.send(request, what)?;
+    let bytes = transport.body(response, what)?;
+    transport.json(&bytes, what)
+}
+
+impl Transport {
+    /// Registers the public half of this device's coupon issuing key; HQ
+    /// answers with its key id.
+    pub fn register_coupon_key(&self, public_key: &VerifyingKey) -> Result<i64, SyncError> {
+        let what = "the coupon key registration";
+        let request = self
+            .client
+            .post(format!("{}{}", self.base, paths::COUPON_KEYS))
+            .json(&CouponKeyRegistration {
+                public_key: hex::encode(public_key.as_bytes()),
+            });
+        let response = self.send(request, what)?;
+        let bytes = self.body(response, what)?;
+        let registered: CouponKeyRegistered = self.json(&bytes, what)?;
+        Ok(registered.key_id)
     }
 }
 

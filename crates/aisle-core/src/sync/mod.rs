@@ -123,9 +123,10 @@ pub struct Credentials {
     pub hq_public_key: String,
     /// The certificate authority HQ's TLS certificate chains to (PEM).
     pub ca_pem: Option<String>,
-    /// The store's coupon issuing key from HQ ([`crate::keys`]);
-    /// saved apart from the other credentials (`coupons.issuer_key`), so
-    /// [`Credentials::load`] leaves it `None`.
+    /// The device's own coupon issuing key, registered with HQ at
+    /// enrolment ([`enrol`], [`crate::keys`]); saved apart from the other
+    /// credentials (`coupons.issuer_key`), so [`Credentials::load`] leaves it
+    /// `None`. Without one, the next sync makes and registers a key.
     pub coupon_issuer: Option<aisle_proto::CouponIssuerSecret>,
 }
 
@@ -155,13 +156,14 @@ impl Credentials {
             Some(issuer) => Some((
                 issuer.key_id,
                 crate::keys::parse_secret(&issuer.secret).map_err(|_| SyncError::Config {
-                    what: "the coupon issuing key from HQ is not 32 bytes of hex".into(),
+                    what: "the coupon issuing key is not 32 bytes of hex".into(),
                 })?,
             )),
         };
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if let Some((key_id, key)) = &issuer {
             crate::keys::set_issuing_key(&tx, self.store_id, *key_id, key, now)?;
+            crate::replica::set_meta(&tx, crate::keys::ISSUER_REGISTERED, &self.device_id)?;
         }
         for (key, value) in [
             ("sync.hq_url", Some(self.hq_url.clone())),
@@ -410,6 +412,71 @@ fn record_outcome(
     Ok(())
 }
 
+/// Enrols this device at HQ: redeems the one-time `code` over TLS, makes
+/// the device's coupon issuing key and registers its public half. The
+/// answer holds the device's secrets (its HQ secret, its issuing key): save
+/// it in the replica ([`Credentials::save`]), never in a file.
+#[cfg(feature = "http")]
+pub fn enrol(
+    hq_url: &str,
+    ca_pem: Option<&str>,
+    code: &str,
+) -> Result<aisle_proto::DeviceCredentials, SyncError> {
+    let mut answer = client::redeem_enrolment(hq_url, ca_pem, code)?;
+    let credentials = Credentials {
+        hq_url: hq_url.to_owned(),
+        device_id: answer.device_id.clone(),
+        store_id: answer.store_id,
+        secret: answer.secret.clone(),
+        hq_public_key: answer.hq_public_key.clone(),
+        ca_pem: ca_pem.map(str::to_owned),
+        coupon_issuer: None,
+    };
+    let transport = Transport::new(&credentials)?;
+    let key = crate::keys::random_secret().map_err(|_| SyncError::Random)?;
+    let key_id = transport.register_coupon_key(&key.verifying_key())?;
+    answer.coupon_issuer = Some(aisle_proto::CouponIssuerSecret {
+        key_id,
+        secret: hex::encode(key.to_bytes()),
+    });
+    Ok(answer)
+}
+
+/// Makes and registers this device's own coupon issuing key when it has
+/// none registered yet (a replica provisioned from `aisle-hq
+/// register-device`'s credentials, or one from before device keys). A
+/// device HQ does not let issue coupons keeps none.
+#[cfg(feature = "http")]
+fn ensure_issuing_key(
+    conn: &mut Connection,
+    transport: &Transport,
+    credentials: &Credentials,
+    now: Timestamp,
+) -> Result<(), SyncError> {
+    let registered = crate::replica::meta(conn, crate::keys::ISSUER_REGISTERED)?;
+    if registered.as_deref() == Some(credentials.device_id.as_str()) {
+        return Ok(());
+    }
+    let key = crate::keys::random_secret().map_err(|_| SyncError::Random)?;
+    let key_id = match transport.register_coupon_key(&key.verifying_key()) {
+        Ok(key_id) => key_id,
+        Err(SyncError::Refused { status, code, .. }) if status == 403 || status == 404 => {
+            tracing::info!(%code, "HQ registers no coupon issuing key for this device");
+            return Ok(());
+        }
+        Err(other) => return Err(other),
+    };
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    crate::keys::set_issuing_key(&tx, credentials.store_id, key_id, &key, now)?;
+    crate::replica::set_meta(&tx, crate::keys::ISSUER_REGISTERED, &credentials.device_id)?;
+    tx.commit()?;
+    tracing::info!(
+        key_id,
+        "registered this device's coupon issuing key with HQ"
+    );
+    Ok(())
+}
+
 /// One full sync (bootstrap if needed, upload, deltas), with its outcome
 /// recorded in `sync_state` either way.
 #[cfg(feature = "http")]
@@ -440,6 +507,7 @@ fn run_steps(
         report.bootstrapped_records =
             Some(bootstrap(conn, transport, options, credentials.store_id)?);
     }
+    ensure_issuing_key(conn, transport, &credentials, now)?;
     upload(conn, transport, options, now, &mut report)?;
     pull(conn, transport, options, credentials.store_id, &mut report)?;
     report.cursor = cursor(conn)?;

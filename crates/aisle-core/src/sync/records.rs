@@ -85,6 +85,7 @@ pub fn code_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeKeyRec
         key_id: row.get(0)?,
         public_key: hex::encode(row.get::<_, Vec<u8>>(1)?),
         created_at: row.get(2)?,
+        revoked_at: None,
     })
 }
 
@@ -354,10 +355,15 @@ pub fn read_store(conn: &Connection, store_id: i64) -> rusqlite::Result<Option<S
     };
     let keys: Vec<CodeKeyRecord> = conn
         .prepare_cached(
-            "SELECT key_id, public_key, created_at FROM coupon_issuers
+            "SELECT key_id, public_key, created_at, revoked_at FROM coupon_issuers
              WHERE store_id = ?1 ORDER BY key_id",
         )?
-        .query_map([store_id], code_key_from_row)?
+        .query_map([store_id], |row| {
+            Ok(CodeKeyRecord {
+                revoked_at: row.get(3)?,
+                ..code_key_from_row(row)?
+            })
+        })?
         .collect::<rusqlite::Result<_>>()?;
     store.coupon_keys = (!keys.is_empty()).then_some(keys);
     Ok(Some(store))
@@ -510,6 +516,14 @@ pub fn apply_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
                         &public,
                         received_time(&key.created_at)?,
                     )?;
+                    if let Some(revoked_at) = &key.revoked_at {
+                        crate::keys::revoke_issuer(
+                            tx,
+                            store.store_id,
+                            key.key_id,
+                            received_time(revoked_at)?,
+                        )?;
+                    }
                 }
             }
         }
@@ -636,6 +650,7 @@ mod tests {
             key_id,
             public_key,
             created_at: "2026-01-01 00:00:00".into(),
+            revoked_at: None,
         }
     }
 
