@@ -37,12 +37,16 @@ pub fn dev_pki() -> anyhow::Result<(String, TlsFiles)> {
 }
 
 pub fn server_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
-    let certs = rustls_pemfile::certs(&mut files.cert_chain_pem.as_bytes())
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(files.cert_chain_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .context("reading the TLS certificate chain")?;
-    let key = rustls_pemfile::private_key(&mut files.key_pem.as_bytes())
-        .context("reading the TLS private key")?
-        .context("no private key in the TLS key file")?;
+    if certs.is_empty() {
+        anyhow::bail!("no certificate in the TLS certificate file");
+    }
+    let key = PrivateKeyDer::from_pem_slice(files.key_pem.as_bytes())
+        .context("reading the TLS private key (no PEM private key in the file?)")?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
