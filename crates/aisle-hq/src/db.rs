@@ -2012,6 +2012,10 @@ impl LookupProof<'_> {
     }
 }
 
+/// App-code windows HQ remembers for its replay check: far more than a code
+/// can be early or late and still verify.
+const REPLAY_WINDOWS_KEPT: i64 = 20;
+
 /// A member for a store that does not hold them yet, on proof of presence:
 /// adds them to the device's store partition. Every look-up, answered or
 /// refused, leaves a row in `lookup_audit`.
@@ -2074,6 +2078,25 @@ pub fn lookup(
                     tx,
                     Some(code.member_id),
                     format!("the app code is refused: {err}"),
+                );
+            }
+            // A member's code for a window is always the same text: one
+            // look-up per code, so a code seen in passing is no key to the
+            // member (the store-side cache is `code_replays` too).
+            let window = i64::try_from(code.window).unwrap_or(i64::MAX);
+            tx.prepare_cached("DELETE FROM code_replays WHERE code_window < ?1")?
+                .execute([window.saturating_sub(REPLAY_WINDOWS_KEPT)])?;
+            let fresh = tx
+                .prepare_cached(
+                    "INSERT INTO code_replays (member_id, code_window, seen_at, device)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![code.member_id, window, now, device.device_id])?;
+            if fresh == 0 {
+                return refused(
+                    tx,
+                    Some(code.member_id),
+                    "the app code is refused: it was already used for a look-up".into(),
                 );
             }
             Some(code.member_id)

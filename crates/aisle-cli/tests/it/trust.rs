@@ -210,6 +210,17 @@ fn a_look_up_needs_a_card_or_a_real_app_code_and_is_audited() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["member"]["member_id"], outside);
     assert!(in_partition(&hq, store_id, outside));
+    // The same code again (seen over the shopper's shoulder, replayed by
+    // another kiosk): refused, one look-up per code.
+    let other = Stolen::new(&hq, "kiosk-2", store_id, DeviceKind::Kiosk);
+    let (status, body) = other.lookup(&[("code", &own)]);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already used")),
+        "{body}"
+    );
 
     // Their card works too; an unknown card finds nobody.
     let (status, body) = kiosk.lookup(&[("card", &card)]);

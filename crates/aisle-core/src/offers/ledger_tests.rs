@@ -204,6 +204,25 @@ fn each_refusal_has_its_reason_and_an_audit_row_without_the_signature() {
     conn.execute("DELETE FROM coupons WHERE coupon_id = ?1", [PERCENT])
         .expect("withdraw");
     let withdrawn = foreign_token(PERCENT, 7, "5555555555555555", &seeded_key(2));
+    // The other store's key 2, revoked before this token was shown.
+    add_issuer(
+        &conn,
+        OTHER,
+        2,
+        &seeded_key(4).verifying_key(),
+        ts("2026-01-01 00:00:00"),
+    )
+    .expect("key 2");
+    crate::keys::revoke_issuer(&conn, OTHER, 2, ts("2026-05-01 00:00:00")).expect("revoke");
+    let revoked = coupon::encode(
+        &Instance {
+            key_id: 2,
+            ..coupon::parse(&foreign_token(SMALL, 7, "6666666666666666", &seeded_key(4)))
+                .expect("token")
+                .instance
+        },
+        &seeded_key(4),
+    );
     let mut altered = live.token.clone();
     let at = altered.len() - 10;
     let c = if &altered[at..=at] == "A" { "B" } else { "A" };
@@ -244,6 +263,7 @@ fn each_refusal_has_its_reason_and_an_audit_row_without_the_signature() {
         ),
         (spring.token.clone(), Some(7), Refusal::CampaignEnded),
         (withdrawn, Some(7), Refusal::CouponWithdrawn),
+        (revoked, Some(7), Refusal::RevokedKey),
     ];
     for (code, member, expected) in &cases {
         assert_eq!(
@@ -700,4 +720,44 @@ fn instances_from_hq_make_numeric_codes_work_and_redeemed_ones_refuse() {
     let read = read_instances(&conn, 7).expect("read");
     assert_eq!(read.len(), 2);
     assert_eq!(read[0].redemption.as_ref().map(|r| r.store_id), Some(HERE));
+}
+
+#[test]
+fn a_revoked_keys_token_is_good_only_for_an_instance_known_as_issued_before() {
+    let (_dir, conn) = replica();
+    let before = issue(&conn, &request(SMALL, 7, T0)).expect("issue");
+    let (key_id, _) = crate::keys::issuing_key(&conn)
+        .expect("key")
+        .expect("an issuing key");
+    let revoked_at = crate::time::Timestamp::from_unix_u64(T0 + 10);
+    crate::keys::revoke_issuer(&conn, HERE, key_id, revoked_at).expect("revoke");
+    // A later revocation does not move the first.
+    crate::keys::revoke_issuer(&conn, HERE, key_id, revoked_at.plus_secs(99)).expect("again");
+    let issuer = crate::keys::issuer(&conn, HERE, key_id)
+        .expect("read")
+        .expect("issuer");
+    assert_eq!(issuer.revoked_at, Some(revoked_at));
+    // Issued (and in the ledger) after the revocation: refused.
+    let after = issue(&conn, &request(SMALL, 8, T0 + 20)).expect("issue");
+    assert_eq!(
+        reason(redeem_at(&conn, &after.token, Some(8), T0 + 60)),
+        Refusal::RevokedKey
+    );
+    // A token of this key the ledger does not hold: refused.
+    let unknown = coupon::encode(
+        &Instance {
+            serial: "7777777777777777".into(),
+            ..coupon::parse(&before.token).expect("token").instance
+        },
+        &crate::keys::issuing_key(&conn)
+            .expect("key")
+            .expect("key")
+            .1,
+    );
+    assert_eq!(
+        reason(redeem_at(&conn, &unknown, Some(7), T0 + 60)),
+        Refusal::RevokedKey
+    );
+    // Issued and known before the revocation: still good.
+    redeem_at(&conn, &before.token, Some(7), T0 + 60).expect("issued before");
 }
