@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 
 use super::*;
 use crate::identify::member_code::ALPHABET;
-use crate::keys::{add_issuer, set_issuing_key};
+use crate::keys::{add_issuer, issuer as keys_issuer, issuing_key, revoke_issuer, set_issuing_key};
 
 /// 2026-06-01 12:00:00 UTC.
 const T0: u64 = 1_780_315_200;
@@ -213,7 +213,7 @@ fn each_refusal_has_its_reason_and_an_audit_row_without_the_signature() {
         ts("2026-01-01 00:00:00"),
     )
     .expect("key 2");
-    crate::keys::revoke_issuer(&conn, OTHER, 2, ts("2026-05-01 00:00:00")).expect("revoke");
+    revoke_issuer(&conn, OTHER, 2, ts("2026-05-01 00:00:00")).expect("revoke");
     let revoked = coupon::encode(
         &Instance {
             key_id: 2,
@@ -726,14 +726,12 @@ fn instances_from_hq_make_numeric_codes_work_and_redeemed_ones_refuse() {
 fn a_revoked_keys_token_is_good_only_for_an_instance_known_as_issued_before() {
     let (_dir, conn) = replica();
     let before = issue(&conn, &request(SMALL, 7, T0)).expect("issue");
-    let (key_id, _) = crate::keys::issuing_key(&conn)
-        .expect("key")
-        .expect("an issuing key");
-    let revoked_at = crate::time::Timestamp::from_unix_u64(T0 + 10);
-    crate::keys::revoke_issuer(&conn, HERE, key_id, revoked_at).expect("revoke");
+    let (key_id, _) = issuing_key(&conn).expect("key").expect("an issuing key");
+    let revoked_at = Timestamp::from_unix_u64(T0 + 10);
+    revoke_issuer(&conn, HERE, key_id, revoked_at).expect("revoke");
     // A later revocation does not move the first.
-    crate::keys::revoke_issuer(&conn, HERE, key_id, revoked_at.plus_secs(99)).expect("again");
-    let issuer = crate::keys::issuer(&conn, HERE, key_id)
+    revoke_issuer(&conn, HERE, key_id, revoked_at.plus_secs(99)).expect("again");
+    let issuer = keys_issuer(&conn, HERE, key_id)
         .expect("read")
         .expect("issuer");
     assert_eq!(issuer.revoked_at, Some(revoked_at));
@@ -749,10 +747,7 @@ fn a_revoked_keys_token_is_good_only_for_an_instance_known_as_issued_before() {
             serial: "7777777777777777".into(),
             ..coupon::parse(&before.token).expect("token").instance
         },
-        &crate::keys::issuing_key(&conn)
-            .expect("key")
-            .expect("key")
-            .1,
+        &issuing_key(&conn).expect("key").expect("key").1,
     );
     assert_eq!(
         reason(redeem_at(&conn, &unknown, Some(7), T0 + 60)),
