@@ -122,11 +122,20 @@ fn internal() -> Failure {
 type Answer<T> = Result<T, Failure>;
 
 /// Runs `work` on a blocking thread once one of HQ's database slots is free.
+/// The slot is held until the work ends, even when the request timed out
+/// and its answer was dropped.
 async fn blocking<T: Send + 'static>(
     hq: &Hq,
     work: impl FnOnce() -> Answer<T> + Send + 'static,
 ) -> Answer<T> {
-    let _slot = hq.db_slots.acquire().await.map_err(|_| internal())?;
+    let slot = Arc::clone(&hq.db_slots)
+        .acquire_owned()
+        .await
+        .map_err(|_| internal())?;
+    let work = move || {
+        let _slot = slot;
+        work()
+    };
     tokio::task::spawn_blocking(work).await.map_err(|err| {
         tracing::error!(error = %err, "a request's work panicked");
         internal()

@@ -181,7 +181,7 @@ pub struct Hq {
     /// Address checks since the limiter last forgot idle addresses.
     address_checks: std::sync::atomic::AtomicU32,
     /// Requests working on the database at once.
-    db_slots: tokio::sync::Semaphore,
+    db_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Hq {
@@ -198,7 +198,9 @@ impl Hq {
             config.limits.per_address_per_minute,
             config.limits.per_address_burst,
         );
-        let db_slots = tokio::sync::Semaphore::new(config.limits.db_concurrency.max(1));
+        let db_slots = Arc::new(tokio::sync::Semaphore::new(
+            config.limits.db_concurrency.max(1),
+        ));
         let mut writer = writer;
         let retired = db::retire_store_keys(&mut writer, now())?;
         if retired > 0 {
