@@ -15,7 +15,7 @@ use aisle_proto::{
     DeviceRegistration, EnrolRequest, Enrolment, PROTOCOL_HEADER, PROTOCOL_VERSION, paths,
 };
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -67,7 +67,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
     ) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Params(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(_)) | Err(_) => Err(Failure(
+            Err(_) => Err(Failure(
                 StatusCode::BAD_REQUEST,
                 "malformed",
                 "the query parameters are not the ones this endpoint takes".into(),
@@ -209,8 +209,7 @@ fn no_such_endpoint() -> Failure {
 /// The devices' listener: the device API and enrolment. Admin paths are not
 /// served here (404, as any unknown path).
 pub fn device_router(hq: Arc<Hq>) -> axum::Router {
-    let timeout = hq.config.limits.request_timeout;
-    axum::Router::new()
+    let routes = axum::Router::new()
         .route(paths::SNAPSHOT, get(snapshot))
         .route(paths::SNAPSHOT_CHUNKS, get(snapshot_chunk))
         .route(paths::CHANGES, get(changes))
@@ -228,23 +227,13 @@ pub fn device_router(hq: Arc<Hq>) -> axum::Router {
         .route(
             paths::COUPON_KEYS,
             post(coupon_key).layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT)),
-        )
-        .fallback(|| async { no_such_endpoint() })
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&hq),
-            per_address,
-        ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
-        .with_state(hq)
+        );
+    guarded(routes, hq)
 }
 
 /// The admin listener: the admin API only.
 pub fn admin_router(hq: Arc<Hq>) -> axum::Router {
-    let timeout = hq.config.limits.request_timeout;
-    axum::Router::new()
+    let routes = axum::Router::new()
         .route(paths::ADMIN_DEVICES, post(admin_enrolment))
         .route(paths::ADMIN_DEVICE_REVOKE, post(revoke_device))
         .route(paths::ADMIN_MEMBERS, post(admin_member))
@@ -262,8 +251,16 @@ pub fn admin_router(hq: Arc<Hq>) -> axum::Router {
         .route(paths::ADMIN_QUARANTINE, get(admin_quarantine))
         .route(paths::ADMIN_THROTTLED, get(admin_throttled))
         .route(paths::ADMIN_AUDIT, get(admin_audit))
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
+    guarded(routes, hq)
+}
+
+/// What both listeners share: `404` for any other path, the per-address
+/// limit (unknown paths included), then the whole-request timeout.
+fn guarded(routes: axum::Router<Arc<Hq>>, hq: Arc<Hq>) -> axum::Router {
+    let timeout = hq.config.limits.request_timeout;
+    routes
         .fallback(|| async { no_such_endpoint() })
-        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&hq),
             per_address,

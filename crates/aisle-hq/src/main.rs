@@ -58,12 +58,8 @@ enum Command {
     /// Create a one-time enrolment code for a device (printed as JSON); the
     /// device redeems it with `aisle sync enrol` and receives its credentials.
     EnrolDevice {
-        #[arg(long)]
-        device_id: String,
-        #[arg(long)]
-        store_id: i64,
-        #[arg(long, value_parser = parse_kind)]
-        kind: aisle_proto::DeviceKind,
+        #[command(flatten)]
+        device: DeviceArgs,
         /// Hours the code stays good.
         #[arg(long, default_value_t = 24)]
         valid_hours: i64,
@@ -99,14 +95,8 @@ enum Command {
     /// Prefer `enrol-device`: then the device's secret never passes through
     /// the admin's hands.
     RegisterDevice {
-        #[arg(long)]
-        device_id: String,
-        #[arg(long)]
-        store_id: i64,
-        /// What the device is: kiosk, tablet or till (what it may do at HQ:
-        /// docs/PROTOCOL.md, "Device kinds").
-        #[arg(long, value_parser = parse_kind)]
-        kind: aisle_proto::DeviceKind,
+        #[command(flatten)]
+        device: DeviceArgs,
     },
     /// Fit the recommendation model and the offer model on HQ's data and publish both to every store.
     Train {
@@ -130,6 +120,29 @@ enum Command {
     /// Manage the associates who sign in on the stores' tablets.
     #[command(subcommand)]
     Associate(AssociateCommand),
+}
+
+/// A device to enrol or register.
+#[derive(Debug, clap::Args)]
+struct DeviceArgs {
+    #[arg(long)]
+    device_id: String,
+    #[arg(long)]
+    store_id: i64,
+    /// What the device is: kiosk, tablet or till (what it may do at HQ:
+    /// docs/PROTOCOL.md, "Device kinds").
+    #[arg(long, value_parser = parse_kind)]
+    kind: aisle_proto::DeviceKind,
+}
+
+impl DeviceArgs {
+    fn registration(self) -> aisle_proto::DeviceRegistration {
+        aisle_proto::DeviceRegistration {
+            device_id: self.device_id,
+            store_id: self.store_id,
+            kind: self.kind,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,11 +286,12 @@ fn main() -> anyhow::Result<()> {
         }
         #[cfg(feature = "bench")]
         Command::BenchSync(options) => bench::run(&cli.data, &options),
-        Command::RegisterDevice {
-            device_id,
-            store_id,
-            kind,
-        } => {
+        Command::RegisterDevice { device } => {
+            let aisle_proto::DeviceRegistration {
+                device_id,
+                store_id,
+                kind,
+            } = device.registration();
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let now = aisle_hq::now();
             let secret = hq.write(|conn| {
@@ -363,18 +377,12 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::EnrolDevice {
-            device_id,
-            store_id,
-            kind,
+            device,
             valid_hours,
         } => {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let now = aisle_hq::now();
-            let registration = aisle_proto::DeviceRegistration {
-                device_id,
-                store_id,
-                kind,
-            };
+            let registration = device.registration();
             let enrolment = hq.write(|conn| {
                 let enrolment = aisle_hq::admin::create_enrolment(
                     conn,

@@ -872,33 +872,17 @@ fn every_admin_call_is_audited_with_its_token_name_refusals_included() {
     let store_id = hq.busy_store();
     let kiosk = hq.register("kiosk-1", store_id, DeviceKind::Kiosk);
     let wrong = "not-the-admin-token-but-long-enough-0123456789abcdef";
-    let (status, answer) = admin_call(
-        &hq,
-        &hq.admin_url(),
-        "/admin/v1/devices/kiosk-1/revoke",
-        wrong,
-        Some(&json!({})),
-    );
+    let revoke = |device: &str, token: &str| {
+        let path = format!("/admin/v1/devices/{device}/revoke");
+        admin_call(&hq, &hq.admin_url(), &path, token, Some(&json!({})))
+    };
+    let (status, answer) = revoke("kiosk-1", wrong);
     assert_eq!(
         (status, answer["code"].as_str()),
         (401, Some("unauthorized"))
     );
-    let (status, _) = admin_call(
-        &hq,
-        &hq.admin_url(),
-        "/admin/v1/devices/kiosk-1/revoke",
-        &hq.admin_token,
-        Some(&json!({})),
-    );
-    assert_eq!(status, 200);
-    let (status, _) = admin_call(
-        &hq,
-        &hq.admin_url(),
-        "/admin/v1/devices/no-such-device/revoke",
-        &hq.admin_token,
-        Some(&json!({})),
-    );
-    assert_eq!(status, 404);
+    assert_eq!(revoke("kiosk-1", &hq.admin_token).0, 200);
+    assert_eq!(revoke("no-such-device", &hq.admin_token).0, 404);
     let (status, audit) = admin_call(
         &hq,
         &hq.admin_url(),
