@@ -304,8 +304,14 @@ pub fn provision_at(db: &Path, url: &str, hq: &TestHq, credentials: &DeviceCrede
 }
 
 /// What a store must hold of its partition, as comparable text rows:
-/// members (with cards and preferences), this store's prices and stock, products.
-pub fn partition_rows(conn: &Connection, store_id: i64, members_sql: &str) -> Vec<String> {
+/// members (with cards and preferences, as a device of `kind` receives
+/// them), this store's prices and stock, products.
+pub fn partition_rows(
+    conn: &Connection,
+    store_id: i64,
+    members_sql: &str,
+    kind: DeviceKind,
+) -> Vec<String> {
     let mut rows = Vec::new();
     let mut stmt = conn.prepare(members_sql).expect("members sql");
     let ids: Vec<i64> = stmt
@@ -314,7 +320,9 @@ pub fn partition_rows(conn: &Connection, store_id: i64, members_sql: &str) -> Ve
         .collect::<rusqlite::Result<_>>()
         .expect("rows");
     for id in ids {
-        if let Some(member) = aisle_core::sync::records::read_member(conn, id).expect("member") {
+        if let Some(member) = aisle_core::sync::records::read_member(conn, id).expect("member")
+            && let Some(member) = aisle_hq::db::for_kind(kind, aisle_proto::Change::Member(member))
+        {
             rows.push(serde_json::to_string(&member).expect("json"));
         }
     }

@@ -32,6 +32,53 @@ pub struct KioskConfig {
     pub idle_secs: u64,
     pub codes: CodePolicy,
     pub serve: Policy,
+    /// When unknown cards in a burst make the kiosk stop taking cards.
+    pub card_burst: CardBurst,
+}
+
+/// Card enumeration (a USB keystroke injector typing card numbers): after
+/// `max_unknown` unknown cards within `window_secs`, the kiosk takes no card
+/// for `cool_down_secs` (member app codes still work) and audits the burst
+/// (`card_burst`). Every unknown card is audited (`unknown_card`, with the
+/// number's last four digits only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardBurst {
+    pub max_unknown: usize,
+    pub window_secs: i64,
+    pub cool_down_secs: i64,
+}
+
+impl Default for CardBurst {
+    /// A shopper mistyping or trying two old cards never reaches it.
+    fn default() -> Self {
+        Self {
+            max_unknown: 5,
+            window_secs: 60,
+            cool_down_secs: 300,
+        }
+    }
+}
+
+/// The audit action of an unknown card at a kiosk, and of a burst of them.
+pub const UNKNOWN_CARD: &str = "unknown_card";
+pub const CARD_BURST: &str = "card_burst";
+
+impl CardBurst {
+    /// Pure: whether the kiosk is cooling down at `now`, given when the last
+    /// burst began.
+    pub fn cooling_down(&self, last_burst: Option<Timestamp>, now: Timestamp) -> bool {
+        last_burst.is_some_and(|at| now.secs_since(at) < self.cool_down_secs && now >= at)
+    }
+
+    /// Pure: whether unknown cards at these times (the newest included) make
+    /// a burst at `now`.
+    pub fn is_burst(&self, unknown_at: &[Timestamp], now: Timestamp) -> bool {
+        unknown_at
+            .iter()
+            .filter(|at| now.secs_since(**at) < self.window_secs && now >= **at)
+            .count()
+            >= self.max_unknown
+    }
 }
 
 impl KioskConfig {
@@ -44,6 +91,7 @@ impl KioskConfig {
             idle_secs: 30,
             codes: CodePolicy::default(),
             serve: Policy::default(),
+            card_burst: CardBurst::default(),
         }
     }
 }
@@ -110,6 +158,9 @@ pub fn shopper_message(code: &str) -> &'static str {
         "unknown_card" | "card_not_active" | "bad_check_digit" => {
             "We do not recognise this card. Please ask a member of staff."
         }
+        "cooling_down" => {
+            "This kiosk is not taking cards just now. Please use your app's code or ask a member of staff."
+        }
         "unknown_product" => "We do not sell this product here.",
         _ => "We could not use this code. Please try again or ask a member of staff.",
     }
@@ -130,7 +181,18 @@ pub fn on_scan(
     now: Timestamp,
     now_secs: u64,
 ) -> Result<ScanOutcome, KioskError> {
+    let card_like = looks_like_card(text);
+    if card_like
+        && config
+            .card_burst
+            .cooling_down(last_burst(conn, config)?, now)
+    {
+        return Ok(refused("cooling_down"));
+    }
     let identified = identify::identify(conn, text, &config.device, now_secs, &config.codes)?;
+    if card_like && identified.refusal_code() == Some("unknown_card") {
+        note_unknown_card(conn, config, text.trim(), now)?;
+    }
     match identified {
         Identified::Member { member_id, .. } => {
             crate::edits::record_visit(conn, member_id, Some(config.store_id), now)?;
@@ -189,6 +251,65 @@ pub fn on_scan(
     }
 }
 
+/// A scan that is a card number (13 digits), as a keystroke injector types.
+fn looks_like_card(text: &str) -> bool {
+    let text = text.trim();
+    text.len() == 13 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// When this kiosk's last card burst began.
+fn last_burst(conn: &Connection, config: &KioskConfig) -> rusqlite::Result<Option<Timestamp>> {
+    conn.prepare_cached("SELECT max(at) FROM audit_log WHERE action = ?1 AND actor = ?2")?
+        .query_row([CARD_BURST, config.device.as_str()], |row| row.get(0))
+}
+
+/// Audits an unknown card and, when it completes a burst, the burst.
+fn note_unknown_card(
+    conn: &Connection,
+    config: &KioskConfig,
+    card: &str,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    let last_four = card.get(card.len().saturating_sub(4)..).unwrap_or_default();
+    crate::audit::record(
+        &tx,
+        &crate::audit::AuditEntry {
+            at: now,
+            actor: &config.device,
+            action: UNKNOWN_CARD,
+            member_id: None,
+            detail: &serde_json::json!({ "last_four": last_four }),
+        },
+    )?;
+    let since = now.plus_secs(-config.card_burst.window_secs);
+    let recent: Vec<Timestamp> = tx
+        .prepare_cached("SELECT at FROM audit_log WHERE action = ?1 AND actor = ?2 AND at > ?3")?
+        .query_map(
+            rusqlite::params![UNKNOWN_CARD, config.device, since],
+            |row| row.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    if config.card_burst.is_burst(&recent, now) {
+        tracing::warn!(device = %config.device, unknown = recent.len(), "unknown cards in a burst: the kiosk takes no card for a while");
+        crate::audit::record(
+            &tx,
+            &crate::audit::AuditEntry {
+                at: now,
+                actor: &config.device,
+                action: CARD_BURST,
+                member_id: None,
+                detail: &serde_json::json!({
+                    "unknown_cards": recent.len(),
+                    "window_secs": config.card_burst.window_secs,
+                    "cool_down_secs": config.card_burst.cool_down_secs,
+                }),
+            },
+        )?;
+    }
+    tx.commit()
+}
+
 fn refused(code: &str) -> ScanOutcome {
     ScanOutcome::Refused {
         code: code.to_owned(),
@@ -222,7 +343,8 @@ fn issue_best(
         store_id: config.store_id,
         channel: Channel::Kiosk,
         today: now.day(),
-        limit: config.issue_per_visit,
+        // More than needed: an offer the public screen cannot show is passed over.
+        limit: config.issue_per_visit.saturating_mul(4),
         include_negative: false,
         exploration: Exploration::default(),
     };
@@ -231,6 +353,12 @@ fn issue_best(
     };
     let mut issued = 0;
     for ranked in &decision.ranked {
+        if issued == config.issue_per_visit {
+            break;
+        }
+        if !welcome::coupon_is_public(conn, ranked.coupon_id, &config.serve)? {
+            continue;
+        }
         let result = issue::issue_offer(
             conn,
             &OfferIssue {

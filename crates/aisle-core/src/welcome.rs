@@ -29,6 +29,7 @@ pub struct Welcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WelcomeCoupon {
     pub serial: String,
+    pub coupon_id: i64,
     pub description: Option<String>,
     pub discount_cents: Option<i64>,
     pub discount_percent: Option<i64>,
@@ -72,7 +73,17 @@ pub fn welcome<'a>(
         policy,
     )?;
     let coupons = if consent::may_personalize(&consents) {
-        live_coupons(conn, member_id, now, MAX_COUPONS)?
+        // A coupon for a product a public screen never shows is not shown either.
+        let mut shown = Vec::with_capacity(MAX_COUPONS);
+        for coupon in live_coupons(conn, member_id, now, usize::MAX)? {
+            if shown.len() == MAX_COUPONS {
+                break;
+            }
+            if coupon_is_public(conn, coupon.coupon_id, policy)? {
+                shown.push(coupon);
+            }
+        }
+        shown
     } else {
         Vec::new()
     };
@@ -84,6 +95,24 @@ pub fn welcome<'a>(
     })
 }
 
+/// Whether `coupon_id` may be shown (or issued) on a public screen: none
+/// of its products is one the screen never shows.
+pub fn coupon_is_public(
+    conn: &Connection,
+    coupon_id: i64,
+    policy: &Policy,
+) -> rusqlite::Result<bool> {
+    let labels: Vec<String> = conn
+        .prepare_cached(
+            "SELECT upper(coalesce(p.department, '') || ' ' || coalesce(p.category, '') || ' ' || coalesce(p.product_type, ''))
+             FROM coupon_products cp JOIN products p ON p.product_id = cp.product_id
+             WHERE cp.coupon_id = ?1",
+        )?
+        .query_map([coupon_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(labels.iter().all(|labels| policy.public(labels)))
+}
+
 /// The member's coupons that can still be redeemed at `now`, soonest to
 /// expire first, at most `limit`.
 pub fn live_coupons(
@@ -93,7 +122,8 @@ pub fn live_coupons(
     limit: usize,
 ) -> rusqlite::Result<Vec<WelcomeCoupon>> {
     conn.prepare_cached(
-        "SELECT i.serial, c.description, c.discount_cents, c.discount_percent, i.expires_at
+        "SELECT i.serial, c.description, c.discount_cents, c.discount_percent, i.expires_at,
+                c.coupon_id
          FROM coupon_issues i
          JOIN coupons c ON c.coupon_id = i.coupon_id
          WHERE i.member_id = ?1 AND i.expires_at > ?2
@@ -106,6 +136,7 @@ pub fn live_coupons(
         |row| {
             Ok(WelcomeCoupon {
                 serial: row.get(0)?,
+                coupon_id: row.get(5)?,
                 description: row.get(1)?,
                 discount_cents: row.get(2)?,
                 discount_percent: row.get(3)?,

@@ -383,6 +383,26 @@ fn in_partition(conn: &Connection, store_id: i64, member_id: i64) -> rusqlite::R
         .exists([store_id, member_id])
 }
 
+/// What a device of `kind` receives of `change` (docs/PROTOCOL.md, "Least
+/// data per device kind"): members without contacts and no associates but
+/// on a tablet. `None`: nothing of it.
+pub fn for_kind(kind: DeviceKind, change: Change) -> Option<Change> {
+    match change {
+        Change::Member(mut member) if !kind.receives_contacts() => {
+            member.phone = None;
+            member.email = None;
+            Some(Change::Member(member))
+        }
+        Change::Associate(_) if !kind.receives_associates() => None,
+        other => Some(other),
+    }
+}
+
+/// The folder-name prefix of a store's snapshots for one device kind.
+pub fn snapshot_prefix(store_id: i64, kind: DeviceKind) -> String {
+    format!("{store_id}-{}-", kind.name())
+}
+
 /// Narrows a change to what one store may see (campaign targets outside its partition go).
 fn for_store(conn: &Connection, store_id: i64, change: Change) -> rusqlite::Result<Change> {
     Ok(match change {
@@ -404,6 +424,7 @@ fn for_store(conn: &Connection, store_id: i64, change: Change) -> rusqlite::Resu
 pub fn changes_after(
     conn: &mut Connection,
     store_id: i64,
+    kind: DeviceKind,
     after: u64,
     limit: usize,
 ) -> Result<ChangeBatch, HqError> {
@@ -439,7 +460,9 @@ pub fn changes_after(
     for (seq, body) in rows {
         let change: Change = serde_json::from_str(&body)
             .map_err(|err| HqError::Invalid(format!("feed entry {seq} is unreadable: {err}")))?;
-        changes.push(for_store(&tx, store_id, change)?);
+        if let Some(change) = for_kind(kind, for_store(&tx, store_id, change)?) {
+            changes.push(change);
+        }
     }
     Ok(ChangeBatch {
         protocol: PROTOCOL_VERSION,
@@ -469,17 +492,19 @@ pub struct SnapshotOptions {
 pub fn build_snapshot(
     conn: &mut Connection,
     store_id: i64,
+    kind: DeviceKind,
     folder: &Path,
     options: &SnapshotOptions,
     now: Timestamp,
 ) -> Result<(SnapshotManifest, PathBuf), HqError> {
     let chunk_records = options.chunk_records;
-    if let Some(reused) = recent_snapshot(folder, store_id, options.max_age) {
+    let prefix = snapshot_prefix(store_id, kind);
+    if let Some(reused) = recent_snapshot(folder, &prefix, options.max_age) {
         return Ok(reused);
     }
     let tx = conn.transaction()?;
     let cursor = head(&tx)?;
-    let snapshot_id = format!("{store_id}-{cursor}");
+    let snapshot_id = format!("{prefix}{cursor}");
     let dir = folder.join(&snapshot_id);
     let manifest_path = dir.join("manifest.json");
     if let Some(manifest) = std::fs::read_to_string(&manifest_path)
@@ -496,6 +521,7 @@ pub fn build_snapshot(
     std::fs::remove_dir_all(&building).ok();
     std::fs::create_dir_all(&building).map_err(|e| io(&building, e))?;
     let mut writer = ChunkWriter {
+        kind,
         dir: building.clone(),
         chunk_records,
         chunks: Vec::new(),
@@ -510,7 +536,7 @@ pub fn build_snapshot(
             .collect::<rusqlite::Result<_>>()?;
         for id in ids {
             if let Some(store) = records::read_store(&tx, id)? {
-                writer.push(&Change::Store(store))?;
+                writer.push(Change::Store(store))?;
             }
         }
         let mut stmt = tx.prepare(&format!(
@@ -519,7 +545,7 @@ pub fn build_snapshot(
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            writer.push(&Change::Product(records::product_from_row(row)?))?;
+            writer.push(Change::Product(records::product_from_row(row)?))?;
         }
         let mut stmt = tx.prepare(
             "SELECT store_id, product_id, price_cents, stock_qty, location, updated_at
@@ -527,7 +553,7 @@ pub fn build_snapshot(
         )?;
         let mut rows = stmt.query([store_id])?;
         while let Some(row) = rows.next()? {
-            writer.push(&Change::StoreProduct(records::store_product_from_row(row)?))?;
+            writer.push(Change::StoreProduct(records::store_product_from_row(row)?))?;
         }
         let mut stmt = tx.prepare(&format!(
             "SELECT {} FROM associates WHERE store_id = ?1 ORDER BY staff_id",
@@ -535,10 +561,10 @@ pub fn build_snapshot(
         ))?;
         let mut rows = stmt.query([store_id])?;
         while let Some(row) = rows.next()? {
-            writer.push(&Change::Associate(records::associate_from_row(row)?))?;
+            writer.push(Change::Associate(records::associate_from_row(row)?))?;
         }
         for member in partition_members(&tx, store_id)? {
-            writer.push(&Change::Member(member))?;
+            writer.push(Change::Member(member))?;
         }
         // The partition's members' recent baskets, wherever they shopped.
         let mut stmt = tx.prepare(&format!(
@@ -551,14 +577,14 @@ pub fn build_snapshot(
             records::BASKET_LINE_COLUMNS
         ))?;
         let mut rows = stmt.query(params![store_id, format!("-{} days", options.history_days)])?;
-        records::fold_baskets(&mut rows, |basket| writer.push(&Change::Basket(basket)))?;
+        records::fold_baskets(&mut rows, |basket| writer.push(Change::Basket(basket)))?;
         let ids: Vec<i64> = tx
             .prepare("SELECT campaign_id FROM campaigns ORDER BY campaign_id")?
             .query_map([], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for id in ids {
             if let Some(campaign) = records::read_campaign(&tx, id)? {
-                writer.push(&for_store(&tx, store_id, Change::Campaign(campaign))?)?;
+                writer.push(for_store(&tx, store_id, Change::Campaign(campaign))?)?;
             }
         }
         let ids: Vec<i64> = tx
@@ -567,7 +593,7 @@ pub fn build_snapshot(
             .collect::<rusqlite::Result<_>>()?;
         for id in ids {
             if let Some(coupon) = records::read_coupon(&tx, id)? {
-                writer.push(&Change::Coupon(coupon))?;
+                writer.push(Change::Coupon(coupon))?;
             }
         }
     }
@@ -591,7 +617,7 @@ pub fn build_snapshot(
     if let Ok(entries) = std::fs::read_dir(folder) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&format!("{store_id}-")) && name != snapshot_id {
+            if name.starts_with(&prefix) && name != snapshot_id {
                 std::fs::remove_dir_all(entry.path()).ok();
             }
         }
@@ -604,16 +630,15 @@ pub fn build_snapshot(
 /// or interrupted bootstrap resumes on the same chunks while HQ keeps changing.
 fn recent_snapshot(
     folder: &Path,
-    store_id: i64,
+    prefix: &str,
     max_age: std::time::Duration,
 ) -> Option<(SnapshotManifest, PathBuf)> {
-    let prefix = format!("{store_id}-");
     std::fs::read_dir(folder)
         .ok()?
         .flatten()
         .filter(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            name.strip_prefix(&prefix)
+            name.strip_prefix(prefix)
                 .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
         })
         .filter_map(|entry| {
@@ -795,6 +820,8 @@ fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<M
 }
 
 struct ChunkWriter {
+    /// Whom the snapshot is for ([`for_kind`]).
+    kind: DeviceKind,
     dir: PathBuf,
     chunk_records: usize,
     chunks: Vec<ChunkInfo>,
@@ -806,14 +833,17 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    fn push(&mut self, change: &Change) -> Result<(), HqError> {
+    fn push(&mut self, change: Change) -> Result<(), HqError> {
+        let Some(change) = for_kind(self.kind, change) else {
+            return Ok(());
+        };
         let encoder = self.current.get_or_insert_with(|| {
             std::io::BufWriter::with_capacity(
                 1 << 20,
                 flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
             )
         });
-        serde_json::to_writer(&mut *encoder, change)
+        serde_json::to_writer(&mut *encoder, &change)
             .map_err(|err| HqError::Invalid(err.to_string()))?;
         encoder.write_all(b"\n").map_err(|source| HqError::Io {
             path: self.dir.display().to_string(),
@@ -2141,6 +2171,13 @@ pub fn lookup(
         },
     )?;
     tx.commit()?;
+    // The same record the device's feed would carry.
+    let member = member.and_then(
+        |member| match for_kind(device.kind, Change::Member(member)) {
+            Some(Change::Member(member)) => Some(member),
+            _ => None,
+        },
+    );
     Ok(MemberLookup { member, erased })
 }
 

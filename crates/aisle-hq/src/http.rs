@@ -300,7 +300,7 @@ async fn snapshot(
     headers: HeaderMap,
 ) -> Answer<Json<aisle_proto::Signed>> {
     blocking(&Arc::clone(&hq), move || {
-        let store_id = device(&hq, &headers)?.store_id;
+        let device = device(&hq, &headers)?;
         let _building = hq
             .snapshot_lock
             .lock()
@@ -311,8 +311,16 @@ async fn snapshot(
             max_age: hq.config.snapshot_max_age,
             history_days: hq.config.history_days,
         };
-        let (manifest, _) =
-            hq.read(|conn| db::build_snapshot(conn, store_id, &folder, &options, crate::now()))?;
+        let (manifest, _) = hq.read(|conn| {
+            db::build_snapshot(
+                conn,
+                device.store_id,
+                device.kind,
+                &folder,
+                &options,
+                crate::now(),
+            )
+        })?;
         Ok(Json(hq.signer.sign(&manifest)))
     })
     .await
@@ -324,7 +332,7 @@ async fn snapshot_chunk(
     Path((snapshot_id, index)): Path<(String, u32)>,
 ) -> Answer<Vec<u8>> {
     blocking(&Arc::clone(&hq), move || {
-        let store_id = device(&hq, &headers)?.store_id;
+        let device = device(&hq, &headers)?;
         let gone = || {
             Failure(
                 StatusCode::NOT_FOUND,
@@ -332,8 +340,8 @@ async fn snapshot_chunk(
                 format!("snapshot {snapshot_id} is no longer offered; ask for a new one"),
             )
         };
-        // Only this store's snapshots, and only names HQ made.
-        let prefix = format!("{store_id}-");
+        // Only this store's snapshots for this kind, and only names HQ made.
+        let prefix = db::snapshot_prefix(device.store_id, device.kind);
         if !snapshot_id.starts_with(&prefix)
             || !snapshot_id[prefix.len()..]
                 .bytes()
@@ -407,9 +415,11 @@ async fn changes(
     Params(query): Params<ChangesQuery>,
 ) -> Answer<Json<aisle_proto::Signed>> {
     blocking(&Arc::clone(&hq), move || {
-        let store_id = device(&hq, &headers)?.store_id;
+        let device = device(&hq, &headers)?;
         let limit = query.limit.unwrap_or(5_000).clamp(1, 50_000);
-        let batch = hq.read(|conn| db::changes_after(conn, store_id, query.after, limit))?;
+        let batch = hq.read(|conn| {
+            db::changes_after(conn, device.store_id, device.kind, query.after, limit)
+        })?;
         Ok(Json(hq.signer.sign(&batch)))
     })
     .await

@@ -48,6 +48,11 @@ pub struct Args {
     pub lang: String,
     #[arg(long)]
     pub fullscreen: bool,
+    /// What this screen never shows, one word per line (matched within a
+    /// product's department, category and type; `#` comments) [default:
+    /// alcohol, tobacco and sensitive health items: docs/OFFERS.md].
+    #[arg(long, value_name = "FILE")]
+    pub public_excluded: Option<PathBuf>,
     /// The camera: `first`, an index (`/dev/video2` is 2) or part of its name.
     #[arg(long, default_value = "first")]
     pub camera: String,
@@ -82,7 +87,31 @@ pub fn backend_config(args: &Args) -> Result<BackendConfig> {
         clock: Clock::pinned_or_wall(args.now.as_deref()).context("--now")?,
         idle_secs: args.idle_secs,
         demo: args.demo,
+        public_excluded: args
+            .public_excluded
+            .as_deref()
+            .map(read_word_list)
+            .transpose()?,
     })
+}
+
+/// A word per line; blank lines and `#` comments skipped.
+fn read_word_list(path: &std::path::Path) -> Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let words: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if words.is_empty() {
+        anyhow::bail!(
+            "{} lists no word: an empty list would show everything on a public screen",
+            path.display()
+        );
+    }
+    Ok(words)
 }
 
 pub fn run() -> Result<()> {

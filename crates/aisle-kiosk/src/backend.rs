@@ -29,6 +29,9 @@ pub struct BackendConfig {
     pub idle_secs: u64,
     /// Offer demo members on the attract screen.
     pub demo: bool,
+    /// What the screen never shows (words of departments, categories and
+    /// types); `None`: `serve::PUBLIC_SCREEN_EXCLUDED`.
+    pub public_excluded: Option<Vec<String>>,
 }
 
 /// Work for the backend.
@@ -94,6 +97,9 @@ impl Backend {
         }
         let mut kiosk = KioskConfig::new(runtime.store_id());
         kiosk.idle_secs = config.idle_secs;
+        if let Some(words) = &config.public_excluded {
+            kiosk.serve.public_excluded.clone_from(words);
+        }
         let mut backend = Backend {
             conn,
             config,

@@ -153,6 +153,19 @@ impl DeviceKind {
     pub fn may_look_up(self) -> bool {
         matches!(self, DeviceKind::Kiosk | DeviceKind::Tablet)
     }
+
+    /// Whether HQ sends this kind members' contacts (phone, e-mail): only
+    /// the associate's tablet shows them (docs/PROTOCOL.md, "Least data per
+    /// device kind").
+    pub fn receives_contacts(self) -> bool {
+        matches!(self, DeviceKind::Tablet)
+    }
+
+    /// Whether HQ sends this kind the store's associates (names, roles, PIN
+    /// hashes): only the tablet signs associates in.
+    pub fn receives_associates(self) -> bool {
+        matches!(self, DeviceKind::Tablet)
+    }
 }
 
 /// Admin: a device HQ refused requests of for going over its quota.

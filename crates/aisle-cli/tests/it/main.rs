@@ -2,6 +2,7 @@
 
 mod cli;
 mod coupons;
+mod devices;
 mod offers;
 mod scan;
 mod sync;

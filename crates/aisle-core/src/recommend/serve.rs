@@ -52,19 +52,54 @@ impl Policy {
     }
 }
 
+/// What a public screen (the kiosk) never shows, under a member's name or
+/// on the attract screen: words matched case-insensitively within a
+/// product's department, category and type (docs/OFFERS.md, "Public
+/// screens"). Chosen from Complete Journey's catalog: alcohol and tobacco,
+/// and the health items a passer-by should not see suggested to someone
+/// (family planning and pregnancy tests, incontinence, feminine hygiene,
+/// the pharmacy and home health care, laxatives, antacids, diet aids,
+/// smoking cessation).
+pub const PUBLIC_SCREEN_EXCLUDED: &[&str] = &[
+    "SPIRITS",
+    "BEER",
+    "WINE",
+    "LIQUOR",
+    "TOBACCO",
+    "CIGAR",
+    "CIGARETTE",
+    "FAMILY PLANNING",
+    "PREGNANCY",
+    "CONTRACEPT",
+    "CONDOM",
+    "INCONTINENCE",
+    "FEMININE HYGIENE",
+    "PHARMACY",
+    "HOME HEALTH CARE",
+    "LAXATIVE",
+    "ANTACID",
+    "DIETARY AID",
+    "RESTRICTED DIET",
+    "SMOKING CESSATION",
+];
+
+impl Policy {
+    /// Whether a product with these labels (department, category and type,
+    /// upper case) may be shown on a public screen.
+    pub fn public(&self, labels: &str) -> bool {
+        let labels = labels.to_uppercase();
+        !self
+            .public_excluded
+            .iter()
+            .any(|word| labels.contains(&word.to_uppercase()))
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         let words = |list: &[&str]| list.iter().map(|w| (*w).to_owned()).collect();
         Self {
-            public_excluded: words(&[
-                "SPIRITS",
-                "BEER",
-                "WINE",
-                "LIQUOR",
-                "TOBACCO",
-                "CIGAR",
-                "CIGARETTE",
-            ]),
+            public_excluded: words(PUBLIC_SCREEN_EXCLUDED),
             never: words(&[
                 "COUPON",
                 "FUEL",
@@ -322,7 +357,7 @@ impl<'a> Filler<'a> {
         if !info.active || !in_stock || matches(&self.policy.never) {
             return Ok(false);
         }
-        if self.request.public_screen && matches(&self.policy.public_excluded) {
+        if self.request.public_screen && !self.policy.public(&info.labels) {
             return Ok(false);
         }
         // Two catalog entries with one name (sizes the catalog does not tell apart) look like a repeat.

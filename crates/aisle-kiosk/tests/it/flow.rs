@@ -79,6 +79,7 @@ fn start_with(lang: &str, prepare: impl FnOnce(&Path, i64)) -> Kiosk {
         clock: clock(),
         idle_secs: 30,
         demo: true,
+        public_excluded: None,
     };
     let ui = crate::shown_window(lang);
     let backend = Backend::open(config).expect("backend");

@@ -4,6 +4,7 @@ mod camera;
 mod crash;
 mod flow;
 mod models;
+mod public;
 mod translations;
 mod xvfb;
 

@@ -79,6 +79,7 @@ fn start(db: PathBuf) -> Kiosk {
         clock: clock.clone(),
         idle_secs: 30,
         demo: false,
+        public_excluded: None,
     };
     let ui = crate::shown_window("en");
     let backend = Backend::open(config).expect("the kiosk starts without a model");

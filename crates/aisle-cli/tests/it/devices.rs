@@ -1,0 +1,164 @@
+//! Store devices that give nothing away (issue 19): what HQ sends each kind
+//! of device, checked in HQ's answers and in the replicas themselves.
+
+use std::path::Path;
+
+use aisle_proto::{DeviceKind, PROTOCOL_HEADER, PROTOCOL_VERSION, paths};
+use aisle_tests::hq::TestHq;
+use rusqlite::Connection;
+
+use crate::{aisle, text};
+
+fn sync(db: &Path) {
+    let output = aisle(db, &["sync"]);
+    assert!(output.status.success(), "sync: {}", text(&output));
+}
+
+fn count(db: &Path, sql: &str) -> i64 {
+    Connection::open(db)
+        .expect("replica")
+        .query_row(sql, [], |row| row.get(0))
+        .expect("count")
+}
+
+/// Gives member `id` a phone and an e-mail at HQ (the demo extract has none).
+fn with_contacts(hq: &TestHq, id: i64, phone: &str, email: &str) {
+    let mut member = aisle_core::sync::records::read_member(&hq.db(), id)
+        .expect("read")
+        .expect("member");
+    member.phone = Some(phone.into());
+    member.email = Some(email.into());
+    hq.admin(paths::ADMIN_MEMBERS, &member);
+}
+
+#[test]
+fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let at_hq = aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("HQ");
+    at_hq
+        .write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, aisle_hq::now()))
+        .expect("associates");
+    let (inside, outside): (i64, (i64, String)) = {
+        let db = hq.db();
+        let inside = db
+            .query_row(
+                "SELECT member_id FROM store_members WHERE store_id = ?1 ORDER BY member_id LIMIT 1",
+                [store_id],
+                |row| row.get(0),
+            )
+            .expect("inside");
+        let outside = db
+            .query_row(
+                "SELECT m.member_id, c.card_number FROM members m JOIN member_cards c USING (member_id)
+                 WHERE m.erased_at IS NULL AND c.status = 'active'
+                   AND m.member_id NOT IN (SELECT member_id FROM store_members WHERE store_id = ?1)
+                 ORDER BY m.member_id LIMIT 1",
+                [store_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("outside");
+        (inside, outside)
+    };
+    with_contacts(&hq, inside, "+1 555 0100 2233", "pat.inside@example.com");
+    with_contacts(
+        &hq,
+        outside.0,
+        "+1 555 0100 4455",
+        "sam.outside@example.com",
+    );
+    let kiosk = hq.provisioned_store("kiosk-1", DeviceKind::Kiosk);
+    let tablet = hq.provisioned_store("tablet-1", DeviceKind::Tablet);
+    sync(&kiosk.db);
+    sync(&tablet.db);
+
+    // The snapshot: the tablet holds contacts and associates, the kiosk neither.
+    let contacts = "SELECT count(*) FROM members WHERE phone IS NOT NULL OR email IS NOT NULL";
+    let associates = "SELECT count(*) FROM associates";
+    assert!(count(&tablet.db, contacts) >= 1);
+    assert!(count(&tablet.db, associates) >= 2, "the demo's associates");
+    assert_eq!(count(&kiosk.db, contacts), 0);
+    assert_eq!(
+        count(&kiosk.db, associates),
+        0,
+        "no names, roles or PIN hashes"
+    );
+    // Both hold the member all the same.
+    let held = format!("SELECT count(*) FROM members WHERE member_id = {inside}");
+    assert_eq!((count(&kiosk.db, &held), count(&tablet.db, &held)), (1, 1));
+
+    // The feed: a new phone reaches the tablet only.
+    with_contacts(&hq, inside, "+1 555 0199 8877", "pat.new@example.com");
+    sync(&kiosk.db);
+    sync(&tablet.db);
+    assert_eq!(count(&kiosk.db, contacts), 0);
+    let phone: String = Connection::open(&tablet.db)
+        .expect("tablet")
+        .query_row(
+            "SELECT phone FROM members WHERE member_id = ?1",
+            [inside],
+            |row| row.get(0),
+        )
+        .expect("phone");
+    assert_eq!(phone, "+1 555 0199 8877");
+    // Nor is it anywhere in what HQ answers the kiosk, or in its files.
+    let kiosk_credentials = |db: &Path| {
+        let conn = Connection::open(db).expect("replica");
+        let get = |key: &str| -> String {
+            conn.query_row(
+                "SELECT value FROM replica_meta WHERE key = ?1",
+                [key],
+                |row| row.get(0),
+            )
+            .expect("meta")
+        };
+        format!("{}.{}", get("sync.device_id"), get("sync.secret"))
+    };
+    let feed = hq
+        .client()
+        .get(format!("{}{}", hq.url(), paths::CHANGES))
+        .query(&[("after", "0"), ("limit", "50000")])
+        .bearer_auth(kiosk_credentials(&kiosk.db))
+        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        .send()
+        .expect("feed")
+        .text()
+        .expect("body");
+    for secret in [
+        "555 0199",
+        "555 0100",
+        "pat.new@",
+        "pat.inside@",
+        "pin_hash",
+    ] {
+        assert!(!feed.contains(secret), "the kiosk's feed holds {secret:?}");
+    }
+    let mut raw = Vec::new();
+    for entry in std::fs::read_dir(kiosk.dir.path()).expect("dir").flatten() {
+        if entry.path().is_file() {
+            raw.extend(std::fs::read(entry.path()).expect("read"));
+        }
+    }
+    let raw = String::from_utf8_lossy(&raw);
+    for secret in ["555 0199", "555 0100", "pat.new@", "pat.inside@"] {
+        assert!(!raw.contains(secret), "the kiosk's files hold {secret:?}");
+    }
+
+    // A look-up answers the kiosk without contacts, the tablet with them.
+    let lookup = |db: &Path| -> serde_json::Value {
+        hq.client()
+            .get(format!("{}{}", hq.url(), paths::MEMBER_LOOKUP))
+            .query(&[("card", outside.1.as_str())])
+            .bearer_auth(kiosk_credentials(db))
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .send()
+            .expect("look-up")
+            .json()
+            .expect("json")
+    };
+    let at_kiosk = lookup(&kiosk.db);
+    assert_eq!(at_kiosk["member"]["member_id"], outside.0);
+    assert!(at_kiosk["member"]["phone"].is_null() && at_kiosk["member"]["email"].is_null());
+    let at_tablet = lookup(&tablet.db);
+    assert_eq!(at_tablet["member"]["email"], "sam.outside@example.com");
+}
