@@ -87,10 +87,21 @@ pub async fn search_members(
     state: State<'_, Arc<AppState>>,
     args: SearchArgs,
 ) -> Result<Vec<MemberHit>, ApiError> {
-    state.associate()?;
+    let associate = state.associate()?;
     blocking(&state, move |state| {
-        let limit = args.limit.unwrap_or(20).clamp(1, 100) as usize;
-        let hits = aisle_core::members::search(&state.reader()?, &args.text, limit)?;
+        let limit = args.limit.unwrap_or(20) as usize;
+        let actor = associate.actor();
+        let viewer = clienteling::Viewer {
+            actor: &actor,
+            store_id: state.store_id(),
+            now: state.now(),
+        };
+        // Audited, capped, contacts masked until the client is opened.
+        let hits = state.write(|conn| {
+            Ok(clienteling::search_clients(
+                conn, &viewer, &args.text, limit,
+            )?)
+        })?;
         Ok(hits
             .into_iter()
             .map(|hit| MemberHit {
@@ -227,7 +238,9 @@ pub async fn scan_card(
     let generation = state.scan_generation.fetch_add(1, Ordering::SeqCst) + 1;
     blocking(&state, move |state| {
         let mut source = state.frame_source()?;
-        let conn = state.reader()?;
+        // A writer of its own: an app code goes into the replay cache (the
+        // shared writer is not held for the whole scan).
+        let conn = aisle_core::replica::open_writer(&state.db).map_err(ApiError::internal)?;
         let deadline = std::time::Instant::now()
             + std::time::Duration::from_secs(u64::from(seconds.unwrap_or(30).clamp(1, 120)));
         let device = format!("tablet-{}", state.store_id());

@@ -77,6 +77,62 @@ pub struct ClientView {
     pub erasure_requested_at: Option<String>,
 }
 
+/// An associate's search shows at most this many clients.
+pub const SEARCH_CAP: usize = 20;
+
+/// The audit action of an associate's search.
+pub const MEMBER_SEARCH: &str = "member_search";
+
+/// An associate's search: at most [`SEARCH_CAP`] hits, their card, phone
+/// and e-mail masked (the client's screen, once opened and audited as a
+/// view, shows them whole), and the search audited: who searched, what, how
+/// many hits. `conn` is the replica's writer (the audit row).
+pub fn search_clients(
+    conn: &Connection,
+    viewer: &Viewer<'_>,
+    text: &str,
+    limit: usize,
+) -> Result<Vec<members::SearchHit>, ClientError> {
+    let hits = members::search(conn, text, limit.clamp(1, SEARCH_CAP))?;
+    audit::record(
+        conn,
+        &AuditEntry {
+            at: viewer.now,
+            actor: viewer.actor,
+            action: MEMBER_SEARCH,
+            member_id: None,
+            detail: &json!({ "text": text, "hits": hits.len(), "store_id": viewer.store_id }),
+        },
+    )?;
+    Ok(hits
+        .into_iter()
+        .map(|hit| members::SearchHit {
+            card_number: hit.card_number.as_deref().map(mask_digits),
+            phone: hit.phone.as_deref().map(mask_digits),
+            email: hit.email.as_deref().map(mask_email),
+            ..hit
+        })
+        .collect())
+}
+
+/// Pure: every digit but the last four hidden (`•••• 2233`).
+pub fn mask_digits(text: &str) -> String {
+    let digits: Vec<char> = text.chars().filter(char::is_ascii_digit).collect();
+    let shown: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+    format!("•••• {shown}")
+}
+
+/// Pure: the first letter of the mailbox and the domain (`p•••@example.com`).
+pub fn mask_email(text: &str) -> String {
+    match text.split_once('@') {
+        Some((mailbox, domain)) => {
+            let first: String = mailbox.chars().take(1).collect();
+            format!("{first}•••@{domain}")
+        }
+        None => "•••".to_owned(),
+    }
+}
+
 /// Who looks, from where, when.
 #[derive(Debug, Clone, Copy)]
 pub struct Viewer<'a> {
@@ -448,4 +504,18 @@ pub fn store_day(conn: &Connection, store_id: i64, now: Timestamp) -> rusqlite::
         redemptions,
         redeemed_cents,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_results_show_the_last_four_digits_and_the_mailbox_initial_only() {
+        assert_eq!(mask_digits("+1 614-555-0142"), "•••• 0142");
+        assert_eq!(mask_digits("2900000000018"), "•••• 0018");
+        assert_eq!(mask_digits("12"), "•••• 12");
+        assert_eq!(mask_email("oliver.martin@example.com"), "o•••@example.com");
+        assert_eq!(mask_email("not an address"), "•••");
+    }
 }

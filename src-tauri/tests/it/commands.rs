@@ -168,9 +168,24 @@ fn search_as_you_type_finds_the_client_by_name_prefix_and_card() {
     let app = app();
     let (member, family) = showcase(&app);
     let prefix = &family[..3.min(family.len())];
+    // Capped at 20, whatever is asked: a letter that starts more names than that.
+    let letter = ('a'..='z')
+        .map(String::from)
+        .find(|l| {
+            aisle_core::members::search(&app.conn(), l, 1_000)
+                .expect("search")
+                .len()
+                > 20
+        })
+        .expect("a common first letter");
+    let many: Vec<MemberHit> = app.ok(
+        "search_members",
+        json!({ "args": { "text": letter, "limit": 100 } }),
+    );
+    assert_eq!(many.len(), 20);
     let hits: Vec<MemberHit> = app.ok(
         "search_members",
-        json!({ "args": { "text": prefix, "limit": 100 } }),
+        json!({ "args": { "text": family, "limit": 100 } }),
     );
     assert!(
         hits.iter().any(|h| h.member_id == member),
@@ -186,8 +201,31 @@ fn search_as_you_type_finds_the_client_by_name_prefix_and_card() {
         .expect("card");
     let hits: Vec<MemberHit> = app.ok("search_members", json!({ "args": { "text": card } }));
     assert_eq!(hits.first().map(|h| h.member_id), Some(member));
+    // The list masks the card until the client is opened.
+    assert_eq!(
+        hits.first().and_then(|h| h.card_number.clone()),
+        Some(format!("•••• {}", &card[card.len() - 4..]))
+    );
     let none: Vec<MemberHit> = app.ok("search_members", json!({ "args": { "text": "   " } }));
     assert!(none.is_empty());
+    // Every search is audited: who, what, how many hits.
+    let audited: Vec<(String, String)> = app
+        .conn()
+        .prepare(
+            "SELECT actor, detail FROM audit_log WHERE action = 'member_search' ORDER BY audit_id",
+        )
+        .expect("prepare")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    assert_eq!(audited.len(), 4, "{audited:?}");
+    assert!(audited.iter().all(|(actor, _)| actor.starts_with("staff:")));
+    let detail: Value = serde_json::from_str(&audited[2].1).expect("json");
+    assert_eq!(
+        (detail["text"].as_str(), detail["hits"].as_u64()),
+        (Some(card.as_str()), Some(1))
+    );
 }
 
 #[test]
@@ -725,6 +763,51 @@ fn a_card_shown_to_the_camera_finds_the_client() {
     let hit: MemberHit = app.ok("scan_card", json!({ "seconds": 10 }));
     assert_eq!(hit.member_id, member);
     assert_eq!(hit.card_number.as_deref(), Some(card.borrow().as_str()));
+}
+
+/// A member's app code (their phone's QR code) shown to the tablet's camera:
+/// verified as at the kiosk, which writes the replay cache.
+#[test]
+fn a_members_app_code_shown_to_the_camera_finds_the_client() {
+    let member = std::cell::Cell::new(0);
+    let app = app_configured(aisle_core::staff::Policy::default(), |db, dir| {
+        let conn = Connection::open(db).expect("replica");
+        member.set(
+            aisle_core::demo::showcase_member(&conn)
+                .expect("sql")
+                .expect("showcase"),
+        );
+        // The phone's clock: the tablet's (stepped, in tests) wall time.
+        let now_secs = Clock::stepped_at(NOW)
+            .expect("now")
+            .wall_secs()
+            .unsigned_abs();
+        let code = aisle_core::identify::member_code::encode(
+            member.get(),
+            &aisle_core::keys::demo_member_key(member.get()),
+            now_secs,
+            &aisle_core::identify::member_code::CodePolicy::default(),
+        );
+        let pictures = dir.join("camera");
+        std::fs::create_dir(&pictures).expect("dir");
+        support::qr_picture(&pictures, "phone.png", &code);
+        Some(pictures)
+    });
+    app.sign_in(ALEX);
+    let hit: MemberHit = app.ok("scan_card", json!({ "seconds": 10 }));
+    assert_eq!(hit.member_id, member.get());
+    let replays: i64 = app
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM code_replays WHERE member_id = ?1",
+            [member.get()],
+            |row| row.get(0),
+        )
+        .expect("replay cache");
+    assert_eq!(replays, 1, "the code is in the replay cache");
+    // The same code again (the picture is still in front of the camera): a replay.
+    let again = app.err("scan_card", json!({ "seconds": 3 }));
+    assert_eq!(again.code, "replayed", "{again:?}");
 }
 
 #[test]
