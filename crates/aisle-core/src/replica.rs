@@ -114,6 +114,11 @@ pub enum ReplicaError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot create replica {path}")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not an Aisle replica (no schema); run `aisle init` first")]
     NotInitialized { path: String },
     #[error(transparent)]
@@ -158,6 +163,13 @@ pub fn open_writer_at_version(path: &Path, target: u32) -> Result<Connection, Re
             source,
         })?;
     }
+    // A new replica is its owner's alone (0600): it holds members' data and
+    // the device's secrets. SQLite gives its WAL and shared-memory files the
+    // database file's mode.
+    create_private(path).map_err(|source| ReplicaError::Create {
+        path: display.clone(),
+        source,
+    })?;
     let mut conn = Connection::open(path).map_err(|source| ReplicaError::Open {
         path: display.clone(),
         source,
@@ -175,6 +187,22 @@ pub fn open_writer_at_version(path: &Path, target: u32) -> Result<Connection, Re
     configure(&conn).map_err(not_a_replica)?;
     migrate(&mut conn, &display, target)?;
     Ok(conn)
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (an existing
+/// file keeps its mode).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
 }
 
 /// Opens a read-only connection to an existing, up-to-date replica.
@@ -381,6 +409,23 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_replica_and_its_write_ahead_log_are_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("replica.db");
+        let conn = open_writer(&path).expect("replica");
+        set_meta(&conn, "probe", "1").expect("a write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("replica.db-wal")), 0o600);
+        drop(conn);
+        // An existing file keeps the mode its owner gave it.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        drop(open_writer(&path).expect("reopen"));
+        assert_eq!(mode(&path), 0o640);
+    }
 
     #[test]
     fn embedded_migrations_match_the_folder() {

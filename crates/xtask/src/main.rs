@@ -20,6 +20,7 @@
 mod demo;
 mod layers;
 mod supply;
+mod units;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,6 +59,7 @@ fn main() -> Result<()> {
         ["test", rest @ ..] => test(rest),
         ["layers"] => layers::check(&root()),
         ["deny"] => supply::check(),
+        ["units"] => units::check(),
         ["bench", "import", rest @ ..] => bench_import(rest),
         ["bench", "replica", rest @ ..] => bench_replica(rest),
         ["bench", "sync", rest @ ..] => bench_sync(rest),
@@ -68,7 +70,7 @@ fn main() -> Result<()> {
         ["bench", "fuzz", rest @ ..] => bench_fuzz(rest),
         _ => {
             bail!(
-                "usage: cargo xtask <demo | test | layers | deny | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
+                "usage: cargo xtask <demo | test | layers | deny | units | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
                  | bench sync [--members N --products M] | bench tablet [--db REPLICA --queries N --starts K] | bench sync-crash [--runs N --seed S] \
                  | bench scan [--manifest FILE] | bench kiosk [--scans N --starts N] | bench fuzz [--inputs N --seed S]>"
             )
@@ -306,6 +308,7 @@ fn test(args: &[&str]) -> Result<()> {
     steps.time("dependency rule", check_core_dependencies)?;
     steps.time("module layers", || layers::check(&root()))?;
     steps.time("supply chain", supply::check)?;
+    steps.time("unit files", units::check)?;
     steps.time("doc", || {
         run(cargo()
             .args(["doc", "--workspace", "--no-deps", "--quiet"])

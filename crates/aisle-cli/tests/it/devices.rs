@@ -162,3 +162,123 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
     let at_tablet = lookup(&tablet.db);
     assert_eq!(at_tablet["member"]["email"], "sam.outside@example.com");
 }
+
+/// Two tills of one store are two replicas: a coupon of their own store's
+/// kiosk is foreign to both, so offline each holds it to the floor limit and
+/// its daily budget (docs/OFFERS.md, "Coupons: offline risk budget").
+#[test]
+fn two_tills_of_one_store_hold_a_kiosk_coupon_to_the_offline_bound() {
+    use aisle_core::offers::coupon::{Channel, Refusal};
+    use aisle_core::offers::ledger::{self, IssueRequest, RedeemPolicy, RedeemRequest};
+    let hq = TestHq::start_with_demo();
+    let store_id = hq.busy_store();
+    let member_id: i64 = hq
+        .db()
+        .query_row(
+            "SELECT member_id FROM store_members WHERE store_id = ?1 ORDER BY member_id LIMIT 1",
+            [store_id],
+            |row| row.get(0),
+        )
+        .expect("a member");
+    hq.admin(
+        paths::ADMIN_CAMPAIGNS,
+        &aisle_proto::CampaignRecord {
+            campaign_id: 900_201,
+            name: "Two tills".into(),
+            campaign_type: None,
+            starts_on: "2026-01-01".into(),
+            ends_on: "2026-12-31".into(),
+            targets: vec![member_id],
+        },
+    );
+    for (coupon_id, cents) in [(900_201, 300), (900_202, 800)] {
+        hq.admin(
+            paths::ADMIN_COUPONS,
+            &aisle_proto::CouponRecord {
+                coupon_id,
+                code: format!("T{coupon_id}"),
+                campaign_id: 900_201,
+                description: Some(format!("{cents} off")),
+                discount_cents: Some(cents),
+                discount_percent: None,
+                product_ids: Vec::new(),
+            },
+        );
+    }
+    let kiosk = hq.provisioned_store("kiosk-1", DeviceKind::Kiosk);
+    let tills = [
+        hq.provisioned_store("till-1", DeviceKind::Till),
+        hq.provisioned_store("till-2", DeviceKind::Till),
+    ];
+    for device in [&kiosk, &tills[0], &tills[1]] {
+        sync(&device.db);
+    }
+    let t0 = aisle_core::time::lit::ts("2026-06-01 10:00:00")
+        .unix()
+        .unsigned_abs();
+    let at_kiosk = aisle_core::replica::open_writer(&kiosk.db).expect("kiosk");
+    let issue = |coupon_id| {
+        ledger::issue(
+            &at_kiosk,
+            &IssueRequest {
+                coupon_id,
+                member_id,
+                store_id,
+                channel: Channel::Kiosk,
+                issued_at: t0,
+                expires_at: t0 + 14 * 86_400,
+            },
+        )
+        .expect("issue")
+    };
+    let small = issue(900_201);
+    let large = issue(900_202);
+    // Both tills offline from here on.
+    let policy = RedeemPolicy::default();
+    let mut accepted = 0;
+    for (n, till) in tills.iter().enumerate() {
+        let conn = aisle_core::replica::open_writer(&till.db).expect("till");
+        let redeem = |code: &str| {
+            ledger::redeem(
+                &conn,
+                &RedeemRequest {
+                    code,
+                    member_id: Some(member_id),
+                    store_id,
+                    till_id: if n == 0 { "till-1" } else { "till-2" },
+                    now_secs: t0 + 60,
+                },
+                &policy,
+            )
+        };
+        // Over the floor: neither till takes it without HQ.
+        assert_eq!(
+            redeem(&large.token).expect_err("over the floor").refusal(),
+            Some(Refusal::OverFloorLimit)
+        );
+        // Under it: taken, and counted as a risk against the till's budget.
+        let redeemed = redeem(&small.token).expect("under the floor");
+        assert!(
+            redeemed.accepted.offline_risk,
+            "a kiosk's coupon is foreign to a till"
+        );
+        accepted += redeemed.accepted.value_cents;
+    }
+    // The exposure: one 3.00 coupon redeemed twice, (D - 1) * v with D = 2.
+    assert_eq!(accepted - 300, 300);
+    assert!(accepted - 300 <= policy.floor_limit_cents);
+    // The kiosk itself judges its own coupons by its ledger alone.
+    let own = ledger::check(
+        &at_kiosk,
+        &RedeemRequest {
+            code: &large.token,
+            member_id: Some(member_id),
+            store_id,
+            till_id: "kiosk-1",
+            now_secs: t0 + 60,
+        },
+        &policy,
+    )
+    .expect("its own coupon");
+    assert!(!own.offline_risk);
+}

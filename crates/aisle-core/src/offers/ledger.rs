@@ -12,12 +12,14 @@
 //!   immediate transaction: one redeems, the other gets `already_redeemed`.
 //! - [`check`] is the same judgement, read-only (what the till shows first).
 //!
-//! A coupon issued at another store may already have been redeemed elsewhere
-//! while this replica was offline; such a redemption is accepted only under
+//! A coupon this device did not sign (issued at another store, or by
+//! another device of this store: each is a replica of its own) may already
+//! have been redeemed elsewhere while this replica was offline; such a
+//! redemption is accepted only under
 //! the [`RedeemPolicy`]'s floor limit and daily budget (docs/OFFERS.md,
 //! "Coupons: offline risk budget"), and HQ reconciles the rest.
 //!
-//! Each store signs with its own Ed25519 issuing key (`replica_meta`
+//! Each device signs with its own Ed25519 issuing key (`replica_meta`
 //! `coupons.issuer_key`: from HQ at provisioning, or made here on first issue
 //! as key id 0 when the replica has no HQ); the public keys of every issuing
 //! store are in `coupon_issuers`; both are kept by [`crate::keys`]. The
@@ -165,7 +167,7 @@ pub struct Accepted {
     pub expires_at: u64,
     /// The value counted against the risk budget.
     pub value_cents: i64,
-    /// Issued at another store: counted in the daily offline budget.
+    /// Not signed by this device: counted in the daily offline budget.
     pub offline_risk: bool,
 }
 
@@ -520,7 +522,17 @@ fn judge(
         (None, Some(_)) => policy.percent_value_cents,
         (None, None) => 0,
     };
-    let offline_risk = instance.store_id != req.store_id;
+    // Only an instance this device signed is judged by its ledger alone: a
+    // store's kiosk, tablet and tills are separate replicas, and one of them
+    // cannot know offline what another redeemed.
+    let issued_here = match keys::issuing_key(conn) {
+        Ok(Some((_, own))) => keys::issuer_public_key(conn, instance.store_id, instance.key_id)?
+            .is_some_and(|public| public == own.verifying_key()),
+        Ok(None) | Err(KeyError::Unreadable) => false,
+        Err(KeyError::Sqlite(err)) => return Err(err),
+        Err(_) => false,
+    };
+    let offline_risk = !issued_here;
     if offline_risk {
         if value_cents > policy.floor_limit_cents {
             return with(
