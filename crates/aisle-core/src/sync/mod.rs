@@ -709,6 +709,13 @@ pub fn bootstrap(
     }
     let folder = options.staging_dir.join(sanitize(&manifest.snapshot_id));
     std::fs::create_dir_all(&folder).map_err(|source| io(&folder, source))?;
+    // The staging folder holds the partition's members until applied: its
+    // owner's alone.
+    for dir in [&options.staging_dir, &folder] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|source| io(dir, source))?;
+    }
     let mut files = Vec::with_capacity(manifest.chunks.len());
     for chunk in &manifest.chunks {
         let path = folder.join(format!("chunk-{:05}.jsonl.gz", chunk.index));
@@ -943,9 +950,17 @@ fn io(path: &Path, source: std::io::Error) -> SyncError {
 
 /// Writes a file so that it is either absent or whole, even after a kill.
 #[cfg(feature = "http")]
+/// Writes a staging file (its owner's alone: 0600) whole, or not at all.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let partial = path.with_extension("partial");
-    let mut file = std::fs::File::create(&partial).map_err(|source| io(&partial, source))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|source| io(&partial, source))?;
     file.write_all(bytes)
         .map_err(|source| io(&partial, source))?;
     file.sync_all().map_err(|source| io(&partial, source))?;
@@ -954,6 +969,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn staging_files_are_their_owners_alone_and_written_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("chunk-00000.jsonl.gz");
+        super::write_atomically(&path, b"members").expect("write");
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&path).expect("read"), b"members");
+        assert!(!path.with_extension("partial").exists());
+    }
+
     #[test]
     fn offline_when_the_last_attempt_failed_or_the_last_success_is_stale() {
         let at = |text: &str| crate::dates::seconds_of(text).expect("time");
