@@ -974,7 +974,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("chunk-00000.jsonl.gz");
-        super::write_atomically(&path, b"members").expect("write");
+        write_atomically(&path, b"members").expect("write");
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(std::fs::read(&path).expect("read"), b"members");
