@@ -39,27 +39,7 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
     at_hq
         .write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, aisle_hq::now()))
         .expect("associates");
-    let (inside, outside): (i64, (i64, String)) = {
-        let db = hq.db();
-        let inside = db
-            .query_row(
-                "SELECT member_id FROM store_members WHERE store_id = ?1 ORDER BY member_id LIMIT 1",
-                [store_id],
-                |row| row.get(0),
-            )
-            .expect("inside");
-        let outside = db
-            .query_row(
-                "SELECT m.member_id, c.card_number FROM members m JOIN member_cards c USING (member_id)
-                 WHERE m.erased_at IS NULL AND c.status = 'active'
-                   AND m.member_id NOT IN (SELECT member_id FROM store_members WHERE store_id = ?1)
-                 ORDER BY m.member_id LIMIT 1",
-                [store_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .expect("outside");
-        (inside, outside)
-    };
+    let (inside, outside) = crate::trust::members(&hq, store_id);
     with_contacts(&hq, inside, "+1 555 0100 2233", "pat.inside@example.com");
     with_contacts(
         &hq,

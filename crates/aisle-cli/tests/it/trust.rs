@@ -83,7 +83,7 @@ impl<'a> Stolen<'a> {
 }
 
 /// A member of `store_id`'s partition, and one outside it (with their card).
-fn members(hq: &TestHq, store_id: i64) -> (i64, (i64, String)) {
+pub(crate) fn members(hq: &TestHq, store_id: i64) -> (i64, (i64, String)) {
     let db = hq.db();
     let inside: i64 = db
         .query_row(
