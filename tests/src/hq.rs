@@ -271,6 +271,13 @@ pub struct TestStore {
 }
 
 impl TestHq {
+    /// The card key HQ gives the devices of `store_id`.
+    pub fn card_key(&self, store_id: i64) -> [u8; 32] {
+        aisle_hq::signing::Signer::load_or_create(&self.data.path().join("signing.key"))
+            .expect("HQ's signing key")
+            .card_key(store_id)
+    }
+
     /// Registers `device_id` as a `kind` of the busiest store and provisions a fresh replica for it.
     pub fn provisioned_store(&self, device_id: &str, kind: DeviceKind) -> TestStore {
         let store_id = self.busy_store();
@@ -298,6 +305,7 @@ pub fn provision_at(db: &Path, url: &str, hq: &TestHq, credentials: &DeviceCrede
         hq_public_key: credentials.hq_public_key.clone(),
         ca_pem: Some(hq.ca_pem.clone()),
         coupon_issuer: credentials.coupon_issuer.clone(),
+        card_key: credentials.card_key.clone(),
     }
     .save(&mut conn, aisle_hq::now())
     .expect("provision");
@@ -305,12 +313,13 @@ pub fn provision_at(db: &Path, url: &str, hq: &TestHq, credentials: &DeviceCrede
 
 /// What a store must hold of its partition, as comparable text rows:
 /// members (with cards and preferences, as a device of `kind` receives
-/// them), this store's prices and stock, products.
+/// them: keyed cards with `card_key`), this store's prices and stock,
+/// products. `kind` `None`: as they are (a device's own replica).
 pub fn partition_rows(
     conn: &Connection,
     store_id: i64,
     members_sql: &str,
-    kind: DeviceKind,
+    kind: Option<(DeviceKind, [u8; 32])>,
 ) -> Vec<String> {
     let mut rows = Vec::new();
     let mut stmt = conn.prepare(members_sql).expect("members sql");
@@ -320,9 +329,16 @@ pub fn partition_rows(
         .collect::<rusqlite::Result<_>>()
         .expect("rows");
     for id in ids {
-        if let Some(member) = aisle_core::sync::records::read_member(conn, id).expect("member")
-            && let Some(member) = aisle_hq::db::for_kind(kind, aisle_proto::Change::Member(member))
-        {
+        let Some(member) = aisle_core::sync::records::read_member(conn, id).expect("member") else {
+            continue;
+        };
+        let member = match kind {
+            Some((kind, card_key)) => {
+                aisle_hq::db::for_kind(kind, &card_key, aisle_proto::Change::Member(member))
+            }
+            None => Some(aisle_proto::Change::Member(member)),
+        };
+        if let Some(member) = member {
             rows.push(serde_json::to_string(&member).expect("json"));
         }
     }

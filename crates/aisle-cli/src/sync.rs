@@ -120,6 +120,7 @@ fn save(
         hq_public_key: given.hq_public_key,
         ca_pem,
         coupon_issuer: given.coupon_issuer,
+        card_key: given.card_key,
     }
     .save(&mut conn, now_utc())?;
     out.line(format_args!(

@@ -104,3 +104,57 @@ mod tests {
         }
     }
 }
+
+/// How a card number is kept on a device that must find a scanned card
+/// but never hold the number (a kiosk, a till: docs/PROTOCOL.md, "Least
+/// data per device kind"): `k1:` and HMAC-SHA256 of the number under the
+/// store's card key, hex. The same number under the same key is the same
+/// text, so a scanned card is found offline; the number cannot be read back.
+pub fn keyed(key: &[u8; 32], number: &str) -> String {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac.update(number.as_bytes());
+    format!("{KEYED_PREFIX}{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The prefix of a keyed card number ([`keyed`]).
+pub const KEYED_PREFIX: &str = "k1:";
+
+/// `replica_meta` key of the store's card key on a device that holds card
+/// numbers keyed ([`keyed`]).
+pub const CARD_KEY: &str = "cards.key";
+
+/// The form a scanned card number is stored in on this replica: keyed when
+/// the replica holds a card key, as scanned otherwise.
+pub fn stored_form(conn: &rusqlite::Connection, number: &str) -> rusqlite::Result<String> {
+    Ok(
+        match crate::replica::meta(conn, CARD_KEY)?
+            .and_then(|hex_key| crate::keys::decode_hex32(&hex_key).ok())
+        {
+            Some(key) => keyed(&key, number),
+            None => number.to_owned(),
+        },
+    )
+}
+
+#[cfg(test)]
+mod keyed_tests {
+    use super::*;
+
+    #[test]
+    fn a_keyed_card_is_stable_per_key_and_hides_the_number() {
+        let key = [7u8; 32];
+        let card = card_number(29, 1_234_567_890);
+        let once = keyed(&key, &card);
+        assert_eq!(once, keyed(&key, &card));
+        assert!(once.starts_with(KEYED_PREFIX) && once.len() == 3 + 64);
+        assert!(!once.contains(&card[2..12]));
+        assert_ne!(
+            once,
+            keyed(&[8u8; 32], &card),
+            "another store's key, another text"
+        );
+        assert_ne!(once, keyed(&key, &card_number(29, 1_234_567_891)));
+    }
+}

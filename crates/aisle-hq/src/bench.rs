@@ -90,6 +90,7 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
                 hq_public_key: hq.signer.public_hex(),
                 ca_pem: Some(ca_pem.clone()),
                 coupon_issuer: None,
+                card_key: None,
             });
         }
         Ok(())

@@ -384,13 +384,21 @@ fn in_partition(conn: &Connection, store_id: i64, member_id: i64) -> rusqlite::R
 }
 
 /// What a device of `kind` receives of `change` (docs/PROTOCOL.md, "Least
-/// data per device kind"): members without contacts and no associates but
-/// on a tablet. `None`: nothing of it.
-pub fn for_kind(kind: DeviceKind, change: Change) -> Option<Change> {
+/// data per device kind"): but on a tablet, members without contacts, their
+/// card numbers keyed with the store's `card_key`, and no associates.
+/// `None`: nothing of it.
+pub fn for_kind(kind: DeviceKind, card_key: &[u8; 32], change: Change) -> Option<Change> {
     match change {
-        Change::Member(mut member) if !kind.receives_contacts() => {
-            member.phone = None;
-            member.email = None;
+        Change::Member(mut member) => {
+            if !kind.receives_contacts() {
+                member.phone = None;
+                member.email = None;
+            }
+            if !kind.receives_card_numbers() {
+                for card in &mut member.cards {
+                    card.card_number = aisle_core::card::keyed(card_key, &card.card_number);
+                }
+            }
             Some(Change::Member(member))
         }
         Change::Associate(_) if !kind.receives_associates() => None,
@@ -425,6 +433,7 @@ pub fn changes_after(
     conn: &mut Connection,
     store_id: i64,
     kind: DeviceKind,
+    card_key: &[u8; 32],
     after: u64,
     limit: usize,
 ) -> Result<ChangeBatch, HqError> {
@@ -460,7 +469,7 @@ pub fn changes_after(
     for (seq, body) in rows {
         let change: Change = serde_json::from_str(&body)
             .map_err(|err| HqError::Invalid(format!("feed entry {seq} is unreadable: {err}")))?;
-        if let Some(change) = for_kind(kind, for_store(&tx, store_id, change)?) {
+        if let Some(change) = for_kind(kind, card_key, for_store(&tx, store_id, change)?) {
             changes.push(change);
         }
     }
@@ -493,6 +502,7 @@ pub fn build_snapshot(
     conn: &mut Connection,
     store_id: i64,
     kind: DeviceKind,
+    card_key: &[u8; 32],
     folder: &Path,
     options: &SnapshotOptions,
     now: Timestamp,
@@ -522,6 +532,7 @@ pub fn build_snapshot(
     std::fs::create_dir_all(&building).map_err(|e| io(&building, e))?;
     let mut writer = ChunkWriter {
         kind,
+        card_key: *card_key,
         dir: building.clone(),
         chunk_records,
         chunks: Vec::new(),
@@ -822,6 +833,7 @@ fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<M
 struct ChunkWriter {
     /// Whom the snapshot is for ([`for_kind`]).
     kind: DeviceKind,
+    card_key: [u8; 32],
     dir: PathBuf,
     chunk_records: usize,
     chunks: Vec<ChunkInfo>,
@@ -834,7 +846,7 @@ struct ChunkWriter {
 
 impl ChunkWriter {
     fn push(&mut self, change: Change) -> Result<(), HqError> {
-        let Some(change) = for_kind(self.kind, change) else {
+        let Some(change) = for_kind(self.kind, &self.card_key, change) else {
             return Ok(());
         };
         let encoder = self.current.get_or_insert_with(|| {
@@ -2052,6 +2064,7 @@ const REPLAY_WINDOWS_KEPT: i64 = 20;
 pub fn lookup(
     conn: &mut Connection,
     device: &Device,
+    card_key: &[u8; 32],
     proof: LookupProof<'_>,
     now: Timestamp,
 ) -> Result<MemberLookup, HqError> {
@@ -2172,12 +2185,13 @@ pub fn lookup(
     )?;
     tx.commit()?;
     // The same record the device's feed would carry.
-    let member = member.and_then(
-        |member| match for_kind(device.kind, Change::Member(member)) {
-            Some(Change::Member(member)) => Some(member),
-            _ => None,
-        },
-    );
+    let member =
+        member.and_then(
+            |member| match for_kind(device.kind, card_key, Change::Member(member)) {
+                Some(Change::Member(member)) => Some(member),
+                _ => None,
+            },
+        );
     Ok(MemberLookup { member, erased })
 }
 

@@ -316,6 +316,7 @@ async fn snapshot(
                 conn,
                 device.store_id,
                 device.kind,
+                &hq.signer.card_key(device.store_id),
                 &folder,
                 &options,
                 crate::now(),
@@ -418,7 +419,14 @@ async fn changes(
         let device = device(&hq, &headers)?;
         let limit = query.limit.unwrap_or(5_000).clamp(1, 50_000);
         let batch = hq.read(|conn| {
-            db::changes_after(conn, device.store_id, device.kind, query.after, limit)
+            db::changes_after(
+                conn,
+                device.store_id,
+                device.kind,
+                &hq.signer.card_key(device.store_id),
+                query.after,
+                limit,
+            )
         })?;
         Ok(Json(hq.signer.sign(&batch)))
     })
@@ -466,7 +474,8 @@ async fn lookup(
             (None, None, Some(id)) => db::LookupProof::MemberId(id),
             (None, None, None) => db::LookupProof::None,
         };
-        let found = hq.write(|conn| db::lookup(conn, &device, proof, crate::now()))?;
+        let card_key = hq.signer.card_key(device.store_id);
+        let found = hq.write(|conn| db::lookup(conn, &device, &card_key, proof, crate::now()))?;
         Ok(Json(found))
     })
     .await
@@ -492,6 +501,7 @@ async fn enrol(
             secret: enrolled.secret,
             hq_public_key: hq.signer.public_hex(),
             protocol: PROTOCOL_VERSION,
+            card_key: hq.card_key_for(enrolled.registration.kind, enrolled.registration.store_id),
             kind: Some(enrolled.registration.kind),
             coupon_issuer: None,
         }))

@@ -252,6 +252,12 @@ impl Hq {
         Err(wait)
     }
 
+    /// The card key a device of `kind` at `store_id` is given (hex): kiosks
+    /// and tills hold card numbers keyed with it; tablets get none.
+    pub fn card_key_for(&self, kind: aisle_proto::DeviceKind, store_id: i64) -> Option<String> {
+        (!kind.receives_card_numbers()).then(|| hex::encode(self.signer.card_key(store_id)))
+    }
+
     /// Admits one request from `address`, or says how long to wait.
     pub fn admit_address(&self, address: std::net::IpAddr) -> Result<(), std::time::Duration> {
         use std::sync::atomic::Ordering;

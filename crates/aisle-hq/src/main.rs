@@ -306,6 +306,7 @@ fn main() -> anyhow::Result<()> {
                 hq_public_key: hq.signer.public_hex(),
                 protocol: aisle_proto::PROTOCOL_VERSION,
                 kind: Some(kind),
+                card_key: hq.card_key_for(kind, store_id),
                 coupon_issuer: None,
             };
             let text = serde_json::to_string_pretty(&credentials)?;

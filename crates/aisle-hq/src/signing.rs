@@ -52,6 +52,19 @@ impl Signer {
         hex::encode(self.key.verifying_key().as_bytes())
     }
 
+    /// A store's card key (docs/PROTOCOL.md, "Least data per device kind"):
+    /// SHA-256 of a domain label, HQ's seed and the store id, so HQ keeps no
+    /// further secret. Kiosks and tills of the store hold card numbers keyed
+    /// with it (`aisle_core::card::keyed`).
+    pub fn card_key(&self, store_id: i64) -> [u8; 32] {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"aisle card key v1\0");
+        hasher.update(self.key.to_bytes());
+        hasher.update(store_id.to_le_bytes());
+        hasher.finalize().into()
+    }
+
     /// Serializes `value` and signs the exact bytes.
     pub fn sign<T: serde::Serialize>(&self, value: &T) -> Signed {
         let payload = serde_json::to_string(value).unwrap_or_default();

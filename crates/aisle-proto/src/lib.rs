@@ -161,6 +161,12 @@ impl DeviceKind {
         matches!(self, DeviceKind::Tablet)
     }
 
+    /// Whether HQ sends this kind card numbers as they are (a tablet shows
+    /// them); other kinds hold them keyed with the store's card key.
+    pub fn receives_card_numbers(self) -> bool {
+        matches!(self, DeviceKind::Tablet)
+    }
+
     /// Whether HQ sends this kind the store's associates (names, roles, PIN
     /// hashes): only the tablet signs associates in.
     pub fn receives_associates(self) -> bool {
@@ -245,6 +251,11 @@ pub struct DeviceCredentials {
     /// device kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<DeviceKind>,
+    /// The store's card key, hex, for a device that holds card numbers
+    /// keyed (a kiosk, a till: docs/PROTOCOL.md, "Least data per device
+    /// kind"); `None` for a tablet, which holds them as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_key: Option<String>,
     /// The device's own coupon issuing key (docs/PROTOCOL.md, "Coupon
     /// codes"): HQ never sends one (it holds public halves only); the device
     /// fills this in when it made and registered its key at enrolment.

@@ -66,6 +66,35 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
     // Both hold the member all the same.
     let held = format!("SELECT count(*) FROM members WHERE member_id = {inside}");
     assert_eq!((count(&kiosk.db, &held), count(&tablet.db, &held)), (1, 1));
+    // The kiosk holds the member's card keyed, and still finds them by it.
+    let card: String = hq
+        .db()
+        .query_row(
+            "SELECT card_number FROM member_cards WHERE member_id = ?1 AND status = 'active' LIMIT 1",
+            [inside],
+            |row| row.get(0),
+        )
+        .expect("a card");
+    let plain = format!("SELECT count(*) FROM member_cards WHERE card_number = '{card}'");
+    assert_eq!(
+        (count(&kiosk.db, &plain), count(&tablet.db, &plain)),
+        (0, 1)
+    );
+    assert_eq!(
+        count(
+            &kiosk.db,
+            "SELECT count(*) FROM member_cards WHERE card_number NOT LIKE 'k1:%'"
+        ),
+        0,
+        "every card number on the kiosk is keyed"
+    );
+    let routed =
+        aisle_core::identify::route::route(&Connection::open(&kiosk.db).expect("kiosk"), &card)
+            .expect("route");
+    assert_eq!(
+        routed,
+        aisle_core::identify::route::Routed::Card { member_id: inside }
+    );
 
     // The feed: a new phone reaches the tablet only.
     with_contacts(&hq, inside, "+1 555 0199 8877", "pat.new@example.com");
@@ -110,6 +139,7 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
         "pat.new@",
         "pat.inside@",
         "pin_hash",
+        &card,
     ] {
         assert!(!feed.contains(secret), "the kiosk's feed holds {secret:?}");
     }
@@ -120,7 +150,7 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
         }
     }
     let raw = String::from_utf8_lossy(&raw);
-    for secret in ["555 0199", "555 0100", "pat.new@", "pat.inside@"] {
+    for secret in ["555 0199", "555 0100", "pat.new@", "pat.inside@", &card] {
         assert!(!raw.contains(secret), "the kiosk's files hold {secret:?}");
     }
 

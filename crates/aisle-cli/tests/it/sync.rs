@@ -55,8 +55,13 @@ fn converged(hq: &TestHq, db: &Path, store_id: i64) {
         .expect("registered");
     let kind = DeviceKind::parse(&kind).expect("kind");
     assert_eq!(
-        partition_rows(&store, store_id, STORE_MEMBERS, kind),
-        partition_rows(&hq.db(), store_id, HQ_MEMBERS, kind),
+        partition_rows(&store, store_id, STORE_MEMBERS, None),
+        partition_rows(
+            &hq.db(),
+            store_id,
+            HQ_MEMBERS,
+            Some((kind, hq.card_key(store_id)))
+        ),
         "the replica holds exactly HQ's partition of store {store_id}, as its kind receives it"
     );
 }

@@ -937,6 +937,7 @@ fn every_admin_call_is_audited_with_its_token_name_refusals_included() {
         hq_public_key: kiosk.hq_public_key.clone(),
         ca_pem: Some(hq.ca_pem.clone()),
         coupon_issuer: None,
+        card_key: None,
     })
     .expect("transport")
     .changes(0, 1)

@@ -52,7 +52,7 @@ pub fn route(conn: &Connection, text: &str) -> rusqlite::Result<Routed> {
             .prepare_cached(
                 "SELECT member_id FROM member_cards WHERE card_number = ?1 AND status = 'active'",
             )?
-            .query_row([text], |row| row.get(0))
+            .query_row([crate::card::stored_form(conn, text)?], |row| row.get(0))
             .optional()?
     {
         return Ok(Routed::Card { member_id });

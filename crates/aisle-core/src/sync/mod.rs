@@ -128,6 +128,10 @@ pub struct Credentials {
     /// credentials (`coupons.issuer_key`), so [`Credentials::load`] leaves it
     /// `None`. Without one, the next sync makes and registers a key.
     pub coupon_issuer: Option<aisle_proto::CouponIssuerSecret>,
+    /// The store's card key (hex) on a device that holds card numbers
+    /// keyed ([`crate::card::keyed`]); saved as `cards.key`, so
+    /// [`Credentials::load`] leaves it `None` too.
+    pub card_key: Option<String>,
 }
 
 impl Credentials {
@@ -164,6 +168,12 @@ impl Credentials {
         if let Some((key_id, key)) = &issuer {
             crate::keys::set_issuing_key(&tx, self.store_id, *key_id, key, now)?;
             crate::replica::set_meta(&tx, crate::keys::ISSUER_REGISTERED, &self.device_id)?;
+        }
+        if let Some(card_key) = &self.card_key {
+            crate::keys::decode_hex32(card_key).map_err(|_| SyncError::Config {
+                what: "the card key is not 32 bytes of hex".into(),
+            })?;
+            crate::replica::set_meta(&tx, crate::card::CARD_KEY, card_key)?;
         }
         for (key, value) in [
             ("sync.hq_url", Some(self.hq_url.clone())),
@@ -206,6 +216,7 @@ impl Credentials {
             hq_public_key,
             ca_pem: get("sync.ca_pem")?,
             coupon_issuer: None,
+            card_key: None,
         }))
     }
 }
@@ -431,6 +442,7 @@ pub fn enrol(
         hq_public_key: answer.hq_public_key.clone(),
         ca_pem: ca_pem.map(str::to_owned),
         coupon_issuer: None,
+        card_key: None,
     };
     let transport = Transport::new(&credentials)?;
     let key = crate::keys::random_secret().map_err(|_| SyncError::Random)?;

@@ -484,6 +484,7 @@ fn offline_the_banner_shows_and_the_kiosk_still_works() {
             hq_public_key: hq_key,
             ca_pem: None,
             coupon_issuer: None,
+            card_key: None,
         };
         let mut conn = aisle_core::replica::open_writer(db).expect("writer");
         credentials
