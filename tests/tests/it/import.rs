@@ -585,3 +585,85 @@ fn demo_source_embeds_the_committed_files() {
     assert!(total < 3 * 1024 * 1024, "demo data is {total} bytes");
     let _ = Path::new("");
 }
+
+/// What a coupon is for and what it is worth, derived at import
+/// (docs/IMPORT.md), checked against the raw files for every coupon.
+#[test]
+fn every_coupon_says_what_it_is_for_and_what_it_is_worth() {
+    use std::collections::HashMap;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut conn = replica::open_writer(&tmp.path().join("r.db")).expect("open");
+    import_cj(&mut conn, &demo_dir(), &options()).expect("import");
+    let dir = demo_dir();
+    // products: product_id, manufacturer_id, department, brand, product_category, product_type, package_size
+    let mut label: HashMap<i64, String> = HashMap::new();
+    for row in gz_lines(&dir.join("products.csv.gz")) {
+        let text = [&row[5], &row[4], &row[2]]
+            .into_iter()
+            .find(|t| !t.is_empty())
+            .cloned()
+            .unwrap_or_default();
+        label.insert(row[0].parse().expect("id"), text);
+    }
+    // transactions: ..., product_id (3), ..., coupon_disc (7), ...
+    let mut bought: HashMap<i64, u64> = HashMap::new();
+    let mut discounts: HashMap<i64, Vec<i64>> = HashMap::new();
+    for row in gz_lines(&dir.join("transactions.csv.gz")) {
+        let product: i64 = row[3].parse().expect("product");
+        *bought.entry(product).or_default() += 1;
+        let cents = (row[7].parse::<f64>().expect("coupon_disc") * 100.0).round() as i64;
+        if cents > 0 {
+            discounts.entry(product).or_default().push(cents);
+        }
+    }
+    // coupons: coupon_upc, product_id, campaign_id
+    let mut products: HashMap<(String, i64), Vec<i64>> = HashMap::new();
+    for row in gz_lines(&dir.join("coupons.csv.gz")) {
+        let product: i64 = row[1].parse().expect("product");
+        if label.contains_key(&product) {
+            let list = products
+                .entry((row[0].clone(), row[2].parse().expect("campaign")))
+                .or_default();
+            if !list.contains(&product) {
+                list.push(product);
+            }
+        }
+    }
+    let rows: Vec<(String, i64, Option<String>, Option<i64>)> = conn
+        .prepare("SELECT code, campaign_id, description, discount_cents FROM coupons")
+        .expect("prepare")
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    assert!(rows.len() > 100);
+    let mut valued = 0;
+    for (code, campaign, description, value) in rows {
+        let list = &products[&(code.clone(), campaign)];
+        let top = list
+            .iter()
+            .max_by_key(|p| (bought.get(p).copied().unwrap_or(0), -**p))
+            .expect("a product");
+        let name = aisle_core::import::completejourney::title_case(&label[top]);
+        let expected = match list.len() {
+            1 => format!("Save on {name}"),
+            n => format!("Save on {name} and {} more", n - 1),
+        };
+        assert_eq!(
+            description.as_deref(),
+            Some(expected.as_str()),
+            "coupon {code}"
+        );
+        let mut seen: Vec<i64> = list
+            .iter()
+            .flat_map(|p| discounts.get(p).into_iter().flatten().copied())
+            .collect();
+        seen.sort_unstable();
+        let median = (!seen.is_empty()).then(|| seen[seen.len() / 2]);
+        assert_eq!(value, median, "coupon {code}");
+        valued += usize::from(value.is_some());
+    }
+    assert!(valued > 100, "most coupons get a value: {valued}");
+}

@@ -11,7 +11,9 @@
 //! - each store's shelf price of a product: the latest observed
 //!   `(sales_value + retail_disc + coupon_match_disc) / quantity` there;
 //!   stock and in-store location drawn per (store, product) from the seed;
-//! - a member's home store: the store of most of their baskets.
+//! - a member's home store: the store of most of their baskets;
+//! - what a coupon is for and what it is worth, from its products and the
+//!   coupon discounts seen on them.
 
 use crate::rng::{IdMap as HashMap, IdSet as HashSet};
 
@@ -710,6 +712,8 @@ pub fn import(
     for (member_id, store_id) in homes {
         run.writer.home_store(member_id, store_id, options.now)?;
     }
+    let coupons = derive_coupon_texts(tx)?;
+    tracing::debug!(coupons, "derived coupon descriptions and values");
 
     let elapsed_ms = derived_started.elapsed().as_millis() as u64;
     tracing::info!(elapsed_ms, "derived prices, stock and home stores");
@@ -721,6 +725,71 @@ pub fn import(
         "complete journey import read"
     );
     Ok(report)
+}
+
+/// Derived (docs/IMPORT.md, "Coupons"): what a coupon is for and what it is
+/// worth, for coupons the data leaves without (Complete Journey's carry
+/// neither). What it is for: the type of its most bought product, and how
+/// many others it covers ("Save on Dairy Case Tea and 12 more"); what it is
+/// worth: the median coupon discount the tills recorded on its products.
+/// Deterministic; a coupon with a description or a value of its own keeps it.
+fn derive_coupon_texts(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
+    // Purchases and coupon discounts per product, in one pass over the lines.
+    let mut bought: HashMap<i64, u64> = HashMap::default();
+    let mut discounts: HashMap<i64, Vec<i64>> = HashMap::default();
+    {
+        let mut stmt = tx.prepare("SELECT product_id, coupon_disc_cents FROM purchase_lines")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let product_id: i64 = row.get(0)?;
+            let discount: i64 = row.get(1)?;
+            *bought.entry(product_id).or_insert(0) += 1;
+            if discount > 0 {
+                discounts.entry(product_id).or_default().push(discount);
+            }
+        }
+    }
+    let mut covered: Vec<(i64, i64, String)> = tx
+        .prepare(
+            "SELECT c.coupon_id, p.product_id,
+                    coalesce(p.product_type, p.category, p.department, p.name)
+             FROM coupons AS c
+             JOIN coupon_products AS cp ON cp.coupon_id = c.coupon_id
+             JOIN products AS p ON p.product_id = cp.product_id
+             WHERE c.description IS NULL
+             ORDER BY c.coupon_id, p.product_id",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    covered.dedup_by_key(|(coupon_id, product_id, _)| (*coupon_id, *product_id));
+    let mut update = tx.prepare(
+        "UPDATE coupons SET description = ?2,
+             discount_cents = CASE WHEN discount_cents IS NULL AND discount_percent IS NULL
+                                   THEN ?3 ELSE discount_cents END
+         WHERE coupon_id = ?1",
+    )?;
+    let mut derived = 0;
+    for group in covered.chunk_by(|a, b| a.0 == b.0) {
+        let coupon_id = group[0].0;
+        let Some((_, _, label)) = group.iter().max_by_key(|(_, product_id, _)| {
+            (bought.get(product_id).copied().unwrap_or(0), -product_id)
+        }) else {
+            continue;
+        };
+        let description = match group.len() {
+            1 => format!("Save on {}", title_case(label)),
+            n => format!("Save on {} and {} more", title_case(label), n - 1),
+        };
+        let mut seen: Vec<i64> = group
+            .iter()
+            .flat_map(|(_, product_id, _)| discounts.get(product_id).into_iter().flatten().copied())
+            .collect();
+        seen.sort_unstable();
+        let value = (!seen.is_empty()).then(|| seen[seen.len() / 2]);
+        update.execute(rusqlite::params![coupon_id, description, value])?;
+        derived += 1;
+    }
+    Ok(derived)
 }
 
 fn product_departments(tx: &Transaction<'_>) -> rusqlite::Result<HashMap<i64, String>> {

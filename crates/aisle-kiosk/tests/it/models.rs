@@ -47,20 +47,31 @@ fn artifacts(db: &Path) -> i64 {
 }
 
 /// A member of the store's partition who consents to personalization, with
-/// the most baskets, and their card.
-fn regular(db: &Path) -> (i64, String) {
-    aisle_core::replica::open_reader(db)
+/// the most baskets, and their card number as printed (HQ's: the kiosk
+/// holds it keyed).
+fn regular(db: &Path, hq: &TestHq) -> (i64, String) {
+    let member: i64 = aisle_core::replica::open_reader(db)
         .expect("reader")
         .query_row(
-            "SELECT m.member_id, c.card_number FROM members AS m
+            "SELECT m.member_id FROM members AS m
              JOIN member_cards AS c ON c.member_id = m.member_id AND c.status = 'active'
              JOIN baskets AS b ON b.member_id = m.member_id
              WHERE m.consent_personalization = 1 AND m.erased_at IS NULL
              GROUP BY m.member_id ORDER BY count(DISTINCT b.basket_id) DESC, m.member_id LIMIT 1",
             [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| row.get(0),
         )
-        .expect("a regular with a card")
+        .expect("a regular with a card");
+    let card = hq
+        .db()
+        .query_row(
+            "SELECT card_number FROM member_cards WHERE member_id = ?1 AND status = 'active'
+             ORDER BY card_number LIMIT 1",
+            [member],
+            |row| row.get(0),
+        )
+        .expect("the card");
+    (member, card)
 }
 
 struct Kiosk {
@@ -112,7 +123,7 @@ fn a_running_kiosk_starts_without_a_model_and_serves_the_one_sync_brings() {
     let store = hq.provisioned_store("kiosk-models", DeviceKind::Kiosk);
     sync_once(&store.db);
     assert_eq!(artifacts(&store.db), 0, "HQ has published no model yet");
-    let (member, card) = regular(&store.db);
+    let (member, card) = regular(&store.db, &hq);
 
     let kiosk = start(store.db.clone());
     let ui = &kiosk.ui;
