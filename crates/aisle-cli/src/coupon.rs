@@ -219,9 +219,22 @@ fn issue(args: &IssueArgs, db: &Path, out: &mut Out) -> Result<()> {
             image.height()
         ))?;
     }
+    // What it is, as the kiosk and the tablet say it.
+    let (description, cents, percent): (Option<String>, Option<i64>, Option<i64>) = conn
+        .query_row(
+            "SELECT description, discount_cents, discount_percent FROM coupons WHERE coupon_id = ?1",
+            [issued.coupon_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
+    let worth = match (cents, percent) {
+        (Some(cents), _) => format!("{}.{:02} off", cents / 100, cents % 100),
+        (None, Some(percent)) => format!("{percent}% off"),
+        (None, None) => "no value stated".to_owned(),
+    };
     out.line(format_args!(
-        "issued coupon {} to member {} at store {store_id}, expires {} UTC\n  serial        {}\n  numeric code  {}\n  token         {}",
+        "issued coupon {} ({}, {worth}) to member {} at store {store_id}, expires {} UTC\n  serial        {}\n  numeric code  {}\n  token         {}",
         issued.coupon_id,
+        description.as_deref().unwrap_or("no description"),
         issued.member_id,
         utc(issued.expires_at),
         issued.serial,

@@ -74,6 +74,19 @@ fn issue_check_and_redeem_from_the_command_line() {
     );
     assert_eq!(again.status.code(), Some(17), "{}", text(&again));
     assert!(text(&again).contains("member_limit"), "{}", text(&again));
+    // Said in words: what it is for and what it is worth.
+    let other = aisle(
+        &db,
+        &[
+            "coupon", "issue", "--coupon", "10", "--member", "8", "--store", "1", "--at", &at,
+        ],
+    );
+    assert!(other.status.success(), "{}", text(&other));
+    assert!(
+        text(&other).contains("issued coupon 10 (3.00 off coffee, 3.00 off) to member 8"),
+        "{}",
+        text(&other)
+    );
 
     let numeric = issued["numeric_code"].as_str().expect("numeric").to_owned();
     assert_eq!(numeric.len(), 17);

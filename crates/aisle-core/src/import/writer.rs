@@ -634,13 +634,20 @@ impl<'tx> Writer<'tx> {
         discount_cents: Option<i64>,
         discount_percent: Option<i64>,
     ) -> rusqlite::Result<i64> {
-        self.coupon.run(params![
+        let values = params![
             code,
             campaign_id,
             description,
             discount_cents,
             discount_percent
-        ])?;
+        ];
+        if description.is_none() && discount_cents.is_none() && discount_percent.is_none() {
+            // A source that states none of them (Complete Journey): a coupon
+            // already here keeps what the import derived for it.
+            self.coupon.insert_only(values)?;
+        } else {
+            self.coupon.run(values)?;
+        }
         self.coupon_id(code, campaign_id)?
             .ok_or(rusqlite::Error::QueryReturnedNoRows)
     }
