@@ -164,6 +164,32 @@ impl TestHq {
             .expect("client")
     }
 
+    /// A device's GET of the devices' API, as the device makes it: its
+    /// bearer (`DEVICE_ID.SECRET`) and the protocol header.
+    pub fn device_get(&self, path: &str, bearer: &str) -> reqwest::blocking::RequestBuilder {
+        self.device_request(reqwest::Method::GET, path, bearer)
+    }
+
+    /// The same, a POST.
+    pub fn device_post(&self, path: &str, bearer: &str) -> reqwest::blocking::RequestBuilder {
+        self.device_request(reqwest::Method::POST, path, bearer)
+    }
+
+    fn device_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        self.client()
+            .request(method, format!("{}{path}", self.url()))
+            .bearer_auth(bearer)
+            .header(
+                aisle_proto::PROTOCOL_HEADER,
+                aisle_proto::PROTOCOL_VERSION.to_string(),
+            )
+    }
+
     fn client_builder(&self) -> reqwest::blocking::ClientBuilder {
         reqwest::blocking::Client::builder()
             .tls_built_in_root_certs(false)

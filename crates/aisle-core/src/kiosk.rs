@@ -271,17 +271,20 @@ fn note_unknown_card(
     now: Timestamp,
 ) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
+    let audit = |action: &str, detail: serde_json::Value| {
+        crate::audit::record(
+            &tx,
+            &crate::audit::AuditEntry {
+                at: now,
+                actor: &config.device,
+                action,
+                member_id: None,
+                detail: &detail,
+            },
+        )
+    };
     let last_four = card.get(card.len().saturating_sub(4)..).unwrap_or_default();
-    crate::audit::record(
-        &tx,
-        &crate::audit::AuditEntry {
-            at: now,
-            actor: &config.device,
-            action: UNKNOWN_CARD,
-            member_id: None,
-            detail: &serde_json::json!({ "last_four": last_four }),
-        },
-    )?;
+    audit(UNKNOWN_CARD, serde_json::json!({ "last_four": last_four }))?;
     let since = now.plus_secs(-config.card_burst.window_secs);
     let recent: Vec<Timestamp> = tx
         .prepare_cached("SELECT at FROM audit_log WHERE action = ?1 AND actor = ?2 AND at > ?3")?
@@ -292,19 +295,13 @@ fn note_unknown_card(
         .collect::<rusqlite::Result<_>>()?;
     if config.card_burst.is_burst(&recent, now) {
         tracing::warn!(device = %config.device, unknown = recent.len(), "unknown cards in a burst: the kiosk takes no card for a while");
-        crate::audit::record(
-            &tx,
-            &crate::audit::AuditEntry {
-                at: now,
-                actor: &config.device,
-                action: CARD_BURST,
-                member_id: None,
-                detail: &serde_json::json!({
-                    "unknown_cards": recent.len(),
-                    "window_secs": config.card_burst.window_secs,
-                    "cool_down_secs": config.card_burst.cool_down_secs,
-                }),
-            },
+        audit(
+            CARD_BURST,
+            serde_json::json!({
+                "unknown_cards": recent.len(),
+                "window_secs": config.card_burst.window_secs,
+                "cool_down_secs": config.card_burst.cool_down_secs,
+            }),
         )?;
     }
     tx.commit()

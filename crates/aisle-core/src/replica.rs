@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_device_issuing_keys.sql",
         sql: include_str!("../../../migrations/0008_device_issuing_keys.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_audit_actions.sql",
+        sql: include_str!("../../../migrations/0009_audit_actions.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

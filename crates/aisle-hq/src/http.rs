@@ -125,8 +125,8 @@ type Answer<T> = Result<T, Failure>;
 /// The slot is held until the work ends, even when the request timed out
 /// and its answer was dropped.
 async fn blocking<T: Send + 'static>(
-    hq: &Hq,
-    work: impl FnOnce() -> Answer<T> + Send + 'static,
+    hq: Arc<Hq>,
+    work: impl FnOnce(&Hq) -> Answer<T> + Send + 'static,
 ) -> Answer<T> {
     let slot = Arc::clone(&hq.db_slots)
         .acquire_owned()
@@ -134,7 +134,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| internal())?;
     let work = move || {
         let _slot = slot;
-        work()
+        work(&hq)
     };
     tokio::task::spawn_blocking(work).await.map_err(|err| {
         tracing::error!(error = %err, "a request's work panicked");
@@ -299,8 +299,8 @@ async fn snapshot(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> Answer<Json<aisle_proto::Signed>> {
-    blocking(&Arc::clone(&hq), move || {
-        let device = device(&hq, &headers)?;
+    blocking(hq, move |hq| {
+        let device = device(hq, &headers)?;
         let _building = hq
             .snapshot_lock
             .lock()
@@ -332,8 +332,8 @@ async fn snapshot_chunk(
     headers: HeaderMap,
     Path((snapshot_id, index)): Path<(String, u32)>,
 ) -> Answer<Vec<u8>> {
-    blocking(&Arc::clone(&hq), move || {
-        let device = device(&hq, &headers)?;
+    blocking(hq, move |hq| {
+        let device = device(hq, &headers)?;
         let gone = || {
             Failure(
                 StatusCode::NOT_FOUND,
@@ -365,8 +365,8 @@ async fn model(
     headers: HeaderMap,
     Path(artifact_id): Path<i64>,
 ) -> Answer<Vec<u8>> {
-    blocking(&Arc::clone(&hq), move || {
-        device(&hq, &headers)?;
+    blocking(hq, move |hq| {
+        device(hq, &headers)?;
         hq.read(|conn| {
             Ok(aisle_core::recommend::artifact::bytes_of(
                 conn,
@@ -389,8 +389,8 @@ async fn offer_model(
     headers: HeaderMap,
     Path(model_id): Path<i64>,
 ) -> Answer<Vec<u8>> {
-    blocking(&Arc::clone(&hq), move || {
-        device(&hq, &headers)?;
+    blocking(hq, move |hq| {
+        device(hq, &headers)?;
         hq.read(|conn| Ok(aisle_core::offers::model::shipped(conn, Some(model_id))?))?
             .map(|shipped| shipped.bytes)
             .ok_or_else(|| {
@@ -415,8 +415,8 @@ async fn changes(
     headers: HeaderMap,
     Params(query): Params<ChangesQuery>,
 ) -> Answer<Json<aisle_proto::Signed>> {
-    blocking(&Arc::clone(&hq), move || {
-        let device = device(&hq, &headers)?;
+    blocking(hq, move |hq| {
+        let device = device(hq, &headers)?;
         let limit = query.limit.unwrap_or(5_000).clamp(1, 50_000);
         let batch = hq.read(|conn| {
             db::changes_after(
@@ -440,9 +440,9 @@ async fn events(
     headers: HeaderMap,
     Body(upload): Body<RawEventUpload>,
 ) -> Answer<Json<aisle_proto::EventAck>> {
-    blocking(&Arc::clone(&hq), move || {
-        let device = device(&hq, &headers)?;
-        admit(&hq, &device, crate::Limit::Events, upload.events.len())?;
+    blocking(hq, move |hq| {
+        let device = device(hq, &headers)?;
+        admit(hq, &device, crate::Limit::Events, upload.events.len())?;
         let now = crate::now();
         let ack = hq.write(|conn| db::record_events(conn, &device, &upload.events, now))?;
         Ok(Json(ack))
@@ -465,9 +465,9 @@ async fn lookup(
     headers: HeaderMap,
     Params(query): Params<LookupQuery>,
 ) -> Answer<Json<aisle_proto::MemberLookup>> {
-    blocking(&Arc::clone(&hq), move || {
-        let device = device(&hq, &headers)?;
-        admit(&hq, &device, crate::Limit::Lookups, 1)?;
+    blocking(hq, move |hq| {
+        let device = device(hq, &headers)?;
+        admit(hq, &device, crate::Limit::Lookups, 1)?;
         let proof = match (&query.card, &query.code, query.member_id) {
             (Some(card), _, _) => db::LookupProof::Card(card),
             (None, Some(code), _) => db::LookupProof::AppCode(code),
@@ -487,7 +487,7 @@ async fn enrol(
     headers: HeaderMap,
     Body(request): Body<EnrolRequest>,
 ) -> Answer<Json<DeviceCredentials>> {
-    blocking(&Arc::clone(&hq), move || {
+    blocking(hq, move |hq| {
         protocol(&headers)?;
         let enrolled =
             hq.write(|conn| admin::redeem_enrolment(conn, &request.code, crate::now()))?;
@@ -515,8 +515,8 @@ async fn coupon_key(
     headers: HeaderMap,
     Body(registration): Body<CouponKeyRegistration>,
 ) -> Answer<Json<CouponKeyRegistered>> {
-    blocking(&Arc::clone(&hq), move || {
-        let device = device(&hq, &headers)?;
+    blocking(hq, move |hq| {
+        let device = device(hq, &headers)?;
         let key_id = hq.write(|conn| {
             db::register_coupon_key(conn, &device, &registration.public_key, crate::now())
         })?;
@@ -534,13 +534,13 @@ async fn admin_call<T: Send + 'static>(
     target: Option<String>,
     work: impl FnOnce(&Hq, &str) -> Answer<T> + Send + 'static,
 ) -> Answer<T> {
-    blocking(&Arc::clone(&hq), move || {
+    blocking(hq, move |hq| {
         let now = crate::now();
         let presented = bearer(&headers).unwrap_or_default();
         let (name, result) = match hq.config.admin_tokens.authenticate(presented, now) {
             Ok(name) => {
                 let name = name.to_owned();
-                let result = work(&hq, &name);
+                let result = work(hq, &name);
                 (Some(name), result)
             }
             Err(AdminRefusal::Unknown) => (None, Err(unauthorized("admin token required"))),

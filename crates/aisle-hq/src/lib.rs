@@ -190,7 +190,7 @@ impl Hq {
         use anyhow::Context;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        let writer = db::open(&config.db_path())?;
+        let mut writer = db::open(&config.db_path())?;
         let signer = signing::Signer::load_or_create(&config.data_dir.join("signing.key"))?;
         let lookups = limiter(config.quotas.lookups_per_minute, config.quotas.lookup_burst);
         let events = limiter(config.quotas.events_per_minute, config.quotas.event_burst);
@@ -201,7 +201,6 @@ impl Hq {
         let db_slots = Arc::new(tokio::sync::Semaphore::new(
             config.limits.db_concurrency.max(1),
         ));
-        let mut writer = writer;
         let retired = db::retire_store_keys(&mut writer, now())?;
         if retired > 0 {
             tracing::warn!(

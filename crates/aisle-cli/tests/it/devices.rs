@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use aisle_proto::{DeviceKind, PROTOCOL_HEADER, PROTOCOL_VERSION, paths};
+use aisle_proto::{DeviceKind, paths};
 use aisle_tests::hq::TestHq;
 use rusqlite::Connection;
 
@@ -111,24 +111,17 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
         .expect("phone");
     assert_eq!(phone, "+1 555 0199 8877");
     // Nor is it anywhere in what HQ answers the kiosk, or in its files.
-    let kiosk_credentials = |db: &Path| {
+    // A device's bearer, from its replica's credentials.
+    let bearer = |db: &Path| {
         let conn = Connection::open(db).expect("replica");
-        let get = |key: &str| -> String {
-            conn.query_row(
-                "SELECT value FROM replica_meta WHERE key = ?1",
-                [key],
-                |row| row.get(0),
-            )
-            .expect("meta")
-        };
-        format!("{}.{}", get("sync.device_id"), get("sync.secret"))
+        let credentials = aisle_core::sync::Credentials::load(&conn)
+            .expect("credentials")
+            .expect("provisioned");
+        format!("{}.{}", credentials.device_id, credentials.secret)
     };
     let feed = hq
-        .client()
-        .get(format!("{}{}", hq.url(), paths::CHANGES))
+        .device_get(paths::CHANGES, &bearer(&kiosk.db))
         .query(&[("after", "0"), ("limit", "50000")])
-        .bearer_auth(kiosk_credentials(&kiosk.db))
-        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
         .send()
         .expect("feed")
         .text()
@@ -156,11 +149,8 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
 
     // A look-up answers the kiosk without contacts, the tablet with them.
     let lookup = |db: &Path| -> serde_json::Value {
-        hq.client()
-            .get(format!("{}{}", hq.url(), paths::MEMBER_LOOKUP))
+        hq.device_get(paths::MEMBER_LOOKUP, &bearer(db))
             .query(&[("card", outside.1.as_str())])
-            .bearer_auth(kiosk_credentials(db))
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
             .send()
             .expect("look-up")
             .json()

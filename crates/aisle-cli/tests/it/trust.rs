@@ -3,7 +3,7 @@
 //! the same acts done rightly still working.
 
 use aisle_core::time::lit::ts;
-use aisle_proto::{DeviceCredentials, DeviceKind, PROTOCOL_HEADER, PROTOCOL_VERSION, paths};
+use aisle_proto::{DeviceCredentials, DeviceKind, paths};
 use aisle_tests::hq::TestHq;
 use serde_json::{Value, json};
 
@@ -39,10 +39,7 @@ impl<'a> Stolen<'a> {
     fn lookup(&self, query: &[(&str, &str)]) -> (u16, Value) {
         let response = self
             .hq
-            .client()
-            .get(format!("{}{}", self.hq.url(), paths::MEMBER_LOOKUP))
-            .bearer_auth(self.bearer())
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .device_get(paths::MEMBER_LOOKUP, &self.bearer())
             .query(query)
             .send()
             .expect("look-up");
@@ -61,10 +58,7 @@ impl<'a> Stolen<'a> {
         }]});
         let response = self
             .hq
-            .client()
-            .post(format!("{}{}", self.hq.url(), paths::EVENTS))
-            .bearer_auth(self.bearer())
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .device_post(paths::EVENTS, &self.bearer())
             .json(&upload)
             .send()
             .expect("upload");
@@ -529,14 +523,16 @@ fn an_erasure_leaves_nothing_at_hq() {
     let prefs =
         json!({ "member_id": member_id, "preferences": [{ "kind": "dietary", "value": "vegan" }] });
     assert_eq!(tablet.refused("prefs", "preferences_set", &prefs), None);
-    let before: String = hq
-        .db()
-        .query_row(
-            "SELECT group_concat(payload) FROM store_events WHERE idempotency_key IN ('note', 'prefs')",
-            [],
-            |row| row.get(0),
-        )
-        .expect("events");
+    let payloads = || -> String {
+        hq.db()
+            .query_row(
+                "SELECT group_concat(payload) FROM store_events WHERE idempotency_key IN ('note', 'prefs')",
+                [],
+                |row| row.get(0),
+            )
+            .expect("events")
+    };
+    let before = payloads();
     assert!(
         !holds(before.as_bytes(), &needles).is_empty(),
         "the note is there before"
@@ -546,10 +542,7 @@ fn an_erasure_leaves_nothing_at_hq() {
 
     // The feed from position 0, as the store would read it.
     let feed = hq
-        .client()
-        .get(format!("{}{}", hq.url(), paths::CHANGES))
-        .bearer_auth(tablet.bearer())
-        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        .device_get(paths::CHANGES, &tablet.bearer())
         .query(&[("after", "0"), ("limit", "50000")])
         .send()
         .expect("feed")
@@ -565,14 +558,7 @@ fn an_erasure_leaves_nothing_at_hq() {
         "feed from 0"
     );
     // The event log keeps the facts (who, when), not the note or the preferences.
-    let after: String = hq
-        .db()
-        .query_row(
-            "SELECT group_concat(payload) FROM store_events WHERE idempotency_key IN ('note', 'prefs')",
-            [],
-            |row| row.get(0),
-        )
-        .expect("events");
+    let after = payloads();
     assert_eq!(
         holds(after.as_bytes(), &needles),
         Vec::<String>::new(),
@@ -643,10 +629,7 @@ fn a_device_over_its_quota_is_throttled_and_reported() {
                     "created_at": "2026-11-25 10:00:00" })
             })
             .collect();
-        hq.client()
-            .post(format!("{}{}", hq.url(), paths::EVENTS))
-            .bearer_auth(kiosk.bearer())
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        hq.device_post(paths::EVENTS, &kiosk.bearer())
             .json(&json!({ "events": events }))
             .send()
             .expect("upload")
@@ -778,11 +761,8 @@ fn slow_connections_neither_starve_hq_nor_stay_open() {
     // A real request on the same listener still gets its answer, well
     // within the client's 2 s.
     let answer = hq
-        .client()
-        .get(format!("{}{}", hq.url(), paths::CHANGES))
+        .device_get(paths::CHANGES, &kiosk.bearer())
         .query(&[("after", "0"), ("limit", "1")])
-        .bearer_auth(kiosk.bearer())
-        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
         .timeout(std::time::Duration::from_secs(2))
         .send()
         .expect("HQ answers while 300 connections hang");
@@ -1217,10 +1197,7 @@ fn malformed_or_oversized_bodies_get_a_plain_refusal_without_parser_details() {
     let kiosk = Stolen::new(&hq, "kiosk-1", store_id, DeviceKind::Kiosk);
     let post = |path: &str, body: String| {
         let response = hq
-            .client()
-            .post(format!("{}{path}", hq.url()))
-            .bearer_auth(kiosk.bearer())
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .device_post(path, &kiosk.bearer())
             .header("content-type", "application/json")
             .body(body)
             .send()

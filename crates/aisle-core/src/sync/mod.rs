@@ -444,14 +444,21 @@ pub fn enrol(
         coupon_issuer: None,
         card_key: None,
     };
-    let transport = Transport::new(&credentials)?;
-    let key = crate::keys::random_secret().map_err(|_| SyncError::Random)?;
-    let key_id = transport.register_coupon_key(&key.verifying_key())?;
+    let (key_id, key) = new_issuing_key(&Transport::new(&credentials)?)?;
     answer.coupon_issuer = Some(aisle_proto::CouponIssuerSecret {
         key_id,
         secret: hex::encode(key.to_bytes()),
     });
     Ok(answer)
+}
+
+/// Makes a coupon issuing key and registers its public half with HQ: the
+/// key id HQ gave it, and the key.
+#[cfg(feature = "http")]
+fn new_issuing_key(transport: &Transport) -> Result<(i64, ed25519_dalek::SigningKey), SyncError> {
+    let key = crate::keys::random_secret().map_err(|_| SyncError::Random)?;
+    let key_id = transport.register_coupon_key(&key.verifying_key())?;
+    Ok((key_id, key))
 }
 
 /// Makes and registers this device's own coupon issuing key when it has
@@ -469,9 +476,8 @@ fn ensure_issuing_key(
     if registered.as_deref() == Some(credentials.device_id.as_str()) {
         return Ok(());
     }
-    let key = crate::keys::random_secret().map_err(|_| SyncError::Random)?;
-    let key_id = match transport.register_coupon_key(&key.verifying_key()) {
-        Ok(key_id) => key_id,
+    let (key_id, key) = match new_issuing_key(transport) {
+        Ok(made) => made,
         Err(SyncError::Refused { status, code, .. }) if status == 403 || status == 404 => {
             tracing::info!(%code, "HQ registers no coupon issuing key for this device");
             return Ok(());
