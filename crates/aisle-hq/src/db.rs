@@ -197,16 +197,25 @@ pub fn revoke_device(
             "device {device_id} is not registered"
         )));
     };
-    let revoked = tx.execute(
-        "UPDATE coupon_issuers SET revoked_at = ?3
-         WHERE store_id = ?1 AND device_id = ?2 AND revoked_at IS NULL",
-        params![store_id, device_id, now],
-    )?;
-    if revoked > 0 {
+    if revoke_device_keys(&tx, store_id, device_id, now)? > 0 {
         publish_store_keys(&tx, store_id, now)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Revokes a device's issuing keys not revoked yet, from `now`: how many.
+fn revoke_device_keys(
+    tx: &Transaction<'_>,
+    store_id: i64,
+    device_id: &str,
+    now: Timestamp,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE coupon_issuers SET revoked_at = ?3
+         WHERE store_id = ?1 AND device_id = ?2 AND revoked_at IS NULL",
+        params![store_id, device_id, now],
+    )
 }
 
 /// Sends the store's record, with its issuing keys, to every store.
@@ -257,11 +266,7 @@ pub fn register_coupon_key(
         [device.store_id],
         |row| row.get(0),
     )?;
-    tx.execute(
-        "UPDATE coupon_issuers SET revoked_at = ?3
-         WHERE store_id = ?1 AND device_id = ?2 AND revoked_at IS NULL",
-        params![device.store_id, device.device_id, now],
-    )?;
+    revoke_device_keys(&tx, device.store_id, &device.device_id, now)?;
     aisle_core::keys::add_issuer(&tx, device.store_id, key_id, &public, now)?;
     tx.execute(
         "UPDATE coupon_issuers SET device_id = ?3 WHERE store_id = ?1 AND key_id = ?2",
