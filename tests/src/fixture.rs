@@ -5,7 +5,8 @@
 //! the building is paid once per binary, not once per test. The template
 //! lives in a folder of the process's own (removed with stale ones of
 //! finished processes at the next run) and is fully checkpointed before it
-//! is copied: the copy is the main file alone.
+//! is copied: the copy is the main file alone, with the template's
+//! database key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,23 @@ pub fn copy_of(name: &str, to: &Path, build: impl FnOnce(&Path)) {
     let template = template(name, build);
     std::fs::copy(&template, to)
         .unwrap_or_else(|err| panic!("copying {} to {}: {err}", template.display(), to.display()));
+    move_key(&template, to, false);
+}
+
+/// Gives `to` the database key of `from` (an encrypted replica's copy
+/// opens with its original's key), forgetting it for `from` if `forget`.
+pub fn move_key(from: &Path, to: &Path, forget: bool) {
+    use aisle_core::vault::{DATABASE_KEY, Vault};
+    let source = Vault::for_replica(from).expect("vault");
+    if let Some(key) = source.get(DATABASE_KEY).expect("read the key") {
+        Vault::for_replica(to)
+            .expect("vault")
+            .put(DATABASE_KEY, &key)
+            .expect("keep the key");
+        if forget {
+            source.remove(DATABASE_KEY).expect("forget the key");
+        }
+    }
 }
 
 fn template(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
@@ -41,13 +59,14 @@ fn template(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
     build(&partial);
     checkpoint(&partial);
     std::fs::rename(&partial, &path).expect("template in place");
+    move_key(&partial, &path, true);
     templates.insert(name.to_owned(), path.clone());
     path
 }
 
 /// Folds the WAL into the main file, so the main file alone is the database.
 pub fn checkpoint(db: &Path) {
-    let conn = rusqlite::Connection::open(db).expect("open template");
+    let conn = aisle_core::replica::connect(db).expect("open template");
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
         row.get::<_, i64>(0)
     })

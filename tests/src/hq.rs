@@ -72,7 +72,8 @@ impl TestHq {
             build_demo_hq(&dir);
             let db = aisle_hq::Config::new(dir.clone()).db_path();
             crate::fixture::checkpoint(&db);
-            std::fs::rename(db, path).expect("hq.db to the template");
+            std::fs::rename(&db, path).expect("hq.db to the template");
+            crate::fixture::move_key(&db, path, true);
             std::fs::remove_dir_all(&dir).ok();
         });
         let (ca_pem, tls) = aisle_hq::tls::dev_pki().expect("test certificates");
@@ -242,7 +243,7 @@ impl TestHq {
 
     /// A read-only look at HQ's database.
     pub fn db(&self) -> Connection {
-        Connection::open(self.data.path().join("hq.db")).expect("open HQ db")
+        aisle_core::replica::connect(self.data.path().join("hq.db")).expect("open HQ db")
     }
 
     /// Idempotency keys HQ recorded, with how often each appears (always once: it is the key).

@@ -318,9 +318,7 @@ pub fn bench(db: &Path, queries: usize, out: &mut Out) -> Result<()> {
     let work = tempfile::tempdir().context("temporary folder")?;
     let copy = work.path().join("bench.db");
     crate::open_reader(db)?;
-    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
-        .execute("VACUUM INTO ?1", [copy.to_string_lossy()])
-        .context("copying the replica")?;
+    replica::copy(db, &copy).context("copying the replica")?;
     let conn = replica::open_writer(&copy)?;
     let now = now_secs();
     const BENCH_ID: i64 = 2_000_000_001;

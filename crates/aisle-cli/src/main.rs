@@ -52,6 +52,16 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, Subcommand)]
+enum ReplicaCommand {
+    /// Whether the replica is encrypted, and which key provider holds its keys.
+    Status,
+    /// Encrypt a plain replica in place (SQLCipher), its key with the key
+    /// provider (AISLE_KEY_PROVIDER): all or nothing, a kill at any point
+    /// leaves a whole replica. Stop the device's services first.
+    Encrypt,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -67,6 +77,9 @@ enum Command {
         #[arg(long, value_name = "+CC")]
         calling_code: Option<String>,
     },
+    /// The replica file at rest: its encryption and where its keys live.
+    #[command(subcommand)]
+    Replica(ReplicaCommand),
     /// Load data into the replica: all-or-nothing, and re-running changes nothing.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -235,6 +248,37 @@ fn data_dir() -> PathBuf {
     }
 }
 
+fn replica_command(command: &ReplicaCommand, db: &Path, out: &mut Out) -> Result<()> {
+    use aisle_core::replica::FileState;
+    if let ReplicaCommand::Encrypt = command {
+        replica::encrypt_in_place(db)?;
+    }
+    let state = replica::file_state(db).with_context(|| format!("reading {}", db.display()))?;
+    if state == FileState::New {
+        bail!("no replica at {} (run `aisle init`)", db.display());
+    }
+    // Opening it proves the key provider holds the right key.
+    drop(replica::open_reader(db)?);
+    let provider = aisle_core::vault::Vault::for_replica(db)?
+        .provider()
+        .to_string();
+    let encrypted = state == FileState::Encrypted;
+    out.line(format_args!(
+        "{}: {}, keys with {provider}",
+        db.display(),
+        if encrypted {
+            "encrypted (SQLCipher)"
+        } else {
+            "NOT encrypted: run `aisle replica encrypt`"
+        },
+    ))?;
+    out.json(&serde_json::json!({
+        "replica": db,
+        "encrypted": encrypted,
+        "key_provider": provider,
+    }))
+}
+
 fn db_path(cli: &Cli) -> PathBuf {
     cli.db
         .clone()
@@ -268,6 +312,7 @@ fn run(cli: &Cli) -> Result<()> {
                 "calling_code": calling_code.to_string(),
             }))
         }
+        Command::Replica(command) => replica_command(command, &db, out),
         Command::Import(ImportCommand::Completejourney { dir, common, seed }) => {
             let options = import_options(common, *seed);
             let report = run_import(&db, common, &options, out, |tx, progress| {

@@ -121,16 +121,16 @@ pub fn keyed(key: &[u8; 32], number: &str) -> String {
 /// The prefix of a keyed card number ([`keyed`]).
 pub const KEYED_PREFIX: &str = "k1:";
 
-/// `replica_meta` key of the store's card key on a device that holds card
+/// The vault's name for the store's card key on a device that holds card
 /// numbers keyed ([`keyed`]).
-pub const CARD_KEY: &str = "cards.key";
+pub const CARD_KEY: &str = crate::vault::CARD_KEY;
 
 /// The form a scanned card number is stored in on this replica: keyed when
 /// the replica holds a card key, as scanned otherwise.
 pub fn stored_form(conn: &rusqlite::Connection, number: &str) -> rusqlite::Result<String> {
     Ok(
-        match crate::replica::meta(conn, CARD_KEY)?
-            .and_then(|hex_key| crate::keys::decode_hex32(&hex_key).ok())
+        match crate::replica::secret(conn, CARD_KEY)?
+            .and_then(|hex_key| crate::keys::decode_hex32(hex_key.expose()).ok())
         {
             Some(key) => keyed(&key, number),
             None => number.to_owned(),

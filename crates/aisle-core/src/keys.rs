@@ -5,8 +5,8 @@
 //! key file) and are stored as 32 raw bytes; [`parse_public`],
 //! [`parse_strong_public`] and [`parse_secret`] read the text,
 //! [`public_from_bytes`] a stored value. Kept here:
-//! - **Coupon issuers**: this device's issuing key ([`ISSUER_KEY`] in
-//!   `replica_meta`, `<key id>:<secret, hex>`: made here and registered with
+//! - **Coupon issuers**: this device's issuing key ([`ISSUER_KEY`] in the
+//!   replica's vault ([`crate::vault`]), `<key id>:<secret, hex>`: made here and registered with
 //!   HQ, which numbers it ([`ISSUER_REGISTERED`] says for which device), or
 //!   made here on first issue as key id 0 when the replica has no HQ), and
 //!   the public keys of every issuing device of every store
@@ -29,8 +29,8 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-/// `replica_meta` key of this device's issuing key: `<key id>:<secret, hex>`.
-pub const ISSUER_KEY: &str = "coupons.issuer_key";
+/// The vault's name for this device's issuing key: `<key id>:<secret, hex>`.
+pub const ISSUER_KEY: &str = crate::vault::ISSUER_KEY;
 
 /// `replica_meta` key naming the device whose issuing key HQ registered
 /// (absent: the key, if any, is not this device's own registered key, and
@@ -53,7 +53,7 @@ pub enum KeyError {
     NotAKey { text: String },
     #[error("{text} is a weak (small-order) Ed25519 key")]
     Weak { text: String },
-    #[error("replica_meta {ISSUER_KEY} is unreadable")]
+    #[error("the device's coupon issuing key ({ISSUER_KEY}) is unreadable")]
     Unreadable,
     #[error("no randomness from the operating system")]
     Random,
@@ -123,7 +123,7 @@ pub fn set_issuing_key(
     key: &SigningKey,
     now: Timestamp,
 ) -> rusqlite::Result<()> {
-    crate::replica::set_meta(
+    crate::replica::set_secret(
         conn,
         ISSUER_KEY,
         &format!("{key_id}:{}", hex::encode(key.to_bytes())),
@@ -133,10 +133,10 @@ pub fn set_issuing_key(
 
 /// This store's issuing key and its key id; `None` when it has none yet.
 pub fn issuing_key(conn: &Connection) -> Result<Option<(i64, SigningKey)>, KeyError> {
-    let Some(text) = crate::replica::meta(conn, ISSUER_KEY)? else {
+    let Some(text) = crate::replica::secret(conn, ISSUER_KEY)? else {
         return Ok(None);
     };
-    let (key_id, secret) = text.split_once(':').ok_or(KeyError::Unreadable)?;
+    let (key_id, secret) = text.expose().split_once(':').ok_or(KeyError::Unreadable)?;
     let key_id: i64 = key_id.parse().map_err(|_| KeyError::Unreadable)?;
     let key = parse_secret(secret).map_err(|_| KeyError::Unreadable)?;
     Ok(Some((key_id, key)))
@@ -389,7 +389,7 @@ mod tests {
         let (key_id, key) = issuing_key(&conn).expect("read").expect("key");
         assert_eq!((key_id, key.to_bytes()), (1, from_hq.to_bytes()));
         assert!(issuer_public_key(&conn, 1, 0).expect("old").is_some());
-        crate::replica::set_meta(&conn, ISSUER_KEY, "1:not-hex").expect("damage");
+        crate::replica::set_secret(&conn, ISSUER_KEY, "1:not-hex").expect("damage");
         assert!(matches!(issuing_key(&conn), Err(KeyError::Unreadable)));
         assert!(matches!(
             issuing_key_or_make(&conn, 1, ts("2026-02-02 00:00:00")),

@@ -66,4 +66,5 @@ pub mod stats;
 pub mod subset;
 pub mod sync;
 pub mod time;
+pub mod vault;
 pub mod welcome;

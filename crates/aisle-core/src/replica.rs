@@ -15,6 +15,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::vault::Secret;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 /// One embedded migration.
@@ -126,6 +127,22 @@ pub enum ReplicaError {
     },
     #[error("{path} is not an Aisle replica (no schema); run `aisle init` first")]
     NotInitialized { path: String },
+    #[error(
+        "replica {path} is encrypted (or not a database at all) and {provider} holds no key for it: it was provisioned with another key provider (set {var}), or its key is lost",
+        var = crate::vault::PROVIDER_VAR
+    )]
+    KeyMissing { path: String, provider: String },
+    #[error(
+        "replica {path} cannot be read with the key from {provider}: the key is wrong, or the file is not an Aisle replica"
+    )]
+    WrongKey { path: String, provider: String },
+    #[error("replica {path}: {source}")]
+    Vault {
+        path: String,
+        source: crate::vault::VaultError,
+    },
+    #[error("replica {path} is already encrypted")]
+    AlreadyEncrypted { path: String },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -171,6 +188,7 @@ pub fn open_writer_at_version(path: &Path, target: u32) -> Result<Connection, Re
     // A new replica is its owner's alone (0600): it holds members' data and
     // the device's secrets. SQLite gives its WAL and shared-memory files the
     // database file's mode.
+    let key = database_key(path, true)?;
     create_private(path).map_err(|source| ReplicaError::Create {
         path: display.clone(),
         source,
@@ -179,6 +197,7 @@ pub fn open_writer_at_version(path: &Path, target: u32) -> Result<Connection, Re
         path: display.clone(),
         source,
     })?;
+    unlock(&conn, path, key.as_ref())?;
     let not_a_replica = |source| ReplicaError::Open {
         path: display.clone(),
         source,
@@ -191,6 +210,7 @@ pub fn open_writer_at_version(path: &Path, target: u32) -> Result<Connection, Re
         .map_err(not_a_replica)?;
     configure(&conn).map_err(not_a_replica)?;
     migrate(&mut conn, &display, target)?;
+    move_secrets_to_vault(&conn, path)?;
     Ok(conn)
 }
 
@@ -223,6 +243,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, ReplicaError> {
         path: display.clone(),
         source,
     })?;
+    unlock(&conn, path, database_key(path, false)?.as_ref())?;
     let not_a_replica = |source| ReplicaError::Open {
         path: display.clone(),
         source,
@@ -391,6 +412,370 @@ pub fn migrate_addon(
     Ok(())
 }
 
+// Encryption at rest.
+
+/// The environment variable that, set to `off`, makes new replicas plain:
+/// only for measuring what encryption costs (`aisle bench`); a device never
+/// sets it.
+pub const ENCRYPTION_VAR: &str = "AISLE_ENCRYPTION";
+
+/// What a replica file is, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// Absent or empty: a new replica.
+    New,
+    /// A plain SQLite file.
+    Plain,
+    /// Anything else: an encrypted file (or not a database at all).
+    Encrypted,
+}
+
+/// Looks at a replica file's header.
+pub fn file_state(path: &Path) -> std::io::Result<FileState> {
+    use std::io::Read;
+    let mut header = [0u8; 16];
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::New),
+        Err(err) => return Err(err),
+    };
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..])? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(match read {
+        0 => FileState::New,
+        _ if header[..read] == b"SQLite format 3\0"[..read] => FileState::Plain,
+        _ => FileState::Encrypted,
+    })
+}
+
+fn vault_error(path: &Path) -> impl FnOnce(crate::vault::VaultError) -> ReplicaError {
+    let path = path.display().to_string();
+    move |source| ReplicaError::Vault { path, source }
+}
+
+/// The key to open `path` with: `None` for a plain file; for a new file
+/// (`creating`), the vault's key, made when it has none, unless encryption
+/// is off. Touches no file but the vault's.
+fn database_key(path: &Path, creating: bool) -> Result<Option<Secret>, ReplicaError> {
+    use crate::vault::{DATABASE_KEY, Vault};
+    let display = path.display().to_string();
+    let state = file_state(path).map_err(|source| ReplicaError::Create {
+        path: display.clone(),
+        source,
+    })?;
+    match state {
+        FileState::Plain => {
+            warn_plain(path);
+            Ok(None)
+        }
+        FileState::New if !creating => Err(ReplicaError::NotInitialized { path: display }),
+        FileState::New if encryption_off() => {
+            tracing::warn!(path = %path.display(), "{ENCRYPTION_VAR}=off: this new replica is NOT encrypted (for measuring encryption's cost only)");
+            Ok(None)
+        }
+        FileState::New => {
+            let vault = Vault::for_replica(path).map_err(vault_error(path))?;
+            if let Some(key) = vault.get(DATABASE_KEY).map_err(vault_error(path))? {
+                return Ok(Some(key));
+            }
+            let key = crate::vault::random_key().map_err(vault_error(path))?;
+            vault.put(DATABASE_KEY, &key).map_err(vault_error(path))?;
+            Ok(Some(key))
+        }
+        FileState::Encrypted => {
+            let vault = Vault::for_replica(path).map_err(vault_error(path))?;
+            vault
+                .get(DATABASE_KEY)
+                .map_err(vault_error(path))?
+                .map(Some)
+                .ok_or_else(|| ReplicaError::KeyMissing {
+                    path: display,
+                    provider: vault.provider().to_string(),
+                })
+        }
+    }
+}
+
+fn encryption_off() -> bool {
+    std::env::var(ENCRYPTION_VAR).is_ok_and(|v| v.eq_ignore_ascii_case("off"))
+}
+
+fn warn_plain(path: &Path) {
+    static WARNED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.iter().any(|p| p == path) {
+        warned.push(path.to_path_buf());
+        if !encryption_off() {
+            tracing::warn!(path = %path.display(), "this replica is not encrypted: convert it with `aisle replica encrypt --db {}`", path.display());
+        }
+    }
+}
+
+/// Gives a fresh connection its key (SQLCipher: the first statement on
+/// it) and proves the key opens the file, before anything else reads or
+/// writes it.
+fn unlock(conn: &Connection, path: &Path, key: Option<&Secret>) -> Result<(), ReplicaError> {
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let display = path.display().to_string();
+    apply_key(conn, key).map_err(|source| ReplicaError::Open {
+        path: display.clone(),
+        source,
+    })?;
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
+        Ok(()) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            let provider = crate::vault::Vault::for_replica(path)
+                .map(|v| v.provider().to_string())
+                .unwrap_or_default();
+            Err(ReplicaError::WrongKey {
+                path: display,
+                provider,
+            })
+        }
+        Err(source) => Err(ReplicaError::Open {
+            path: display,
+            source,
+        }),
+    }
+}
+
+/// `PRAGMA key` with a raw 256-bit key (no key derivation).
+fn apply_key(conn: &Connection, key: &Secret) -> rusqlite::Result<()> {
+    // SQLCipher writes its own complaints (a wrong key's failed page
+    // checks) to stderr; Aisle reports them as errors of its own instead.
+    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", checked_hex(key)?))?;
+    conn.execute_batch("PRAGMA cipher_log_level = NONE")
+}
+
+/// A database key's 64 hex digits (checked: they go into SQL text).
+fn checked_hex(key: &Secret) -> rusqlite::Result<&str> {
+    let hex = key.expose().trim();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err(rusqlite::Error::InvalidParameterName(
+            "the database key is not 64 hex digits".into(),
+        ))
+    }
+}
+
+/// A keyed, configured connection to an existing replica, without
+/// migrating it (tools and tests that read or damage the file itself).
+pub fn connect(path: impl AsRef<Path>) -> Result<Connection, ReplicaError> {
+    let path = path.as_ref();
+    let key = database_key(path, false)?;
+    let conn = Connection::open(path).map_err(|source| ReplicaError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    unlock(&conn, path, key.as_ref())?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// Converts a plain replica into an encrypted one in place, all or
+/// nothing: the encrypted copy is written beside it, made durable, and
+/// renamed over it; until that rename the plain file is untouched and
+/// usable (a kill at any point leaves one whole replica). The device's
+/// processes must be stopped first.
+pub fn encrypt_in_place(path: &Path) -> Result<(), ReplicaError> {
+    use crate::vault::{DATABASE_KEY, Vault};
+    let display = path.display().to_string();
+    match file_state(path).map_err(|source| ReplicaError::Create {
+        path: display.clone(),
+        source,
+    })? {
+        FileState::New => return Err(ReplicaError::NotInitialized { path: display }),
+        FileState::Encrypted => return Err(ReplicaError::AlreadyEncrypted { path: display }),
+        FileState::Plain => {}
+    }
+    // Bring the plain file up to date and its secrets out of it first.
+    let conn = open_writer(path)?;
+    let vault = Vault::for_replica(path).map_err(vault_error(path))?;
+    let key = match vault.get(DATABASE_KEY).map_err(vault_error(path))? {
+        Some(key) => key,
+        None => {
+            let key = crate::vault::random_key().map_err(vault_error(path))?;
+            vault.put(DATABASE_KEY, &key).map_err(vault_error(path))?;
+            key
+        }
+    };
+    let mut target = path.as_os_str().to_owned();
+    target.push(".encrypting");
+    let target = std::path::PathBuf::from(target);
+    // Every committed page in the main file first.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    export(&conn, &target, Some(&key), true)?;
+    drop(conn);
+    std::fs::rename(&target, path).map_err(|source| ReplicaError::Create {
+        path: display.clone(),
+        source,
+    })?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| ReplicaError::Create {
+                path: parent.display().to_string(),
+                source,
+            })?;
+    }
+    // The plain file's shared-memory index describes no WAL of the new one.
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        std::fs::remove_file(std::path::PathBuf::from(side)).ok();
+    }
+    // Prove the result opens with the vault's key.
+    drop(open_reader(path)?);
+    Ok(())
+}
+
+/// A consistent copy of the replica `from` at `to` (a new file), encrypted
+/// under a key of its own in `to`'s vault (plain if `from` is plain).
+pub fn copy(from: &Path, to: &Path) -> Result<(), ReplicaError> {
+    use crate::vault::{DATABASE_KEY, Vault};
+    let conn = connect(from)?;
+    let key = match file_state(from).map_err(|source| ReplicaError::Create {
+        path: from.display().to_string(),
+        source,
+    })? {
+        FileState::Plain => None,
+        _ => {
+            let vault = Vault::for_replica(to).map_err(vault_error(to))?;
+            let key = crate::vault::random_key().map_err(vault_error(to))?;
+            vault.put(DATABASE_KEY, &key).map_err(vault_error(to))?;
+            Some(key)
+        }
+    };
+    export(&conn, to, key.as_ref(), false)
+}
+
+/// Writes everything `conn`'s main database holds into a new file `target`
+/// (0600, a stale one replaced) under `key` (plain without one), in one
+/// transaction (`block_writers`: an immediate one), and makes it durable.
+fn export(
+    conn: &Connection,
+    target: &Path,
+    key: Option<&Secret>,
+    block_writers: bool,
+) -> Result<(), ReplicaError> {
+    let failed = |source| ReplicaError::Open {
+        path: target.display().to_string(),
+        source,
+    };
+    let io_failed = |source| ReplicaError::Create {
+        path: target.display().to_string(),
+        source,
+    };
+    match std::fs::remove_file(target) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(io_failed(source)),
+    }
+    create_private(target).map_err(io_failed)?;
+    let version = schema_version(conn)?;
+    let raw = match key {
+        Some(key) => format!("x'{}'", checked_hex(key)?),
+        None => String::new(),
+    };
+    let copied = (|| -> rusqlite::Result<()> {
+        conn.execute(
+            "ATTACH DATABASE ?1 AS exported KEY ?2",
+            params![target.display().to_string(), raw],
+        )?;
+        conn.execute_batch(if block_writers {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        })?;
+        let exported = conn
+            .query_row("SELECT sqlcipher_export('exported')", [], |_| Ok(()))
+            .and_then(|()| conn.pragma_update(Some("exported"), "user_version", version));
+        match exported {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(err) => {
+                conn.execute_batch("ROLLBACK").ok();
+                conn.execute_batch("DETACH DATABASE exported").ok();
+                return Err(err);
+            }
+        }
+        conn.execute_batch("DETACH DATABASE exported")
+    })();
+    copied.map_err(failed)?;
+    std::fs::File::open(target)
+        .and_then(|f| f.sync_all())
+        .map_err(io_failed)
+}
+
+/// Secrets an older Aisle kept in `replica_meta`, and the vault names they
+/// move to.
+const SECRETS_IN_META: &[(&str, &str)] = &[
+    ("sync.secret", crate::vault::HQ_SECRET),
+    ("coupons.issuer_key", crate::vault::ISSUER_KEY),
+    ("cards.key", crate::vault::CARD_KEY),
+];
+
+/// Moves secrets an older Aisle kept in the file into the vault, and
+/// overwrites them where they were (secure delete).
+fn move_secrets_to_vault(conn: &Connection, path: &Path) -> Result<(), ReplicaError> {
+    let has_meta = conn
+        .prepare_cached(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'replica_meta'",
+        )?
+        .exists([])?;
+    if !has_meta {
+        return Ok(());
+    }
+    let mut found = Vec::new();
+    for (meta_key, name) in SECRETS_IN_META {
+        if let Some(value) = meta(conn, meta_key)? {
+            found.push((*meta_key, *name, Secret::new(value)));
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    let vault = crate::vault::Vault::for_replica(path).map_err(vault_error(path))?;
+    for (_, name, secret) in &found {
+        vault.put(name, secret).map_err(vault_error(path))?;
+    }
+    conn.pragma_update(None, "secure_delete", true)?;
+    for (meta_key, _, _) in &found {
+        conn.execute("DELETE FROM replica_meta WHERE key = ?1", [meta_key])?;
+    }
+    conn.pragma_update(None, "secure_delete", false)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    tracing::info!(path = %path.display(), moved = found.len(), "moved the device's secrets out of the replica into its key provider");
+    Ok(())
+}
+
+/// A device secret from the vault of the replica `conn` is connected to.
+/// (A vault fault comes back as a rusqlite error carrying it, so that the
+/// many callers that speak rusqlite need no new error type.)
+pub fn secret(conn: &Connection, name: &str) -> rusqlite::Result<Option<Secret>> {
+    crate::vault::Vault::of(conn)
+        .and_then(|vault| vault.get(name))
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+}
+
+/// Keeps a device secret in the vault of the replica `conn` is connected to.
+pub fn set_secret(conn: &Connection, name: &str, value: &str) -> rusqlite::Result<()> {
+    crate::vault::Vault::of(conn)
+        .and_then(|vault| vault.put(name, &Secret::new(value)))
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+}
+
 /// A value from `replica_meta`.
 pub fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row(
@@ -499,7 +884,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("r.db");
         drop(open_writer(&path).expect("open"));
-        let conn = Connection::open(&path).expect("raw open");
+        let conn = connect(&path).expect("raw open");
         conn.execute(
             "UPDATE schema_migrations SET checksum = 'deadbeef' WHERE version = 1",
             [],
@@ -518,7 +903,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("r.db");
         drop(open_writer(&path).expect("open"));
-        let conn = Connection::open(&path).expect("raw open");
+        let conn = connect(&path).expect("raw open");
         conn.pragma_update(None, "user_version", latest_version() + 1)
             .expect("bump");
         drop(conn);
@@ -530,6 +915,169 @@ mod tests {
             open_reader(&path),
             Err(ReplicaError::TooNew { .. })
         ));
+    }
+
+    fn contains(haystack: &[u8], needle: &str) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    }
+
+    /// Every file of a replica: the database, its WAL and shared memory.
+    fn replica_bytes(path: &Path) -> Vec<u8> {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            all.extend(std::fs::read(std::path::PathBuf::from(file)).unwrap_or_default());
+        }
+        all
+    }
+
+    fn add_member(conn: &Connection, name: &str) {
+        conn.execute(
+            "INSERT INTO replica_meta (key, value) VALUES ('test.member', ?1)",
+            [name],
+        )
+        .expect("row");
+    }
+
+    #[test]
+    fn a_new_replica_is_encrypted_with_a_key_from_its_vault() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        let conn = open_writer(&path).expect("open");
+        add_member(&conn, "Philippa Quokkaworth");
+        assert_eq!(file_state(&path).expect("state"), FileState::Encrypted);
+        let raw = replica_bytes(&path);
+        assert!(
+            !contains(&raw, "Philippa Quokkaworth"),
+            "plain text in the replica or its WAL"
+        );
+        assert!(!contains(&raw, "SQLite format 3"));
+        let key = crate::vault::Vault::for_replica(&path)
+            .expect("vault")
+            .get(crate::vault::DATABASE_KEY)
+            .expect("read")
+            .expect("a key");
+        assert!(!contains(&raw, key.expose()), "the key is in the file");
+        drop(conn);
+        let reader = open_reader(&path).expect("reader with the vault's key");
+        assert_eq!(
+            meta(&reader, "test.member").expect("read").as_deref(),
+            Some("Philippa Quokkaworth")
+        );
+    }
+
+    #[test]
+    fn a_wrong_or_missing_key_is_a_clear_error_and_touches_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        let conn = open_writer(&path).expect("open");
+        add_member(&conn, "Philippa Quokkaworth");
+        drop(conn);
+        let before = std::fs::read(&path).expect("bytes");
+        let listing = || {
+            let mut names: Vec<_> = std::fs::read_dir(dir.path())
+                .expect("dir")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let files = listing();
+        let vault = crate::vault::Vault::for_replica(&path).expect("vault");
+        let right = vault
+            .get(crate::vault::DATABASE_KEY)
+            .expect("read")
+            .expect("key");
+        vault
+            .put(
+                crate::vault::DATABASE_KEY,
+                &crate::vault::random_key().expect("key"),
+            )
+            .expect("put");
+        for err in [
+            open_writer(&path).expect_err("wrong key"),
+            open_reader(&path).expect_err("wrong key"),
+        ] {
+            assert!(matches!(err, ReplicaError::WrongKey { .. }), "{err}");
+            assert!(err.to_string().contains("key is wrong"), "{err}");
+        }
+        vault.remove(crate::vault::DATABASE_KEY).expect("remove");
+        for err in [
+            open_writer(&path).expect_err("no key"),
+            open_reader(&path).expect_err("no key"),
+            connect(&path).expect_err("no key"),
+        ] {
+            assert!(matches!(err, ReplicaError::KeyMissing { .. }), "{err}");
+            assert!(err.to_string().contains("holds no key"), "{err}");
+        }
+        vault.remove(crate::vault::DATABASE_KEY).expect("remove");
+        assert_eq!(
+            std::fs::read(&path).expect("bytes"),
+            before,
+            "the file changed"
+        );
+        assert_eq!(listing(), files, "files appeared or vanished");
+        vault
+            .put(crate::vault::DATABASE_KEY, &right)
+            .expect("put back");
+        let reader = open_reader(&path).expect("the right key opens it");
+        assert_eq!(
+            meta(&reader, "test.member").expect("read").as_deref(),
+            Some("Philippa Quokkaworth")
+        );
+    }
+
+    #[test]
+    fn a_plain_replica_is_encrypted_in_place_and_its_secrets_leave_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        {
+            // A replica of an older Aisle: plain, its secrets in replica_meta.
+            let mut plain = Connection::open(&path).expect("plain");
+            plain
+                .pragma_update(None, "journal_mode", "WAL")
+                .expect("wal");
+            migrate(&mut plain, "r.db", latest_version()).expect("schema");
+            add_member(&plain, "Philippa Quokkaworth");
+            set_meta(
+                &plain,
+                "sync.secret",
+                "hq-secret-of-the-old-kind-0123456789",
+            )
+            .expect("secret");
+        }
+        assert_eq!(file_state(&path).expect("state"), FileState::Plain);
+        encrypt_in_place(&path).expect("encrypt");
+        assert_eq!(file_state(&path).expect("state"), FileState::Encrypted);
+        let raw = replica_bytes(&path);
+        assert!(!contains(&raw, "Philippa Quokkaworth"));
+        assert!(!contains(&raw, "hq-secret-of-the-old-kind"));
+        assert!(!dir.path().join("r.db.encrypting").exists());
+        let reader = open_reader(&path).expect("reader");
+        assert_eq!(
+            meta(&reader, "test.member").expect("read").as_deref(),
+            Some("Philippa Quokkaworth")
+        );
+        assert_eq!(
+            meta(&reader, "sync.secret").expect("read"),
+            None,
+            "the secret is still in the file"
+        );
+        assert_eq!(schema_version(&reader).expect("version"), latest_version());
+        assert_eq!(
+            secret(&reader, crate::vault::HQ_SECRET)
+                .expect("vault")
+                .map(|s| s.expose().to_owned()),
+            Some("hq-secret-of-the-old-kind-0123456789".to_owned())
+        );
+        let again = encrypt_in_place(&path).expect_err("twice");
+        assert!(
+            matches!(again, ReplicaError::AlreadyEncrypted { .. }),
+            "{again}"
+        );
     }
 
     #[test]

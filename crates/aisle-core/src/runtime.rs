@@ -458,11 +458,12 @@ mod tests {
             ("sync.hq_url", "https://127.0.0.1:9".to_owned()),
             ("sync.device_id", "kiosk-1".to_owned()),
             ("sync.store_id", store_id.to_string()),
-            ("sync.secret", "ab".repeat(32)),
             ("sync.hq_public_key", "cd".repeat(32)),
         ] {
             crate::replica::set_meta(conn, key, &value).expect("meta");
         }
+        crate::replica::set_secret(conn, crate::vault::HQ_SECRET, &"ab".repeat(32))
+            .expect("secret");
     }
 
     fn artifact(products: Vec<i64>) -> Artifact {

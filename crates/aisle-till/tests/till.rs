@@ -216,7 +216,7 @@ fn a_pos_checks_and_redeems_over_http_and_each_refusal_has_its_code_and_status()
         .block_on(running.served)
         .expect("join")
         .expect("served");
-    let conn = rusqlite::Connection::open(&db).expect("replica");
+    let conn = aisle_core::replica::connect(&db).expect("replica");
     let (redemptions, events, till): (i64, i64, String) = conn
         .query_row(
             "SELECT (SELECT count(*) FROM coupon_redemptions),

@@ -33,11 +33,19 @@ use anyhow::{Context, Result, bail};
 /// libclang-dev for bindgen, for nokhwa's Video4Linux bindings (aisle-camera);
 /// fontconfig for Slint's text (the kiosk; its own font is compiled in);
 /// Xvfb, xauth and xwd for the kiosk's smoke test of the real window;
-/// WebKitGTK (and its WebDriver) for the associate tablet (Tauri).
+/// WebKitGTK (and its WebDriver) for the associate tablet (Tauri);
+/// OpenSSL's libcrypto headers for SQLCipher (encrypted replicas); the key
+/// providers' tools: systemd-creds (systemd), secret-tool with GNOME
+/// Keyring and a D-Bus session for the Secret Service test.
 const DEBIAN_PACKAGES: &[&str] = &[
     "build-essential",
     "cmake",
     "pkg-config",
+    "libssl-dev",
+    "systemd",
+    "libsecret-tools",
+    "gnome-keyring",
+    "dbus-daemon",
     "sqlite3",
     "libclang-dev",
     "libfontconfig1-dev",

@@ -105,7 +105,7 @@ impl App {
     }
 
     fn conn(&self) -> Connection {
-        Connection::open(&self.db).expect("replica")
+        aisle_core::replica::connect(&self.db).expect("replica")
     }
 
     fn sign_in(&self, (staff_id, pin): (i64, &str)) -> SignedIn {
@@ -741,7 +741,7 @@ fn a_product_shows_what_is_often_bought_with_it() {
 fn a_card_shown_to_the_camera_finds_the_client() {
     let card = std::cell::RefCell::new(String::new());
     let app = app_configured(aisle_core::staff::Policy::default(), |db, dir| {
-        let conn = Connection::open(db).expect("replica");
+        let conn = aisle_core::replica::connect(db).expect("replica");
         let member = aisle_core::demo::showcase_member(&conn)
             .expect("sql")
             .expect("showcase");
@@ -771,7 +771,7 @@ fn a_card_shown_to_the_camera_finds_the_client() {
 fn a_members_app_code_shown_to_the_camera_finds_the_client() {
     let member = std::cell::Cell::new(0);
     let app = app_configured(aisle_core::staff::Policy::default(), |db, dir| {
-        let conn = Connection::open(db).expect("replica");
+        let conn = aisle_core::replica::connect(db).expect("replica");
         member.set(
             aisle_core::demo::showcase_member(&conn)
                 .expect("sql")

@@ -51,7 +51,7 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
     sync_once(&store.db);
     // The store's own offer rules (not carried by HQ's feed): campaign 14,
     // running on the demo's day, open to every member.
-    rusqlite::Connection::open(&store.db)
+    aisle_core::replica::connect(&store.db)
         .expect("replica")
         .execute(
             "INSERT INTO offer_rules (campaign_id, targeted_only) VALUES (14, 0)",
@@ -61,7 +61,7 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
     let (member, name, family) = member_with_history(&store.db);
 
     // The tablet's camera sees the client's card.
-    let card: String = rusqlite::Connection::open(&store.db)
+    let card: String = aisle_core::replica::connect(&store.db)
         .expect("replica")
         .query_row(
             "SELECT card_number FROM member_cards WHERE member_id = ?1",
@@ -151,7 +151,7 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
     );
     driver.click(&driver.find("[data-testid^=issue-]"));
     let issued = driver.wait_text("[data-testid=issued]", |t| !t.is_empty());
-    let serial: String = rusqlite::Connection::open(&store.db)
+    let serial: String = aisle_core::replica::connect(&store.db)
         .expect("replica")
         .query_row(
             "SELECT serial FROM coupon_issues WHERE member_id = ?1 AND channel = 'associate'",
@@ -282,7 +282,7 @@ fn the_composited_webview_draws_a_client_screen_too() {
 /// The first member (by id) with a family name, consent to personalization
 /// and purchases: id, display name, family name.
 fn member_with_history(db: &Path) -> (i64, String, String) {
-    rusqlite::Connection::open(db)
+    aisle_core::replica::connect(db)
         .expect("replica")
         .query_row(
             "SELECT m.member_id, m.display_name, m.family_name FROM members m

@@ -111,7 +111,8 @@ fn errors_are_specific_and_exit_nonzero() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("cannot open replica") && stderr.contains("not a database"),
+        stderr.contains("garbage.db is encrypted (or not a database at all)")
+            && stderr.contains("holds no key"),
         "{stderr}"
     );
     assert_eq!(
@@ -197,7 +198,7 @@ fn kill_9_mid_import_leaves_the_replica_as_it_was() {
         let finished = child.try_wait().expect("try_wait").is_some();
         child.kill().ok(); // SIGKILL on Unix
         child.wait().expect("wait");
-        let conn = rusqlite::Connection::open(&db).expect("open after kill");
+        let conn = aisle_core::replica::connect(&db).expect("open after kill");
         let integrity: String = conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .expect("integrity");
@@ -407,7 +408,7 @@ fn member_qr_shows_a_code_the_kiosk_accepts_once() {
         &["member", "identify", code, "--at", "1764000600"],
     ));
     assert!(err.contains("refused (expired)"), "{err}");
-    let conn = rusqlite::Connection::open(&db).expect("replica");
+    let conn = aisle_core::replica::connect(&db).expect("replica");
     let audit: Vec<(String, String)> = conn
         .prepare("SELECT actor, detail ->> 'reason' FROM audit_log WHERE action = 'code_refused' ORDER BY audit_id")
         .expect("prepare")

@@ -183,7 +183,7 @@ fn issue_check_and_redeem_from_the_command_line() {
         text(&unprovisioned)
     );
 
-    let conn = Connection::open(&db).expect("replica");
+    let conn = aisle_core::replica::connect(&db).expect("replica");
     let (redemptions, events, audits): (i64, i64, i64) = conn
         .query_row(
             "SELECT (SELECT count(*) FROM coupon_redemptions WHERE till_id = 'pos-1'),

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use aisle_proto::{DeviceKind, paths};
 use aisle_tests::hq::TestHq;
-use rusqlite::Connection;
 
 use crate::{aisle, text};
 
@@ -15,7 +14,7 @@ fn sync(db: &Path) {
 }
 
 fn count(db: &Path, sql: &str) -> i64 {
-    Connection::open(db)
+    aisle_core::replica::connect(db)
         .expect("replica")
         .query_row(sql, [], |row| row.get(0))
         .expect("count")
@@ -88,9 +87,11 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
         0,
         "every card number on the kiosk is keyed"
     );
-    let routed =
-        aisle_core::identify::route::route(&Connection::open(&kiosk.db).expect("kiosk"), &card)
-            .expect("route");
+    let routed = aisle_core::identify::route::route(
+        &aisle_core::replica::connect(&kiosk.db).expect("kiosk"),
+        &card,
+    )
+    .expect("route");
     assert_eq!(
         routed,
         aisle_core::identify::route::Routed::Card { member_id: inside }
@@ -101,7 +102,7 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
     sync(&kiosk.db);
     sync(&tablet.db);
     assert_eq!(count(&kiosk.db, contacts), 0);
-    let phone: String = Connection::open(&tablet.db)
+    let phone: String = aisle_core::replica::connect(&tablet.db)
         .expect("tablet")
         .query_row(
             "SELECT phone FROM members WHERE member_id = ?1",
@@ -113,7 +114,7 @@ fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
     // Nor is it anywhere in what HQ answers the kiosk, or in its files.
     // A device's bearer, from its replica's credentials.
     let bearer = |db: &Path| {
-        let conn = Connection::open(db).expect("replica");
+        let conn = aisle_core::replica::connect(db).expect("replica");
         let credentials = aisle_core::sync::Credentials::load(&conn)
             .expect("credentials")
             .expect("provisioned");

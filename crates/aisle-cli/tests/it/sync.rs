@@ -36,7 +36,7 @@ fn sync_ok(db: &Path) -> String {
 }
 
 fn converged(hq: &TestHq, db: &Path, store_id: i64) {
-    let store = Connection::open(db).expect("replica");
+    let store = aisle_core::replica::connect(db).expect("replica");
     // What HQ sends depends on the device's kind (a kiosk gets no contacts).
     let device: String = store
         .query_row(
@@ -67,7 +67,7 @@ fn converged(hq: &TestHq, db: &Path, store_id: i64) {
 }
 
 fn a_member(db: &Path) -> i64 {
-    Connection::open(db)
+    aisle_core::replica::connect(db)
         .expect("replica")
         .query_row(
             "SELECT member_id FROM members WHERE erased_at IS NULL ORDER BY member_id LIMIT 1",
@@ -87,7 +87,7 @@ fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
     assert!(first.contains("bootstrapped"), "{first}");
     converged(&hq, &db, store_id);
     // The search index was rebuilt with the profiles: associates find members by name.
-    let (member_id, family): (i64, String) = Connection::open(&db)
+    let (member_id, family): (i64, String) = aisle_core::replica::connect(&db)
         .expect("replica")
         .query_row(
             "SELECT member_id, family_name FROM members WHERE family_name IS NOT NULL ORDER BY member_id LIMIT 1",
@@ -153,7 +153,7 @@ fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
 
     let second = sync_ok(&db);
     assert!(second.contains("uploaded 2 events"), "{second}");
-    let price: (i64, i64) = Connection::open(&db)
+    let price: (i64, i64) = aisle_core::replica::connect(&db)
         .expect("replica")
         .query_row(
             "SELECT price_cents, stock_qty FROM store_products WHERE store_id = ?1 AND product_id = ?2",
@@ -202,7 +202,7 @@ fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
         found.contains(&format!("member {stranger} fetched")),
         "{found}"
     );
-    let conn = Connection::open(&db).expect("replica");
+    let conn = aisle_core::replica::connect(&db).expect("replica");
     let mut record = aisle_core::sync::records::read_member(&conn, stranger)
         .expect("read")
         .expect("kept in the replica");
@@ -228,7 +228,7 @@ fn bootstrap_deltas_outbox_and_erasure_end_to_end() {
         &serde_json::json!({ "member_id": member_id }),
     );
     sync_ok(&db);
-    let conn = Connection::open(&db).expect("replica");
+    let conn = aisle_core::replica::connect(&db).expect("replica");
     let (name, erased, cards, prefs, notes): (Option<String>, bool, i64, i64, i64) = conn
         .query_row(
             "SELECT given_name, erased_at IS NOT NULL,
@@ -269,7 +269,7 @@ fn wrong_secret_gets_401_and_no_data() {
         status.contains("last error") && status.contains("unauthorized"),
         "{status}"
     );
-    let members: i64 = Connection::open(&db)
+    let members: i64 = aisle_core::replica::connect(&db)
         .expect("replica")
         .query_row("SELECT count(*) FROM members", [], |row| row.get(0))
         .expect("count");
@@ -283,7 +283,7 @@ fn a_store_ahead_of_hq_is_told_to_bootstrap_again() {
     let hq = TestHq::start_with_demo();
     let store = hq.provisioned_store("kiosk-1", DeviceKind::Kiosk);
     sync_ok(&store.db);
-    Connection::open(&store.db)
+    aisle_core::replica::connect(&store.db)
         .expect("replica")
         .execute("UPDATE sync_state SET cursor = '999999'", [])
         .expect("move the cursor");
@@ -328,7 +328,7 @@ fn a_batch_signed_by_another_key_is_refused_and_nothing_applied() {
     let status = text(&aisle(&db, &["sync", "status"]));
     assert!(status.contains("bad_signature"), "{status}");
     assert!(status.contains("cursor: none"), "{status}");
-    let members: i64 = Connection::open(&db)
+    let members: i64 = aisle_core::replica::connect(&db)
         .expect("replica")
         .query_row("SELECT count(*) FROM members", [], |row| row.get(0))
         .expect("count");
@@ -452,9 +452,10 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
         // Kills land anywhere in a run: until the bootstrap commits, within a
         // few seconds; after it, within the time a whole run took when last
         // measured (every 25th run is left to finish and timed).
-        let bootstrapped = aisle_core::sync::cursor(&Connection::open(&db).expect("replica"))
-            .expect("cursor")
-            .is_some();
+        let bootstrapped =
+            aisle_core::sync::cursor(&aisle_core::replica::connect(&db).expect("replica"))
+                .expect("cursor")
+                .is_some();
         if bootstrapped && (window_us == 0 || run % 25 == 0) {
             let started = std::time::Instant::now();
             sync_ok(&db);
@@ -467,7 +468,7 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
         let was_running = child.try_wait().expect("wait").is_none();
         child.kill().ok();
         child.wait().expect("reap");
-        let conn = Connection::open(&db).expect("open after kill");
+        let conn = aisle_core::replica::connect(&db).expect("open after kill");
         let check: String = conn
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
             .expect("integrity");
@@ -508,7 +509,7 @@ fn kill_9_during_sync_loses_and_duplicates_nothing() {
         "HQ holds every event once (0 lost, 0 duplicated)"
     );
     assert_eq!(at_hq, created);
-    let pending: i64 = Connection::open(&db)
+    let pending: i64 = aisle_core::replica::connect(&db)
         .expect("replica")
         .query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))
         .expect("outbox");
@@ -584,7 +585,7 @@ fn faults_apply_nothing_and_sync_converges_when_they_stop() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("replica.db");
     aisle_tests::hq::provision_at(&db, &proxy.url(), &hq, &credentials);
-    let dump = || aisle_tests::dump(&Connection::open(&db).expect("replica"));
+    let dump = || aisle_tests::dump(&aisle_core::replica::connect(&db).expect("replica"));
     let fails_with = |faults: &[Fault], code: &str| {
         let before = dump();
         proxy.script(faults);
@@ -623,7 +624,7 @@ fn faults_apply_nothing_and_sync_converges_when_they_stop() {
 
     // Deltas: HQ changes a member; its batch arrives damaged in every way.
     let member_id = a_member(&db);
-    let conn = Connection::open(&db).expect("replica");
+    let conn = aisle_core::replica::connect(&db).expect("replica");
     let mut member = aisle_core::sync::records::read_member(&conn, member_id)
         .expect("read")
         .expect("member");
@@ -718,7 +719,7 @@ fn a_consent_withdrawal_always_wins() {
         assert!(!consent(&conn).0, "effective locally at once");
     }
     // ... while HQ records a grant made later (11:00).
-    let conn = Connection::open(&db).expect("replica");
+    let conn = aisle_core::replica::connect(&db).expect("replica");
     let mut record = aisle_core::sync::records::read_member(&hq.db(), member_id)
         .expect("read")
         .expect("member");
@@ -766,7 +767,7 @@ fn stores_receive_and_serve_hq_models() {
     let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     let models = |db: &Path| -> Vec<(String, i64)> {
-        Connection::open(db)
+        aisle_core::replica::connect(db)
             .expect("replica")
             .prepare("SELECT source, size_bytes FROM model_artifacts ORDER BY artifact_id")
             .expect("prepare")
@@ -841,7 +842,7 @@ fn stores_receive_members_history_and_the_offer_model() {
     provision(&db, &hq, &credentials);
     sync_ok(&db);
 
-    let store = Connection::open(&db).expect("replica");
+    let store = aisle_core::replica::connect(&db).expect("replica");
     let history = member_history(&store, STORE_MEMBERS, store_id);
     assert!(history.len() > 1000, "{} lines", history.len());
     assert_eq!(
@@ -984,7 +985,7 @@ fn app_code_keys_travel_with_members_and_leave_with_erasure() {
     let (db, store_id) = (store.db.clone(), store.store_id);
     sync_ok(&db);
     converged(&hq, &db, store_id);
-    let conn = Connection::open(&db).expect("replica");
+    let conn = aisle_core::replica::connect(&db).expect("replica");
     let (members, keyed): (i64, i64) = conn
         .query_row(
             "SELECT count(*), count(*) FILTER (WHERE member_id IN (SELECT member_id FROM member_keys))
@@ -1154,7 +1155,7 @@ fn associates_reach_their_store_with_their_pin_hash() {
             &staff::Policy::default(),
         )
     };
-    let held: Vec<(i64, String, bool)> = Connection::open(&store.db)
+    let held: Vec<(i64, String, bool)> = aisle_core::replica::connect(&store.db)
         .expect("replica")
         .prepare("SELECT staff_id, pin_hash, active FROM associates ORDER BY staff_id")
         .expect("sql")
@@ -1191,7 +1192,7 @@ fn associates_reach_their_store_with_their_pin_hash() {
         sign_in(7001, "1470"),
         Err(StaffError::WrongPin { .. })
     ));
-    let reason: String = Connection::open(&store.db)
+    let reason: String = aisle_core::replica::connect(&store.db)
         .expect("replica")
         .query_row(
             "SELECT json_extract(detail, '$.reason') FROM audit_log
@@ -1204,7 +1205,7 @@ fn associates_reach_their_store_with_their_pin_hash() {
 
     // HQ sends a hash that is not Argon2id (a bug or a lie): refused whole.
     let cursor = |db: &Path| -> Option<String> {
-        Connection::open(db)
+        aisle_core::replica::connect(db)
             .expect("replica")
             .query_row("SELECT max(cursor) FROM sync_state", [], |row| row.get(0))
             .expect("cursor")
@@ -1293,7 +1294,7 @@ fn a_poison_event_is_quarantined_and_the_events_behind_it_apply() {
         vec![note, preferences]
     };
     let outbox = |db: &Path| -> i64 {
-        Connection::open(db)
+        aisle_core::replica::connect(db)
             .expect("replica")
             .query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))
             .expect("outbox")
@@ -1411,7 +1412,7 @@ fn a_poison_event_is_quarantined_and_the_events_behind_it_apply() {
     assert!(status.contains("pending outbox events: 0"), "{status}");
 
     // A poison key sent again is rejected again, never applied, kept once.
-    Connection::open(&db)
+    aisle_core::replica::connect(&db)
         .expect("replica")
         .execute(
             "INSERT INTO outbox (idempotency_key, kind, payload, created_at)

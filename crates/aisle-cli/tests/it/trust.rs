@@ -579,7 +579,7 @@ fn an_erasure_leaves_nothing_at_hq() {
     }
     // The store applies the tombstone at its next sync.
     crate::ok(crate::aisle(&db, &["sync"]));
-    let erased: bool = rusqlite::Connection::open(&db)
+    let erased: bool = aisle_core::replica::connect(&db)
         .expect("replica")
         .query_row(
             "SELECT erased_at IS NOT NULL FROM members WHERE member_id = ?1",

@@ -20,11 +20,10 @@
 #[cfg(feature = "http")]
 pub mod client;
 pub mod records;
+pub mod staging;
 
 use crate::time::Timestamp;
 use std::io::BufRead;
-#[cfg(feature = "http")]
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[cfg(feature = "http")]
@@ -100,6 +99,17 @@ impl SyncError {
     }
 }
 
+impl From<staging::StagingError> for SyncError {
+    fn from(error: staging::StagingError) -> Self {
+        match error {
+            staging::StagingError::Io { path, source } => SyncError::Io { path, source },
+            staging::StagingError::Unsealed { path } => SyncError::Checksum { what: path },
+            staging::StagingError::Random => SyncError::Random,
+            staging::StagingError::Sqlite(error) => SyncError::Sqlite(error),
+        }
+    }
+}
+
 impl From<OutboxError> for SyncError {
     /// The outbox's faults keep the codes they had as sync's own.
     fn from(error: OutboxError) -> Self {
@@ -112,7 +122,8 @@ impl From<OutboxError> for SyncError {
     }
 }
 
-/// What a device needs to talk to HQ, kept in `replica_meta` (`sync.*`).
+/// What a device needs to talk to HQ, kept in `replica_meta` (`sync.*`),
+/// its secret in the replica's vault ([`crate::vault::HQ_SECRET`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub hq_url: String,
@@ -125,11 +136,11 @@ pub struct Credentials {
     pub ca_pem: Option<String>,
     /// The device's own coupon issuing key, registered with HQ at
     /// enrolment ([`enrol`], [`crate::keys`]); saved apart from the other
-    /// credentials (`coupons.issuer_key`), so [`Credentials::load`] leaves it
+    /// credentials (the vault's [`crate::vault::ISSUER_KEY`]), so [`Credentials::load`] leaves it
     /// `None`. Without one, the next sync makes and registers a key.
     pub coupon_issuer: Option<aisle_proto::CouponIssuerSecret>,
     /// The store's card key (hex) on a device that holds card numbers
-    /// keyed ([`crate::card::keyed`]); saved as `cards.key`, so
+    /// keyed ([`crate::card::keyed`]); saved in the vault, so
     /// [`Credentials::load`] leaves it `None` too.
     pub card_key: Option<String>,
 }
@@ -173,13 +184,13 @@ impl Credentials {
             crate::keys::decode_hex32(card_key).map_err(|_| SyncError::Config {
                 what: "the card key is not 32 bytes of hex".into(),
             })?;
-            crate::replica::set_meta(&tx, crate::card::CARD_KEY, card_key)?;
+            crate::replica::set_secret(&tx, crate::card::CARD_KEY, card_key)?;
         }
+        crate::replica::set_secret(&tx, crate::vault::HQ_SECRET, &self.secret)?;
         for (key, value) in [
             ("sync.hq_url", Some(self.hq_url.clone())),
             ("sync.device_id", Some(self.device_id.clone())),
             ("sync.store_id", Some(self.store_id.to_string())),
-            ("sync.secret", Some(self.secret.clone())),
             ("sync.hq_public_key", Some(self.hq_public_key.clone())),
             ("sync.ca_pem", self.ca_pem.clone()),
         ] {
@@ -196,15 +207,24 @@ impl Credentials {
 
     pub fn load(conn: &Connection) -> Result<Option<Self>, SyncError> {
         let get = |key: &str| crate::replica::meta(conn, key);
-        let (Some(hq_url), Some(device_id), Some(store_id), Some(secret), Some(hq_public_key)) = (
+        let (Some(hq_url), Some(device_id), Some(store_id), Some(hq_public_key)) = (
             get("sync.hq_url")?,
             get("sync.device_id")?,
             get("sync.store_id")?,
-            get("sync.secret")?,
             get("sync.hq_public_key")?,
         ) else {
             return Ok(None);
         };
+        let Some(secret) = crate::replica::secret(conn, crate::vault::HQ_SECRET)? else {
+            return Err(SyncError::Config {
+                what: format!(
+                    "this replica is enrolled as device {device_id} but its key provider holds no HQ secret for it: \
+                     was it provisioned with another {}?",
+                    crate::vault::PROVIDER_VAR
+                ),
+            });
+        };
+        let secret = secret.expose().to_owned();
         let store_id = store_id.parse().map_err(|_| SyncError::Corrupt {
             what: format!("sync.store_id {store_id:?}"),
         })?;
@@ -734,10 +754,12 @@ pub fn bootstrap(
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|source| io(dir, source))?;
     }
+    let staging = staging::StagingKey::for_replica(conn)?;
     let mut files = Vec::with_capacity(manifest.chunks.len());
     for chunk in &manifest.chunks {
-        let path = folder.join(format!("chunk-{:05}.jsonl.gz", chunk.index));
-        let have = std::fs::read(&path)
+        let path = folder.join(format!("chunk-{:05}.jsonl.gz.sealed", chunk.index));
+        let have = staging
+            .read(&path)
             .ok()
             .filter(|bytes| sha256_hex(bytes) == chunk.sha256);
         if have.is_none() {
@@ -747,7 +769,7 @@ pub fn bootstrap(
                     what: format!("snapshot chunk {}", chunk.index),
                 });
             }
-            write_atomically(&path, &bytes)?;
+            staging.write(&path, &bytes)?;
         }
         files.push(path);
     }
@@ -757,16 +779,18 @@ pub fn bootstrap(
             models.push((info.clone(), transport.model(info)?));
         }
     }
-    let applied = apply_snapshot(conn, &manifest, &files, &models)?;
+    let applied = apply_snapshot(conn, &manifest, &files, &staging, &models)?;
     std::fs::remove_dir_all(&folder).ok();
     Ok(applied)
 }
 
-/// Applies verified chunk files and the snapshot's cursor in one transaction.
+/// Applies verified chunk files (sealed with `staging`) and the snapshot's
+/// cursor in one transaction.
 pub fn apply_snapshot(
     conn: &mut Connection,
     manifest: &SnapshotManifest,
     files: &[PathBuf],
+    staging: &staging::StagingKey,
     models: &[ReceivedModel],
 ) -> Result<u64, SyncError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -788,7 +812,7 @@ pub fn apply_snapshot(
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Vec<Change>, SyncError>>(4);
         scope.spawn(move || {
             for (chunk, path) in manifest.chunks.iter().zip(files) {
-                if let Err(err) = read_chunk(chunk, path, &sender) {
+                if let Err(err) = read_chunk(chunk, path, staging, &sender) {
                     sender.send(Err(err)).ok();
                     return;
                 }
@@ -849,10 +873,14 @@ fn keep_model(
 fn read_chunk(
     chunk: &aisle_proto::ChunkInfo,
     path: &Path,
+    staging: &staging::StagingKey,
     sender: &std::sync::mpsc::SyncSender<Result<Vec<Change>, SyncError>>,
 ) -> Result<(), SyncError> {
-    let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
-    let reader = std::io::BufReader::with_capacity(1 << 20, flate2::read::GzDecoder::new(file));
+    let compressed = staging.read(path)?;
+    let reader = std::io::BufReader::with_capacity(
+        1 << 20,
+        flate2::read::GzDecoder::new(compressed.as_slice()),
+    );
     let mut records = 0u64;
     let mut batch = Vec::with_capacity(4096);
     for line in reader.lines() {
@@ -966,39 +994,8 @@ fn io(path: &Path, source: std::io::Error) -> SyncError {
     }
 }
 
-/// Writes a file so that it is either absent or whole, even after a kill.
-#[cfg(feature = "http")]
-/// Writes a staging file (its owner's alone: 0600) whole, or not at all.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let partial = path.with_extension("partial");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(|source| io(&partial, source))?;
-    file.write_all(bytes)
-        .map_err(|source| io(&partial, source))?;
-    file.sync_all().map_err(|source| io(&partial, source))?;
-    std::fs::rename(&partial, path).map_err(|source| io(path, source))
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn staging_files_are_their_owners_alone_and_written_whole() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("chunk-00000.jsonl.gz");
-        write_atomically(&path, b"members").expect("write");
-        let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        assert_eq!(std::fs::read(&path).expect("read"), b"members");
-        assert!(!path.with_extension("partial").exists());
-    }
-
     #[test]
     fn offline_when_the_last_attempt_failed_or_the_last_success_is_stale() {
         let at = |text: &str| crate::dates::seconds_of(text).expect("time");

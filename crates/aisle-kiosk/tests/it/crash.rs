@@ -21,7 +21,7 @@ const RUNS: u64 = 5;
 
 /// Cards of members who consent to personalization (they get coupons).
 fn cards(db: &Path) -> Vec<String> {
-    Connection::open(db)
+    aisle_core::replica::connect(db)
         .expect("replica")
         .prepare(
             "SELECT c.card_number FROM member_cards AS c JOIN members AS m USING (member_id)
@@ -175,7 +175,7 @@ fn kill_9_during_sessions_loses_no_event() {
         );
         welcomes.extend(these);
 
-        let conn = Connection::open(&db).expect("the replica opens after SIGKILL");
+        let conn = aisle_core::replica::connect(&db).expect("the replica opens after SIGKILL");
         let integrity: String = conn
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
             .expect("integrity");
@@ -223,7 +223,7 @@ fn kill_9_during_sessions_loses_no_event() {
             .expect("orphans");
         assert_eq!(orphans, 0, "run {run}, seed {seed}");
     }
-    let issued: i64 = Connection::open(&db)
+    let issued: i64 = aisle_core::replica::connect(&db)
         .expect("replica")
         .query_row("SELECT count(*) FROM coupon_issues", [], |row| row.get(0))
         .expect("count");
