@@ -30,6 +30,10 @@ pub struct Options {
     pub pollers: usize,
     #[arg(long, default_value_t = 10)]
     pub poll_seconds: u64,
+    /// Stop after the bootstrap (what encryption costs: `cargo xtask bench
+    /// encryption` runs it with the store's replica encrypted and plain).
+    #[arg(long)]
+    pub bootstrap_only: bool,
 }
 
 fn say(text: &str) -> anyhow::Result<()> {
@@ -148,6 +152,18 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
         copy.as_secs_f64(),
         (build + bootstrap).as_secs_f64() / copy.as_secs_f64().max(1e-9)
     ))?;
+
+    if options.bootstrap_only {
+        say(&format!(
+            "bootstrap_seconds {:.3} encrypted {}",
+            bootstrap.as_secs_f64(),
+            aisle_core::replica::file_state(&replica)? == aisle_core::replica::FileState::Encrypted
+        ))?;
+        drop(conn);
+        stop.send(()).ok();
+        runtime.shutdown_timeout(Duration::from_secs(2));
+        return Ok(());
+    }
 
     // 2. Delta apply: HQ changes prices; the store pulls them.
     let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data_dir.to_owned()))?;

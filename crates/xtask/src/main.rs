@@ -12,6 +12,8 @@
 //!   layers, docs, every test.
 //! - `cargo xtask layers`: no cycle between aisle-core's top-level modules (`layers.rs`).
 //! - `cargo xtask bench import [--data DIR]`: import throughput against sqlite3's `.import`.
+//! - `cargo xtask bench encryption [--data DIR] [--members N] [--runs N]`: what encrypting
+//!   replicas costs (import, card look-up p99, 1 M bootstrap), beside plain replicas.
 //! - `cargo xtask bench replica [--members N --products M --purchases P]`: the 1 M-member replica.
 //! - `cargo xtask bench scan [--manifest FILE]`: decode rates and decode time per frame.
 //! - `cargo xtask bench kiosk [--scans N --starts N]`: scan to welcome, cold start, memory.
@@ -72,6 +74,7 @@ fn main() -> Result<()> {
         ["bench", "replica", rest @ ..] => bench_replica(rest),
         ["bench", "sync", rest @ ..] => bench_sync(rest),
         ["bench", "sync-crash", rest @ ..] => bench_sync_crash(rest),
+        ["bench", "encryption", rest @ ..] => bench_encryption(rest),
         ["bench", "scan", rest @ ..] => bench_scan(rest),
         ["bench", "kiosk", rest @ ..] => demo::bench_kiosk(rest),
         ["bench", "tablet", rest @ ..] => bench_tablet(rest),
@@ -591,6 +594,187 @@ fn bench_sync(args: &[&str]) -> Result<()> {
         .args(["bench-sync", "--whole-partition"]))
 }
 
+/// `cargo xtask bench encryption`: what encrypting replicas at rest costs,
+/// each figure beside the same work on a plain replica in the same run
+/// (`AISLE_ENCRYPTION=off`, which only decides how new replicas are made):
+/// the Complete Journey import, the card look-up p99 on a 1 M-member
+/// replica, and the bootstrap of a 1 M-member partition.
+fn bench_encryption(args: &[&str]) -> Result<()> {
+    let data = PathBuf::from(flag(args, "--data").unwrap_or("../shared/data/completejourney"));
+    let data = data
+        .canonicalize()
+        .with_context(|| format!("no Complete Journey data at {}", data.display()))?;
+    let members = flag(args, "--members").unwrap_or("1000000");
+    let runs: usize = flag(args, "--runs").map_or(Ok(3), str::parse)?;
+    let bootstrap_runs: usize = flag(args, "--bootstrap-runs").map_or(Ok(1), str::parse)?;
+    let aisle = release_aisle()?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "aisle-hq",
+        "--bin",
+        "aisle-hq",
+        "--features",
+        "bench",
+    ]))?;
+    let hq_bin = aisle.with_file_name("aisle-hq");
+    let work = std::env::temp_dir().join("aisle-bench-encryption");
+    std::fs::remove_dir_all(&work).ok();
+    std::fs::create_dir_all(&work)?;
+    let modes = [("encrypted", false), ("plain", true)];
+    let with_mode = |cmd: &mut Command, plain: bool| {
+        if plain {
+            cmd.env("AISLE_ENCRYPTION", "off");
+        } else {
+            cmd.env_remove("AISLE_ENCRYPTION");
+        }
+    };
+    let mut figures: Vec<(&str, f64, f64, &str)> = Vec::new();
+
+    // 1. The Complete Journey import, interleaved.
+    let mut import = [Vec::new(), Vec::new()];
+    for run_idx in 0..runs {
+        for (side, (label, plain)) in modes.iter().enumerate() {
+            let db = work.join(format!("cj-{label}-{run_idx}.db"));
+            let mut cmd = Command::new(&aisle);
+            cmd.arg("--db")
+                .arg(&db)
+                .args(["import", "completejourney"])
+                .arg(&data)
+                .args(["--skip-invalid", "--rejects"])
+                .arg(work.join("rejects.csv"));
+            with_mode(&mut cmd, *plain);
+            let seconds = timed(&mut cmd)?;
+            eprintln!("import, {label}, run {run_idx}: {seconds:.2} s");
+            import[side].push(seconds);
+        }
+    }
+    figures.push((
+        "Complete Journey import (s)",
+        median(import[0].clone()),
+        median(import[1].clone()),
+        "median",
+    ));
+
+    // 2. Card look-up p99 on a 1 M-member replica.
+    let generated = work.join("gen");
+    run(Command::new(&aisle)
+        .args([
+            "gen",
+            "--members",
+            members,
+            "--products",
+            "100000",
+            "--purchases",
+        ])
+        .arg(members)
+        .arg("--out")
+        .arg(&generated))?;
+    let mut lookup = [Vec::new(), Vec::new()];
+    for (label, plain) in &modes {
+        let db = work.join(format!("lookup-{label}.db"));
+        let mut cmd = Command::new(&aisle);
+        cmd.arg("--db")
+            .arg(&db)
+            .args(["import", "csv"])
+            .arg(&generated);
+        with_mode(&mut cmd, *plain);
+        run(&mut cmd)?;
+    }
+    for run_idx in 0..runs {
+        for (side, (label, _)) in modes.iter().enumerate() {
+            let db = work.join(format!("lookup-{label}.db"));
+            let output = Command::new(&aisle)
+                .arg("--db")
+                .arg(&db)
+                .args(["--json", "bench", "lookup", "--queries", "20000"])
+                .arg("--seed")
+                .arg((run_idx + 1).to_string())
+                .output()?;
+            if !output.status.success() {
+                bail!("bench lookup: {}", String::from_utf8_lossy(&output.stderr));
+            }
+            let results: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+            let p99 = results
+                .as_array()
+                .and_then(|all| {
+                    all.iter().find(|r| {
+                        r["name"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with("member by card"))
+                    })
+                })
+                .and_then(|r| r["p99_us"].as_f64())
+                .context("no card look-up figure in `aisle bench lookup`")?;
+            eprintln!("card look-up p99, {label}, run {run_idx}: {p99:.1} us");
+            lookup[side].push(p99);
+        }
+    }
+    figures.push((
+        "card look-up p99, 1 M members (us)",
+        median(lookup[0].clone()),
+        median(lookup[1].clone()),
+        "median",
+    ));
+
+    // 3. The bootstrap of a 1 M-member partition (HQ's own database is the
+    // same encrypted one for both sides).
+    let hq = work.join("hq");
+    run(Command::new(&hq_bin)
+        .arg("--data")
+        .arg(&hq)
+        .arg("import-csv")
+        .arg(&generated))?;
+    let mut bootstrap = [Vec::new(), Vec::new()];
+    for run_idx in 0..bootstrap_runs {
+        for (side, (label, plain)) in modes.iter().enumerate() {
+            let mut cmd = Command::new(&hq_bin);
+            cmd.env("RUST_LOG", "warn").arg("--data").arg(&hq).args([
+                "bench-sync",
+                "--whole-partition",
+                "--bootstrap-only",
+            ]);
+            with_mode(&mut cmd, *plain);
+            let output = cmd.output()?;
+            if !output.status.success() {
+                bail!("bench-sync: {}", String::from_utf8_lossy(&output.stderr));
+            }
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with("bootstrap_seconds"))
+                .context("no bootstrap figure")?;
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let seconds: f64 = fields.get(1).context("bootstrap figure")?.parse()?;
+            let encrypted = fields.get(3) == Some(&"true");
+            if encrypted == *plain {
+                bail!("the {label} bootstrap made a replica with encrypted={encrypted}");
+            }
+            eprintln!("bootstrap, {label}, run {run_idx}: {seconds:.1} s");
+            bootstrap[side].push(seconds);
+        }
+    }
+    figures.push((
+        "bootstrap, 1 M-member partition (s)",
+        median(bootstrap[0].clone()),
+        median(bootstrap[1].clone()),
+        "median",
+    ));
+
+    println!(
+        "What encryption at rest costs ({runs} runs; bootstrap {bootstrap_runs}), encrypted vs plain in the same run:"
+    );
+    for (name, encrypted, plain, how) in &figures {
+        println!(
+            "  {name:<40} encrypted {encrypted:>10.2}  plain {plain:>10.2}  ratio {:.2}x ({how})",
+            encrypted / plain
+        );
+    }
+    std::fs::remove_dir_all(&work).ok();
+    Ok(())
+}
+
 /// `cargo xtask bench sync-crash`: the SIGKILL loop of the sync tests, 1,000 times.
 fn bench_sync_crash(args: &[&str]) -> Result<()> {
     let runs = flag(args, "--runs").unwrap_or("1000");
@@ -655,8 +839,16 @@ fn bench_import(args: &[&str]) -> Result<()> {
     std::fs::create_dir_all(&work)?;
 
     // One full import first: its purchase lines, exported as CSV, are the baseline's input.
+    // Plain, so that sqlite3 can read it.
     let first = work.join("first.db");
-    import_once(&aisle, &data, &first, &work)?;
+    run(Command::new(&aisle)
+        .env("AISLE_ENCRYPTION", "off")
+        .arg("--db")
+        .arg(&first)
+        .args(["import", "completejourney"])
+        .arg(&data)
+        .args(["--skip-invalid", "--rejects"])
+        .arg(work.join("rejects.csv")))?;
     let lines: f64 = sqlite(&first, "SELECT count(*) FROM purchase_lines")?.parse()?;
     let rejects = std::fs::read_to_string(work.join("rejects.csv"))
         .map_or(0, |t| t.lines().count().saturating_sub(1));
