@@ -409,12 +409,11 @@ fn helper(command: &mut Command, input: Option<&str>) -> Result<String, String> 
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|err| format!("cannot run {program}: {err}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        if let Some(input) = input {
-            stdin
-                .write_all(input.as_bytes())
-                .map_err(|err| format!("{program}: {err}"))?;
-        }
+    // The child's stdin closes when dropped here, after the secret (if any).
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|err| format!("{program}: {err}"))?;
     }
     let output = child
         .wait_with_output()

@@ -1111,12 +1111,8 @@ fn a_revoked_devices_coupon_key_is_refused_at_a_store_after_sync() {
 
     // Another kiosk of the store cannot claim kiosk-1's key for its coupons.
     let other = Stolen::new(&hq, "kiosk-2", store_id, DeviceKind::Kiosk);
-    let kiosk_key: i64 = at_kiosk
-        .query_row(
-            "SELECT CAST(substr(value, 1, instr(value, ':') - 1) AS INTEGER) FROM replica_meta WHERE key = 'coupons.issuer_key'",
-            [],
-            |row| row.get(0),
-        )
+    let (kiosk_key, _) = aisle_core::keys::issuing_key(&at_kiosk)
+        .expect("kiosk key")
         .expect("kiosk key id");
     assert_ne!(kiosk_key, other.key_id());
     let claimed = json!({ "serial": "1212343456567878", "coupon_id": 900_101, "member_id": member_id,

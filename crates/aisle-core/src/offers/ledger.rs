@@ -19,8 +19,8 @@
 //! the [`RedeemPolicy`]'s floor limit and daily budget (docs/OFFERS.md,
 //! "Coupons: offline risk budget"), and HQ reconciles the rest.
 //!
-//! Each device signs with its own Ed25519 issuing key (`replica_meta`
-//! `coupons.issuer_key`: from HQ at provisioning, or made here on first issue
+//! Each device signs with its own Ed25519 issuing key (in the replica's
+//! vault, [`crate::vault::ISSUER_KEY`]: registered with HQ at enrolment, or made here on first issue
 //! as key id 0 when the replica has no HQ); the public keys of every issuing
 //! store are in `coupon_issuers`; both are kept by [`crate::keys`]. The
 //! clock is always an input.
