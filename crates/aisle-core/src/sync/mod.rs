@@ -987,6 +987,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+#[cfg(feature = "http")]
 fn io(path: &Path, source: std::io::Error) -> SyncError {
     SyncError::Io {
         path: path.display().to_string(),
