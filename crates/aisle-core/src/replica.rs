@@ -75,6 +75,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0009_audit_actions.sql",
         sql: include_str!("../../../migrations/0009_audit_actions.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_coupon_max_value.sql",
+        sql: include_str!("../../../migrations/0010_coupon_max_value.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -622,7 +622,7 @@ fn an_associate_issues_an_eligible_coupon() {
         json!({ "args": { "memberId": member, "couponId": offer.coupon_id } }),
     );
     assert_eq!(issued.numeric_code.len(), 17);
-    assert!(issued.token.starts_with("AISLEC1:"));
+    assert!(issued.token.starts_with("AISLEC2:"));
     let (channel, store): (String, i64) = app
         .conn()
         .query_row(

@@ -69,7 +69,7 @@ fn a_ranked_offer_becomes_a_coupon_redeemed_once_at_the_till() {
         },
     )
     .expect("issued");
-    assert!(issued.token.starts_with("AISLEC1:"));
+    assert!(issued.token.starts_with("AISLEC2:"));
     assert_eq!(issued.numeric_code.len(), 17);
     // Once per member: the engine now leaves the campaign out, and issuing again is refused.
     let after = engine::offers_for(&conn, &book, &loaded.model, member_id, ts(now), &request)

@@ -91,7 +91,7 @@ fn issue_check_and_redeem_from_the_command_line() {
     let numeric = issued["numeric_code"].as_str().expect("numeric").to_owned();
     assert_eq!(numeric.len(), 17);
     assert!(token.starts_with(&format!(
-        "AISLEC1:{}:10:7:1:",
+        "AISLEC2:{}:10:7:1:",
         issued["serial"].as_str().expect("serial")
     )));
     // The PNG holds exactly the token.

@@ -4,14 +4,21 @@
 //! Token (QR alphanumeric mode: upper case, digits and `:`):
 //!
 //! ```text
+//! AISLEC2:<serial>:<coupon id>:<member id>:<store id>:<key id>:<channel>:<expires>:<max value>:<signature>:<check>
 //! AISLEC1:<serial>:<coupon id>:<member id>:<store id>:<key id>:<channel>:<expires>:<signature>:<check>
 //! ```
+//!
+//! Instances are issued as `AISLEC2`; `AISLEC1` (no maximum value) is still
+//! read, for instances issued before it.
 //!
 //! - `serial`: 16 random decimal digits, unique per instance;
 //! - `store id`, `key id`: the issuing store and which of its issuing keys
 //!   signed (the till looks the public key up in `coupon_issuers`);
 //! - `channel`: `K` kiosk, `A` associate, `T` till, `I` import;
 //! - `expires`: Unix seconds after which the instance is refused;
+//! - `max value`: cents, the most the instance is worth (a fixed coupon's
+//!   discount; a percentage coupon's cap): a till counts it at that value
+//!   and never discounts more;
 //! - `signature`: Ed25519, by the issuing store's key, of the ASCII bytes of
 //!   everything before it (without the trailing `:`), RFC 4648 base32 without
 //!   padding (103 characters);
@@ -34,7 +41,9 @@ use serde::{Deserialize, Serialize};
 use crate::identify::member_code::{base32, check, unbase32};
 
 /// The token's first field.
-pub const PREFIX: &str = "AISLEC1";
+pub const PREFIX: &str = "AISLEC2";
+/// The first field of a token without a maximum value (still read).
+pub const PREFIX_V1: &str = "AISLEC1";
 /// Digits of a serial.
 pub const SERIAL_DIGITS: usize = 16;
 /// Digits of a numeric code (serial + check digit).
@@ -181,6 +190,8 @@ pub struct Instance {
     pub channel: Channel,
     /// Unix seconds.
     pub expires_at: u64,
+    /// Cents: the most the instance is worth (`None`: an `AISLEC1` token).
+    pub max_value_cents: Option<i64>,
 }
 
 /// A token as read: its fields and signature (format and check verified).
@@ -196,8 +207,8 @@ pub fn is_serial(text: &str) -> bool {
 }
 
 fn signed_text(instance: &Instance) -> String {
-    format!(
-        "{PREFIX}:{}:{}:{}:{}:{}:{}:{}",
+    let common = format!(
+        "{}:{}:{}:{}:{}:{}:{}",
         instance.serial,
         instance.coupon_id,
         instance.member_id,
@@ -205,7 +216,11 @@ fn signed_text(instance: &Instance) -> String {
         instance.key_id,
         instance.channel.letter(),
         instance.expires_at
-    )
+    );
+    match instance.max_value_cents {
+        Some(max) => format!("{PREFIX}:{common}:{max}"),
+        None => format!("{PREFIX_V1}:{common}"),
+    }
 }
 
 /// The token of an instance, signed with the issuing store's key.
@@ -223,24 +238,50 @@ pub fn parse(text: &str) -> Result<Token, Refusal> {
     let text = text.trim().to_ascii_uppercase();
     let (body, given_check) = text.rsplit_once(':').ok_or(Refusal::Malformed)?;
     let fields: Vec<&str> = body.split(':').collect();
-    let [
-        PREFIX,
-        serial,
-        coupon,
-        member,
-        store,
-        key_id,
-        channel,
-        expires,
-        signature,
-    ] = fields[..]
-    else {
-        return Err(Refusal::Malformed);
+    let (serial, coupon, member, store, key_id, channel, expires, max, signature) = match fields[..]
+    {
+        [
+            PREFIX,
+            serial,
+            coupon,
+            member,
+            store,
+            key_id,
+            channel,
+            expires,
+            max,
+            signature,
+        ] => (
+            serial,
+            coupon,
+            member,
+            store,
+            key_id,
+            channel,
+            expires,
+            Some(max),
+            signature,
+        ),
+        [
+            PREFIX_V1,
+            serial,
+            coupon,
+            member,
+            store,
+            key_id,
+            channel,
+            expires,
+            signature,
+        ] => (
+            serial, coupon, member, store, key_id, channel, expires, None, signature,
+        ),
+        _ => return Err(Refusal::Malformed),
     };
     let number = |s: &str| !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit());
     if !is_serial(serial)
         || ![coupon, member, store, key_id, expires]
             .into_iter()
+            .chain(max)
             .all(number)
         || signature.len() != 103
         || given_check.len() != 2
@@ -264,6 +305,7 @@ pub fn parse(text: &str) -> Result<Token, Refusal> {
             key_id: int(key_id)?,
             channel,
             expires_at: expires.parse().map_err(|_| Refusal::Malformed)?,
+            max_value_cents: max.map(int).transpose()?,
         },
         signature,
     })
@@ -331,10 +373,11 @@ pub enum CouponText {
 /// Reads a scanned or keyed-in coupon text.
 pub fn read(text: &str) -> Result<CouponText, Refusal> {
     let trimmed = text.trim();
-    if trimmed
-        .get(..PREFIX.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(PREFIX))
-    {
+    if [PREFIX, PREFIX_V1].into_iter().any(|prefix| {
+        trimmed
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    }) {
         parse(trimmed).map(CouponText::Token)
     } else if trimmed
         .bytes()
@@ -369,7 +412,40 @@ mod tests {
             key_id: 1,
             channel: Channel::Kiosk,
             expires_at: 1_766_000_000,
+            max_value_cents: Some(450),
         }
+    }
+
+    #[test]
+    fn the_maximum_value_is_signed_and_an_older_token_without_it_still_reads() {
+        let text = encode(&instance(), &key(1));
+        assert!(
+            text.starts_with("AISLEC2:") && text.contains(":1766000000:450:"),
+            "{text}"
+        );
+        // Raised by hand: the check catches it; with the check made again,
+        // the signature does.
+        let raised = text.replacen(":450:", ":950:", 1);
+        assert_eq!(parse(&raised), Err(Refusal::Altered));
+        let (body, _) = raised.rsplit_once(':').expect("check");
+        let rechecked = format!("{body}:{}", check(body));
+        let token = parse(&rechecked).expect("well formed");
+        assert_eq!(token.instance.max_value_cents, Some(950));
+        assert_eq!(
+            verify(&token, &key(1).verifying_key()),
+            Err(Refusal::Forged)
+        );
+        // An AISLEC1 token (issued before the maximum was signed).
+        let older = Instance {
+            max_value_cents: None,
+            ..instance()
+        };
+        let text = encode(&older, &key(1));
+        assert!(text.starts_with("AISLEC1:"), "{text}");
+        let token = parse(&text).expect("parses");
+        assert_eq!(token.instance, older);
+        assert_eq!(verify(&token, &key(1).verifying_key()), Ok(()));
+        assert_eq!(read(&text), Ok(CouponText::Token(token)));
     }
 
     #[test]

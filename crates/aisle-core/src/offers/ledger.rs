@@ -237,6 +237,7 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
         .execute([req.store_id])?;
     let (key_id, key) = keys::issuing_key_or_make(tx, req.store_id, now)?;
     let serial = new_serial(tx)?;
+    let max_value_cents = max_value(tx, req.coupon_id)?;
     let instance = Instance {
         serial: serial.clone(),
         coupon_id: req.coupon_id,
@@ -245,13 +246,14 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
         key_id,
         channel: req.channel,
         expires_at: req.expires_at,
+        max_value_cents: Some(max_value_cents),
     };
     let token = coupon::encode(&instance, &key);
     let expires = Timestamp::from_unix_u64(req.expires_at);
     tx.prepare_cached(
         "INSERT INTO coupon_issues (serial, coupon_id, member_id, store_id, channel, issued_at,
-             expires_at, key_id, bound_member_id)
-         VALUES (?1, ?2, (SELECT member_id FROM members WHERE member_id = ?3), ?4, ?5, ?6, ?7, ?8, ?3)",
+             expires_at, key_id, bound_member_id, max_value_cents)
+         VALUES (?1, ?2, (SELECT member_id FROM members WHERE member_id = ?3), ?4, ?5, ?6, ?7, ?8, ?3, ?9)",
     )?
     .execute(params![
         serial,
@@ -261,7 +263,8 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
         req.channel.name(),
         now,
         expires,
-        key_id
+        key_id,
+        max_value_cents
     ])?;
     let issue_id = tx.last_insert_rowid();
     let outbox_key = outbox::append(
@@ -292,6 +295,27 @@ pub fn issue_in(tx: &Transaction<'_>, req: &IssueRequest) -> Result<IssuedCoupon
     })
 }
 
+/// The most a percentage coupon's instance is worth when its catalog row
+/// sets no cap: signed into the token, so a till counts it at this value
+/// and discounts no more (docs/OFFERS.md, "Coupons: offline risk budget").
+pub const PERCENT_MAX_CENTS: i64 = 500;
+
+/// What an instance of `coupon_id` is worth at most: a fixed coupon's
+/// discount, a percentage coupon's cap ([`PERCENT_MAX_CENTS`]), 0 when the
+/// catalog says neither.
+fn max_value(tx: &Connection, coupon_id: i64) -> rusqlite::Result<i64> {
+    let (cents, percent): (Option<i64>, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT discount_cents, discount_percent FROM coupons WHERE coupon_id = ?1",
+        )?
+        .query_row([coupon_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(match (cents, percent) {
+        (Some(cents), _) => cents,
+        (None, Some(_)) => PERCENT_MAX_CENTS,
+        (None, None) => 0,
+    })
+}
+
 /// [`issue_in`] in its own immediate transaction (`conn`: the replica's writer).
 pub fn issue(conn: &Connection, req: &IssueRequest) -> Result<IssuedCoupon, CouponError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
@@ -310,7 +334,7 @@ struct LedgerIssue {
 fn ledger_issue(conn: &Connection, serial: &str) -> rusqlite::Result<Option<LedgerIssue>> {
     conn.prepare_cached(
         "SELECT issue_id, coupon_id, coalesce(bound_member_id, member_id), store_id,
-                coalesce(key_id, -1), channel, expires_at, issued_at
+                coalesce(key_id, -1), channel, expires_at, issued_at, max_value_cents
          FROM coupon_issues WHERE serial = ?1",
     )?
     .query_row([serial], |row| {
@@ -331,6 +355,7 @@ fn ledger_issue(conn: &Connection, serial: &str) -> rusqlite::Result<Option<Ledg
                 expires_at: crate::dates::seconds_of(&expires)
                     .and_then(|s| u64::try_from(s).ok())
                     .unwrap_or(0),
+                max_value_cents: row.get(8)?,
             },
         })
     })
@@ -517,10 +542,17 @@ fn judge(
             );
         }
     }
-    let value_cents = match (coupon.discount_cents, coupon.discount_percent) {
-        (Some(cents), _) => cents,
-        (None, Some(_)) => policy.percent_value_cents,
-        (None, None) => 0,
+    // A signed maximum is what a percentage coupon counts at; a fixed
+    // coupon never counts below its catalog discount.
+    let value_cents = match (
+        coupon.discount_cents,
+        coupon.discount_percent,
+        instance.max_value_cents,
+    ) {
+        (Some(cents), _, signed) => cents.max(signed.unwrap_or(0)),
+        (None, Some(_), Some(signed)) => signed,
+        (None, Some(_), None) => policy.percent_value_cents,
+        (None, None, signed) => signed.unwrap_or(0),
     };
     // Only an instance this device signed is judged by its ledger alone: a
     // store's kiosk, tablet and tills are separate replicas, and one of them
@@ -614,9 +646,9 @@ pub fn redeem(
             .execute([instance.store_id])?;
             tx.prepare_cached(
                 "INSERT INTO coupon_issues (serial, coupon_id, member_id, store_id, channel,
-                     issued_at, expires_at, key_id, bound_member_id)
+                     issued_at, expires_at, key_id, bound_member_id, max_value_cents)
                  VALUES (?1, ?2, (SELECT member_id FROM members WHERE member_id = ?3), ?4, ?5,
-                     ?6, ?7, ?8, ?3)",
+                     ?6, ?7, ?8, ?3, ?9)",
             )?
             .execute(params![
                 instance.serial,
@@ -626,7 +658,8 @@ pub fn redeem(
                 instance.channel.name(),
                 now,
                 Timestamp::from_unix_u64(instance.expires_at),
-                instance.key_id
+                instance.key_id,
+                instance.max_value_cents
             ])?;
             tx.last_insert_rowid()
         }

@@ -109,6 +109,7 @@ fn reason<T: std::fmt::Debug>(result: Result<T, CouponError>) -> Refusal {
 }
 
 /// A token of another store's instance (signed with its key, or `signer`).
+/// An `AISLEC1` token (no signed maximum) of another store.
 fn foreign_token(coupon_id: i64, member_id: i64, serial: &str, signer: &SigningKey) -> String {
     coupon::encode(
         &Instance {
@@ -119,6 +120,7 @@ fn foreign_token(coupon_id: i64, member_id: i64, serial: &str, signer: &SigningK
             key_id: 1,
             channel: Channel::Associate,
             expires_at: T0 + 7 * DAY,
+            max_value_cents: None,
         },
         signer,
     )
@@ -285,7 +287,8 @@ fn each_refusal_has_its_reason_and_an_audit_row_without_the_signature() {
         assert_eq!(audited_member, member);
         let detail: serde_json::Value = serde_json::from_str(detail).expect("json");
         assert_eq!(detail["reason"], expected.code());
-        if let Some(signature) = code.split(':').nth(8) {
+        // The signature: the 103-character field, whatever the version.
+        if let Some(signature) = code.split(':').find(|field| field.len() == 103) {
             assert!(
                 !detail.to_string().contains(&signature[..12]),
                 "{detail} holds the signature"
@@ -755,4 +758,46 @@ fn a_revoked_keys_token_is_good_only_for_an_instance_known_as_issued_before() {
     );
     // Issued and known before the revocation: still good.
     redeem_at(&conn, &before.token, Some(7), T0 + 60).expect("issued before");
+}
+
+#[test]
+fn a_percentage_coupon_counts_at_the_maximum_its_token_signs() {
+    let (_dir, conn) = replica();
+    let their = seeded_key(2);
+    let policy = RedeemPolicy::default();
+    let with_max = |serial: &str, max: i64| {
+        coupon::encode(
+            &Instance {
+                max_value_cents: Some(max),
+                ..coupon::parse(&foreign_token(PERCENT, 7, serial, &their))
+                    .expect("token")
+                    .instance
+            },
+            &their,
+        )
+    };
+    // Under the floor limit: accepted offline, counted at its signed maximum.
+    let small = with_max("4300000000000000", 300);
+    let redeemed = redeem_at(&conn, &small, Some(7), T0).expect("under the floor limit");
+    assert_eq!(redeemed.accepted.value_cents, 300);
+    assert!(redeemed.accepted.offline_risk);
+    // Over it: refused offline, whatever the store's assumed value.
+    let large = with_max("4300000000000001", policy.floor_limit_cents + 400);
+    assert_eq!(
+        reason(redeem_at(&conn, &large, Some(7), T0 + 1)),
+        Refusal::OverFloorLimit
+    );
+    // An older token without a maximum counts at the assumed value.
+    let older = foreign_token(PERCENT, 7, "4300000000000002", &their);
+    let redeemed = redeem_at(&conn, &older, Some(7), T0 + 2).expect("assumed value");
+    assert_eq!(redeemed.accepted.value_cents, policy.percent_value_cents);
+    // Issued here: the maximum is signed into the token and kept in the ledger.
+    let issued = issue(&conn, &request(PERCENT, 7, T0)).expect("issue");
+    let token = coupon::parse(&issued.token).expect("token");
+    assert_eq!(token.instance.max_value_cents, Some(PERCENT_MAX_CENTS));
+    assert_eq!(
+        token_for(&conn, &issued.serial).expect("token").as_deref(),
+        Some(issued.token.as_str()),
+        "the ledger re-signs the same token"
+    );
 }
