@@ -200,7 +200,10 @@ pub fn view_client<'a>(
             store_id: viewer.store_id,
             now: viewer.now,
             k: 8,
-            public_screen: false,
+            // Sensitive departments and categories only for a member who
+            // consented to personalization; otherwise the tablet's picks
+            // follow the public-screen exclusions, as a kiosk's do.
+            public_screen: !history_shown,
             shown: Vec::new(),
         },
         &serve::Policy::default(),

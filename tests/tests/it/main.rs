@@ -1,5 +1,6 @@
 //! The crate's integration tests, gathered in one binary (one link of the whole tree, not one per file).
 
+mod clienteling;
 mod identify;
 mod import;
 mod kiosk;
