@@ -555,13 +555,25 @@ fn unlock(conn: &Connection, path: &Path, key: Option<&Secret>) -> Result<(), Re
     }
 }
 
-/// `PRAGMA key` with a raw 256-bit key (no key derivation).
+/// `PRAGMA key` with a raw 256-bit key (no key derivation), after
+/// [`CIPHER_SETTINGS`].
 fn apply_key(conn: &Connection, key: &Secret) -> rusqlite::Result<()> {
+    conn.execute_batch(CIPHER_SETTINGS)?;
+    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", checked_hex(key)?))?;
     // SQLCipher writes its own complaints (a wrong key's failed page
     // checks) to stderr; Aisle reports them as errors of its own instead.
-    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", checked_hex(key)?))?;
     conn.execute_batch("PRAGMA cipher_log_level = NONE")
 }
+
+/// How every Aisle database is encrypted, set before each key (SQLCipher
+/// keeps none of it in the file, so a file opens only with the same): 4 KiB
+/// pages of AES-256-CBC, each authenticated by HMAC-SHA256. SQLCipher's
+/// default page MAC is HMAC-SHA512; SHA-256 is as sound for it and runs in
+/// the CPU's SHA extensions, and the MAC of every page read from disk is
+/// most of what encryption costs a look-up (docs/BENCHMARKS.md).
+/// `cipher_default_*` also governs a database attached to export into.
+const CIPHER_SETTINGS: &str = "PRAGMA cipher_default_hmac_algorithm = HMAC_SHA256;
+     PRAGMA cipher_default_page_size = 4096;";
 
 /// A database key's 64 hex digits (checked: they go into SQL text).
 fn checked_hex(key: &Secret) -> rusqlite::Result<&str> {
@@ -966,6 +978,10 @@ mod tests {
             .expect("read")
             .expect("a key");
         assert!(!contains(&raw, key.expose()), "the key is in the file");
+        let hmac: String = conn
+            .query_row("PRAGMA cipher_hmac_algorithm", [], |row| row.get(0))
+            .expect("cipher settings");
+        assert_eq!(hmac, "HMAC_SHA256");
         drop(conn);
         let reader = open_reader(&path).expect("reader with the vault's key");
         assert_eq!(
