@@ -213,3 +213,15 @@ pub fn gz_lines(path: &Path) -> Vec<Vec<String>> {
         .map(|line| line.split(',').map(str::to_owned).collect())
         .collect()
 }
+
+/// A product's department, category and type in upper case: what the
+/// public-screen policy reads (`serve::Policy::public`).
+pub fn product_labels(conn: &Connection, product_id: i64) -> String {
+    conn.query_row(
+        "SELECT upper(coalesce(department, '') || ' ' || coalesce(category, '') || ' ' || coalesce(product_type, ''))
+         FROM products WHERE product_id = ?1",
+        [product_id],
+        |row| row.get(0),
+    )
+    .expect("product")
+}

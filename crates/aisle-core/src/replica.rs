@@ -707,6 +707,9 @@ fn export(
         None => String::new(),
     };
     let copied = (|| -> rusqlite::Result<()> {
+        // `conn` may be a plain file's: the copy's cipher settings are set
+        // here, not inherited from whatever this process opened before.
+        conn.execute_batch(CIPHER_SETTINGS)?;
         conn.execute(
             "ATTACH DATABASE ?1 AS exported KEY ?2",
             params![target.display().to_string(), raw],

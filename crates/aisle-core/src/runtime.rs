@@ -72,7 +72,7 @@ pub fn decide_store(
 
 /// The store this replica serves, `given` the store an operator named (if any).
 pub fn choose_store(conn: &Connection, given: Option<i64>) -> Result<i64, RuntimeError> {
-    let provisioned = crate::sync::Credentials::load(conn)?.map(|c| c.store_id);
+    let provisioned = crate::sync::Enrolment::load(conn)?.map(|c| c.store_id);
     let demo = match (provisioned, given) {
         (None, None) => demo_store(conn)?,
         _ => None,
@@ -547,6 +547,19 @@ mod tests {
         ));
         let runtime = StoreRuntime::open(&conn, None, Clock::wall()).expect("runtime");
         assert_eq!(runtime.store_id(), 1);
+        // A kiosk's process is not given the HQ secret (only sync's is): it
+        // still knows its store and its sync status; sync is told plainly.
+        crate::vault::Vault::of(&conn)
+            .expect("vault")
+            .remove(crate::vault::HQ_SECRET)
+            .expect("forget");
+        assert_eq!(choose_store(&conn, None).expect("without the secret"), 1);
+        assert_eq!(
+            crate::sync::status(&conn).expect("status").store_id,
+            Some(1)
+        );
+        let err = crate::sync::Credentials::load(&conn).expect_err("sync needs it");
+        assert!(err.to_string().contains("holds no HQ secret"), "{err}");
     }
 
     #[test]

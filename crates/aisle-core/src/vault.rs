@@ -57,6 +57,20 @@ impl Secret {
         Self(text.into())
     }
 
+    /// A secret as a provider hands it back: surrounding white space (a
+    /// newline an operator's editor added) is not part of it.
+    fn read(text: String) -> Self {
+        let trimmed = text.trim();
+        if trimmed.len() == text.len() {
+            Self(text)
+        } else {
+            let secret = Self(trimmed.to_owned());
+            let mut text = text;
+            zeroize::Zeroize::zeroize(&mut text);
+            secret
+        }
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -223,7 +237,7 @@ impl Vault {
                 {
                     let text = std::fs::read_to_string(&found)
                         .map_err(|err| self.read_error(name, err.to_string()))?;
-                    return Ok(Some(Secret::new(text)));
+                    return Ok(Some(Secret::read(text)));
                 }
                 if let Some(secret) = cached(&self.replica, name) {
                     return Ok(Some(secret));
@@ -241,7 +255,7 @@ impl Vault {
                     None,
                 )
                 .map_err(|reason| self.read_error(name, reason))?;
-                let secret = Secret::new(text);
+                let secret = Secret::read(text);
                 remember(&self.replica, name, Some(&secret));
                 Ok(Some(secret))
             }
@@ -253,7 +267,7 @@ impl Vault {
                 lookup.arg("lookup").args(self.attributes(name));
                 match helper(&mut lookup, None) {
                     Ok(text) => {
-                        let secret = Secret::new(text);
+                        let secret = Secret::read(text);
                         remember(&self.replica, name, Some(&secret));
                         Ok(Some(secret))
                     }
@@ -457,7 +471,7 @@ fn read_key_file(
         });
     }
     std::fs::read_to_string(path)
-        .map(|text| Some(Secret::new(text)))
+        .map(|text| Some(Secret::read(text)))
         .map_err(|err| VaultError::Read {
             provider: provider.to_string(),
             name: name.to_owned(),
@@ -467,24 +481,30 @@ fn read_key_file(
 
 /// Writes a key file whole or not at all, its owner's alone.
 fn write_key_file(dir: &Path, name: &str, text: &str) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
     private_dir(dir)?;
     let path = dir.join(name);
-    let partial = dir.join(format!("{name}.partial"));
-    let describe = |err: std::io::Error| format!("{}: {err}", partial.display());
+    write_private(&path, text.as_bytes()).map_err(|err| format!("{}: {err}", path.display()))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|err| format!("{}: {err}", dir.display()))
+}
+
+/// Writes `bytes` to `path` whole or not at all (a `.partial` beside it,
+/// synced, then renamed), mode 0600: key files and staged chunks.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&partial)
-        .map_err(describe)?;
-    file.write_all(text.as_bytes()).map_err(describe)?;
-    file.sync_all().map_err(describe)?;
-    std::fs::rename(&partial, &path).map_err(|err| format!("{}: {err}", path.display()))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|err| format!("{}: {err}", dir.display()))
+        .open(&partial)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
 }
 
 fn remove_file(path: &Path) -> Result<(), String> {

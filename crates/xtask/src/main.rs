@@ -637,13 +637,7 @@ fn bench_encryption(args: &[&str]) -> Result<()> {
     for run_idx in 0..runs {
         for (side, (label, plain)) in modes.iter().enumerate() {
             let db = work.join(format!("cj-{label}-{run_idx}.db"));
-            let mut cmd = Command::new(&aisle);
-            cmd.arg("--db")
-                .arg(&db)
-                .args(["import", "completejourney"])
-                .arg(&data)
-                .args(["--skip-invalid", "--rejects"])
-                .arg(work.join("rejects.csv"));
+            let mut cmd = cj_import(&aisle, &data, &db, &work);
             with_mode(&mut cmd, *plain);
             let seconds = timed(&mut cmd)?;
             eprintln!("import, {label}, run {run_idx}: {seconds:.2} s");
@@ -841,14 +835,7 @@ fn bench_import(args: &[&str]) -> Result<()> {
     // One full import first: its purchase lines, exported as CSV, are the baseline's input.
     // Plain, so that sqlite3 can read it.
     let first = work.join("first.db");
-    run(Command::new(&aisle)
-        .env("AISLE_ENCRYPTION", "off")
-        .arg("--db")
-        .arg(&first)
-        .args(["import", "completejourney"])
-        .arg(&data)
-        .args(["--skip-invalid", "--rejects"])
-        .arg(work.join("rejects.csv")))?;
+    run(cj_import(&aisle, &data, &first, &work).env("AISLE_ENCRYPTION", "off"))?;
     let lines: f64 = sqlite(&first, "SELECT count(*) FROM purchase_lines")?.parse()?;
     let rejects = std::fs::read_to_string(work.join("rejects.csv"))
         .map_or(0, |t| t.lines().count().saturating_sub(1));
@@ -901,15 +888,19 @@ fn bench_import(args: &[&str]) -> Result<()> {
 }
 
 fn import_once(aisle: &Path, data: &Path, db: &Path, work: &Path) -> Result<f64> {
-    timed(
-        Command::new(aisle)
-            .arg("--db")
-            .arg(db)
-            .args(["import", "completejourney"])
-            .arg(data)
-            .args(["--skip-invalid", "--rejects"])
-            .arg(work.join("rejects.csv")),
-    )
+    timed(&mut cj_import(aisle, data, db, work))
+}
+
+/// `aisle import completejourney` of the whole folder into `db`.
+fn cj_import(aisle: &Path, data: &Path, db: &Path, work: &Path) -> Command {
+    let mut cmd = Command::new(aisle);
+    cmd.arg("--db")
+        .arg(db)
+        .args(["import", "completejourney"])
+        .arg(data)
+        .args(["--skip-invalid", "--rejects"])
+        .arg(work.join("rejects.csv"));
+    cmd
 }
 
 /// Builds the large generated replica and measures look-ups and search on it.

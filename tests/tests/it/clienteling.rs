@@ -10,16 +10,6 @@ use aisle_core::time::lit::ts;
 
 const NOW: &str = "2017-10-20 12:00:00";
 
-fn labels(conn: &rusqlite::Connection, product_id: i64) -> String {
-    conn.query_row(
-        "SELECT upper(coalesce(department, '') || ' ' || coalesce(category, '') || ' ' || coalesce(product_type, ''))
-         FROM products WHERE product_id = ?1",
-        [product_id],
-        |row| row.get(0),
-    )
-    .expect("product")
-}
-
 #[test]
 fn the_tablet_shows_sensitive_products_only_with_consent_to_personalization() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -55,7 +45,7 @@ fn the_tablet_shows_sensitive_products_only_with_consent_to_personalization() {
     .expect("in stock");
     let bestsellers = Bestsellers::load(&conn, store, ts(NOW)).expect("bestsellers");
     assert_eq!(bestsellers.here.first().map(|b| b.0), Some(beer));
-    assert!(!policy.public(&labels(&conn, beer)));
+    assert!(!policy.public(&aisle_tests::product_labels(&conn, beer)));
     let members: Vec<(i64, bool)> = conn
         .prepare("SELECT member_id, consent_personalization FROM members WHERE erased_at IS NULL ORDER BY member_id")
         .expect("prepare")
@@ -81,7 +71,7 @@ fn the_tablet_shows_sensitive_products_only_with_consent_to_personalization() {
                 clienteling::view_client(&mut conn, ranking, member_id, &viewer).expect("view");
             let picks = view.lists.buy_again.iter().chain(&view.lists.discover);
             for pick in picks {
-                let public = policy.public(&labels(&conn, pick.product_id));
+                let public = policy.public(&aisle_tests::product_labels(&conn, pick.product_id));
                 if consented {
                     sensitive_with_consent += usize::from(!public);
                 } else {
@@ -89,7 +79,7 @@ fn the_tablet_shows_sensitive_products_only_with_consent_to_personalization() {
                         public,
                         "member {member_id} (no consent): product {} ({}) on the tablet",
                         pick.product_id,
-                        labels(&conn, pick.product_id)
+                        aisle_tests::product_labels(&conn, pick.product_id)
                     );
                 }
             }

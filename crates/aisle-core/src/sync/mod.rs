@@ -207,12 +207,15 @@ impl Credentials {
 
     pub fn load(conn: &Connection) -> Result<Option<Self>, SyncError> {
         let get = |key: &str| crate::replica::meta(conn, key);
-        let (Some(hq_url), Some(device_id), Some(store_id), Some(hq_public_key)) = (
-            get("sync.hq_url")?,
-            get("sync.device_id")?,
-            get("sync.store_id")?,
-            get("sync.hq_public_key")?,
-        ) else {
+        let (
+            Some(Enrolment {
+                hq_url,
+                device_id,
+                store_id,
+            }),
+            Some(hq_public_key),
+        ) = (Enrolment::load(conn)?, get("sync.hq_public_key")?)
+        else {
             return Ok(None);
         };
         let Some(secret) = crate::replica::secret(conn, crate::vault::HQ_SECRET)? else {
@@ -225,9 +228,6 @@ impl Credentials {
             });
         };
         let secret = secret.expose().to_owned();
-        let store_id = store_id.parse().map_err(|_| SyncError::Corrupt {
-            what: format!("sync.store_id {store_id:?}"),
-        })?;
         Ok(Some(Self {
             hq_url,
             device_id,
@@ -237,6 +237,37 @@ impl Credentials {
             ca_pem: get("sync.ca_pem")?,
             coupon_issuer: None,
             card_key: None,
+        }))
+    }
+}
+
+/// Who a replica is at HQ, without its secret: what a status screen and
+/// the choice of store read (a kiosk's process is not given the HQ secret,
+/// only sync's is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    pub hq_url: String,
+    pub device_id: String,
+    pub store_id: i64,
+}
+
+impl Enrolment {
+    pub fn load(conn: &Connection) -> Result<Option<Self>, SyncError> {
+        let get = |key: &str| crate::replica::meta(conn, key);
+        let (Some(hq_url), Some(device_id), Some(store_id)) = (
+            get("sync.hq_url")?,
+            get("sync.device_id")?,
+            get("sync.store_id")?,
+        ) else {
+            return Ok(None);
+        };
+        let store_id = store_id.parse().map_err(|_| SyncError::Corrupt {
+            what: format!("sync.store_id {store_id:?}"),
+        })?;
+        Ok(Some(Self {
+            hq_url,
+            device_id,
+            store_id,
         }))
     }
 }
@@ -386,7 +417,7 @@ fn set_cursor(tx: &Connection, cursor: u64) -> rusqlite::Result<()> {
 }
 
 pub fn status(conn: &Connection) -> Result<Status, SyncError> {
-    let credentials = Credentials::load(conn)?;
+    let credentials = Enrolment::load(conn)?;
     type Row = (
         Option<String>,
         Option<String>,

@@ -6,7 +6,6 @@
 //! under a key of this process alone: its chunks are fetched again after a
 //! restart.
 
-use std::io::Write;
 use std::path::Path;
 
 use hmac::Mac;
@@ -65,33 +64,19 @@ impl StagingKey {
 
     /// Writes `plain` sealed to `path`, whole or not at all, 0600.
     pub fn write(&self, path: &Path, plain: &[u8]) -> Result<(), StagingError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let io = |source| StagingError::Io {
-            path: path.display().to_string(),
-            source,
-        };
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::getrandom(&mut nonce).map_err(|_| StagingError::Random)?;
-        let mut sealed = plain.to_vec();
+        let mut body = plain.to_vec();
         self.0
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::empty(),
-                &mut sealed,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut body)
             .map_err(|_| StagingError::Random)?;
-        let partial = path.with_extension("partial");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)
-            .map_err(io)?;
-        file.write_all(&nonce).map_err(io)?;
-        file.write_all(&sealed).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&partial, path).map_err(io)
+        let mut sealed = Vec::with_capacity(NONCE_LEN + body.len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&body);
+        crate::vault::write_private(path, &sealed).map_err(|source| StagingError::Io {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// The plain bytes of a sealed staging file.
@@ -140,7 +125,7 @@ mod tests {
         assert!(!raw.windows(4).any(|w| w == b"Love"), "plain text on disk");
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(!path.with_extension("partial").exists());
+        assert!(!dir.path().join("chunk-00000.jsonl.gz.partial").exists());
         assert_eq!(key().read(&path).expect("read"), b"Ada Lovelace, 555-0100");
     }
 

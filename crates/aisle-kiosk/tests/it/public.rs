@@ -7,17 +7,6 @@ use aisle_kiosk::backend::{Backend, BackendConfig, Job, Reply};
 
 const NOW: &str = "2017-10-20 12:00:00";
 
-/// A product's labels, as the policy reads them.
-fn labels(conn: &rusqlite::Connection, product_id: i64) -> String {
-    conn.query_row(
-        "SELECT upper(coalesce(department, '') || ' ' || coalesce(category, '') || ' ' || coalesce(product_type, ''))
-         FROM products WHERE product_id = ?1",
-        [product_id],
-        |row| row.get(0),
-    )
-    .expect("product")
-}
-
 #[test]
 fn no_sensitive_product_or_coupon_is_on_any_kiosk_screen_for_any_demo_member() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -65,7 +54,7 @@ fn no_sensitive_product_or_coupon_is_on_any_kiosk_screen_for_any_demo_member() {
     })
     .expect("backend");
     let check = |what: &str, product_id: i64| {
-        let labels = labels(&conn, product_id);
+        let labels = aisle_tests::product_labels(&conn, product_id);
         assert!(
             policy.public(&labels),
             "{what}: product {product_id} ({labels}) on a public screen"
