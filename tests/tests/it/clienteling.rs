@@ -85,9 +85,6 @@ fn the_tablet_shows_sensitive_products_only_with_consent_to_personalization() {
             }
         }
     }
-    eprintln!(
-        "sensitive picks shown to associates for consenting members: {sensitive_with_consent}"
-    );
     assert!(
         sensitive_with_consent > 0,
         "a consenting member's tablet lists may show the store's bestselling beer"
