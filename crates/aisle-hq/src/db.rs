@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 
 use aisle_core::replica::Migration;
 use aisle_core::sync::records;
-use aisle_proto::events::{
-    ConsentName, QuarantineList, QuarantinedEvent, RawEvent, RejectCode, Rejection,
-};
+use aisle_proto::events::{QuarantineList, QuarantinedEvent, RawEvent, RejectCode, Rejection};
 use aisle_proto::{
     AssociateRecord, CampaignRecord, CardRecord, Change, ChangeBatch, ChunkInfo, CouponRecord,
     DeviceKind, EventAck, MemberLookup, MemberRecord, PROTOCOL_VERSION, Preference, RejectedEvent,
@@ -1376,57 +1374,21 @@ fn apply_event(
         .query_row([member_id], |row| row.get(0))
         .optional()?
         .unwrap_or(true);
-    if erased {
-        // Erased at HQ: the event is kept as a fact, nothing else changes.
-        return Ok(());
-    }
-    match event {
-        StoreEvent::PreferencesSet(set) => {
-            if let Some(mut member) = records::read_member(tx, member_id)? {
-                member.preferences = set.preferences.clone();
-                member.preferences.sort();
-                member.preferences.dedup();
-                member.updated_at = now.to_string();
-                save_member(tx, &member, now)?;
+    let member = if !erased && crate::rules::needs_record(event) {
+        records::read_member(tx, member_id)?
+    } else {
+        None
+    };
+    match crate::rules::member_effect(!erased, member.as_ref(), event, now) {
+        crate::rules::MemberEffect::Save(saved) => save_member(tx, &saved, now)?,
+        crate::rules::MemberEffect::Erase => erase(tx, member_id, now)?,
+        crate::rules::MemberEffect::AddNote => {
+            if let StoreEvent::AssociateNote(note) = event {
+                tx.prepare_cached("INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![member_id, note.author, note.body, created_at])?;
             }
         }
-        StoreEvent::ConsentChanged(change) => {
-            if let Some(mut member) = records::read_member(tx, member_id)? {
-                let (flag, flag_at) = match change.consent {
-                    ConsentName::Personalization => (
-                        &mut member.consent_personalization,
-                        &mut member.consent_personalization_at,
-                    ),
-                    ConsentName::Marketing => (
-                        &mut member.consent_marketing,
-                        &mut member.consent_marketing_at,
-                    ),
-                };
-                let at = change.at.clone();
-                // A withdrawal always wins; a grant only over an older decision.
-                let newer = flag_at.as_deref().is_none_or(|old| at.as_str() >= old);
-                if !change.granted || newer {
-                    *flag = change.granted && newer;
-                    *flag_at = Some(at);
-                    member.updated_at = now.to_string();
-                }
-                // Saved (and sent back) either way: a store whose edit lost
-                // gets HQ's record, so it never keeps a state HQ refused.
-                save_member(tx, &member, now)?;
-            }
-        }
-        StoreEvent::AssociateNote(note) => {
-            tx.prepare_cached("INSERT INTO member_notes (member_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![member_id, note.author, note.body, created_at])?;
-        }
-        StoreEvent::ErasureRequested(_) => erase(tx, member_id, now)?,
-        // A visit is kept as a fact: its member is already in the store's
-        // partition ([`unauthorized`] refuses a visit of anyone else).
-        StoreEvent::KioskVisit(_)
-        | StoreEvent::CouponIssued(_)
-        | StoreEvent::CouponRedeemed(_)
-        | StoreEvent::CouponSentToApp(_)
-        | StoreEvent::ProfileViewed(_) => {}
+        crate::rules::MemberEffect::Fact => {}
     }
     Ok(())
 }
@@ -1546,37 +1508,43 @@ fn record_coupon_event(
                 till_id: first_till,
                 value_cents: first_value,
             }) => {
-                let first_store = first_store.unwrap_or_default();
-                // The earliest redemption wins: a later arrival may be earlier.
-                let (winner, loser) = if redeemed_at < first_at {
+                let judged = crate::rules::over_redemption(
+                    crate::rules::Redemption {
+                        store_id: first_store.unwrap_or_default(),
+                        at: first_at,
+                        till_id: first_till,
+                        value_cents: first_value,
+                    },
+                    crate::rules::Redemption {
+                        store_id,
+                        at: redeemed_at,
+                        till_id: till_id.map(str::to_owned),
+                        value_cents,
+                    },
+                );
+                if judged.arriving_wins {
+                    let counted = &judged.counted;
                     tx.prepare_cached(
                         "UPDATE coupon_redemptions SET store_id = ?2, redeemed_on = substr(?3, 1, 10),
                              redeemed_at = ?3, till_id = ?4, value_cents = ?5 WHERE redemption_id = ?1",
                     )?
-                    .execute(params![redemption_id, store_id, redeemed_at, till_id, value_cents])?;
-                    (
-                        (store_id, redeemed_at.clone()),
-                        (first_store, first_at, first_till, first_value),
-                    )
-                } else {
-                    (
-                        (first_store, first_at),
-                        (
-                            store_id,
-                            redeemed_at.clone(),
-                            till_id.map(str::to_owned),
-                            value_cents,
-                        ),
-                    )
-                };
+                    .execute(params![
+                        redemption_id,
+                        counted.store_id,
+                        counted.at,
+                        counted.till_id,
+                        counted.value_cents
+                    ])?;
+                }
+                let (winner, loser) = (&judged.counted, &judged.over);
                 tracing::warn!(
                     serial,
                     coupon_id,
-                    first_store_id = winner.0,
-                    first_redeemed_at = %winner.1,
-                    later_store_id = loser.0,
-                    later_redeemed_at = %loser.1,
-                    value_cents = loser.3,
+                    first_store_id = winner.store_id,
+                    first_redeemed_at = %winner.at,
+                    later_store_id = loser.store_id,
+                    later_redeemed_at = %loser.at,
+                    value_cents = loser.value_cents,
                     "coupon over-redeemed: redeemed at two stores"
                 );
                 tx.prepare_cached(
@@ -1586,8 +1554,17 @@ fn record_coupon_event(
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?
                 .execute(params![
-                    serial, coupon_id, member_id, issuer, winner.0, winner.1, loser.0, loser.1,
-                    loser.2, loser.3, now
+                    serial,
+                    coupon_id,
+                    member_id,
+                    issuer,
+                    winner.store_id,
+                    winner.at,
+                    loser.store_id,
+                    loser.at,
+                    loser.till_id,
+                    loser.value_cents,
+                    now
                 ])?;
             }
         }

@@ -17,6 +17,7 @@
 pub mod admin;
 pub mod db;
 mod http;
+pub mod rules;
 pub mod signing;
 pub mod tls;
 
