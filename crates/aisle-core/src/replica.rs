@@ -483,15 +483,10 @@ fn database_key(path: &Path, creating: bool) -> Result<Option<Secret>, ReplicaEr
             tracing::warn!(path = %path.display(), "{ENCRYPTION_VAR}=off: this new replica is NOT encrypted (for measuring encryption's cost only)");
             Ok(None)
         }
-        FileState::New => {
-            let vault = Vault::for_replica(path).map_err(vault_error(path))?;
-            if let Some(key) = vault.get(DATABASE_KEY).map_err(vault_error(path))? {
-                return Ok(Some(key));
-            }
-            let key = crate::vault::random_key().map_err(vault_error(path))?;
-            vault.put(DATABASE_KEY, &key).map_err(vault_error(path))?;
-            Ok(Some(key))
-        }
+        FileState::New => Vault::for_replica(path)
+            .and_then(|vault| vault.key_or_make(DATABASE_KEY))
+            .map(Some)
+            .map_err(vault_error(path)),
         FileState::Encrypted => {
             let vault = Vault::for_replica(path).map_err(vault_error(path))?;
             vault
@@ -512,14 +507,8 @@ fn encryption_off() -> bool {
 
 fn warn_plain(path: &Path) {
     static WARNED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
-    let mut warned = WARNED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !warned.iter().any(|p| p == path) {
-        warned.push(path.to_path_buf());
-        if !encryption_off() {
-            tracing::warn!(path = %path.display(), "this replica is not encrypted: convert it with `aisle replica encrypt --db {}`", path.display());
-        }
+    if crate::vault::first_time(&WARNED, path) && !encryption_off() {
+        tracing::warn!(path = %path.display(), "this replica is not encrypted: convert it with `aisle replica encrypt --db {}`", path.display());
     }
 }
 
@@ -619,15 +608,9 @@ pub fn encrypt_in_place(path: &Path) -> Result<(), ReplicaError> {
     }
     // Bring the plain file up to date and its secrets out of it first.
     let conn = open_writer(path)?;
-    let vault = Vault::for_replica(path).map_err(vault_error(path))?;
-    let key = match vault.get(DATABASE_KEY).map_err(vault_error(path))? {
-        Some(key) => key,
-        None => {
-            let key = crate::vault::random_key().map_err(vault_error(path))?;
-            vault.put(DATABASE_KEY, &key).map_err(vault_error(path))?;
-            key
-        }
-    };
+    let key = Vault::for_replica(path)
+        .and_then(|vault| vault.key_or_make(DATABASE_KEY))
+        .map_err(vault_error(path))?;
     let mut target = path.as_os_str().to_owned();
     target.push(".encrypting");
     let target = std::path::PathBuf::from(target);
@@ -668,12 +651,11 @@ pub fn copy(from: &Path, to: &Path) -> Result<(), ReplicaError> {
         source,
     })? {
         FileState::Plain => None,
-        _ => {
-            let vault = Vault::for_replica(to).map_err(vault_error(to))?;
-            let key = crate::vault::random_key().map_err(vault_error(to))?;
-            vault.put(DATABASE_KEY, &key).map_err(vault_error(to))?;
-            Some(key)
-        }
+        _ => Some(
+            Vault::for_replica(to)
+                .and_then(|vault| vault.make_key(DATABASE_KEY))
+                .map_err(vault_error(to))?,
+        ),
     };
     export(&conn, to, key.as_ref(), false)
 }
@@ -954,6 +936,11 @@ mod tests {
         all
     }
 
+    /// The member `add_member` stored, read through a new reader.
+    fn stored_member(path: &Path) -> Option<String> {
+        meta(&open_reader(path).expect("reader"), "test.member").expect("read")
+    }
+
     fn add_member(conn: &Connection, name: &str) {
         conn.execute(
             "INSERT INTO replica_meta (key, value) VALUES ('test.member', ?1)",
@@ -986,10 +973,10 @@ mod tests {
             .expect("cipher settings");
         assert_eq!(hmac, "HMAC_SHA256");
         drop(conn);
-        let reader = open_reader(&path).expect("reader with the vault's key");
         assert_eq!(
-            meta(&reader, "test.member").expect("read").as_deref(),
-            Some("Philippa Quokkaworth")
+            stored_member(&path).as_deref(),
+            Some("Philippa Quokkaworth"),
+            "a reader with the vault's key"
         );
     }
 
@@ -1037,7 +1024,6 @@ mod tests {
             assert!(matches!(err, ReplicaError::KeyMissing { .. }), "{err}");
             assert!(err.to_string().contains("holds no key"), "{err}");
         }
-        vault.remove(crate::vault::DATABASE_KEY).expect("remove");
         assert_eq!(
             std::fs::read(&path).expect("bytes"),
             before,
@@ -1047,10 +1033,10 @@ mod tests {
         vault
             .put(crate::vault::DATABASE_KEY, &right)
             .expect("put back");
-        let reader = open_reader(&path).expect("the right key opens it");
         assert_eq!(
-            meta(&reader, "test.member").expect("read").as_deref(),
-            Some("Philippa Quokkaworth")
+            stored_member(&path).as_deref(),
+            Some("Philippa Quokkaworth"),
+            "the right key opens it"
         );
     }
 

@@ -223,6 +223,21 @@ impl Vault {
         &self.provider
     }
 
+    /// A new random key kept under `name` (replacing any).
+    pub fn make_key(&self, name: &str) -> Result<Secret, VaultError> {
+        let key = random_key()?;
+        self.put(name, &key)?;
+        Ok(key)
+    }
+
+    /// The key kept under `name`, made (random) when there is none.
+    pub fn key_or_make(&self, name: &str) -> Result<Secret, VaultError> {
+        match self.get(name)? {
+            Some(key) => Ok(key),
+            None => self.make_key(name),
+        }
+    }
+
     /// A secret, `None` when the provider has none by that name.
     pub fn get(&self, name: &str) -> Result<Option<Secret>, VaultError> {
         match &self.provider {
@@ -397,13 +412,22 @@ pub fn credential_name(name: &str) -> String {
     format!("aisle-{name}")
 }
 
-fn warn_fallback(replica: &Path) {
-    static WARNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    let mut warned = WARNED
+/// True the first time this process asks about `path` in `seen`: a
+/// warning about a replica is logged once, not at every connection.
+pub(crate) fn first_time(seen: &Mutex<Vec<PathBuf>>, path: &Path) -> bool {
+    let mut seen = seen
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !warned.iter().any(|p| p == replica) {
-        warned.push(replica.to_path_buf());
+    let first = !seen.iter().any(|p| p == path);
+    if first {
+        seen.push(path.to_path_buf());
+    }
+    first
+}
+
+fn warn_fallback(replica: &Path) {
+    static WARNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    if first_time(&WARNED, replica) {
         tracing::warn!(
             keys = %key_dir(replica).display(),
             "no key provider configured ({PROVIDER_VAR}): this replica's keys are kept in 0600 files beside it, \

@@ -548,42 +548,13 @@ fn bench_sync(args: &[&str]) -> Result<()> {
     let members = flag(args, "--members").unwrap_or("1000000");
     let products = flag(args, "--products").unwrap_or("100000");
     let aisle = release_aisle()?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "aisle-hq",
-        "--bin",
-        "aisle-hq",
-        "--features",
-        "bench",
-    ]))?;
-    let hq_bin = aisle.with_file_name("aisle-hq");
+    let hq_bin = release_hq_bench(&aisle)?;
     let work = std::env::temp_dir().join("aisle-bench-sync");
     std::fs::remove_dir_all(&work).ok();
     let data = work.join("data");
     let hq = work.join("hq");
-    let gen_seconds = timed(
-        Command::new(&aisle)
-            .args([
-                "gen",
-                "--members",
-                members,
-                "--products",
-                products,
-                "--purchases",
-            ])
-            .arg(members)
-            .arg("--out")
-            .arg(&data),
-    )?;
-    let import_seconds = timed(
-        Command::new(&hq_bin)
-            .arg("--data")
-            .arg(&hq)
-            .args(["import-csv"])
-            .arg(&data),
-    )?;
+    let gen_seconds = timed(&mut generate(&aisle, members, products, &data))?;
+    let import_seconds = timed(&mut hq_import_csv(&hq_bin, &hq, &data))?;
     println!(
         "HQ master data: {members} members, {products} products generated in {gen_seconds:.1} s, imported in {import_seconds:.1} s"
     );
@@ -608,17 +579,7 @@ fn bench_encryption(args: &[&str]) -> Result<()> {
     let runs: usize = flag(args, "--runs").map_or(Ok(3), str::parse)?;
     let bootstrap_runs: usize = flag(args, "--bootstrap-runs").map_or(Ok(1), str::parse)?;
     let aisle = release_aisle()?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "aisle-hq",
-        "--bin",
-        "aisle-hq",
-        "--features",
-        "bench",
-    ]))?;
-    let hq_bin = aisle.with_file_name("aisle-hq");
+    let hq_bin = release_hq_bench(&aisle)?;
     let work = std::env::temp_dir().join("aisle-bench-encryption");
     std::fs::remove_dir_all(&work).ok();
     std::fs::create_dir_all(&work)?;
@@ -630,7 +591,8 @@ fn bench_encryption(args: &[&str]) -> Result<()> {
             cmd.env_remove("AISLE_ENCRYPTION");
         }
     };
-    let mut figures: Vec<(&str, f64, f64, &str)> = Vec::new();
+    // Each figure: its name and the median of the encrypted and plain runs.
+    let mut figures: Vec<(&str, f64, f64)> = Vec::new();
 
     // 1. The Complete Journey import, interleaved.
     let mut import = [Vec::new(), Vec::new()];
@@ -648,23 +610,11 @@ fn bench_encryption(args: &[&str]) -> Result<()> {
         "Complete Journey import (s)",
         median(import[0].clone()),
         median(import[1].clone()),
-        "median",
     ));
 
     // 2. Card look-up p99 on a 1 M-member replica.
     let generated = work.join("gen");
-    run(Command::new(&aisle)
-        .args([
-            "gen",
-            "--members",
-            members,
-            "--products",
-            "100000",
-            "--purchases",
-        ])
-        .arg(members)
-        .arg("--out")
-        .arg(&generated))?;
+    run(&mut generate(&aisle, members, "100000", &generated))?;
     let mut lookup = [Vec::new(), Vec::new()];
     for (label, plain) in &modes {
         let db = work.join(format!("lookup-{label}.db"));
@@ -709,17 +659,12 @@ fn bench_encryption(args: &[&str]) -> Result<()> {
         "card look-up p99, 1 M members (us)",
         median(lookup[0].clone()),
         median(lookup[1].clone()),
-        "median",
     ));
 
     // 3. The bootstrap of a 1 M-member partition (HQ's own database is the
     // same encrypted one for both sides).
     let hq = work.join("hq");
-    run(Command::new(&hq_bin)
-        .arg("--data")
-        .arg(&hq)
-        .arg("import-csv")
-        .arg(&generated))?;
+    run(&mut hq_import_csv(&hq_bin, &hq, &generated))?;
     let mut bootstrap = [Vec::new(), Vec::new()];
     for run_idx in 0..bootstrap_runs {
         for (side, (label, plain)) in modes.iter().enumerate() {
@@ -753,20 +698,58 @@ fn bench_encryption(args: &[&str]) -> Result<()> {
         "bootstrap, 1 M-member partition (s)",
         median(bootstrap[0].clone()),
         median(bootstrap[1].clone()),
-        "median",
     ));
 
     println!(
         "What encryption at rest costs ({runs} runs; bootstrap {bootstrap_runs}), encrypted vs plain in the same run:"
     );
-    for (name, encrypted, plain, how) in &figures {
+    for (name, encrypted, plain) in &figures {
         println!(
-            "  {name:<40} encrypted {encrypted:>10.2}  plain {plain:>10.2}  ratio {:.2}x ({how})",
+            "  {name:<40} encrypted {encrypted:>10.2}  plain {plain:>10.2}  ratio {:.2}x (medians)",
             encrypted / plain
         );
     }
     std::fs::remove_dir_all(&work).ok();
     Ok(())
+}
+
+/// Builds `aisle-hq` with its benchmarks (release), beside `aisle`.
+fn release_hq_bench(aisle: &Path) -> Result<PathBuf> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "aisle-hq",
+        "--bin",
+        "aisle-hq",
+        "--features",
+        "bench",
+    ]))?;
+    Ok(aisle.with_file_name("aisle-hq"))
+}
+
+/// `aisle gen`: `members` members (and as many purchase lines), `products` products.
+fn generate(aisle: &Path, members: &str, products: &str, out: &Path) -> Command {
+    let mut cmd = Command::new(aisle);
+    cmd.args([
+        "gen",
+        "--members",
+        members,
+        "--products",
+        products,
+        "--purchases",
+    ])
+    .arg(members)
+    .arg("--out")
+    .arg(out);
+    cmd
+}
+
+/// `aisle-hq import-csv` of generated data into the HQ folder `hq`.
+fn hq_import_csv(hq_bin: &Path, hq: &Path, data: &Path) -> Command {
+    let mut cmd = Command::new(hq_bin);
+    cmd.arg("--data").arg(hq).arg("import-csv").arg(data);
+    cmd
 }
 
 /// `cargo xtask bench sync-crash`: the SIGKILL loop of the sync tests, 1,000 times.

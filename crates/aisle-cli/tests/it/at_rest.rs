@@ -38,10 +38,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 /// `aisle` on `db` with its log (stderr, debug level) appended to `log`.
 fn logged(db: &Path, log: &Path, args: &[&str]) -> std::process::Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
+    let output = crate::aisle_command(db, args)
         .env("RUST_LOG", "debug")
         .output()
         .expect("run aisle");
@@ -255,19 +252,6 @@ fn no_member_data_is_in_any_file_a_kiosk_or_tablet_writes() {
     }
 }
 
-/// A replica made with a key provider, from `aisle init` to `aisle stats`.
-fn init_and_stats(db: &Path, env: &[(&str, &str)]) -> (std::process::Output, std::process::Output) {
-    let run = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_aisle"));
-        command.arg("--db").arg(db).args(args);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        command.output().expect("run aisle")
-    };
-    (run(&["init"]), run(&["replica", "status"]))
-}
-
 #[test]
 fn a_replica_under_systemd_credentials_keeps_its_key_sealed_outside_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -280,9 +264,14 @@ fn a_replica_under_systemd_credentials_keeps_its_key_sealed_outside_the_file() {
         // This machine has no TPM2: sealed to the host's credential secret.
         ("AISLE_CREDS_WITH_KEY", "host"),
     ];
-    let (init, status) = init_and_stats(&db, &systemd);
-    ok(init);
-    let status = ok(status);
+    ok(crate::aisle_command(&db, &["init"])
+        .envs(systemd)
+        .output()
+        .expect("init"));
+    let status = ok(crate::aisle_command(&db, &["replica", "status"])
+        .envs(systemd)
+        .output()
+        .expect("status"));
     assert!(
         status.contains("encrypted (SQLCipher)") && status.contains("systemd credentials"),
         "{status}"
@@ -313,10 +302,7 @@ fn a_replica_under_systemd_credentials_keeps_its_key_sealed_outside_the_file() {
     );
     assert!(!contains(&std::fs::read(&db).expect("replica"), &key));
     // As the unit runs it: nothing configured but the credentials folder.
-    let as_unit = Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(&db)
-        .args(["replica", "status"])
+    let as_unit = crate::aisle_command(&db, &["replica", "status"])
         .env_remove("AISLE_KEY_PROVIDER")
         .env("AISLE_CREDSTORE", dir.path().join("elsewhere"))
         .env("CREDENTIALS_DIRECTORY", &runtime)
@@ -327,10 +313,7 @@ fn a_replica_under_systemd_credentials_keeps_its_key_sealed_outside_the_file() {
 
     // The wrong provider: a clear error, and the replica untouched.
     let before = std::fs::read(&db).expect("replica");
-    let wrong = Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(&db)
-        .arg("stats")
+    let wrong = crate::aisle_command(&db, &["stats"])
         .env("AISLE_KEY_PROVIDER", "file")
         .output()
         .expect("run");
@@ -342,10 +325,7 @@ fn a_replica_under_systemd_credentials_keeps_its_key_sealed_outside_the_file() {
     );
     // A key that is not this replica's.
     std::fs::write(runtime.join("aisle-db-key"), "ab".repeat(32)).expect("wrong key");
-    let wrong_key = Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(&db)
-        .arg("stats")
+    let wrong_key = crate::aisle_command(&db, &["stats"])
         .env_remove("AISLE_KEY_PROVIDER")
         .env("CREDENTIALS_DIRECTORY", &runtime)
         .output()
@@ -359,10 +339,7 @@ fn a_replica_under_systemd_credentials_keeps_its_key_sealed_outside_the_file() {
         "a refused open changed the file"
     );
     // An unknown provider is named.
-    let unknown = Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(&db)
-        .arg("stats")
+    let unknown = crate::aisle_command(&db, &["stats"])
         .env("AISLE_KEY_PROVIDER", "tpm")
         .output()
         .expect("run");
@@ -419,10 +396,7 @@ fn a_replica_with_the_secret_service_keeps_its_key_in_the_keyring() {
     );
     assert!(ok(again).contains("encrypted (SQLCipher)"));
     // Without a session bus there is no keyring: a clear error.
-    let no_bus = Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(&db)
-        .arg("stats")
+    let no_bus = crate::aisle_command(&db, &["stats"])
         .env("AISLE_KEY_PROVIDER", "secret-service")
         .env("HOME", home.path())
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
@@ -440,10 +414,7 @@ fn a_replica_with_the_secret_service_keeps_its_key_in_the_keyring() {
 fn a_plain_replica_is_encrypted_all_or_nothing_through_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let template = dir.path().join("plain.db");
-    let imported = Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(&template)
-        .args(["import", "completejourney"])
+    let imported = crate::aisle_command(&template, &["import", "completejourney"])
         .arg(aisle_tests::demo_dir())
         .env("AISLE_ENCRYPTION", "off")
         .output()
@@ -478,10 +449,7 @@ fn a_plain_replica_is_encrypted_all_or_nothing_through_kill_9() {
     for run in 0..24 {
         let db = dir.path().join(format!("run-{run}.db"));
         std::fs::copy(&template, &db).expect("copy");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aisle"))
-            .arg("--db")
-            .arg(&db)
-            .args(["replica", "encrypt"])
+        let mut child = crate::aisle_command(&db, &["replica", "encrypt"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

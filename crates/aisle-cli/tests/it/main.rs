@@ -14,12 +14,14 @@ use std::process::{Command, Output};
 
 /// The real `aisle` binary on the replica `db`.
 fn aisle(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run aisle")
+    aisle_command(db, args).output().expect("run aisle")
+}
+
+/// The same, to be given an environment or run in the background first.
+fn aisle_command(db: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aisle"));
+    command.arg("--db").arg(db).args(args);
+    command
 }
 
 /// Everything a run printed, stdout then stderr.

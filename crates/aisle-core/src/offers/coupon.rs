@@ -238,44 +238,14 @@ pub fn parse(text: &str) -> Result<Token, Refusal> {
     let text = text.trim().to_ascii_uppercase();
     let (body, given_check) = text.rsplit_once(':').ok_or(Refusal::Malformed)?;
     let fields: Vec<&str> = body.split(':').collect();
-    let (serial, coupon, member, store, key_id, channel, expires, max, signature) = match fields[..]
-    {
-        [
-            PREFIX,
-            serial,
-            coupon,
-            member,
-            store,
-            key_id,
-            channel,
-            expires,
-            max,
-            signature,
-        ] => (
-            serial,
-            coupon,
-            member,
-            store,
-            key_id,
-            channel,
-            expires,
-            Some(max),
-            signature,
-        ),
-        [
-            PREFIX_V1,
-            serial,
-            coupon,
-            member,
-            store,
-            key_id,
-            channel,
-            expires,
-            signature,
-        ] => (
-            serial, coupon, member, store, key_id, channel, expires, None, signature,
-        ),
+    // AISLEC2 signs a maximum value after the expiry; AISLEC1 has none.
+    let (common, max, signature) = match fields.as_slice() {
+        [PREFIX, common @ .., max, signature] => (common, Some(*max), *signature),
+        [PREFIX_V1, common @ .., signature] => (common, None, *signature),
         _ => return Err(Refusal::Malformed),
+    };
+    let [serial, coupon, member, store, key_id, channel, expires] = common[..] else {
+        return Err(Refusal::Malformed);
     };
     let number = |s: &str| !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit());
     if !is_serial(serial)
