@@ -35,18 +35,13 @@ pub struct TestHq {
 fn build_demo_hq(dir: &Path) {
     let config = aisle_hq::Config::new(dir.to_owned());
     let hq = aisle_hq::Hq::open(config).expect("open HQ");
-    hq.write(|conn| {
-        aisle_core::import::in_transaction(conn, |tx| {
-            aisle_core::import::completejourney::import(
-                tx,
-                &aisle_core::demo::source(),
-                &aisle_core::import::ImportOptions::default(),
-                &mut aisle_core::import::NoProgress,
-            )
-        })
+    hq.storage()
+        .import(
+            aisle_hq::storage::Importer::CompleteJourney,
+            &aisle_core::demo::source(),
+            &aisle_core::import::ImportOptions::default(),
+        )
         .expect("import demo at HQ");
-        aisle_hq::db::refresh_partitions(conn).expect("partitions");
-    });
     drop(hq);
 }
 
@@ -241,6 +236,12 @@ impl TestHq {
         serde_json::from_value(value).expect("enrolment")
     }
 
+    /// HQ's own shell on the same data (what an `aisle-hq` command on HQ's
+    /// machine opens), beside the running server.
+    pub fn at_hq(&self) -> std::sync::Arc<aisle_hq::Hq> {
+        aisle_hq::Hq::open(aisle_hq::Config::new(self.data.path().to_owned())).expect("open HQ")
+    }
+
     /// A read-only look at HQ's database.
     pub fn db(&self) -> Connection {
         aisle_core::replica::connect(self.data.path().join("hq.db")).expect("open HQ db")
@@ -361,7 +362,7 @@ pub fn partition_rows(
         };
         let member = match kind {
             Some((kind, card_key)) => {
-                aisle_hq::db::for_kind(kind, &card_key, aisle_proto::Change::Member(member))
+                aisle_hq::storage::for_kind(kind, &card_key, aisle_proto::Change::Member(member))
             }
             None => Some(aisle_proto::Change::Member(member)),
         };

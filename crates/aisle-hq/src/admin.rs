@@ -10,16 +10,14 @@
 //!   action, target, outcome, HQ's time), refused ones included, and every
 //!   admin command run on HQ's data folder (token name `local`).
 //! - **Enrolment**: the admin creates a one-time code for a device
-//!   ([`create_enrolment`]); the device redeems it over TLS
-//!   ([`redeem_enrolment`]) and receives its credentials, so the device's
-//!   secret never passes through the admin's hands.
+//!   ([`crate::storage::Storage::create_enrolment`]); the device redeems it
+//!   over TLS ([`crate::storage::Storage::redeem_enrolment`]) and receives its
+//!   credentials, so the device's secret never passes through the admin's hands.
 
 use aisle_core::time::Timestamp;
-use aisle_proto::{AdminAuditEntry, AdminAuditList, DeviceKind, DeviceRegistration, Enrolment};
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::db::{self, HqError};
+use crate::storage::HqError;
 
 /// The shortest admin token HQ accepts, in bytes.
 pub const MIN_TOKEN_BYTES: usize = 32;
@@ -228,44 +226,6 @@ fn random_hex<const N: usize>() -> Result<String, HqError> {
     Ok(hex::encode(bytes))
 }
 
-/// Records one admin call (or admin command).
-pub fn record(
-    conn: &Connection,
-    token_name: Option<&str>,
-    action: &str,
-    target: Option<&str>,
-    outcome: &str,
-    now: Timestamp,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO admin_audit (at, token_name, action, target, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![now, token_name, action, target, outcome])?;
-    Ok(())
-}
-
-/// The admin audit after `after`, oldest first.
-pub fn audit(conn: &Connection, after: i64, limit: usize) -> rusqlite::Result<AdminAuditList> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let entries = conn
-        .prepare_cached(
-            "SELECT audit_id, at, token_name, action, target, outcome FROM admin_audit
-             WHERE audit_id > ?1 ORDER BY audit_id LIMIT ?2",
-        )?
-        .query_map(params![after, limit], |row| {
-            Ok(AdminAuditEntry {
-                audit_id: row.get(0)?,
-                at: row.get(1)?,
-                token_name: row.get(2)?,
-                action: row.get(3)?,
-                target: row.get(4)?,
-                outcome: row.get(5)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(AdminAuditList { entries })
-}
-
 /// An enrolment code as typed: 32 hex digits in groups of four.
 fn normalize_code(code: &str) -> String {
     code.chars()
@@ -274,21 +234,14 @@ fn normalize_code(code: &str) -> String {
         .collect()
 }
 
-fn code_digest(code: &str) -> String {
+/// The digest HQ keeps of an enrolment code (as typed: any case, dashes or not).
+pub fn code_digest(code: &str) -> String {
     hex::encode(Sha256::digest(normalize_code(code).as_bytes()))
 }
 
-/// Creates a one-time enrolment code for a device not registered yet (a
-/// pending code of the same device is replaced).
-pub fn create_enrolment(
-    conn: &mut Connection,
-    registration: &DeviceRegistration,
-    created_by: &str,
-    valid_secs: i64,
-    now: Timestamp,
-) -> Result<Enrolment, HqError> {
-    let tx = conn.transaction()?;
-    db::check_registration(&tx, &registration.device_id, registration.store_id)?;
+/// A new one-time enrolment code (128 bits, as 8 groups of four hex
+/// digits) and the digest HQ keeps of it.
+pub fn new_enrolment_code() -> Result<(String, String), HqError> {
     let raw = random_hex::<16>()?;
     let code = raw
         .as_bytes()
@@ -296,82 +249,13 @@ pub fn create_enrolment(
         .map(|chunk| String::from_utf8_lossy(chunk).to_uppercase())
         .collect::<Vec<_>>()
         .join("-");
-    let expires_at = now.plus_secs(valid_secs.clamp(60, 30 * 24 * 3600));
-    tx.execute(
-        "DELETE FROM enrolments WHERE device_id = ?1 AND redeemed_at IS NULL",
-        [&registration.device_id],
-    )?;
-    tx.execute(
-        "INSERT INTO enrolments (code_sha256, device_id, store_id, kind, created_at, created_by, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            code_digest(&code),
-            registration.device_id,
-            registration.store_id,
-            registration.kind.name(),
-            now,
-            created_by,
-            expires_at
-        ],
-    )?;
-    tx.commit()?;
-    Ok(Enrolment {
-        device_id: registration.device_id.clone(),
-        store_id: registration.store_id,
-        kind: registration.kind,
-        code,
-        expires_at: expires_at.to_string(),
-    })
+    let digest = code_digest(&code);
+    Ok((code, digest))
 }
 
-/// A redeemed enrolment: the device HQ registered, and its secret.
-#[derive(Debug)]
-pub struct Enrolled {
-    pub registration: DeviceRegistration,
-    pub secret: String,
-}
-
-/// Redeems a one-time code: registers its device and answers its secret;
-/// `None` for a code HQ does not know, already used or expired (one answer
-/// for all three: the device plane says no more than that).
-pub fn redeem_enrolment(
-    conn: &mut Connection,
-    code: &str,
-    now: Timestamp,
-) -> Result<Option<Enrolled>, HqError> {
-    let tx = conn.transaction()?;
-    let digest = code_digest(code);
-    let row: Option<(String, i64, String, Timestamp)> = tx
-        .query_row(
-            "SELECT device_id, store_id, kind, expires_at FROM enrolments
-             WHERE code_sha256 = ?1 AND redeemed_at IS NULL",
-            [&digest],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-        )
-        .optional()?;
-    let Some((device_id, store_id, kind, expires_at)) = row else {
-        return Ok(None);
-    };
-    if now >= expires_at {
-        return Ok(None);
-    }
-    let kind = DeviceKind::parse(&kind)
-        .ok_or_else(|| HqError::Invalid(format!("enrolment of {device_id}: kind {kind:?}")))?;
-    let secret = db::register_device(&tx, &device_id, store_id, kind, now)?;
-    tx.execute(
-        "UPDATE enrolments SET redeemed_at = ?2 WHERE code_sha256 = ?1",
-        params![digest, now],
-    )?;
-    record(&tx, None, "enrol", Some(&device_id), "ok", now)?;
-    tx.commit()?;
-    Ok(Some(Enrolled {
-        registration: DeviceRegistration {
-            device_id,
-            store_id,
-            kind,
-        },
-        secret,
-    }))
+/// How long a code asked for `valid_secs` is good for: a minute to 30 days.
+pub fn enrolment_expiry(now: Timestamp, valid_secs: i64) -> Timestamp {
+    now.plus_secs(valid_secs.clamp(60, 30 * 24 * 3600))
 }
 
 #[cfg(test)]

@@ -66,39 +66,29 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
     let now = aisle_hq::now();
     // Devices, and the partition.
     let mut devices = Vec::new();
-    hq.write(|conn| -> anyhow::Result<()> {
-        if options.whole_partition {
-            conn.execute(
-                "INSERT OR IGNORE INTO store_members (store_id, member_id)
-                 SELECT ?1, member_id FROM members WHERE erased_at IS NULL",
-                [store_id],
-            )?;
-        } else {
-            aisle_hq::db::refresh_partitions(conn)?;
-        }
-        let stamp = std::process::id();
-        for idx in 0..=options.pollers {
-            let device_id = format!("bench-{stamp}-{idx}");
-            let secret = aisle_hq::db::register_device(
-                conn,
-                &device_id,
-                store_id,
-                aisle_proto::DeviceKind::Kiosk,
-                now,
-            )?;
-            devices.push(Credentials {
-                hq_url: String::new(),
-                device_id,
-                store_id,
-                secret,
-                hq_public_key: hq.signer.public_hex(),
-                ca_pem: Some(ca_pem.clone()),
-                coupon_issuer: None,
-                card_key: None,
-            });
-        }
-        Ok(())
-    })?;
+    if options.whole_partition {
+        hq.storage().assign_all_members(store_id)?;
+    }
+    let stamp = std::process::id();
+    for idx in 0..=options.pollers {
+        let device_id = format!("bench-{stamp}-{idx}");
+        let secret = hq.storage().register_device(
+            &device_id,
+            store_id,
+            aisle_proto::DeviceKind::Kiosk,
+            now,
+        )?;
+        devices.push(Credentials {
+            hq_url: String::new(),
+            device_id,
+            store_id,
+            secret,
+            hq_public_key: hq.signer.public_hex(),
+            ca_pem: Some(ca_pem.clone()),
+            coupon_issuer: None,
+            card_key: None,
+        });
+    }
     drop(hq);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -167,19 +157,17 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
 
     // 2. Delta apply: HQ changes prices; the store pulls them.
     let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data_dir.to_owned()))?;
-    let rows: Vec<StoreProductRecord> = hq.read(|conn| {
-        let mut stmt = conn.prepare(
+    // The store's own prices (as HQ's, just bootstrapped).
+    let rows: Vec<StoreProductRecord> = conn
+        .prepare(
             "SELECT store_id, product_id, price_cents, stock_qty, location, updated_at
              FROM store_products WHERE store_id = ?1 ORDER BY product_id LIMIT ?2",
-        )?;
-        let rows = stmt
-            .query_map(
-                rusqlite::params![store_id, options.changes as i64],
-                sync::records::store_product_from_row,
-            )?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
-    })?;
+        )?
+        .query_map(
+            rusqlite::params![store_id, options.changes as i64],
+            sync::records::store_product_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
     let changes: Vec<Change> = rows
         .into_iter()
         .map(|mut row| {
@@ -188,15 +176,9 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
             Change::StoreProduct(row)
         })
         .collect();
-    hq.write(|conn| -> anyhow::Result<()> {
-        let tx = conn.transaction()?;
-        for change in &changes {
-            sync::records::apply_change(&tx, change)?;
-            aisle_hq::db::log_change(&tx, aisle_hq::db::Scope::Store(store_id), change, now)?;
-        }
-        tx.commit()?;
-        Ok(())
-    })?;
+    for change in &changes {
+        hq.storage().admin_change(change, now)?;
+    }
     let mut report = SyncReport::default();
     let started = Instant::now();
     sync::pull(&mut conn, &transport, &sync_options, store_id, &mut report)?;
@@ -241,23 +223,29 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
     let started = Instant::now();
     sync::upload(&mut conn, &transport, &sync_options, now, &mut report)?;
     let uploaded = started.elapsed();
-    // Baseline: recording the same events straight into HQ's log, one transaction.
+    // Baseline: HQ's storage recording the same events itself, in one call
+    // (no HTTP, TLS or JSON), as a device of the same store.
+    let baseline = aisle_hq::storage::Device {
+        device_id: format!("bench-{stamp}-baseline"),
+        store_id,
+        kind: aisle_proto::DeviceKind::Kiosk,
+    };
+    let raw: Vec<aisle_proto::events::RawEvent> = events
+        .iter()
+        .map(|event| aisle_proto::events::RawEvent {
+            idempotency_key: format!("{}-baseline", event.idempotency_key),
+            seq: event.seq,
+            kind: event.kind.name().to_owned(),
+            payload: event.payload.clone(),
+            created_at: event.created_at.to_string(),
+        })
+        .collect();
     let started = Instant::now();
-    hq.write(|conn| {
-        let tx = conn.transaction()?;
-        for event in &events {
-            tx.execute(
-                "INSERT INTO store_events (idempotency_key, device_id, store_id, seq, kind, payload, created_at, received_at)
-                 VALUES (?1 || '-baseline', 'baseline', ?2, ?3, ?4, ?5, ?6, ?6)",
-                rusqlite::params![event.idempotency_key, store_id, event.seq, event.kind.name(), event.payload.to_string(), event.created_at],
-            )?;
-        }
-        tx.commit()
-    })?;
+    hq.storage().record_events(&baseline, &raw, now)?;
     let direct = started.elapsed();
     say(&format!(
         "outbox upload: {} events in {:.2} s = {:.0} events/s, exactly once (HQ applies each in its log); \
-         inserting them straight into HQ's log {:.2} s; ratio {:.1}x",
+         HQ's storage recording them without HTTP {:.2} s; ratio {:.1}x",
         report.events_uploaded,
         uploaded.as_secs_f64(),
         report.events_uploaded as f64 / uploaded.as_secs_f64(),

@@ -1,8 +1,8 @@
 //! The HTTP API, as two routers on two listeners: the devices' endpoints
 //! (bearer `DEVICE_ID.SECRET`, protocol header; [`device_router`]) and the
 //! admin API (bearer admin token, every call audited; [`admin_router`]).
-//! Handlers translate only: the work is in [`crate::db`] and
-//! [`crate::admin`], run on blocking threads, a bounded number at once.
+//! Handlers translate only: the work is behind the storage seam
+//! ([`crate::storage::Storage`]), run on blocking threads, a bounded number at once.
 //! Outside the admin plane, errors say what the client did wrong and
 //! nothing of HQ's insides.
 
@@ -24,7 +24,8 @@ use axum::routing::{get, post};
 
 use crate::Hq;
 use crate::admin::{self, AdminRefusal};
-use crate::db::{self, HqError};
+use crate::snapshot;
+use crate::storage::{self, HqError, LookupProof};
 
 /// A request body as JSON; a malformed one is `400 malformed` with no
 /// parser detail.
@@ -167,18 +168,19 @@ fn protocol(headers: &HeaderMap) -> Answer<()> {
 }
 
 /// The device (id, store, kind) after checking the protocol version and its secret.
-fn device(hq: &Hq, headers: &HeaderMap) -> Answer<db::Device> {
+fn device(hq: &Hq, headers: &HeaderMap) -> Answer<storage::Device> {
     protocol(headers)?;
     let token = bearer(headers).ok_or_else(|| unauthorized("no device credentials"))?;
     let (device_id, secret) = token
         .split_once('.')
         .ok_or_else(|| unauthorized("malformed device credentials"))?;
-    hq.read(|conn| Ok(db::authenticate(conn, device_id, secret)?))?
+    hq.storage()
+        .authenticate(device_id, secret)?
         .ok_or_else(|| unauthorized("unknown device or wrong secret"))
 }
 
 /// Admits `n` requests of `limit` for `device`, or answers `429 throttled`.
-fn admit(hq: &Hq, device: &db::Device, limit: crate::Limit, n: usize) -> Answer<()> {
+fn admit(hq: &Hq, device: &storage::Device, limit: crate::Limit, n: usize) -> Answer<()> {
     let n = u32::try_from(n).unwrap_or(u32::MAX);
     hq.admit(device, limit, n).map_err(|wait| {
         Failure(
@@ -306,22 +308,20 @@ async fn snapshot(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let folder = hq.config.snapshot_dir();
-        let options = db::SnapshotOptions {
+        let options = snapshot::SnapshotOptions {
             chunk_records: hq.config.chunk_records,
             max_age: hq.config.snapshot_max_age,
             history_days: hq.config.history_days,
         };
-        let (manifest, _) = hq.read(|conn| {
-            db::build_snapshot(
-                conn,
-                device.store_id,
-                device.kind,
-                &hq.signer.card_key(device.store_id),
-                &folder,
-                &options,
-                crate::now(),
-            )
-        })?;
+        let (manifest, _) = snapshot::build(
+            hq.storage(),
+            device.store_id,
+            device.kind,
+            &hq.signer.card_key(device.store_id),
+            &folder,
+            &options,
+            crate::now(),
+        )?;
         Ok(Json(hq.signer.sign(&manifest)))
     })
     .await
@@ -342,7 +342,7 @@ async fn snapshot_chunk(
             )
         };
         // Only this store's snapshots for this kind, and only names HQ made.
-        let prefix = db::snapshot_prefix(device.store_id, device.kind);
+        let prefix = snapshot::snapshot_prefix(device.store_id, device.kind);
         if !snapshot_id.starts_with(&prefix)
             || !snapshot_id[prefix.len()..]
                 .bytes()
@@ -354,7 +354,7 @@ async fn snapshot_chunk(
             .config
             .snapshot_dir()
             .join(&snapshot_id)
-            .join(db::chunk_name(index));
+            .join(snapshot::chunk_name(index));
         std::fs::read(&path).map_err(|_| gone())
     })
     .await
@@ -367,13 +367,7 @@ async fn model(
 ) -> Answer<Vec<u8>> {
     blocking(hq, move |hq| {
         device(hq, &headers)?;
-        hq.read(|conn| {
-            Ok(aisle_core::recommend::artifact::bytes_of(
-                conn,
-                artifact_id,
-            )?)
-        })?
-        .ok_or_else(|| {
+        hq.storage().model_bytes(artifact_id)?.ok_or_else(|| {
             Failure(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -391,15 +385,13 @@ async fn offer_model(
 ) -> Answer<Vec<u8>> {
     blocking(hq, move |hq| {
         device(hq, &headers)?;
-        hq.read(|conn| Ok(aisle_core::offers::model::shipped(conn, Some(model_id))?))?
-            .map(|shipped| shipped.bytes)
-            .ok_or_else(|| {
-                Failure(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    format!("no offer model {model_id}"),
-                )
-            })
+        hq.storage().offer_model_bytes(model_id)?.ok_or_else(|| {
+            Failure(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no offer model {model_id}"),
+            )
+        })
     })
     .await
 }
@@ -418,16 +410,14 @@ async fn changes(
     blocking(hq, move |hq| {
         let device = device(hq, &headers)?;
         let limit = query.limit.unwrap_or(5_000).clamp(1, 50_000);
-        let batch = hq.read(|conn| {
-            db::changes_after(
-                conn,
-                device.store_id,
-                device.kind,
-                &hq.signer.card_key(device.store_id),
-                query.after,
-                limit,
-            )
-        })?;
+        let mut batch = hq
+            .storage()
+            .changes_after(device.store_id, query.after, limit)?;
+        let card_key = hq.signer.card_key(device.store_id);
+        batch.changes = std::mem::take(&mut batch.changes)
+            .into_iter()
+            .filter_map(|change| storage::for_kind(device.kind, &card_key, change))
+            .collect();
         Ok(Json(hq.signer.sign(&batch)))
     })
     .await
@@ -444,8 +434,9 @@ async fn events(
         let device = device(hq, &headers)?;
         admit(hq, &device, crate::Limit::Events, upload.events.len())?;
         let now = crate::now();
-        let ack = hq.write(|conn| db::record_events(conn, &device, &upload.events, now))?;
-        Ok(Json(ack))
+        let ack = hq.storage().record_events(&device, &upload.events, now);
+        hq.scrub_erasures();
+        Ok(Json(ack?))
     })
     .await
 }
@@ -469,14 +460,24 @@ async fn lookup(
         let device = device(hq, &headers)?;
         admit(hq, &device, crate::Limit::Lookups, 1)?;
         let proof = match (&query.card, &query.code, query.member_id) {
-            (Some(card), _, _) => db::LookupProof::Card(card),
-            (None, Some(code), _) => db::LookupProof::AppCode(code),
-            (None, None, Some(id)) => db::LookupProof::MemberId(id),
-            (None, None, None) => db::LookupProof::None,
+            (Some(card), _, _) => LookupProof::Card(card),
+            (None, Some(code), _) => LookupProof::AppCode(code),
+            (None, None, Some(id)) => LookupProof::MemberId(id),
+            (None, None, None) => LookupProof::None,
         };
+        let found = hq.storage().lookup(&device, proof, crate::now())?;
+        // The same record the device's feed would carry.
         let card_key = hq.signer.card_key(device.store_id);
-        let found = hq.write(|conn| db::lookup(conn, &device, &card_key, proof, crate::now()))?;
-        Ok(Json(found))
+        let member = found.member.and_then(|member| {
+            match storage::for_kind(device.kind, &card_key, Change::Member(member)) {
+                Some(Change::Member(member)) => Some(member),
+                _ => None,
+            }
+        });
+        Ok(Json(aisle_proto::MemberLookup {
+            member,
+            erased: found.erased,
+        }))
     })
     .await
 }
@@ -489,8 +490,7 @@ async fn enrol(
 ) -> Answer<Json<DeviceCredentials>> {
     blocking(hq, move |hq| {
         protocol(&headers)?;
-        let enrolled =
-            hq.write(|conn| admin::redeem_enrolment(conn, &request.code, crate::now()))?;
+        let enrolled = hq.storage().redeem_enrolment(&request.code, crate::now())?;
         let Some(enrolled) = enrolled else {
             return Err(unauthorized("unknown, used or expired enrolment code"));
         };
@@ -517,9 +517,9 @@ async fn coupon_key(
 ) -> Answer<Json<CouponKeyRegistered>> {
     blocking(hq, move |hq| {
         let device = device(hq, &headers)?;
-        let key_id = hq.write(|conn| {
-            db::register_coupon_key(conn, &device, &registration.public_key, crate::now())
-        })?;
+        let key_id =
+            hq.storage()
+                .register_coupon_key(&device, &registration.public_key, crate::now())?;
         Ok(Json(CouponKeyRegistered { key_id }))
     })
     .await
@@ -550,20 +550,12 @@ async fn admin_call<T: Send + 'static>(
             Ok(_) => "ok",
             Err(failure) => failure.1,
         };
-        hq.write(|conn| {
-            admin::record(
-                conn,
-                name.as_deref(),
-                action,
-                target.as_deref(),
-                outcome,
-                now,
-            )
-        })
-        .map_err(|err| {
-            tracing::error!(error = %err, "recording an admin call");
-            internal()
-        })?;
+        hq.storage()
+            .record_admin_call(name.as_deref(), action, target.as_deref(), outcome, now)
+            .map_err(|err| {
+                tracing::error!(error = %err, "recording an admin call");
+                internal()
+            })?;
         result
     })
     .await
@@ -577,15 +569,12 @@ async fn admin_enrolment(
 ) -> Answer<Json<Enrolment>> {
     let target = Some(registration.device_id.clone());
     admin_call(hq, headers, "create_enrolment", target, move |hq, token| {
-        let enrolment = hq.write(|conn| {
-            admin::create_enrolment(
-                conn,
-                &registration,
-                token,
-                admin::ENROLMENT_VALID_SECS,
-                crate::now(),
-            )
-        })?;
+        let enrolment = hq.storage().create_enrolment(
+            &registration,
+            token,
+            admin::ENROLMENT_VALID_SECS,
+            crate::now(),
+        )?;
         Ok(Json(enrolment))
     })
     .await
@@ -596,7 +585,7 @@ async fn admin_coupon_reconciliation(
     headers: HeaderMap,
 ) -> Answer<Json<aisle_proto::CouponReconciliation>> {
     admin_call(hq, headers, "read_coupon_reconciliation", None, |hq, _| {
-        Ok(Json(hq.read(|conn| Ok(db::coupon_reconciliation(conn)?))?))
+        Ok(Json(hq.storage().coupon_reconciliation()?))
     })
     .await
 }
@@ -608,7 +597,7 @@ async fn revoke_device(
 ) -> Answer<Json<serde_json::Value>> {
     let target = Some(device_id.clone());
     admin_call(hq, headers, "revoke_device", target, move |hq, _| {
-        hq.write(|conn| db::revoke_device(conn, &device_id, crate::now()))?;
+        hq.storage().revoke_device(&device_id, crate::now())?;
         Ok(Json(serde_json::json!({ "revoked": device_id })))
     })
     .await
@@ -628,8 +617,9 @@ async fn admin_apply(
     change: Change,
 ) -> Answer<Json<Changed>> {
     admin_call(hq, headers, action, Some(target), move |hq, _| {
-        let seq = hq.write(|conn| db::admin_change(conn, &change, crate::now()))?;
-        Ok(Json(Changed { seq }))
+        let seq = hq.storage().admin_change(&change, crate::now());
+        hq.scrub_erasures();
+        Ok(Json(Changed { seq: seq? }))
     })
     .await
 }
@@ -722,13 +712,7 @@ struct EventLog {
 
 async fn admin_events(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> Answer<Json<EventLog>> {
     admin_call(hq, headers, "read_events", None, |hq, _| {
-        let events = hq.read(|conn| {
-            let mut stmt = conn.prepare("SELECT idempotency_key, device_id, seq, kind FROM store_events ORDER BY device_id, seq")?;
-            let rows = stmt
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(rows)
-        })?;
+        let events = hq.storage().event_log()?;
         Ok(Json(EventLog { events }))
     })
     .await
@@ -740,7 +724,7 @@ async fn admin_throttled(
     headers: HeaderMap,
 ) -> Answer<Json<Vec<aisle_proto::ThrottledDevice>>> {
     admin_call(hq, headers, "read_throttled", None, |hq, _| {
-        Ok(Json(hq.read(|conn| Ok(db::throttled(conn)?))?))
+        Ok(Json(hq.storage().throttled()?))
     })
     .await
 }
@@ -760,9 +744,7 @@ async fn admin_quarantine(
 ) -> Answer<Json<QuarantineList>> {
     admin_call(hq, headers, "read_quarantine", None, move |hq, _| {
         let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
-        Ok(Json(
-            hq.read(|conn| db::quarantined(conn, query.after, limit))?,
-        ))
+        Ok(Json(hq.storage().quarantined(query.after, limit)?))
     })
     .await
 }
@@ -775,9 +757,7 @@ async fn admin_audit(
 ) -> Answer<Json<aisle_proto::AdminAuditList>> {
     admin_call(hq, headers, "read_audit", None, move |hq, _| {
         let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
-        Ok(Json(hq.read(|conn| {
-            Ok(admin::audit(conn, query.after, limit)?)
-        })?))
+        Ok(Json(hq.storage().admin_audit(query.after, limit)?))
     })
     .await
 }

@@ -10,15 +10,17 @@
 //!
 //! [`serve`] takes bound listeners, so tests run HQ on `127.0.0.1:0`: the
 //! devices' listener and the admin plane's own ([`admin`]); the `aisle-hq`
-//! binary is a thin shell over it. Database work runs on blocking threads,
-//! at most [`ConnectionLimits::db_concurrency`] at once: one writer
-//! connection behind a mutex, read-only connections from a small pool.
+//! binary is a thin shell over it. Every handler reaches HQ's data through
+//! the storage seam ([`storage::Storage`]), on blocking threads, at most
+//! [`ConnectionLimits::db_concurrency`] at once.
 
 pub mod admin;
-pub mod db;
 mod http;
 pub mod rules;
 pub mod signing;
+pub mod snapshot;
+pub mod sqlite;
+pub mod storage;
 pub mod tls;
 
 use std::future::Future;
@@ -172,8 +174,7 @@ impl Config {
 pub struct Hq {
     pub config: Config,
     pub signer: signing::Signer,
-    writer: std::sync::Mutex<rusqlite::Connection>,
-    readers: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    storage: Box<dyn storage::Storage>,
     /// One snapshot build at a time.
     snapshot_lock: std::sync::Mutex<()>,
     lookups: Limiter<String>,
@@ -191,7 +192,8 @@ impl Hq {
         use anyhow::Context;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        let mut writer = db::open(&config.db_path())?;
+        let storage: Box<dyn storage::Storage> =
+            Box::new(sqlite::SqliteStorage::open(&config.db_path())?);
         let signer = signing::Signer::load_or_create(&config.data_dir.join("signing.key"))?;
         let lookups = limiter(config.quotas.lookups_per_minute, config.quotas.lookup_burst);
         let events = limiter(config.quotas.events_per_minute, config.quotas.event_burst);
@@ -202,14 +204,14 @@ impl Hq {
         let db_slots = Arc::new(tokio::sync::Semaphore::new(
             config.limits.db_concurrency.max(1),
         ));
-        let retired = db::retire_store_keys(&mut writer, now())?;
+        let retired = storage.retire_store_keys(now())?;
         if retired > 0 {
             tracing::warn!(
                 retired,
                 "retired the store-wide coupon keys of before device keys; devices register their own at their next sync"
             );
         }
-        Ok(Arc::new(Self {
+        let hq = Arc::new(Self {
             lookups,
             events,
             addresses,
@@ -217,17 +219,19 @@ impl Hq {
             db_slots,
             config,
             signer,
-            writer: std::sync::Mutex::new(writer),
-            readers: std::sync::Mutex::new(Vec::new()),
+            storage,
             snapshot_lock: std::sync::Mutex::new(()),
-        }))
+        });
+        // An erasure whose scrub failed before HQ stopped.
+        hq.scrub_erasures();
+        Ok(hq)
     }
 
     /// Admits `n` requests of `limit` for `device` under its quota; else
     /// counts the refusal (`device_throttles`) and says how long to wait.
     pub fn admit(
         &self,
-        device: &db::Device,
+        device: &storage::Device,
         limit: Limit,
         n: u32,
     ) -> Result<(), std::time::Duration> {
@@ -247,7 +251,8 @@ impl Hq {
             Err(_) => std::time::Duration::from_secs(60),
         };
         tracing::warn!(device_id = %device.device_id, limit = limit.name(), n = n.get(), "device over its quota: throttled");
-        self.write(|conn| db::record_throttle(conn, device, limit.name(), now()))
+        self.storage
+            .record_throttle(device, limit.name(), now())
             .unwrap_or_else(|err| tracing::error!(error = %err, "recording a throttle"));
         Err(wait)
     }
@@ -274,51 +279,36 @@ impl Hq {
         })
     }
 
-    /// Runs `work` with the writer connection; then, if `work` committed an
-    /// erasure, removes its traces outside the database
-    /// ([`db::scrub_outside`]: snapshots, the write-ahead log).
-    pub fn write<T>(&self, work: impl FnOnce(&mut rusqlite::Connection) -> T) -> T {
-        let mut conn = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = work(&mut conn);
-        if conn.is_autocommit() && db::scrub_pending(&conn).unwrap_or(false) {
-            // No snapshot is built (nor one read from the folder) meanwhile.
-            let _building = self
-                .snapshot_lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Err(err) = db::scrub_outside(&conn, &self.config.snapshot_dir(), now()) {
-                tracing::error!(error = %err, "erasure scrub failed; retried at the next write");
-            }
-        }
-        result
+    /// HQ's storage.
+    pub fn storage(&self) -> &dyn storage::Storage {
+        &*self.storage
     }
 
-    /// Runs `work` with a pooled read-only connection.
-    pub fn read<T>(
-        &self,
-        work: impl FnOnce(&mut rusqlite::Connection) -> Result<T, db::HqError>,
-    ) -> Result<T, db::HqError> {
-        let pooled = self
-            .readers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => db::open_reader(&self.config.db_path())?,
+    /// After a write that may have committed an erasure: removes its traces
+    /// outside the database transaction (every snapshot file, and the
+    /// storage's own: [`storage::Storage::scrub_storage`]). A failure is
+    /// logged and retried after the next such write.
+    pub fn scrub_erasures(&self) {
+        let pending = match self.storage.scrub_pending() {
+            Ok(pending) => pending,
+            Err(err) => {
+                tracing::error!(error = %err, "checking for erasures to scrub");
+                return;
+            }
         };
-        let result = work(&mut conn);
-        let mut pool = self
-            .readers
+        if !pending {
+            return;
+        }
+        // No snapshot is built (nor one read from the folder) meanwhile.
+        let _building = self
+            .snapshot_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pool.len() < 16 {
-            pool.push(conn);
+        let scrubbed = snapshot::remove_all(&self.config.snapshot_dir())
+            .and_then(|()| self.storage.scrub_storage(now()));
+        if let Err(err) = scrubbed {
+            tracing::error!(error = %err, "erasure scrub failed; retried at the next write");
         }
-        result
     }
 }
 

@@ -5,6 +5,7 @@ mod bench;
 
 use std::path::PathBuf;
 
+use aisle_hq::storage::Importer;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -228,33 +229,25 @@ fn main() -> anyhow::Result<()> {
             &cli.data,
             &aisle_core::import::DirSource(dir),
             skip_invalid,
-            aisle_core::import::completejourney::import,
-        ),
+            Importer::CompleteJourney,
+        )
+        .map(drop),
         Command::ImportDemo => {
-            import(
+            let hq = import(
                 &cli.data,
                 &aisle_core::demo::source(),
                 false,
-                aisle_core::import::completejourney::import,
+                Importer::CompleteJourney,
             )?;
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
-            let (member, store) = hq.read(|conn| {
-                let Some(member) = aisle_core::demo::showcase_member(conn)? else {
-                    return Ok((None, None));
-                };
-                let store: Option<i64> = conn.query_row(
-                    "SELECT home_store_id FROM members WHERE member_id = ?1",
-                    [member],
-                    |row| row.get(0),
-                )?;
-                Ok((Some(member), store))
-            })?;
-            let member = member.context("the demo data has no member with baskets")?;
-            if let Some(store_id) = store {
-                let now = aisle_hq::now();
-                hq.write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, now))?;
+            let showcase = hq
+                .storage()
+                .showcase()?
+                .context("the demo data has no member with baskets")?;
+            if let Some(store_id) = showcase.store_id {
+                hq.storage()
+                    .save_demo_associates(store_id, aisle_hq::now())?;
             }
-            let showcase = serde_json::json!({ "showcase_member": member, "store_id": store });
+            let showcase = serde_json::json!({ "showcase_member": showcase.member_id, "store_id": showcase.store_id });
             std::io::Write::write_all(&mut std::io::stdout(), format!("{showcase}\n").as_bytes())?;
             Ok(())
         }
@@ -262,16 +255,14 @@ fn main() -> anyhow::Result<()> {
             &cli.data,
             &aisle_core::import::DirSource(dir),
             skip_invalid,
-            aisle_core::import::layout::import,
-        ),
+            Importer::Layout,
+        )
+        .map(drop),
         Command::Train { until, seed } => {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let now = aisle_hq::now();
-            let recommend = hq
-                .write(|conn| aisle_hq::db::train_and_publish(conn, until.as_deref(), seed, now))?;
-            let offers = hq.write(|conn| {
-                aisle_hq::db::train_offers_and_publish(conn, until.as_deref(), now)
-            })?;
+            let recommend = hq.storage().train(until.as_deref(), seed, now)?;
+            let offers = hq.storage().train_offers(until.as_deref(), now)?;
             let text = serde_json::to_string_pretty(&[recommend, offers])?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
             Ok(())
@@ -294,11 +285,10 @@ fn main() -> anyhow::Result<()> {
             } = device.registration();
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let now = aisle_hq::now();
-            let secret = hq.write(|conn| {
-                let secret = aisle_hq::db::register_device(conn, &device_id, store_id, kind, now)?;
-                local_audit(conn, "register_device", &device_id, now)?;
-                Ok::<_, aisle_hq::db::HqError>(secret)
-            })?;
+            let secret = hq
+                .storage()
+                .register_device(&device_id, store_id, kind, now)?;
+            local_audit(&hq, "register_device", &device_id, now)?;
             let credentials = aisle_proto::DeviceCredentials {
                 device_id,
                 store_id,
@@ -333,35 +323,31 @@ fn main() -> anyhow::Result<()> {
                             line
                         }
                     };
-                    let associate = aisle_hq::db::NewAssociate {
+                    let associate = aisle_hq::storage::NewAssociate {
                         staff_id,
                         store_id,
                         display_name: &name,
                         role,
                         pin: pin.trim(),
                     };
-                    hq.write(|conn| {
-                        aisle_hq::db::save_associate(conn, &associate, now)?;
-                        local_audit(conn, "save_associate", &format!("staff {staff_id}"), now)
-                    })?;
+                    hq.storage().save_associate(&associate, now)?;
+                    local_audit(&hq, "save_associate", &format!("staff {staff_id}"), now)?;
                 }
                 AssociateCommand::Deactivate { staff_id } => {
-                    hq.write(|conn| {
-                        aisle_hq::db::deactivate_associate(conn, staff_id, now)?;
-                        local_audit(
-                            conn,
-                            "deactivate_associate",
-                            &format!("staff {staff_id}"),
-                            now,
-                        )
-                    })?;
+                    hq.storage().deactivate_associate(staff_id, now)?;
+                    local_audit(
+                        &hq,
+                        "deactivate_associate",
+                        &format!("staff {staff_id}"),
+                        now,
+                    )?;
                 }
             }
             Ok(())
         }
         Command::Quarantine { after, limit } => {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
-            let page = hq.read(|conn| aisle_hq::db::quarantined(conn, after, limit.max(1)))?;
+            let page = hq.storage().quarantined(after, limit.max(1))?;
             let text = serde_json::to_string_pretty(&page)?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
             Ok(())
@@ -384,17 +370,13 @@ fn main() -> anyhow::Result<()> {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let now = aisle_hq::now();
             let registration = device.registration();
-            let enrolment = hq.write(|conn| {
-                let enrolment = aisle_hq::admin::create_enrolment(
-                    conn,
-                    &registration,
-                    aisle_hq::admin::LOCAL,
-                    valid_hours.saturating_mul(3600),
-                    now,
-                )?;
-                local_audit(conn, "create_enrolment", &registration.device_id, now)?;
-                Ok::<_, aisle_hq::db::HqError>(enrolment)
-            })?;
+            let enrolment = hq.storage().create_enrolment(
+                &registration,
+                aisle_hq::admin::LOCAL,
+                valid_hours.saturating_mul(3600),
+                now,
+            )?;
+            local_audit(&hq, "create_enrolment", &registration.device_id, now)?;
             let text = serde_json::to_string_pretty(&enrolment)?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
             Ok(())
@@ -402,10 +384,8 @@ fn main() -> anyhow::Result<()> {
         Command::RevokeDevice { device_id } => {
             let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
             let now = aisle_hq::now();
-            hq.write(|conn| {
-                aisle_hq::db::revoke_device(conn, &device_id, now)?;
-                local_audit(conn, "revoke_device", &device_id, now)
-            })?;
+            hq.storage().revoke_device(&device_id, now)?;
+            local_audit(&hq, "revoke_device", &device_id, now)?;
             Ok(())
         }
         Command::PublicKey => {
@@ -419,53 +399,38 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-type Importer = fn(
-    &rusqlite::Transaction<'_>,
-    &dyn aisle_core::import::Source,
-    &aisle_core::import::ImportOptions,
-    &mut dyn aisle_core::import::Progress,
-) -> Result<aisle_core::import::ImportReport, aisle_core::import::ImportError>;
-
-/// Loads a source into HQ's master data with one of the store's importers,
-/// then refreshes the store partitions.
+/// Loads a source into HQ's master data with one of the store's importers
+/// (the store partitions refreshed after it).
 fn import(
     data: &std::path::Path,
     source: &dyn aisle_core::import::Source,
     skip_invalid: bool,
     importer: Importer,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<std::sync::Arc<aisle_hq::Hq>> {
     let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data.to_owned()))?;
-    let report = hq.write(|conn| {
-        let options = aisle_core::import::ImportOptions {
-            skip_invalid,
-            ..aisle_core::import::ImportOptions::default()
-        };
-        let report = aisle_core::import::in_transaction(conn, |tx| {
-            importer(tx, source, &options, &mut aisle_core::import::NoProgress)
-        })?;
-        aisle_hq::db::refresh_partitions(conn)?;
-        anyhow::Ok(report)
-    })?;
+    let options = aisle_core::import::ImportOptions {
+        skip_invalid,
+        ..aisle_core::import::ImportOptions::default()
+    };
+    let report = hq.storage().import(importer, source, &options)?;
     tracing::info!(rejects = report.rejects.len(), "imported into HQ");
-    Ok(())
+    Ok(hq)
 }
 
 /// Records an admin command run on HQ's data folder in the admin audit.
 fn local_audit(
-    conn: &rusqlite::Connection,
+    hq: &aisle_hq::Hq,
     action: &str,
     target: &str,
     now: aisle_core::time::Timestamp,
-) -> Result<(), aisle_hq::db::HqError> {
-    aisle_hq::admin::record(
-        conn,
+) -> Result<(), aisle_hq::storage::HqError> {
+    hq.storage().record_admin_call(
         Some(aisle_hq::admin::LOCAL),
         action,
         Some(target),
         "ok",
         now,
-    )?;
-    Ok(())
+    )
 }
 
 /// Binds `address`, logs it, and writes it to `file` when asked.

@@ -907,7 +907,9 @@ fn only_the_window_the_capability_names_may_call_commands() {
 fn an_erasure_requested_on_the_tablet_comes_back_from_hq_as_a_tombstone() {
     let hq = aisle_tests::hq::TestHq::start_with_demo();
     let store_id = hq.busy_store();
-    aisle_hq::db::save_demo_associates(&mut hq.db(), store_id, ts("2026-11-26 06:00:00"))
+    hq.at_hq()
+        .storage()
+        .save_demo_associates(store_id, ts("2026-11-26 06:00:00"))
         .expect("associates");
     let store = hq.provisioned_store("tablet-erasure", DeviceKind::Tablet);
     support::sync_once(&store.db);

@@ -33,17 +33,16 @@ fn sign_in_search_edit_issue_a_coupon_and_find_it_all_at_hq() {
     let hq = TestHq::start_with_demo();
     let store_id = hq.busy_store();
     {
-        let at_hq =
-            aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("open HQ");
+        let at_hq = hq.at_hq();
         let now = "2026-11-26 06:00:00";
+        at_hq.storage().train(None, 1, ts(now)).expect("train");
         at_hq
-            .write(|conn| aisle_hq::db::train_and_publish(conn, None, 1, ts(now)))
-            .expect("train");
-        at_hq
-            .write(|conn| aisle_hq::db::train_offers_and_publish(conn, Some("2017-10-01"), ts(now)))
+            .storage()
+            .train_offers(Some("2017-10-01"), ts(now))
             .expect("train offers");
         at_hq
-            .write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, ts(now)))
+            .storage()
+            .save_demo_associates(store_id, ts(now))
             .expect("associates");
     }
     let store = hq.provisioned_store("tablet-1", DeviceKind::Tablet);

@@ -34,9 +34,9 @@ fn with_contacts(hq: &TestHq, id: i64, phone: &str, email: &str) {
 fn a_kiosk_receives_no_contacts_or_associates_and_a_tablet_does() {
     let hq = TestHq::start_with_demo();
     let store_id = hq.busy_store();
-    let at_hq = aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("HQ");
-    at_hq
-        .write(|conn| aisle_hq::db::save_demo_associates(conn, store_id, aisle_hq::now()))
+    hq.at_hq()
+        .storage()
+        .save_demo_associates(store_id, aisle_hq::now())
         .expect("associates");
     let (inside, outside) = crate::trust::members(&hq, store_id);
     with_contacts(&hq, inside, "+1 555 0100 2233", "pat.inside@example.com");

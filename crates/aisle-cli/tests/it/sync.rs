@@ -688,7 +688,9 @@ fn a_consent_withdrawal_always_wins() {
     let store = hq.provisioned_store("tablet-1", DeviceKind::Tablet);
     let (db, store_id) = (store.db.clone(), store.store_id);
     // HQ accepts a grant only from an associate it knows at the store.
-    aisle_hq::db::save_demo_associates(&mut hq.db(), store_id, ts("2026-11-25 06:00:00"))
+    hq.at_hq()
+        .storage()
+        .save_demo_associates(store_id, ts("2026-11-25 06:00:00"))
         .expect("associates");
     let alex = aisle_core::edits::Actor {
         who: "staff:1001",
@@ -754,12 +756,9 @@ fn a_consent_withdrawal_always_wins() {
 fn stores_receive_and_serve_hq_models() {
     let hq = TestHq::start_with_demo();
     let publish = |seed: u64| {
-        let at_hq =
-            aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("open HQ");
-        at_hq
-            .write(|conn| {
-                aisle_hq::db::train_and_publish(conn, None, seed, ts("2026-11-25 06:00:00"))
-            })
+        hq.at_hq()
+            .storage()
+            .train(None, seed, ts("2026-11-25 06:00:00"))
             .expect("train at HQ")
     };
     let first = publish(1);
@@ -824,13 +823,10 @@ fn member_history(conn: &Connection, members_sql: &str, store_id: i64) -> Vec<St
 #[test]
 fn stores_receive_members_history_and_the_offer_model() {
     let hq = TestHq::start_with_demo();
-    let at_hq =
-        || aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("open HQ");
     let publish = || {
-        at_hq()
-            .write(|conn| {
-                aisle_hq::db::train_offers_and_publish(conn, None, ts("2026-11-25 06:00:00"))
-            })
+        hq.at_hq()
+            .storage()
+            .train_offers(None, ts("2026-11-25 06:00:00"))
             .expect("train the offer model at HQ")
     };
     let first = publish();
@@ -1113,10 +1109,11 @@ fn app_code_keys_travel_with_members_and_leave_with_erasure() {
 #[test]
 fn associates_reach_their_store_with_their_pin_hash() {
     use aisle_core::staff::{self, StaffError};
-    use aisle_hq::db::{NewAssociate, deactivate_associate, save_associate};
+    use aisle_hq::storage::NewAssociate;
     use aisle_proto::Role;
 
     let hq = TestHq::start_with_demo();
+    let at_hq = hq.at_hq();
     let store = hq.provisioned_store("tablet-1", DeviceKind::Tablet);
     let other: i64 = hq
         .db()
@@ -1128,18 +1125,19 @@ fn associates_reach_their_store_with_their_pin_hash() {
         .expect("another store");
     let now = "2026-11-26 08:00:00";
     let save = |staff_id: i64, store_id: i64, pin: &str| {
-        save_associate(
-            &mut hq.db(),
-            &NewAssociate {
-                staff_id,
-                store_id,
-                display_name: "Kim Park",
-                role: Role::Associate,
-                pin,
-            },
-            ts(now),
-        )
-        .expect("save associate");
+        at_hq
+            .storage()
+            .save_associate(
+                &NewAssociate {
+                    staff_id,
+                    store_id,
+                    display_name: "Kim Park",
+                    role: Role::Associate,
+                    pin,
+                },
+                ts(now),
+            )
+            .expect("save associate");
     };
     save(7001, store.store_id, "9753");
     save(7002, other, "8642");
@@ -1185,7 +1183,10 @@ fn associates_reach_their_store_with_their_pin_hash() {
     assert!(sign_in(7001, "1470").is_ok());
     // 7002 moves here; 7001 leaves.
     save(7002, store.store_id, "8642");
-    deactivate_associate(&mut hq.db(), 7001, ts(now)).expect("deactivate");
+    at_hq
+        .storage()
+        .deactivate_associate(7001, ts(now))
+        .expect("deactivate");
     sync_ok(&store.db);
     assert!(sign_in(7002, "8642").is_ok());
     assert!(matches!(
@@ -1214,9 +1215,9 @@ fn associates_reach_their_store_with_their_pin_hash() {
     {
         let mut conn = hq.db();
         let tx = conn.transaction().expect("tx");
-        aisle_hq::db::log_change(
+        aisle_hq::sqlite::log_change(
             &tx,
-            aisle_hq::db::Scope::Store(store.store_id),
+            aisle_hq::storage::Scope::Store(store.store_id),
             &aisle_proto::Change::Associate(aisle_proto::AssociateRecord {
                 staff_id: 7003,
                 store_id: store.store_id,

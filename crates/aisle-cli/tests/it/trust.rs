@@ -350,7 +350,9 @@ fn events_about_members_outside_the_partition_or_naming_another_store_are_refuse
 fn a_tablet_erasure_needs_a_manager_by_hqs_records_and_a_consent_grant_an_associate() {
     let hq = TestHq::start_with_demo();
     let store_id = hq.busy_store();
-    aisle_hq::db::save_demo_associates(&mut hq.db(), store_id, ts("2026-11-25 06:00:00"))
+    hq.at_hq()
+        .storage()
+        .save_demo_associates(store_id, ts("2026-11-25 06:00:00"))
         .expect("associates");
     let (inside, _) = members(&hq, store_id);
     let tablet = Stolen::new(&hq, "tablet-1", store_id, DeviceKind::Tablet);
@@ -1003,22 +1005,18 @@ fn an_enrolment_code_works_once_until_it_expires_and_its_answer_holds_no_secret(
     assert_eq!(refusal("0000-0000-0000-0000-0000-0000-0000-0000"), used);
     // An expired code: created two days ago, good for an hour.
     let expired = {
-        let at_hq =
-            aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("HQ");
-        at_hq
-            .write(|conn| {
-                aisle_hq::admin::create_enrolment(
-                    conn,
-                    &aisle_proto::DeviceRegistration {
-                        device_id: "till-1".into(),
-                        store_id,
-                        kind: DeviceKind::Till,
-                    },
-                    "test-admin",
-                    3600,
-                    aisle_hq::now().plus_secs(-2 * 86_400),
-                )
-            })
+        hq.at_hq()
+            .storage()
+            .create_enrolment(
+                &aisle_proto::DeviceRegistration {
+                    device_id: "till-1".into(),
+                    store_id,
+                    kind: DeviceKind::Till,
+                },
+                "test-admin",
+                3600,
+                aisle_hq::now().plus_secs(-2 * 86_400),
+            )
             .expect("enrolment")
     };
     assert_eq!(refusal(&expired.code), used);

@@ -153,10 +153,9 @@ fn a_running_kiosk_starts_without_a_model_and_serves_the_one_sync_brings() {
     state.invoke_done();
 
     // HQ fits and publishes a model; the store's next sync brings it.
-    let at_hq =
-        aisle_hq::Hq::open(aisle_hq::Config::new(hq.data.path().to_owned())).expect("open HQ");
-    at_hq
-        .write(|conn| aisle_hq::db::train_and_publish(conn, None, 1, ts("2026-11-25 06:00:00")))
+    hq.at_hq()
+        .storage()
+        .train(None, 1, ts("2026-11-25 06:00:00"))
         .expect("train at HQ");
     sync_once(&store.db);
     assert_eq!(artifacts(&store.db), 1, "the model came through the feed");

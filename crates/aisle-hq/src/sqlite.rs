@@ -1,23 +1,31 @@
-//! HQ's storage: the master data (the replica schema, loaded with the same
-//! importers as a store) plus HQ's own tables (`migrations/hq/`): devices,
-//! store partitions, the change feed, the store event log and the quarantine
-//! of events HQ refused. Synchronous functions over a connection; the HTTP
-//! layer runs them on blocking threads.
+//! HQ's embedded storage ([`SqliteStorage`]): one SQLCipher file in HQ's
+//! data folder holding the master data (the replica schema, loaded with the
+//! same importers as a store) plus HQ's own tables (`migrations/hq/`):
+//! devices, store partitions, the change feed, the store event log and the
+//! quarantine of events HQ refused. One writer connection behind a mutex
+//! (SQLite's single writer: feed positions are numbered in commit order),
+//! read-only connections from a small pool.
 
 use aisle_core::time::Timestamp;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use aisle_core::import::{ImportOptions, ImportReport, Source};
 use aisle_core::replica::Migration;
 use aisle_core::sync::records;
 use aisle_proto::events::{QuarantineList, QuarantinedEvent, RawEvent, RejectCode, Rejection};
 use aisle_proto::{
-    AssociateRecord, CampaignRecord, CardRecord, Change, ChangeBatch, ChunkInfo, CouponRecord,
-    DeviceKind, EventAck, MemberLookup, MemberRecord, PROTOCOL_VERSION, Preference, RejectedEvent,
-    SnapshotManifest, StoreEvent,
+    AdminAuditEntry, AdminAuditList, AssociateRecord, CampaignRecord, CardRecord, Change,
+    ChangeBatch, CouponRecord, DeviceKind, DeviceRegistration, Enrolment, EventAck, MemberRecord,
+    PROTOCOL_VERSION, Preference, RejectedEvent, StoreEvent,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use sha2::{Digest, Sha256};
+
+use crate::storage::{
+    Device, Enrolled, HqError, Importer, LoggedEvent, Looked, LookupProof, NewAssociate, Scope,
+    Showcase, SnapshotHead, SnapshotSink, Storage, check_device_id, new_secret, secret_matches,
+    sha256_hex,
+};
 
 /// HQ's own migrations, applied on top of the replica schema.
 pub const HQ_MIGRATIONS: &[Migration] = &[
@@ -63,39 +71,6 @@ pub const HQ_MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// A device HQ authenticated: who it is, its store, what it may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    pub device_id: String,
-    pub store_id: i64,
-    pub kind: DeviceKind,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum HqError {
-    #[error(transparent)]
-    Replica(#[from] aisle_core::replica::ReplicaError),
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Invalid(String),
-    /// A device asked for what its kind, store or proof does not allow.
-    #[error("{0}")]
-    Forbidden(String),
-    #[error(
-        "the store's cursor {cursor} is ahead of HQ's feed ({head}): HQ's data was restored from an older copy; the store must bootstrap again"
-    )]
-    CursorAhead { cursor: u64, head: u64 },
-    #[error("snapshot folder {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// Opens (creating and migrating) HQ's database: the writer connection.
 pub fn open(path: &Path) -> Result<Connection, HqError> {
     let mut conn = aisle_core::replica::open_writer(path)?;
@@ -107,16 +82,12 @@ pub fn open(path: &Path) -> Result<Connection, HqError> {
 }
 
 /// A read-only connection (after [`open`] has migrated the file).
-pub fn open_reader(path: &Path) -> Result<Connection, HqError> {
+fn open_reader(path: &Path) -> Result<Connection, HqError> {
     Ok(aisle_core::replica::open_reader(path)?)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Registers a device for a store and returns its secret (shown once).
-pub fn register_device(
+fn register_device(
     conn: &Connection,
     device_id: &str,
     store_id: i64,
@@ -124,13 +95,11 @@ pub fn register_device(
     now: Timestamp,
 ) -> Result<String, HqError> {
     check_registration(conn, device_id, store_id)?;
-    let mut secret = [0u8; 32];
-    getrandom::getrandom(&mut secret).map_err(|_| HqError::Invalid("no randomness".into()))?;
-    let secret = hex::encode(secret);
+    let (secret, digest) = new_secret()?;
     let inserted = conn.execute(
         "INSERT INTO devices (device_id, store_id, secret_sha256, created_at, kind) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (device_id) DO NOTHING",
-        params![device_id, store_id, sha256_hex(secret.as_bytes()), now, kind.name()],
+        params![device_id, store_id, digest, now, kind.name()],
     )?;
     if inserted == 0 {
         return Err(HqError::Invalid(format!(
@@ -142,21 +111,8 @@ pub fn register_device(
 
 /// Whether a device `device_id` of `store_id` may be registered: a
 /// well-formed id not registered yet, a store HQ knows.
-pub fn check_registration(
-    conn: &Connection,
-    device_id: &str,
-    store_id: i64,
-) -> Result<(), HqError> {
-    if device_id.is_empty()
-        || device_id.len() > 64
-        || !device_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(HqError::Invalid(format!(
-            "device id {device_id:?}: use 1-64 letters, digits, '-' or '_'"
-        )));
-    }
+fn check_registration(conn: &Connection, device_id: &str, store_id: i64) -> Result<(), HqError> {
+    check_device_id(device_id)?;
     if records::read_store(conn, store_id)?.is_none() {
         return Err(HqError::NotFound(format!(
             "store {store_id} is not in HQ's master data"
@@ -176,11 +132,7 @@ pub fn check_registration(
 /// Revokes a device: every later request of it is refused, and its coupon
 /// issuing keys are revoked in every store's feed (a stolen device's key
 /// signs nothing new that a store accepts).
-pub fn revoke_device(
-    conn: &mut Connection,
-    device_id: &str,
-    now: Timestamp,
-) -> Result<(), HqError> {
+fn revoke_device(conn: &mut Connection, device_id: &str, now: Timestamp) -> Result<(), HqError> {
     let tx = conn.transaction()?;
     let store_id: Option<i64> = tx
         .query_row(
@@ -228,7 +180,7 @@ fn publish_store_keys(tx: &Transaction<'_>, store_id: i64, now: Timestamp) -> Re
 /// after the store's keys, published to every store; the device's earlier
 /// keys are revoked from now on (a rotation). Registering the same key
 /// again answers its key id.
-pub fn register_coupon_key(
+fn register_coupon_key(
     conn: &mut Connection,
     device: &Device,
     public_key: &str,
@@ -279,7 +231,7 @@ pub fn register_coupon_key(
 /// HQ's seed and handed to every device of a store, kiosks included): from
 /// now on their tokens are good only for instances stores already hold.
 /// Idempotent; run when HQ opens its database.
-pub fn retire_store_keys(conn: &mut Connection, now: Timestamp) -> Result<usize, HqError> {
+fn retire_store_keys(conn: &mut Connection, now: Timestamp) -> Result<usize, HqError> {
     let tx = conn.transaction()?;
     let stores: Vec<i64> = tx
         .prepare(
@@ -299,7 +251,7 @@ pub fn retire_store_keys(conn: &mut Connection, now: Timestamp) -> Result<usize,
 }
 
 /// An active device whose secret matches.
-pub fn authenticate(
+fn authenticate(
     conn: &Connection,
     device_id: &str,
     secret: &str,
@@ -309,17 +261,9 @@ pub fn authenticate(
         .query_row([device_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
     Ok(row.and_then(|(store_id, expected, kind)| {
-        let given = sha256_hex(secret.as_bytes());
-        // Compare digests in constant time.
-        let same = given.len() == expected.len()
-            && given
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
         // A kind the CHECK constraint allows always parses.
         let kind = DeviceKind::parse(&kind)?;
-        same.then(|| Device {
+        secret_matches(secret, &expected).then(|| Device {
             device_id: device_id.to_owned(),
             store_id,
             kind,
@@ -329,7 +273,7 @@ pub fn authenticate(
 
 /// Fills store partitions from the master data: each member belongs to their
 /// home store and to every store they shopped at. Idempotent.
-pub fn refresh_partitions(conn: &Connection) -> rusqlite::Result<usize> {
+fn refresh_partitions(conn: &Connection) -> rusqlite::Result<usize> {
     let home = conn.execute(
         "INSERT OR IGNORE INTO store_members (store_id, member_id)
          SELECT home_store_id, member_id FROM members
@@ -343,14 +287,6 @@ pub fn refresh_partitions(conn: &Connection) -> rusqlite::Result<usize> {
         [],
     )?;
     Ok(home + seen)
-}
-
-/// Who receives a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    All,
-    Store(i64),
-    Member(i64),
 }
 
 /// Appends a change to the feed (inside the transaction making it).
@@ -374,7 +310,7 @@ pub fn log_change(
 }
 
 /// The newest feed position.
-pub fn head(conn: &Connection) -> rusqlite::Result<u64> {
+fn head(conn: &Connection) -> rusqlite::Result<u64> {
     conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |row| {
         row.get::<_, i64>(0)
     })
@@ -384,34 +320,6 @@ pub fn head(conn: &Connection) -> rusqlite::Result<u64> {
 fn in_partition(conn: &Connection, store_id: i64, member_id: i64) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM store_members WHERE store_id = ?1 AND member_id = ?2")?
         .exists([store_id, member_id])
-}
-
-/// What a device of `kind` receives of `change` (docs/PROTOCOL.md, "Least
-/// data per device kind"): but on a tablet, members without contacts, their
-/// card numbers keyed with the store's `card_key`, and no associates.
-/// `None`: nothing of it.
-pub fn for_kind(kind: DeviceKind, card_key: &[u8; 32], change: Change) -> Option<Change> {
-    match change {
-        Change::Member(mut member) => {
-            if !kind.receives_contacts() {
-                member.phone = None;
-                member.email = None;
-            }
-            if !kind.receives_card_numbers() {
-                for card in &mut member.cards {
-                    card.card_number = aisle_core::card::keyed(card_key, &card.card_number);
-                }
-            }
-            Some(Change::Member(member))
-        }
-        Change::Associate(_) if !kind.receives_associates() => None,
-        other => Some(other),
-    }
-}
-
-/// The folder-name prefix of a store's snapshots for one device kind.
-pub fn snapshot_prefix(store_id: i64, kind: DeviceKind) -> String {
-    format!("{store_id}-{}-", kind.name())
 }
 
 /// Narrows a change to what one store may see (campaign targets outside its partition go).
@@ -432,11 +340,9 @@ fn for_store(conn: &Connection, store_id: i64, change: Change) -> rusqlite::Resu
 }
 
 /// The store's changes after `after`, at most `limit`, read in one snapshot.
-pub fn changes_after(
+fn changes_after(
     conn: &mut Connection,
     store_id: i64,
-    kind: DeviceKind,
-    card_key: &[u8; 32],
     after: u64,
     limit: usize,
 ) -> Result<ChangeBatch, HqError> {
@@ -472,9 +378,7 @@ pub fn changes_after(
     for (seq, body) in rows {
         let change: Change = serde_json::from_str(&body)
             .map_err(|err| HqError::Invalid(format!("feed entry {seq} is unreadable: {err}")))?;
-        if let Some(change) = for_kind(kind, card_key, for_store(&tx, store_id, change)?) {
-            changes.push(change);
-        }
+        changes.push(for_store(&tx, store_id, change)?);
     }
     Ok(ChangeBatch {
         protocol: PROTOCOL_VERSION,
@@ -486,195 +390,94 @@ pub fn changes_after(
     })
 }
 
-/// How snapshots are cut.
-#[derive(Debug, Clone, Copy)]
-pub struct SnapshotOptions {
-    /// Records per chunk file.
-    pub chunk_records: usize,
-    /// How long a built snapshot is offered before a newer one is built.
-    pub max_age: std::time::Duration,
-    /// Baskets of the partition's members from this many days before HQ's
-    /// newest basket.
-    pub history_days: u32,
-}
-
-/// Builds (or reuses) the store's bootstrap snapshot under `folder`: chunk
-/// files of at most `chunk_records` records and the manifest. Everything is
-/// read in one read transaction, consistent with the cursor it names.
-pub fn build_snapshot(
+/// Streams the store's bootstrap records into `sink` ([`Storage::snapshot`]),
+/// everything read in one read transaction, consistent with the cursor it names.
+fn snapshot(
     conn: &mut Connection,
     store_id: i64,
-    kind: DeviceKind,
-    card_key: &[u8; 32],
-    folder: &Path,
-    options: &SnapshotOptions,
-    now: Timestamp,
-) -> Result<(SnapshotManifest, PathBuf), HqError> {
-    let chunk_records = options.chunk_records;
-    let prefix = snapshot_prefix(store_id, kind);
-    if let Some(reused) = recent_snapshot(folder, &prefix, options.max_age) {
-        return Ok(reused);
-    }
+    history_days: u32,
+    sink: &mut dyn SnapshotSink,
+) -> Result<Option<SnapshotHead>, HqError> {
     let tx = conn.transaction()?;
     let cursor = head(&tx)?;
-    let snapshot_id = format!("{prefix}{cursor}");
-    let dir = folder.join(&snapshot_id);
-    let manifest_path = dir.join("manifest.json");
-    if let Some(manifest) = std::fs::read_to_string(&manifest_path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<SnapshotManifest>(&text).ok())
-    {
-        return Ok((manifest, dir));
+    if !sink.begin(cursor)? {
+        return Ok(None);
     }
-    let io = |path: &Path, source| HqError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let building = folder.join(format!("{snapshot_id}.building"));
-    std::fs::remove_dir_all(&building).ok();
-    std::fs::create_dir_all(&building).map_err(|e| io(&building, e))?;
-    let mut writer = ChunkWriter {
-        kind,
-        card_key: *card_key,
-        dir: building.clone(),
-        chunk_records,
-        chunks: Vec::new(),
-        current: None,
-        records: 0,
-        total: 0,
-    };
-    {
-        let mut stmt = tx.prepare("SELECT store_id FROM stores ORDER BY store_id")?;
-        let ids: Vec<i64> = stmt
-            .query_map([], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for id in ids {
-            if let Some(store) = records::read_store(&tx, id)? {
-                writer.push(Change::Store(store))?;
-            }
-        }
-        let mut stmt = tx.prepare(&format!(
-            "SELECT {} FROM products ORDER BY product_id",
-            records::PRODUCT_COLUMNS
-        ))?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            writer.push(Change::Product(records::product_from_row(row)?))?;
-        }
-        let mut stmt = tx.prepare(
-            "SELECT store_id, product_id, price_cents, stock_qty, location, updated_at
-             FROM store_products WHERE store_id = ?1 ORDER BY product_id",
-        )?;
-        let mut rows = stmt.query([store_id])?;
-        while let Some(row) = rows.next()? {
-            writer.push(Change::StoreProduct(records::store_product_from_row(row)?))?;
-        }
-        let mut stmt = tx.prepare(&format!(
-            "SELECT {} FROM associates WHERE store_id = ?1 ORDER BY staff_id",
-            records::ASSOCIATE_COLUMNS
-        ))?;
-        let mut rows = stmt.query([store_id])?;
-        while let Some(row) = rows.next()? {
-            writer.push(Change::Associate(records::associate_from_row(row)?))?;
-        }
-        for member in partition_members(&tx, store_id)? {
-            writer.push(Change::Member(member))?;
-        }
-        // The partition's members' recent baskets, wherever they shopped.
-        let mut stmt = tx.prepare(&format!(
-            "SELECT {} FROM store_members AS s
-             JOIN members AS m ON m.member_id = s.member_id AND m.erased_at IS NULL
-             JOIN baskets AS b ON b.member_id = s.member_id
-             JOIN purchase_lines AS l ON l.basket_id = b.basket_id
-             WHERE s.store_id = ?1 AND b.purchased_at >= (SELECT date(max(purchased_at), ?2) FROM baskets)
-             ORDER BY b.basket_id, l.line_no",
-            records::BASKET_LINE_COLUMNS
-        ))?;
-        let mut rows = stmt.query(params![store_id, format!("-{} days", options.history_days)])?;
-        records::fold_baskets(&mut rows, |basket| writer.push(Change::Basket(basket)))?;
-        let ids: Vec<i64> = tx
-            .prepare("SELECT campaign_id FROM campaigns ORDER BY campaign_id")?
-            .query_map([], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for id in ids {
-            if let Some(campaign) = records::read_campaign(&tx, id)? {
-                writer.push(for_store(&tx, store_id, Change::Campaign(campaign))?)?;
-            }
-        }
-        let ids: Vec<i64> = tx
-            .prepare("SELECT coupon_id FROM coupons ORDER BY coupon_id")?
-            .query_map([], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for id in ids {
-            if let Some(coupon) = records::read_coupon(&tx, id)? {
-                writer.push(Change::Coupon(coupon))?;
-            }
+    let mut stmt = tx.prepare("SELECT store_id FROM stores ORDER BY store_id")?;
+    let ids: Vec<i64> = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        if let Some(store) = records::read_store(&tx, id)? {
+            sink.record(Change::Store(store))?;
         }
     }
-    writer.finish()?;
-    let manifest = SnapshotManifest {
-        protocol: PROTOCOL_VERSION,
-        snapshot_id: snapshot_id.clone(),
-        store_id,
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {} FROM products ORDER BY product_id",
+        records::PRODUCT_COLUMNS
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        sink.record(Change::Product(records::product_from_row(row)?))?;
+    }
+    let mut stmt = tx.prepare(
+        "SELECT store_id, product_id, price_cents, stock_qty, location, updated_at
+         FROM store_products WHERE store_id = ?1 ORDER BY product_id",
+    )?;
+    let mut rows = stmt.query([store_id])?;
+    while let Some(row) = rows.next()? {
+        sink.record(Change::StoreProduct(records::store_product_from_row(row)?))?;
+    }
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {} FROM associates WHERE store_id = ?1 ORDER BY staff_id",
+        records::ASSOCIATE_COLUMNS
+    ))?;
+    let mut rows = stmt.query([store_id])?;
+    while let Some(row) = rows.next()? {
+        sink.record(Change::Associate(records::associate_from_row(row)?))?;
+    }
+    for member in partition_members(&tx, store_id)? {
+        sink.record(Change::Member(member))?;
+    }
+    // The partition's members' recent baskets, wherever they shopped.
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {} FROM store_members AS s
+         JOIN members AS m ON m.member_id = s.member_id AND m.erased_at IS NULL
+         JOIN baskets AS b ON b.member_id = s.member_id
+         JOIN purchase_lines AS l ON l.basket_id = b.basket_id
+         WHERE s.store_id = ?1 AND b.purchased_at >= (SELECT date(max(purchased_at), ?2) FROM baskets)
+         ORDER BY b.basket_id, l.line_no",
+        records::BASKET_LINE_COLUMNS
+    ))?;
+    let mut rows = stmt.query(params![store_id, format!("-{history_days} days")])?;
+    records::fold_baskets(&mut rows, |basket| sink.record(Change::Basket(basket)))?;
+    let ids: Vec<i64> = tx
+        .prepare("SELECT campaign_id FROM campaigns ORDER BY campaign_id")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        if let Some(campaign) = records::read_campaign(&tx, id)? {
+            sink.record(for_store(&tx, store_id, Change::Campaign(campaign))?)?;
+        }
+    }
+    let ids: Vec<i64> = tx
+        .prepare("SELECT coupon_id FROM coupons ORDER BY coupon_id")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        if let Some(coupon) = records::read_coupon(&tx, id)? {
+            sink.record(Change::Coupon(coupon))?;
+        }
+    }
+    Ok(Some(SnapshotHead {
         cursor,
-        created_at: now.to_string(),
-        total_records: writer.total,
-        chunks: writer.chunks,
         model: newest_model(&tx)?,
         offer_model: newest_offer_model(&tx)?,
-    };
-    let text = serde_json::to_string(&manifest).map_err(|err| HqError::Invalid(err.to_string()))?;
-    std::fs::write(building.join("manifest.json"), text).map_err(|e| io(&building, e))?;
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::rename(&building, &dir).map_err(|e| io(&dir, e))?;
-    // Older snapshots of this store are no longer offered.
-    if let Ok(entries) = std::fs::read_dir(folder) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name != snapshot_id {
-                std::fs::remove_dir_all(entry.path()).ok();
-            }
-        }
-    }
-    Ok((manifest, dir))
-}
-
-/// The store's newest snapshot if it was built less than `max_age` ago. A
-/// store bootstraps from it and then catches up through the feed, so a slow
-/// or interrupted bootstrap resumes on the same chunks while HQ keeps changing.
-fn recent_snapshot(
-    folder: &Path,
-    prefix: &str,
-    max_age: std::time::Duration,
-) -> Option<(SnapshotManifest, PathBuf)> {
-    std::fs::read_dir(folder)
-        .ok()?
-        .flatten()
-        .filter(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            name.strip_prefix(prefix)
-                .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .filter_map(|entry| {
-            let manifest_path = entry.path().join("manifest.json");
-            let age = std::fs::metadata(&manifest_path)
-                .ok()?
-                .modified()
-                .ok()?
-                .elapsed()
-                .ok()?;
-            if age > max_age {
-                return None;
-            }
-            let text = std::fs::read_to_string(&manifest_path).ok()?;
-            let manifest: SnapshotManifest = serde_json::from_str(&text).ok()?;
-            Some((manifest, entry.path()))
-        })
-        .max_by_key(|(manifest, _)| manifest.cursor)
+    }))
 }
 
 /// HQ's newest recommendation model, described for stores.
-pub fn newest_model(conn: &Connection) -> rusqlite::Result<Option<aisle_proto::ModelInfo>> {
+fn newest_model(conn: &Connection) -> rusqlite::Result<Option<aisle_proto::ModelInfo>> {
     Ok(
         aisle_core::recommend::artifact::newest_shipped(conn)?.map(|shipped| {
             aisle_proto::ModelInfo {
@@ -691,7 +494,7 @@ pub fn newest_model(conn: &Connection) -> rusqlite::Result<Option<aisle_proto::M
 }
 
 /// HQ's newest offer model, described for stores.
-pub fn newest_offer_model(conn: &Connection) -> rusqlite::Result<Option<aisle_proto::ModelInfo>> {
+fn newest_offer_model(conn: &Connection) -> rusqlite::Result<Option<aisle_proto::ModelInfo>> {
     Ok(
         aisle_core::offers::model::shipped(conn, None)?.map(|shipped| aisle_proto::ModelInfo {
             artifact_id: shipped.model_id,
@@ -708,7 +511,7 @@ pub fn newest_offer_model(conn: &Connection) -> rusqlite::Result<Option<aisle_pr
 /// Fits the offer model, P(redeem), on every store's campaigns and
 /// purchases before `until` [default: the day after the newest purchase],
 /// stores it, and publishes it to every store through the feed.
-pub fn train_offers_and_publish(
+fn train_offers_and_publish(
     conn: &mut Connection,
     until: Option<&str>,
     now: Timestamp,
@@ -732,7 +535,7 @@ pub fn train_offers_and_publish(
 
 /// Fits a recommendation model on HQ's purchases (all stores), stores it,
 /// and publishes it to every store through the feed.
-pub fn train_and_publish(
+fn train_and_publish(
     conn: &mut Connection,
     until: Option<&str>,
     seed: u64,
@@ -833,86 +636,13 @@ fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<M
     Ok(members)
 }
 
-struct ChunkWriter {
-    /// Whom the snapshot is for ([`for_kind`]).
-    kind: DeviceKind,
-    card_key: [u8; 32],
-    dir: PathBuf,
-    chunk_records: usize,
-    chunks: Vec<ChunkInfo>,
-    /// Buffered: flate2 zeroes its 32 KiB output buffer on every write call,
-    /// which cost three quarters of a snapshot build with one write per record.
-    current: Option<std::io::BufWriter<flate2::write::GzEncoder<Vec<u8>>>>,
-    records: u64,
-    total: u64,
-}
-
-impl ChunkWriter {
-    fn push(&mut self, change: Change) -> Result<(), HqError> {
-        let Some(change) = for_kind(self.kind, &self.card_key, change) else {
-            return Ok(());
-        };
-        let encoder = self.current.get_or_insert_with(|| {
-            std::io::BufWriter::with_capacity(
-                1 << 20,
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
-            )
-        });
-        serde_json::to_writer(&mut *encoder, &change)
-            .map_err(|err| HqError::Invalid(err.to_string()))?;
-        encoder.write_all(b"\n").map_err(|source| HqError::Io {
-            path: self.dir.display().to_string(),
-            source,
-        })?;
-        self.records += 1;
-        self.total += 1;
-        if self.records as usize >= self.chunk_records {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), HqError> {
-        let Some(encoder) = self.current.take() else {
-            return Ok(());
-        };
-        let io = |source| HqError::Io {
-            path: self.dir.display().to_string(),
-            source,
-        };
-        let bytes = encoder
-            .into_inner()
-            .map_err(|err| io(err.into_error()))?
-            .finish()
-            .map_err(io)?;
-        let index = self.chunks.len() as u32;
-        std::fs::write(self.dir.join(chunk_name(index)), &bytes).map_err(io)?;
-        self.chunks.push(ChunkInfo {
-            index,
-            sha256: sha256_hex(&bytes),
-            bytes: bytes.len() as u64,
-            records: self.records,
-        });
-        self.records = 0;
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<(), HqError> {
-        self.flush()
-    }
-}
-
-pub fn chunk_name(index: u32) -> String {
-    format!("chunk-{index:05}.jsonl.gz")
-}
-
 /// Records uploaded events once each and applies them, each in its own
 /// savepoint of one transaction. An event HQ refuses (see [`refusal`]), or
 /// whose effects its database refuses, is rolled back alone and kept in the
 /// quarantine; the events behind it go on. Returns every key HQ now holds
 /// from this upload (applied, seen before or quarantined) and the
 /// rejected ones with their reasons.
-pub fn record_events(
+fn record_events(
     conn: &mut Connection,
     device: &Device,
     events: &[RawEvent],
@@ -1091,7 +821,7 @@ fn quarantine(
 /// coupon anywhere); an erasure not requested by an active manager of the
 /// store, or a consent grant not recorded by an active associate of the
 /// store, in HQ's own records.
-pub fn unauthorized(
+fn unauthorized(
     conn: &Connection,
     device: &Device,
     event: &StoreEvent,
@@ -1226,7 +956,7 @@ fn associate_refusal(
 /// rules ([`StoreEvent::check`]), then the master data: the member (an
 /// erased one is known: their events are kept as facts), the coupon, the
 /// stores, and the coupon formats the store's ledger uses.
-pub fn refusal(conn: &Connection, event: &StoreEvent) -> Result<Option<Rejection>, HqError> {
+fn refusal(conn: &Connection, event: &StoreEvent) -> Result<Option<Rejection>, HqError> {
     if let Err(rejection) = event.check() {
         return Ok(Some(rejection));
     }
@@ -1304,7 +1034,7 @@ fn bad_serial(serial: &str) -> Rejection {
 }
 
 /// The quarantine after `after`, oldest first, at most `limit`.
-pub fn quarantined(conn: &Connection, after: i64, limit: usize) -> Result<QuarantineList, HqError> {
+fn quarantined(conn: &Connection, after: i64, limit: usize) -> Result<QuarantineList, HqError> {
     let mut rows = conn
         .prepare_cached(
             "SELECT quarantine_id, idempotency_key, device_id, store_id, seq, kind, reason_code,
@@ -1578,9 +1308,7 @@ fn record_coupon_event(
 }
 
 /// The reconciliation report: counts and every over-redemption, oldest first.
-pub fn coupon_reconciliation(
-    conn: &Connection,
-) -> rusqlite::Result<aisle_proto::CouponReconciliation> {
+fn coupon_reconciliation(conn: &Connection) -> rusqlite::Result<aisle_proto::CouponReconciliation> {
     let issued: i64 = conn.query_row(
         "SELECT count(*) FROM coupon_issues WHERE key_id IS NOT NULL",
         [],
@@ -1645,11 +1373,7 @@ pub fn coupon_reconciliation(
 }
 
 /// Writes a member's master record and sends it to every store holding them.
-pub fn save_member(
-    tx: &Transaction<'_>,
-    member: &MemberRecord,
-    now: Timestamp,
-) -> Result<(), HqError> {
+fn save_member(tx: &Transaction<'_>, member: &MemberRecord, now: Timestamp) -> Result<(), HqError> {
     for key in member.code_keys.iter().flatten() {
         aisle_core::keys::parse_strong_public(&key.public_key).map_err(|reason| {
             HqError::Invalid(format!(
@@ -1683,7 +1407,7 @@ pub fn save_member(
 }
 
 /// Erases a member at HQ and sends the tombstone to every store holding them.
-pub fn erase(tx: &Transaction<'_>, member_id: i64, now: Timestamp) -> Result<(), HqError> {
+fn erase(tx: &Transaction<'_>, member_id: i64, now: Timestamp) -> Result<(), HqError> {
     aisle_core::members::erase(tx, member_id, now)?;
     scrub_member(tx, member_id, now)?;
     log_change(
@@ -1753,57 +1477,34 @@ fn scrub_member(tx: &Transaction<'_>, member_id: i64, now: Timestamp) -> Result<
 
 /// Whether an erasure's traces outside its transaction are still to be
 /// scrubbed (one indexed look-up).
-pub fn scrub_pending(conn: &Connection) -> rusqlite::Result<bool> {
+fn scrub_pending(conn: &Connection) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM erasure_scrubs WHERE scrubbed_at IS NULL LIMIT 1")?
         .exists([])
 }
 
-/// After erasures committed: deletes every snapshot (any may hold an erased
-/// member's record; stores ask for a new one), checkpoints the write-ahead
-/// log into the database and truncates it (its frames hold the pages as
-/// they were before), and marks the erasures scrubbed. Call with no
-/// transaction open on `conn` and snapshot builds held off.
-pub fn scrub_outside(
-    conn: &Connection,
-    snapshot_dir: &Path,
-    now: Timestamp,
-) -> Result<(), HqError> {
-    let io = |source: std::io::Error| HqError::Io {
-        path: snapshot_dir.display().to_string(),
-        source,
-    };
-    match std::fs::read_dir(snapshot_dir) {
-        Ok(entries) => {
-            for entry in entries {
-                let path = entry.map_err(io)?.path();
-                if path.is_dir() {
-                    std::fs::remove_dir_all(&path).map_err(io)?;
-                } else {
-                    std::fs::remove_file(&path).map_err(io)?;
-                }
-            }
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(io(err)),
-    }
+/// After erasures committed (snapshot files already deleted): checkpoints
+/// the write-ahead log into the database and truncates it (its frames hold
+/// the pages as they were before), and marks the erasures scrubbed. Call
+/// with no transaction open on `conn`. `false`: a reader still holds old
+/// frames; the next write tries again.
+fn scrub_wal(conn: &Connection, now: Timestamp) -> Result<bool, HqError> {
     let (busy, _, _): (i64, i64, i64) =
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })?;
     if busy != 0 {
-        // A reader still holds old frames: the next write tries again.
         tracing::warn!("erasure scrub: the write-ahead log is in use; truncated at the next write");
-        return Ok(());
+        return Ok(false);
     }
     conn.prepare_cached("UPDATE erasure_scrubs SET scrubbed_at = ?1 WHERE scrubbed_at IS NULL")?
         .execute([now])?;
     tracing::info!("erasure scrubbed: snapshots deleted, write-ahead log truncated");
-    Ok(())
+    Ok(true)
 }
 
 /// Counts a request refused for going over `device`'s quota of `what`
 /// (`lookups` or `events`).
-pub fn record_throttle(
+fn record_throttle(
     conn: &Connection,
     device: &Device,
     what: &str,
@@ -1819,7 +1520,7 @@ pub fn record_throttle(
 }
 
 /// Devices HQ throttled, the most refused first.
-pub fn throttled(conn: &Connection) -> rusqlite::Result<Vec<aisle_proto::ThrottledDevice>> {
+fn throttled(conn: &Connection) -> rusqlite::Result<Vec<aisle_proto::ThrottledDevice>> {
     conn.prepare_cached(
         "SELECT device_id, store_id, what, refused, first_at, last_at FROM device_throttles
          ORDER BY refused DESC, device_id, what",
@@ -1838,11 +1539,7 @@ pub fn throttled(conn: &Connection) -> rusqlite::Result<Vec<aisle_proto::Throttl
 }
 
 /// Applies an admin change to the master data and logs it for the stores.
-pub fn admin_change(
-    conn: &mut Connection,
-    change: &Change,
-    now: Timestamp,
-) -> Result<u64, HqError> {
+fn admin_change(conn: &mut Connection, change: &Change, now: Timestamp) -> Result<u64, HqError> {
     let tx = conn.transaction()?;
     match change {
         Change::Member(member) => save_member(&tx, member, now)?,
@@ -1892,45 +1589,19 @@ pub fn admin_change(
     Ok(seq)
 }
 
-/// An associate as HQ's staff admin enters them: the PIN in clear, once.
-#[derive(Debug, Clone)]
-pub struct NewAssociate<'a> {
-    pub staff_id: i64,
-    pub store_id: i64,
-    pub display_name: &'a str,
-    pub role: aisle_proto::Role,
-    pub pin: &'a str,
-}
-
 /// Adds or replaces an associate (a new PIN hashed with Argon2id) and sends
 /// them to their store; a store they leave receives them inactive.
-pub fn save_associate(
+fn save_associate(
     conn: &mut Connection,
     associate: &NewAssociate<'_>,
     now: Timestamp,
 ) -> Result<u64, HqError> {
-    let name = associate.display_name.trim();
-    if name.is_empty() || name.chars().count() > 80 {
-        return Err(HqError::Invalid(
-            "a display name is 1 to 80 characters".into(),
-        ));
-    }
-    let pin_hash =
-        aisle_core::staff::hash_pin(associate.pin).map_err(|e| HqError::Invalid(e.to_string()))?;
+    let record = associate.record(now)?;
     let tx = conn.transaction()?;
     if records::read_store(&tx, associate.store_id)?.is_none() {
         return Err(HqError::NotFound(format!("store {}", associate.store_id)));
     }
     let previous = read_associate(&tx, associate.staff_id)?;
-    let record = AssociateRecord {
-        staff_id: associate.staff_id,
-        store_id: associate.store_id,
-        display_name: name.to_owned(),
-        role: associate.role,
-        pin_hash,
-        active: true,
-        updated_at: now.to_string(),
-    };
     records::write_associate(&tx, &record)?;
     if let Some(previous) = previous.filter(|p| p.store_id != record.store_id) {
         let left = AssociateRecord {
@@ -1946,28 +1617,8 @@ pub fn save_associate(
     Ok(seq)
 }
 
-/// The demo's associates (`aisle_core::demo::ASSOCIATES`, public PINs) at `store_id`.
-pub fn save_demo_associates(
-    conn: &mut Connection,
-    store_id: i64,
-    now: Timestamp,
-) -> Result<u64, HqError> {
-    let mut seq = 0;
-    for (staff_id, display_name, role, pin) in aisle_core::demo::ASSOCIATES {
-        let associate = NewAssociate {
-            staff_id,
-            store_id,
-            display_name,
-            role,
-            pin,
-        };
-        seq = save_associate(conn, &associate, now)?;
-    }
-    Ok(seq)
-}
-
 /// An associate leaves: they can no longer sign in anywhere.
-pub fn deactivate_associate(
+fn deactivate_associate(
     conn: &mut Connection,
     staff_id: i64,
     now: Timestamp,
@@ -2010,32 +1661,6 @@ fn read_associate(conn: &Connection, staff_id: i64) -> rusqlite::Result<Option<A
     .optional()
 }
 
-/// What a device shows HQ to look a member up: proof that the member is at
-/// the store. A bare member id proves nothing and is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookupProof<'a> {
-    /// A loyalty card number, as scanned.
-    Card(&'a str),
-    /// A member's app code (`AISLE1...`), verified with the member's public
-    /// key HQ holds, within its time window by HQ's clock.
-    AppCode(&'a str),
-    /// A member id alone: refused (and audited).
-    MemberId(i64),
-    /// Nothing: refused.
-    None,
-}
-
-impl LookupProof<'_> {
-    fn name(self) -> &'static str {
-        match self {
-            LookupProof::Card(_) => "card",
-            LookupProof::AppCode(_) => "app_code",
-            LookupProof::MemberId(_) => "member_id",
-            LookupProof::None => "none",
-        }
-    }
-}
-
 /// App-code windows HQ remembers for its replay check: far more than a code
 /// can be early or late and still verify.
 const REPLAY_WINDOWS_KEPT: i64 = 20;
@@ -2043,13 +1668,12 @@ const REPLAY_WINDOWS_KEPT: i64 = 20;
 /// A member for a store that does not hold them yet, on proof of presence:
 /// adds them to the device's store partition. Every look-up, answered or
 /// refused, leaves a row in `lookup_audit`.
-pub fn lookup(
+fn lookup(
     conn: &mut Connection,
     device: &Device,
-    card_key: &[u8; 32],
     proof: LookupProof<'_>,
     now: Timestamp,
-) -> Result<MemberLookup, HqError> {
+) -> Result<Looked, HqError> {
     let tx = conn.transaction()?;
     let audit = |tx: &Transaction<'_>, member_id: Option<i64>, outcome: &str| {
         tx.prepare_cached(
@@ -2137,7 +1761,7 @@ pub fn lookup(
     let Some(id) = id else {
         audit(&tx, None, "unknown")?;
         tx.commit()?;
-        return Ok(MemberLookup {
+        return Ok(Looked {
             member: None,
             erased: false,
         });
@@ -2166,15 +1790,415 @@ pub fn lookup(
         },
     )?;
     tx.commit()?;
-    // The same record the device's feed would carry.
-    let member =
-        member.and_then(
-            |member| match for_kind(device.kind, card_key, Change::Member(member)) {
-                Some(Change::Member(member)) => Some(member),
-                _ => None,
-            },
-        );
-    Ok(MemberLookup { member, erased })
+    Ok(Looked { member, erased })
+}
+
+/// HQ's storage in one SQLCipher file.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating and migrating) HQ's database at `path`.
+    pub fn open(path: &Path) -> Result<Self, HqError> {
+        Ok(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(open(path)?),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` with the writer connection.
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, HqError>,
+    ) -> Result<T, HqError> {
+        let mut conn = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        work(&mut conn)
+    }
+
+    /// Runs `work` with a pooled read-only connection.
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, HqError>,
+    ) -> Result<T, HqError> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let result = work(&mut conn);
+        let mut pool = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn authenticate(&self, device_id: &str, secret: &str) -> Result<Option<Device>, HqError> {
+        self.read(|conn| Ok(authenticate(conn, device_id, secret)?))
+    }
+
+    fn register_device(
+        &self,
+        device_id: &str,
+        store_id: i64,
+        kind: DeviceKind,
+        now: Timestamp,
+    ) -> Result<String, HqError> {
+        self.write(|conn| register_device(conn, device_id, store_id, kind, now))
+    }
+
+    fn revoke_device(&self, device_id: &str, now: Timestamp) -> Result<(), HqError> {
+        self.write(|conn| revoke_device(conn, device_id, now))
+    }
+
+    fn create_enrolment(
+        &self,
+        registration: &DeviceRegistration,
+        created_by: &str,
+        valid_secs: i64,
+        now: Timestamp,
+    ) -> Result<Enrolment, HqError> {
+        self.write(|conn| create_enrolment(conn, registration, created_by, valid_secs, now))
+    }
+
+    fn redeem_enrolment(&self, code: &str, now: Timestamp) -> Result<Option<Enrolled>, HqError> {
+        self.write(|conn| redeem_enrolment(conn, code, now))
+    }
+
+    fn register_coupon_key(
+        &self,
+        device: &Device,
+        public_key: &str,
+        now: Timestamp,
+    ) -> Result<i64, HqError> {
+        self.write(|conn| register_coupon_key(conn, device, public_key, now))
+    }
+
+    fn retire_store_keys(&self, now: Timestamp) -> Result<usize, HqError> {
+        self.write(|conn| retire_store_keys(conn, now))
+    }
+
+    fn record_throttle(&self, device: &Device, what: &str, now: Timestamp) -> Result<(), HqError> {
+        self.write(|conn| Ok(record_throttle(conn, device, what, now)?))
+    }
+
+    fn throttled(&self) -> Result<Vec<aisle_proto::ThrottledDevice>, HqError> {
+        self.read(|conn| Ok(throttled(conn)?))
+    }
+
+    fn changes_after(
+        &self,
+        store_id: i64,
+        after: u64,
+        limit: usize,
+    ) -> Result<ChangeBatch, HqError> {
+        self.read(|conn| changes_after(conn, store_id, after, limit))
+    }
+
+    fn snapshot(
+        &self,
+        store_id: i64,
+        history_days: u32,
+        sink: &mut dyn SnapshotSink,
+    ) -> Result<Option<SnapshotHead>, HqError> {
+        self.read(|conn| snapshot(conn, store_id, history_days, sink))
+    }
+
+    fn model_bytes(&self, artifact_id: i64) -> Result<Option<Vec<u8>>, HqError> {
+        self.read(|conn| {
+            Ok(aisle_core::recommend::artifact::bytes_of(
+                conn,
+                artifact_id,
+            )?)
+        })
+    }
+
+    fn offer_model_bytes(&self, model_id: i64) -> Result<Option<Vec<u8>>, HqError> {
+        self.read(|conn| {
+            Ok(aisle_core::offers::model::shipped(conn, Some(model_id))?.map(|s| s.bytes))
+        })
+    }
+
+    fn record_events(
+        &self,
+        device: &Device,
+        events: &[RawEvent],
+        now: Timestamp,
+    ) -> Result<EventAck, HqError> {
+        self.write(|conn| record_events(conn, device, events, now))
+    }
+
+    fn event_log(&self) -> Result<Vec<LoggedEvent>, HqError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT idempotency_key, device_id, seq, kind FROM store_events ORDER BY device_id, seq",
+            )?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn quarantined(&self, after: i64, limit: usize) -> Result<QuarantineList, HqError> {
+        self.read(|conn| quarantined(conn, after, limit))
+    }
+
+    fn lookup(
+        &self,
+        device: &Device,
+        proof: LookupProof<'_>,
+        now: Timestamp,
+    ) -> Result<Looked, HqError> {
+        self.write(|conn| lookup(conn, device, proof, now))
+    }
+
+    fn admin_change(&self, change: &Change, now: Timestamp) -> Result<u64, HqError> {
+        self.write(|conn| admin_change(conn, change, now))
+    }
+
+    fn save_associate(&self, associate: &NewAssociate<'_>, now: Timestamp) -> Result<u64, HqError> {
+        self.write(|conn| save_associate(conn, associate, now))
+    }
+
+    fn deactivate_associate(&self, staff_id: i64, now: Timestamp) -> Result<u64, HqError> {
+        self.write(|conn| deactivate_associate(conn, staff_id, now))
+    }
+
+    fn import(
+        &self,
+        importer: Importer,
+        source: &dyn Source,
+        options: &ImportOptions,
+    ) -> Result<ImportReport, HqError> {
+        let run = match importer {
+            Importer::CompleteJourney => aisle_core::import::completejourney::import,
+            Importer::Layout => aisle_core::import::layout::import,
+        };
+        self.write(|conn| {
+            let report = aisle_core::import::in_transaction(conn, |tx| {
+                run(tx, source, options, &mut aisle_core::import::NoProgress)
+            })?;
+            refresh_partitions(conn)?;
+            Ok(report)
+        })
+    }
+
+    fn showcase(&self) -> Result<Option<Showcase>, HqError> {
+        self.read(|conn| {
+            let Some(member_id) = aisle_core::demo::showcase_member(conn)? else {
+                return Ok(None);
+            };
+            let store_id: Option<i64> = conn.query_row(
+                "SELECT home_store_id FROM members WHERE member_id = ?1",
+                [member_id],
+                |row| row.get(0),
+            )?;
+            Ok(Some(Showcase {
+                member_id,
+                store_id,
+            }))
+        })
+    }
+
+    fn train(
+        &self,
+        until: Option<&str>,
+        seed: u64,
+        now: Timestamp,
+    ) -> Result<aisle_proto::ModelInfo, HqError> {
+        self.write(|conn| train_and_publish(conn, until, seed, now))
+    }
+
+    fn train_offers(
+        &self,
+        until: Option<&str>,
+        now: Timestamp,
+    ) -> Result<aisle_proto::ModelInfo, HqError> {
+        self.write(|conn| train_offers_and_publish(conn, until, now))
+    }
+
+    fn coupon_reconciliation(&self) -> Result<aisle_proto::CouponReconciliation, HqError> {
+        self.read(|conn| Ok(coupon_reconciliation(conn)?))
+    }
+
+    fn record_admin_call(
+        &self,
+        token_name: Option<&str>,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+        now: Timestamp,
+    ) -> Result<(), HqError> {
+        self.write(|conn| {
+            Ok(record_admin_call(
+                conn, token_name, action, target, outcome, now,
+            )?)
+        })
+    }
+
+    fn admin_audit(&self, after: i64, limit: usize) -> Result<AdminAuditList, HqError> {
+        self.read(|conn| Ok(admin_audit(conn, after, limit)?))
+    }
+
+    fn scrub_pending(&self) -> Result<bool, HqError> {
+        self.write(|conn| Ok(scrub_pending(conn)?))
+    }
+
+    fn scrub_storage(&self, now: Timestamp) -> Result<bool, HqError> {
+        self.write(|conn| scrub_wal(conn, now))
+    }
+
+    #[cfg(feature = "bench")]
+    fn assign_all_members(&self, store_id: i64) -> Result<usize, HqError> {
+        self.write(|conn| {
+            Ok(conn.execute(
+                "INSERT OR IGNORE INTO store_members (store_id, member_id)
+                 SELECT ?1, member_id FROM members WHERE erased_at IS NULL",
+                [store_id],
+            )?)
+        })
+    }
+}
+
+/// Records one admin call (or admin command).
+fn record_admin_call(
+    conn: &Connection,
+    token_name: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    outcome: &str,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO admin_audit (at, token_name, action, target, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![now, token_name, action, target, outcome])?;
+    Ok(())
+}
+
+/// The admin audit after `after`, oldest first.
+fn admin_audit(conn: &Connection, after: i64, limit: usize) -> rusqlite::Result<AdminAuditList> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let entries = conn
+        .prepare_cached(
+            "SELECT audit_id, at, token_name, action, target, outcome FROM admin_audit
+             WHERE audit_id > ?1 ORDER BY audit_id LIMIT ?2",
+        )?
+        .query_map(params![after, limit], |row| {
+            Ok(AdminAuditEntry {
+                audit_id: row.get(0)?,
+                at: row.get(1)?,
+                token_name: row.get(2)?,
+                action: row.get(3)?,
+                target: row.get(4)?,
+                outcome: row.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(AdminAuditList { entries })
+}
+
+fn create_enrolment(
+    conn: &mut Connection,
+    registration: &DeviceRegistration,
+    created_by: &str,
+    valid_secs: i64,
+    now: Timestamp,
+) -> Result<Enrolment, HqError> {
+    let tx = conn.transaction()?;
+    check_registration(&tx, &registration.device_id, registration.store_id)?;
+    let (code, digest) = crate::admin::new_enrolment_code()?;
+    let expires_at = crate::admin::enrolment_expiry(now, valid_secs);
+    tx.execute(
+        "DELETE FROM enrolments WHERE device_id = ?1 AND redeemed_at IS NULL",
+        [&registration.device_id],
+    )?;
+    tx.execute(
+        "INSERT INTO enrolments (code_sha256, device_id, store_id, kind, created_at, created_by, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            digest,
+            registration.device_id,
+            registration.store_id,
+            registration.kind.name(),
+            now,
+            created_by,
+            expires_at
+        ],
+    )?;
+    tx.commit()?;
+    Ok(Enrolment {
+        device_id: registration.device_id.clone(),
+        store_id: registration.store_id,
+        kind: registration.kind,
+        code,
+        expires_at: expires_at.to_string(),
+    })
+}
+
+fn redeem_enrolment(
+    conn: &mut Connection,
+    code: &str,
+    now: Timestamp,
+) -> Result<Option<Enrolled>, HqError> {
+    let tx = conn.transaction()?;
+    let digest = crate::admin::code_digest(code);
+    let row: Option<(String, i64, String, Timestamp)> = tx
+        .query_row(
+            "SELECT device_id, store_id, kind, expires_at FROM enrolments
+             WHERE code_sha256 = ?1 AND redeemed_at IS NULL",
+            [&digest],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+    let Some((device_id, store_id, kind, expires_at)) = row else {
+        return Ok(None);
+    };
+    if now >= expires_at {
+        return Ok(None);
+    }
+    let kind = DeviceKind::parse(&kind)
+        .ok_or_else(|| HqError::Invalid(format!("enrolment of {device_id}: kind {kind:?}")))?;
+    let secret = register_device(&tx, &device_id, store_id, kind, now)?;
+    tx.execute(
+        "UPDATE enrolments SET redeemed_at = ?2 WHERE code_sha256 = ?1",
+        params![digest, now],
+    )?;
+    record_admin_call(&tx, None, "enrol", Some(&device_id), "ok", now)?;
+    tx.commit()?;
+    Ok(Some(Enrolled {
+        registration: DeviceRegistration {
+            device_id,
+            store_id,
+            kind,
+        },
+        secret,
+    }))
 }
 
 #[cfg(test)]
