@@ -15,6 +15,7 @@
 //! [`ConnectionLimits::db_concurrency`] at once.
 
 pub mod admin;
+pub mod checks;
 mod http;
 pub mod rules;
 pub mod signing;
