@@ -14,6 +14,11 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789abcdef
 #[derive(Debug)]
 pub struct TestHq {
     pub data: tempfile::TempDir,
+    /// HQ's PostgreSQL database (a test database of `AISLE_TEST_POSTGRES`'s
+    /// cluster); `None`: SQLite in `data`.
+    pub database: Option<String>,
+    /// Copies of HQ's data read by [`TestHq::db`] on PostgreSQL.
+    copies: std::sync::Mutex<Vec<tempfile::TempDir>>,
     /// The devices' listener.
     pub addr: SocketAddr,
     /// The admin plane's own listener.
@@ -59,21 +64,28 @@ impl TestHq {
     fn with_demo(plain: bool) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         // HQ's database with the demo imported is built once per test
-        // process; each HQ gets a copy and its own signing key.
+        // process (on PostgreSQL, once per cluster: a template database);
+        // each HQ gets a copy and its own signing key.
+        let database =
+            crate::postgres::cluster().map(|cluster| crate::postgres::demo_database(&cluster));
         let config = aisle_hq::Config::new(data.path().to_owned());
-        crate::fixture::copy_of("hq-demo", &config.db_path(), |path| {
-            let dir = path.parent().expect("fixture folder").join("hq-demo-build");
-            std::fs::remove_dir_all(&dir).ok();
-            build_demo_hq(&dir);
-            let db = aisle_hq::Config::new(dir.clone()).db_path();
-            crate::fixture::checkpoint(&db);
-            std::fs::rename(&db, path).expect("hq.db to the template");
-            crate::fixture::move_key(&db, path, true);
-            std::fs::remove_dir_all(&dir).ok();
-        });
+        if database.is_none() {
+            crate::fixture::copy_of("hq-demo", &config.db_path(), |path| {
+                let dir = path.parent().expect("fixture folder").join("hq-demo-build");
+                std::fs::remove_dir_all(&dir).ok();
+                build_demo_hq(&dir);
+                let db = aisle_hq::Config::new(dir.clone()).db_path();
+                crate::fixture::checkpoint(&db);
+                std::fs::rename(&db, path).expect("hq.db to the template");
+                crate::fixture::move_key(&db, path, true);
+                std::fs::remove_dir_all(&dir).ok();
+            });
+        }
         let (ca_pem, tls) = aisle_hq::tls::dev_pki().expect("test certificates");
         let mut this = Self {
             data,
+            database,
+            copies: std::sync::Mutex::new(Vec::new()),
             addr: "127.0.0.1:0".parse().expect("addr"),
             admin_addr: "127.0.0.1:0".parse().expect("addr"),
             ca_pem,
@@ -97,7 +109,7 @@ impl TestHq {
             .block_on(tokio::net::TcpListener::bind(self.admin_addr))
             .expect("bind the admin listener");
         self.admin_addr = admin.local_addr().expect("admin addr");
-        let mut config = aisle_hq::Config::new(self.data.path().to_owned());
+        let mut config = self.config();
         config.admin_tokens =
             aisle_hq::admin::AdminTokens::single("test-admin", &self.admin_token).expect("token");
         config.tls = (!self.plain).then(|| self.tls.clone());
@@ -239,20 +251,99 @@ impl TestHq {
     /// HQ's own shell on the same data (what an `aisle-hq` command on HQ's
     /// machine opens), beside the running server.
     pub fn at_hq(&self) -> std::sync::Arc<aisle_hq::Hq> {
-        aisle_hq::Hq::open(aisle_hq::Config::new(self.data.path().to_owned())).expect("open HQ")
+        aisle_hq::Hq::open(self.config()).expect("open HQ")
     }
 
-    /// A read-only look at HQ's database.
+    /// HQ's configuration: its folder and database.
+    pub fn config(&self) -> aisle_hq::Config {
+        let mut config = aisle_hq::Config::new(self.data.path().to_owned());
+        config.database.clone_from(&self.database);
+        config
+    }
+
+    /// Whether this HQ runs on PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// A read-only look at HQ's database: the file itself on SQLite; on
+    /// PostgreSQL, a SQLite copy of every table read in one snapshot now
+    /// (the two schemas match column for column).
     pub fn db(&self) -> Connection {
-        aisle_core::replica::connect(self.data.path().join("hq.db")).expect("open HQ db")
+        let Some(url) = &self.database else {
+            return aisle_core::replica::connect(self.data.path().join("hq.db"))
+                .expect("open HQ db");
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hq-copy.db");
+        drop(aisle_hq::sqlite::open(&path).expect("a SQLite copy"));
+        let conn = aisle_core::replica::connect(&path).expect("open the copy");
+        let mut client = postgres::Client::connect(url, postgres::NoTls).expect("HQ's database");
+        let mut pg = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .expect("a snapshot");
+        let tables: Vec<&str> = aisle_hq::postgres::MASTER_TABLES
+            .iter()
+            .chain(aisle_hq::postgres::HQ_TABLES)
+            .copied()
+            .collect();
+        {
+            let tx = conn.unchecked_transaction().expect("tx");
+            aisle_hq::postgres::export_to_sqlite(&mut pg, &tx, &tables).expect("copy HQ's data");
+            tx.commit().expect("commit");
+        }
+        self.copies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(dir);
+        conn
+    }
+
+    /// Appends a raw change to HQ's feed, as a faulty or lying HQ would
+    /// (bypassing every check of HQ's own).
+    pub fn inject_change(
+        &self,
+        scope: aisle_hq::storage::Scope,
+        change: &aisle_proto::Change,
+        at: &str,
+    ) {
+        let body = serde_json::to_string(change).expect("json");
+        let (name, store_id) = match scope {
+            aisle_hq::storage::Scope::All => ("all", None),
+            aisle_hq::storage::Scope::Store(id) => ("store", Some(id)),
+            aisle_hq::storage::Scope::Member(_) => {
+                panic!("member-scoped injections are not needed")
+            }
+        };
+        match &self.database {
+            Some(url) => crate::postgres::inject_change(url, name, store_id, &body, at),
+            None => {
+                let mut conn = aisle_core::replica::connect(self.data.path().join("hq.db"))
+                    .expect("open HQ db");
+                let tx = conn.transaction().expect("tx");
+                aisle_hq::sqlite::log_change(
+                    &tx,
+                    scope,
+                    change,
+                    aisle_core::time::Timestamp::parse(at).expect("time"),
+                )
+                .expect("log");
+                tx.commit().expect("commit");
+            }
+        }
     }
 
     /// Idempotency keys HQ recorded, with how often each appears (always once: it is the key).
     pub fn event_keys(&self) -> Vec<String> {
+        const SQL: &str = "SELECT idempotency_key FROM store_events ORDER BY idempotency_key";
+        if let Some(url) = &self.database {
+            return crate::postgres::query(url, SQL, |row| row.get(0));
+        }
         let conn = self.db();
-        let mut stmt = conn
-            .prepare("SELECT idempotency_key FROM store_events ORDER BY idempotency_key")
-            .expect("prepare");
+        let mut stmt = conn.prepare(SQL).expect("prepare");
         stmt.query_map([], |row| row.get(0))
             .expect("query")
             .collect::<rusqlite::Result<_>>()
@@ -261,12 +352,15 @@ impl TestHq {
 
     /// A store with members and stock at HQ (the demo's best-stocked store).
     pub fn busy_store(&self) -> i64 {
+        const SQL: &str = "SELECT s.store_id FROM store_members AS s GROUP BY s.store_id ORDER BY count(*) DESC, s.store_id LIMIT 1";
+        if let Some(url) = &self.database {
+            return crate::postgres::query(url, SQL, |row| row.get(0))
+                .into_iter()
+                .next()
+                .expect("a store");
+        }
         self.db()
-            .query_row(
-                "SELECT s.store_id FROM store_members AS s GROUP BY s.store_id ORDER BY count(*) DESC, s.store_id LIMIT 1",
-                [],
-                |row| row.get(0),
-            )
+            .query_row(SQL, [], |row| row.get(0))
             .expect("a store")
     }
 }
@@ -287,6 +381,9 @@ pub fn loopback_runtime(addr: SocketAddr) -> (tokio::runtime::Runtime, tokio::ne
 impl Drop for TestHq {
     fn drop(&mut self) {
         self.stop();
+        if let (Some(cluster), Some(url)) = (crate::postgres::cluster(), &self.database) {
+            crate::postgres::drop_database(&cluster, url);
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod fixture;
 pub mod hq;
+pub mod postgres;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

@@ -1,10 +1,50 @@
 //! Who may send an event, and whether HQ will apply it: decisions every
 //! backend shares, over the few facts they read ([`Facts`]).
 
-use aisle_proto::events::{RejectCode, Rejection};
-use aisle_proto::{AssociateRecord, StoreEvent};
+use aisle_proto::events::{RawEvent, RejectCode, Rejection};
+use aisle_proto::{AssociateRecord, EventAck, RejectedEvent, StoreEvent};
 
 use crate::storage::{Device, HqError};
+
+/// What became of one uploaded event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Recorded before: acknowledged again, never applied twice.
+    Duplicate,
+    /// Quarantined, now or before.
+    Rejected {
+        code: String,
+        reason: String,
+    },
+}
+
+/// The answer to an upload: every event acknowledged (applied, seen before
+/// or quarantined), duplicates counted, rejections with their reasons;
+/// `record` decides each event in order.
+pub fn acknowledge(
+    events: &[RawEvent],
+    mut record: impl FnMut(&RawEvent) -> Result<Outcome, HqError>,
+) -> Result<EventAck, HqError> {
+    let mut ack = EventAck {
+        acknowledged: Vec::with_capacity(events.len()),
+        duplicates: 0,
+        rejected: Vec::new(),
+    };
+    for event in events {
+        match record(event)? {
+            Outcome::Applied => {}
+            Outcome::Duplicate => ack.duplicates += 1,
+            Outcome::Rejected { code, reason } => ack.rejected.push(RejectedEvent {
+                key: event.idempotency_key.clone(),
+                code,
+                reason,
+            }),
+        }
+        ack.acknowledged.push(event.idempotency_key.clone());
+    }
+    Ok(ack)
+}
 
 /// What the checks read of HQ's records, inside the recording transaction.
 pub trait Facts {

@@ -17,6 +17,7 @@
 pub mod admin;
 pub mod checks;
 mod http;
+pub mod postgres;
 pub mod rules;
 pub mod signing;
 pub mod snapshot;
@@ -35,8 +36,11 @@ pub use http::{admin_router, device_router};
 /// What HQ needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Folder of HQ's database, signing key and snapshots.
+    /// Folder of HQ's signing key and snapshots, and of its database when
+    /// it is SQLite (every HQ instance of a chain shares it).
     pub data_dir: PathBuf,
+    /// HQ's PostgreSQL database (`postgres://...`); `None`: SQLite in `data_dir`.
+    pub database: Option<String>,
     /// The admin API's bearer tokens ([`admin::AdminTokens`]).
     pub admin_tokens: admin::AdminTokens,
     /// Records per snapshot chunk.
@@ -151,6 +155,7 @@ impl Config {
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
+            database: None,
             admin_tokens: admin::AdminTokens::none(),
             chunk_records: 50_000,
             snapshot_max_age: std::time::Duration::from_secs(3600),
@@ -193,8 +198,10 @@ impl Hq {
         use anyhow::Context;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        let storage: Box<dyn storage::Storage> =
-            Box::new(sqlite::SqliteStorage::open(&config.db_path())?);
+        let storage: Box<dyn storage::Storage> = match &config.database {
+            Some(url) => Box::new(postgres::PgStorage::open(url)?),
+            None => Box::new(sqlite::SqliteStorage::open(&config.db_path())?),
+        };
         let signer = signing::Signer::load_or_create(&config.data_dir.join("signing.key"))?;
         let lookups = limiter(config.quotas.lookups_per_minute, config.quotas.lookup_burst);
         let events = limiter(config.quotas.events_per_minute, config.quotas.event_burst);

@@ -12,9 +12,15 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "aisle-hq", version, about = "Aisle's reference HQ server")]
 struct Cli {
-    /// HQ's data folder (database, signing key, snapshots).
+    /// HQ's data folder (signing key, snapshots, and the database when it is SQLite).
     #[arg(long, env = "AISLE_HQ_DATA", default_value = "hq-data")]
     data: PathBuf,
+    /// HQ's PostgreSQL database, libpq style: `postgres://user@host/db`, or
+    /// `postgres://user@localhost/db?host=/run/postgresql` over a Unix
+    /// socket (a password is better in ~/.pgpass or PGPASSWORD than in the
+    /// URL). Without it, HQ keeps its database in SQLite in --data.
+    #[arg(long, env = "AISLE_HQ_DATABASE", global = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +53,13 @@ enum Command {
         /// Write the admin listener's bound address to this file.
         #[arg(long)]
         admin_address_file: Option<PathBuf>,
+        /// Requests per minute from one client address, sustained (raise it
+        /// when HQ sits behind a load balancer or proxy that it sees as one address).
+        #[arg(long, default_value_t = aisle_hq::ConnectionLimits::default().per_address_per_minute)]
+        per_address_per_minute: u32,
+        /// ... and at once.
+        #[arg(long, default_value_t = aisle_hq::ConnectionLimits::default().per_address_burst)]
+        per_address_burst: u32,
     },
     /// Print a new admin token line (`NAME TOKEN [EXPIRES]`) to add to the token file.
     NewAdminToken {
@@ -172,6 +185,15 @@ fn parse_role(text: &str) -> Result<aisle_proto::Role, String> {
     aisle_proto::Role::parse(text).ok_or_else(|| format!("{text:?} is not associate or manager"))
 }
 
+impl Cli {
+    /// HQ's configuration for a command: the data folder and the database.
+    fn config(&self) -> aisle_hq::Config {
+        let mut config = aisle_hq::Config::new(self.data.clone());
+        config.database = self.database.clone();
+        config
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -180,6 +202,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let config = cli.config();
     match cli.command {
         Command::Serve {
             listen,
@@ -190,8 +213,12 @@ fn main() -> anyhow::Result<()> {
             address_file,
             admin_listen,
             admin_address_file,
+            per_address_per_minute,
+            per_address_burst,
         } => {
-            let mut config = aisle_hq::Config::new(cli.data);
+            let mut config = config.clone();
+            config.limits.per_address_per_minute = per_address_per_minute;
+            config.limits.per_address_burst = per_address_burst;
             config.admin_tokens = aisle_hq::admin::AdminTokens::load(&admin_token_file)?;
             if !insecure_http {
                 let read = |path: &Option<PathBuf>| -> anyhow::Result<String> {
@@ -226,7 +253,7 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::ImportCompletejourney { dir, skip_invalid } => import(
-            &cli.data,
+            &config,
             &aisle_core::import::DirSource(dir),
             skip_invalid,
             Importer::CompleteJourney,
@@ -234,7 +261,7 @@ fn main() -> anyhow::Result<()> {
         .map(drop),
         Command::ImportDemo => {
             let hq = import(
-                &cli.data,
+                &config,
                 &aisle_core::demo::source(),
                 false,
                 Importer::CompleteJourney,
@@ -252,14 +279,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::ImportCsv { dir, skip_invalid } => import(
-            &cli.data,
+            &config,
             &aisle_core::import::DirSource(dir),
             skip_invalid,
             Importer::Layout,
         )
         .map(drop),
         Command::Train { until, seed } => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let hq = aisle_hq::Hq::open(config.clone())?;
             let now = aisle_hq::now();
             let recommend = hq.storage().train(until.as_deref(), seed, now)?;
             let offers = hq.storage().train_offers(until.as_deref(), now)?;
@@ -283,7 +310,7 @@ fn main() -> anyhow::Result<()> {
                 store_id,
                 kind,
             } = device.registration();
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let hq = aisle_hq::Hq::open(config.clone())?;
             let now = aisle_hq::now();
             let secret = hq
                 .storage()
@@ -304,7 +331,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Associate(command) => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let hq = aisle_hq::Hq::open(config.clone())?;
             let now = aisle_hq::now();
             match command {
                 AssociateCommand::Save {
@@ -346,7 +373,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Quarantine { after, limit } => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let hq = aisle_hq::Hq::open(config.clone())?;
             let page = hq.storage().quarantined(after, limit.max(1))?;
             let text = serde_json::to_string_pretty(&page)?;
             std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes())?;
@@ -367,7 +394,7 @@ fn main() -> anyhow::Result<()> {
             device,
             valid_hours,
         } => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let hq = aisle_hq::Hq::open(config.clone())?;
             let now = aisle_hq::now();
             let registration = device.registration();
             let enrolment = hq.storage().create_enrolment(
@@ -382,14 +409,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::RevokeDevice { device_id } => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let hq = aisle_hq::Hq::open(config.clone())?;
             let now = aisle_hq::now();
             hq.storage().revoke_device(&device_id, now)?;
             local_audit(&hq, "revoke_device", &device_id, now)?;
             Ok(())
         }
         Command::PublicKey => {
-            let hq = aisle_hq::Hq::open(aisle_hq::Config::new(cli.data))?;
+            let hq = aisle_hq::Hq::open(config.clone())?;
             std::io::Write::write_all(
                 &mut std::io::stdout(),
                 format!("{}\n", hq.signer.public_hex()).as_bytes(),
@@ -402,12 +429,12 @@ fn main() -> anyhow::Result<()> {
 /// Loads a source into HQ's master data with one of the store's importers
 /// (the store partitions refreshed after it).
 fn import(
-    data: &std::path::Path,
+    config: &aisle_hq::Config,
     source: &dyn aisle_core::import::Source,
     skip_invalid: bool,
     importer: Importer,
 ) -> anyhow::Result<std::sync::Arc<aisle_hq::Hq>> {
-    let hq = aisle_hq::Hq::open(aisle_hq::Config::new(data.to_owned()))?;
+    let hq = aisle_hq::Hq::open(config.clone())?;
     let options = aisle_core::import::ImportOptions {
         skip_invalid,
         ..aisle_core::import::ImportOptions::default()

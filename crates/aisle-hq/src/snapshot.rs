@@ -94,13 +94,31 @@ pub fn build(
     };
     let text = serde_json::to_string(&manifest).map_err(|err| HqError::Invalid(err.to_string()))?;
     std::fs::write(building.join("manifest.json"), text).map_err(|e| io(&building, e))?;
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::rename(&building, &dir).map_err(|e| io(&dir, e))?;
-    // Older snapshots of this store are no longer offered.
+    // Another HQ instance sharing the folder may have finished the same
+    // snapshot meanwhile: its copy stands, this one goes.
+    if let Err(err) = std::fs::rename(&building, &dir) {
+        std::fs::remove_dir_all(&building).ok();
+        if !dir.join("manifest.json").is_file() {
+            return Err(io(&dir, err));
+        }
+    }
+    // Older snapshots of this store are no longer offered; a build left
+    // behind by a crashed builder goes after an hour (one under way stays).
     if let Ok(entries) = std::fs::read_dir(folder) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name != snapshot_id {
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let older = name != snapshot_id && rest.bytes().all(|b| b.is_ascii_digit());
+            let abandoned = rest.contains(".building-")
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|at| at.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+            if older || abandoned {
                 std::fs::remove_dir_all(entry.path()).ok();
             }
         }
@@ -195,7 +213,14 @@ struct ChunkWriter {
 impl SnapshotSink for ChunkWriter {
     fn begin(&mut self, cursor: u64) -> Result<bool, HqError> {
         let snapshot_id = format!("{}{cursor}", self.prefix);
-        let building = self.folder.join(format!("{snapshot_id}.building"));
+        // Each builder (process and thread) writes a folder of its own.
+        let mut nonce = [0u8; 8];
+        getrandom::getrandom(&mut nonce).map_err(|_| HqError::Invalid("no randomness".into()))?;
+        let building = self.folder.join(format!(
+            "{snapshot_id}.building-{}-{}",
+            std::process::id(),
+            hex::encode(nonce)
+        ));
         let built = self.folder.join(&snapshot_id).join("manifest.json");
         let reuse = std::fs::read_to_string(built)
             .ok()

@@ -17,10 +17,11 @@ use aisle_proto::events::{QuarantineList, QuarantinedEvent, RawEvent, RejectCode
 use aisle_proto::{
     AdminAuditEntry, AdminAuditList, AssociateRecord, CampaignRecord, CardRecord, Change,
     ChangeBatch, CouponRecord, DeviceKind, DeviceRegistration, Enrolment, EventAck, MemberRecord,
-    PROTOCOL_VERSION, Preference, RejectedEvent, StoreEvent,
+    PROTOCOL_VERSION, Preference, StoreEvent,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::checks::Outcome;
 use crate::storage::{
     Device, Enrolled, HqError, Importer, LoggedEvent, Looked, LookupProof, NewAssociate, Scope,
     Showcase, SnapshotHead, SnapshotSink, Storage, check_device_id, new_secret, secret_matches,
@@ -436,9 +437,7 @@ fn snapshot(
     while let Some(row) = rows.next()? {
         sink.record(Change::Associate(records::associate_from_row(row)?))?;
     }
-    for member in partition_members(&tx, store_id)? {
-        sink.record(Change::Member(member))?;
-    }
+    stream_members(&tx, store_id, sink)?;
     // The partition's members' recent baskets, wherever they shopped.
     let mut stmt = tx.prepare(&format!(
         "SELECT {} FROM store_members AS s
@@ -552,88 +551,123 @@ fn train_and_publish(
     Ok(info)
 }
 
-/// Every member of a store's partition with cards and preferences (three
-/// ordered scans merged, not a query per member).
-fn partition_members(conn: &Connection, store_id: i64) -> rusqlite::Result<Vec<MemberRecord>> {
-    let mut members: Vec<MemberRecord> = conn
-        .prepare(&format!(
-            "SELECT {} FROM store_members AS s JOIN members AS m ON m.member_id = s.member_id
-                 WHERE s.store_id = ?1 AND m.erased_at IS NULL ORDER BY m.member_id",
-            records::MEMBER_COLUMNS.replace("member_id,", "m.member_id,")
-        ))?
-        .query_map([store_id], |row| {
-            let mut member = records::member_from_row(row)?;
-            member.code_keys = Some(Vec::new());
-            Ok(member)
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let index: std::collections::HashMap<i64, usize> = members
-        .iter()
-        .enumerate()
-        .map(|(idx, m)| (m.member_id, idx))
-        .collect();
-    let mut stmt = conn.prepare(
+/// Streams every member of a store's partition with cards, preferences,
+/// app-code keys and coupon instances into `sink`: four scans in member
+/// order stepped side by side (one member in memory at a time, not the
+/// partition).
+fn stream_members(
+    conn: &Connection,
+    store_id: i64,
+    sink: &mut dyn SnapshotSink,
+) -> Result<(), HqError> {
+    /// One side scan in member order: each row's member id and record.
+    struct Side<'s, T> {
+        rows: rusqlite::Rows<'s>,
+        read: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        /// The row read ahead of the member it belongs to.
+        ahead: Option<(i64, T)>,
+        done: bool,
+    }
+    impl<T> Side<'_, T> {
+        /// The records of `member_id`, in order.
+        fn of(&mut self, member_id: i64) -> rusqlite::Result<Vec<T>> {
+            let mut out = Vec::new();
+            loop {
+                if self.ahead.is_none() && !self.done {
+                    match self.rows.next()? {
+                        Some(row) => self.ahead = Some((row.get(0)?, (self.read)(row)?)),
+                        None => self.done = true,
+                    }
+                }
+                match self.ahead.take() {
+                    Some((id, _)) if id < member_id => {}
+                    Some((id, record)) if id == member_id => out.push(record),
+                    other => {
+                        self.ahead = other;
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+    }
+    let mut members = conn.prepare(&format!(
+        "SELECT {} FROM store_members AS s JOIN members AS m ON m.member_id = s.member_id
+             WHERE s.store_id = ?1 AND m.erased_at IS NULL ORDER BY m.member_id",
+        records::MEMBER_COLUMNS.replace("member_id,", "m.member_id,")
+    ))?;
+    let mut cards = conn.prepare(
         "SELECT c.member_id, card_number, status, issued_on
          FROM store_members AS s JOIN member_cards AS c ON c.member_id = s.member_id
          WHERE s.store_id = ?1 ORDER BY c.member_id, card_number",
     )?;
-    let mut rows = stmt.query([store_id])?;
-    while let Some(row) = rows.next()? {
-        if let Some(idx) = index.get(&row.get::<_, i64>(0)?) {
-            members[*idx].cards.push(CardRecord {
-                card_number: row.get(1)?,
-                status: row.get(2)?,
-                issued_on: row.get(3)?,
-            });
-        }
-    }
-    let mut stmt = conn.prepare(
+    let mut preferences = conn.prepare(
         "SELECT p.member_id, kind, value
          FROM store_members AS s JOIN member_preferences AS p ON p.member_id = s.member_id
          WHERE s.store_id = ?1 ORDER BY p.member_id, kind, value",
     )?;
-    let mut rows = stmt.query([store_id])?;
-    while let Some(row) = rows.next()? {
-        if let Some(idx) = index.get(&row.get::<_, i64>(0)?) {
-            members[*idx].preferences.push(Preference {
-                kind: row.get(1)?,
-                value: row.get(2)?,
-            });
-        }
-    }
-    let mut stmt = conn.prepare(
+    let mut keys = conn.prepare(
         "SELECT k.member_id, key_id, public_key, created_at
          FROM store_members AS s JOIN member_keys AS k ON k.member_id = s.member_id
          WHERE s.store_id = ?1 ORDER BY k.member_id, key_id",
     )?;
-    let mut rows = stmt.query([store_id])?;
-    while let Some(row) = rows.next()? {
-        if let Some(idx) = index.get(&row.get::<_, i64>(0)?) {
-            members[*idx]
-                .code_keys
-                .get_or_insert_with(Vec::new)
-                .push(aisle_proto::CodeKeyRecord {
-                    key_id: row.get(1)?,
-                    public_key: hex::encode(row.get::<_, Vec<u8>>(2)?),
-                    created_at: row.get(3)?,
-                    revoked_at: None,
-                });
-        }
-    }
-    let holders: Vec<i64> = conn
+    let mut holders: Vec<i64> = conn
         .prepare(
             "SELECT DISTINCT i.bound_member_id FROM store_members AS s
              JOIN coupon_issues AS i ON i.bound_member_id = s.member_id WHERE s.store_id = ?1",
         )?
         .query_map([store_id], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for member_id in holders {
-        if let Some(idx) = index.get(&member_id) {
-            let coupons = aisle_core::offers::ledger::read_instances(conn, member_id)?;
-            members[*idx].coupons = (!coupons.is_empty()).then_some(coupons);
+    holders.sort_unstable();
+    let mut cards = Side {
+        rows: cards.query([store_id])?,
+        read: |row| {
+            Ok(CardRecord {
+                card_number: row.get(1)?,
+                status: row.get(2)?,
+                issued_on: row.get(3)?,
+            })
+        },
+        ahead: None,
+        done: false,
+    };
+    let mut preferences = Side {
+        rows: preferences.query([store_id])?,
+        read: |row| {
+            Ok(Preference {
+                kind: row.get(1)?,
+                value: row.get(2)?,
+            })
+        },
+        ahead: None,
+        done: false,
+    };
+    let mut keys = Side {
+        rows: keys.query([store_id])?,
+        read: |row| {
+            Ok(aisle_proto::CodeKeyRecord {
+                key_id: row.get(1)?,
+                public_key: hex::encode(row.get::<_, Vec<u8>>(2)?),
+                created_at: row.get(3)?,
+                revoked_at: None,
+            })
+        },
+        ahead: None,
+        done: false,
+    };
+    let mut rows = members.query([store_id])?;
+    while let Some(row) = rows.next()? {
+        let mut member = records::member_from_row(row)?;
+        let id = member.member_id;
+        member.cards = cards.of(id)?;
+        member.preferences = preferences.of(id)?;
+        member.code_keys = Some(keys.of(id)?);
+        if holders.binary_search(&id).is_ok() {
+            let coupons = aisle_core::offers::ledger::read_instances(conn, id)?;
+            member.coupons = (!coupons.is_empty()).then_some(coupons);
         }
+        sink.record(Change::Member(member))?;
     }
-    Ok(members)
+    Ok(())
 }
 
 /// Records uploaded events once each and applies them, each in its own
@@ -649,38 +683,9 @@ fn record_events(
     now: Timestamp,
 ) -> Result<EventAck, HqError> {
     let tx = conn.transaction()?;
-    let mut ack = EventAck {
-        acknowledged: Vec::with_capacity(events.len()),
-        duplicates: 0,
-        rejected: Vec::new(),
-    };
-    for event in events {
-        match record_event(&tx, device, event, now)? {
-            Outcome::Applied => {}
-            Outcome::Duplicate => ack.duplicates += 1,
-            Outcome::Rejected { code, reason } => ack.rejected.push(RejectedEvent {
-                key: event.idempotency_key.clone(),
-                code,
-                reason,
-            }),
-        }
-        ack.acknowledged.push(event.idempotency_key.clone());
-    }
+    let ack = crate::checks::acknowledge(events, |event| record_event(&tx, device, event, now))?;
     tx.commit()?;
     Ok(ack)
-}
-
-/// What became of one uploaded event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    Applied,
-    /// Recorded before: acknowledged again, never applied twice.
-    Duplicate,
-    /// Quarantined, now or before.
-    Rejected {
-        code: String,
-        reason: String,
-    },
 }
 
 fn record_event(

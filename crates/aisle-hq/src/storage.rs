@@ -34,7 +34,12 @@ pub enum HqError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
+    Postgres(#[from] postgres::Error),
+    #[error(transparent)]
     Import(#[from] aisle_core::import::ImportError),
+    /// The database cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

@@ -21,6 +21,7 @@
 
 mod demo;
 mod layers;
+mod postgres;
 mod supply;
 mod units;
 
@@ -49,6 +50,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "gnome-keyring",
     "dbus-daemon",
     "sqlite3",
+    "postgresql",
     "libclang-dev",
     "libfontconfig1-dev",
     "xvfb",
@@ -325,8 +327,41 @@ fn test(args: &[&str]) -> Result<()> {
             .args(["doc", "--workspace", "--no-deps", "--quiet"])
             .env("RUSTDOCFLAGS", "-D warnings"))
     })?;
+    let mut counts = (0, 0);
     steps.time("tests", || {
-        run_tests(cargo().args(["test", "--workspace"]).args(args))
+        counts = run_tests(
+            cargo()
+                .args(["test", "--workspace"])
+                .args(args)
+                .env_remove("AISLE_TEST_POSTGRES"),
+        )?;
+        Ok(())
+    })?;
+    // HQ's suites again, with HQ on PostgreSQL: the sync, coupon, device and
+    // at-rest tests (the CLI's), the tablet's, the kiosk's model delivery,
+    // and the storage contract.
+    steps.time("tests on PostgreSQL", || {
+        let cluster = postgres::Cluster::start()?;
+        let (passed, failed) = run_tests(
+            cargo()
+                .args([
+                    "test",
+                    "-p",
+                    "aisle-cli",
+                    "-p",
+                    "aisle-tests",
+                    "-p",
+                    "aisle-kiosk",
+                    "-p",
+                    "aisle-associate",
+                    "--test",
+                    "it",
+                ])
+                .args(args)
+                .env("AISLE_TEST_POSTGRES", cluster.url("postgres")),
+        )?;
+        counts = (counts.0 + passed, counts.1 + failed);
+        Ok(())
     })?;
     // The README's main job, end to end, where there is no display: HQ, sync, the kiosk's screens.
     steps.time("demo", || {
@@ -346,6 +381,8 @@ fn test(args: &[&str]) -> Result<()> {
         Ok(())
     })?;
     steps.report();
+    // The closing line CI reads: every test of both passes.
+    println!("\n{} passed, {} failed", counts.0, counts.1);
     Ok(())
 }
 
@@ -376,8 +413,8 @@ impl Steps {
 }
 
 /// Runs the test command, passing its output through, and ends with one line
-/// that sums every test binary's results.
-fn run_tests(cmd: &mut Command) -> Result<()> {
+/// that sums every test binary's results: (passed, failed).
+fn run_tests(cmd: &mut Command) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader};
     eprintln!("$ {}", describe(cmd));
     let mut child = cmd
@@ -431,7 +468,7 @@ fn run_tests(cmd: &mut Command) -> Result<()> {
     if !status.success() {
         bail!("{} failed: {status}", describe(cmd));
     }
-    Ok(())
+    Ok((passed, failed))
 }
 
 fn release_aisle() -> Result<PathBuf> {

@@ -1212,26 +1212,19 @@ fn associates_reach_their_store_with_their_pin_hash() {
             .expect("cursor")
     };
     let before = cursor(&store.db);
-    {
-        let mut conn = hq.db();
-        let tx = conn.transaction().expect("tx");
-        aisle_hq::sqlite::log_change(
-            &tx,
-            aisle_hq::storage::Scope::Store(store.store_id),
-            &aisle_proto::Change::Associate(aisle_proto::AssociateRecord {
-                staff_id: 7003,
-                store_id: store.store_id,
-                display_name: "Plain Text".into(),
-                role: Role::Manager,
-                pin_hash: "0000".into(),
-                active: true,
-                updated_at: now.into(),
-            }),
-            ts(now),
-        )
-        .expect("log");
-        tx.commit().expect("commit");
-    }
+    hq.inject_change(
+        aisle_hq::storage::Scope::Store(store.store_id),
+        &aisle_proto::Change::Associate(aisle_proto::AssociateRecord {
+            staff_id: 7003,
+            store_id: store.store_id,
+            display_name: "Plain Text".into(),
+            role: Role::Manager,
+            pin_hash: "0000".into(),
+            active: true,
+            updated_at: now.into(),
+        }),
+        now,
+    );
     let output = aisle(&store.db, &["sync"]);
     assert!(!output.status.success());
     assert!(text(&output).contains("pin_hash"), "{}", text(&output));

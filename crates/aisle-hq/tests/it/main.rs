@@ -2,6 +2,8 @@
 //! file's rules are checked at start, and the admin API answers on its own
 //! listener only, by named tokens that expire.
 
+mod consistency;
+
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
