@@ -60,6 +60,19 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "webkit2gtk-driver",
 ];
 
+/// The test modules that run HQ, by package: run again with HQ on
+/// PostgreSQL (`cargo xtask test`'s second pass).
+const POSTGRES_SUITES: &[(&str, &[&str])] = &[
+    (
+        "aisle-cli",
+        &["at_rest::", "coupons::", "devices::", "sync::", "trust::"],
+    ),
+    ("aisle-tests", &["hq_storage::"]),
+    ("aisle-kiosk", &["models::"]),
+    ("aisle-associate", &["commands::", "e2e_webkit::"]),
+    ("aisle-hq", &["consistency::"]),
+];
+
 /// Crates the core must never depend on (UI, camera, server).
 const FORBIDDEN_IN_CORE: &[&str] = &["slint", "tauri", "wry", "nokhwa", "axum"];
 
@@ -337,30 +350,23 @@ fn test(args: &[&str]) -> Result<()> {
         )?;
         Ok(())
     })?;
-    // HQ's suites again, with HQ on PostgreSQL: the sync, coupon, device and
-    // at-rest tests (the CLI's), the tablet's, the kiosk's model delivery,
-    // and the storage contract.
+    // HQ's suites again, with HQ on PostgreSQL: the sync, coupon, device,
+    // trust and at-rest tests (the CLI's), the tablet's, the kiosk's model
+    // delivery, the storage contract, and the consistency test of two HQ
+    // instances (which runs only here).
     steps.time("tests on PostgreSQL", || {
         let cluster = postgres::Cluster::start()?;
-        let (passed, failed) = run_tests(
-            cargo()
-                .args([
-                    "test",
-                    "-p",
-                    "aisle-cli",
-                    "-p",
-                    "aisle-tests",
-                    "-p",
-                    "aisle-kiosk",
-                    "-p",
-                    "aisle-associate",
-                    "--test",
-                    "it",
-                ])
-                .args(args)
-                .env("AISLE_TEST_POSTGRES", cluster.url("postgres")),
-        )?;
-        counts = (counts.0 + passed, counts.1 + failed);
+        for (package, filters) in POSTGRES_SUITES {
+            let (passed, failed) = run_tests(
+                cargo()
+                    .args(["test", "-p", package, "--test", "it"])
+                    .args(args)
+                    .arg("--")
+                    .args(*filters)
+                    .env("AISLE_TEST_POSTGRES", cluster.url("postgres")),
+            )?;
+            counts = (counts.0 + passed, counts.1 + failed);
+        }
         Ok(())
     })?;
     // The README's main job, end to end, where there is no display: HQ, sync, the kiosk's screens.

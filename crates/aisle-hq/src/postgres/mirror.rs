@@ -252,13 +252,16 @@ pub fn export_to_sqlite(
     Ok(copied)
 }
 
-/// Writes every row of `table` in `sqlite` into PostgreSQL: straight in
-/// when PostgreSQL's table is empty, else through a staging table and an
-/// upsert on the primary key. Identity columns continue after the highest id.
+/// Writes the rows of `table` in `sqlite` into PostgreSQL (only those not
+/// in `unchanged`, a table of the rows as they were extracted, when given):
+/// straight in when PostgreSQL's table is empty, else through a staging
+/// table and an upsert on the primary key. Identity columns continue after
+/// the highest id.
 fn copy_into_pg(
     sqlite: &rusqlite::Connection,
     pg: &mut Transaction<'_>,
     table: &str,
+    unchanged: Option<&str>,
 ) -> Result<u64, HqError> {
     let columns = columns(pg, table)?;
     let list = column_list(&columns);
@@ -281,7 +284,13 @@ fn copy_into_pg(
             "COPY {target} ({list}) FROM STDIN (FORMAT binary)"
         ))?;
         let mut writer = BinaryCopyInWriter::new(sink, &types);
-        let mut select = sqlite.prepare(&format!("SELECT {list} FROM {table}"))?;
+        let sql = match unchanged {
+            Some(unchanged) => {
+                format!("SELECT {list} FROM {table} EXCEPT SELECT {list} FROM {unchanged}")
+            }
+            None => format!("SELECT {list} FROM {table}"),
+        };
+        let mut select = sqlite.prepare(&sql)?;
         let mut rows = select.query([])?;
         while let Some(row) = rows.next()? {
             let cells = columns
@@ -353,12 +362,21 @@ impl Scratch {
     }
 }
 
-/// The master data as a scratch SQLite file, read in one snapshot.
-fn extract(storage: &PgStorage) -> Result<Scratch, HqError> {
+/// The master data as a scratch SQLite file, read in one snapshot; with
+/// `keep`, each table also as it was (`extracted_<table>`), so that only
+/// what the work changes goes back.
+fn extract(storage: &PgStorage, keep: bool) -> Result<Scratch, HqError> {
     let scratch = Scratch::new()?;
     storage.read(|pg| {
         let tx = scratch.conn.unchecked_transaction()?;
         export_to_sqlite(pg.raw(), &tx, MASTER_TABLES)?;
+        if keep {
+            for table in MASTER_TABLES {
+                tx.execute_batch(&format!(
+                    "CREATE TABLE extracted_{table} AS SELECT * FROM {table}"
+                ))?;
+            }
+        }
         tx.commit()?;
         Ok(())
     })?;
@@ -366,8 +384,9 @@ fn extract(storage: &PgStorage) -> Result<Scratch, HqError> {
 }
 
 /// Runs a store importer into a scratch copy of the master data, then
-/// writes the master tables back in one transaction and refreshes the
-/// store partitions.
+/// writes back, in one transaction, the rows it added or changed (so that
+/// HQ's own edits made meanwhile stand, unless the import changed the same
+/// row), and refreshes the store partitions.
 pub fn import(
     storage: &PgStorage,
     importer: Importer,
@@ -378,14 +397,15 @@ pub fn import(
         Importer::CompleteJourney => aisle_core::import::completejourney::import,
         Importer::Layout => aisle_core::import::layout::import,
     };
-    let mut scratch = extract(storage)?;
+    let mut scratch = extract(storage, true)?;
     let report = aisle_core::import::in_transaction(&mut scratch.conn, |tx| {
         run(tx, source, options, &mut aisle_core::import::NoProgress)
     })?;
     storage.with_client(|client| {
         let mut pg = client.transaction()?;
         for table in MASTER_TABLES {
-            copy_into_pg(&scratch.conn, &mut pg, table)?;
+            let unchanged = format!("extracted_{table}");
+            copy_into_pg(&scratch.conn, &mut pg, table, Some(&unchanged))?;
         }
         pg.commit()?;
         Ok(())
@@ -400,7 +420,7 @@ pub fn train(
     storage: &PgStorage,
     fit: impl FnOnce(&mut rusqlite::Connection) -> Result<(), HqError>,
 ) -> Result<(), HqError> {
-    let mut scratch = extract(storage)?;
+    let mut scratch = extract(storage, false)?;
     let before: (i64, i64) = storage.read(|pg| {
         let row = pg.query_one(
             "SELECT (SELECT coalesce(max(artifact_id), 0) FROM model_artifacts),
@@ -419,7 +439,7 @@ pub fn train(
     storage.with_client(|client| {
         let mut pg = client.transaction()?;
         for table in ["model_artifacts", "offer_models"] {
-            copy_into_pg(&scratch.conn, &mut pg, table)?;
+            copy_into_pg(&scratch.conn, &mut pg, table, None)?;
         }
         pg.commit()?;
         Ok(())

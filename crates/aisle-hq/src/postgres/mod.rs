@@ -331,7 +331,6 @@ impl Tx<'_> {
         Ok(self.tx.batch_execute(sql)?)
     }
 
-
     /// Appends a change to the feed (numbered at commit).
     fn log(&mut self, scope: Scope, change: &Change, now: Timestamp) -> Result<(), HqError> {
         let body =
@@ -544,11 +543,11 @@ fn revoke_device_keys(
     device_id: &str,
     now: Timestamp,
 ) -> Result<u64, HqError> {
-    Ok(c.execute(
+    c.execute(
         "UPDATE coupon_issuers SET revoked_at = $3
          WHERE store_id = $1 AND device_id = $2 AND revoked_at IS NULL",
         &[&store_id, &device_id, &now.to_string()],
-    )?)
+    )
 }
 
 fn record_admin_call(
@@ -1605,7 +1604,7 @@ impl Storage for PgStorage {
             tx.commit()?;
             Ok(())
         })?;
-        self.publish_newest(|tx| model_info_recommend(tx), now)
+        self.publish_newest(model_info_recommend, now)
     }
 
     fn train_offers(&self, until: Option<&str>, now: Timestamp) -> Result<ModelInfo, HqError> {
@@ -1624,7 +1623,7 @@ impl Storage for PgStorage {
             tx.commit()?;
             Ok(())
         })?;
-        self.publish_newest(|tx| model_info_offers(tx), now)
+        self.publish_newest(model_info_offers, now)
     }
 
     fn coupon_reconciliation(&self) -> Result<CouponReconciliation, HqError> {
