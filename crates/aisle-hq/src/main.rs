@@ -2,6 +2,8 @@
 
 #[cfg(feature = "bench")]
 mod bench;
+#[cfg(feature = "bench")]
+mod fleet;
 
 use std::path::PathBuf;
 
@@ -105,6 +107,9 @@ enum Command {
     /// Built with `--features bench` only (`cargo xtask bench sync`): the shipped server has no harness.
     #[cfg(feature = "bench")]
     BenchSync(bench::Options),
+    /// A chain's stores against running HQ instances (`cargo xtask bench fleet`).
+    #[cfg(feature = "bench")]
+    BenchFleet(fleet::Options),
     /// Register a store device; prints its credentials as JSON (shown once).
     /// Prefer `enrol-device`: then the device's secret never passes through
     /// the admin's hands.
@@ -304,6 +309,8 @@ fn main() -> anyhow::Result<()> {
         }
         #[cfg(feature = "bench")]
         Command::BenchSync(options) => bench::run(&cli.data, &options),
+        #[cfg(feature = "bench")]
+        Command::BenchFleet(options) => fleet::run(config.clone(), &options),
         Command::RegisterDevice { device } => {
             let aisle_proto::DeviceRegistration {
                 device_id,
