@@ -20,6 +20,7 @@
 //! - `cargo xtask bench fuzz [--inputs N]`: a million inputs per parser of untrusted input, no panic.
 
 mod demo;
+mod fleet;
 mod layers;
 mod postgres;
 mod supply;
@@ -89,6 +90,7 @@ fn main() -> Result<()> {
         ["bench", "replica", rest @ ..] => bench_replica(rest),
         ["bench", "sync", rest @ ..] => bench_sync(rest),
         ["bench", "sync-crash", rest @ ..] => bench_sync_crash(rest),
+        ["bench", "fleet", rest @ ..] => fleet::bench_fleet(rest),
         ["bench", "encryption", rest @ ..] => bench_encryption(rest),
         ["bench", "scan", rest @ ..] => bench_scan(rest),
         ["bench", "kiosk", rest @ ..] => demo::bench_kiosk(rest),
@@ -97,7 +99,7 @@ fn main() -> Result<()> {
         _ => {
             bail!(
                 "usage: cargo xtask <demo | test | layers | deny | units | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
-                 | bench sync [--members N --products M] | bench tablet [--db REPLICA --queries N --starts K] | bench sync-crash [--runs N --seed S] \
+                 | bench sync [--members N --products M] | bench fleet [--members N --products M --stores S --seconds T] | bench tablet [--db REPLICA --queries N --starts K] | bench sync-crash [--runs N --seed S] \
                  | bench scan [--manifest FILE] | bench kiosk [--scans N --starts N] | bench fuzz [--inputs N --seed S]>"
             )
         }

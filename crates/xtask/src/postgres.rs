@@ -22,8 +22,18 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a new cluster in a temporary folder.
+    /// Starts a new cluster in a temporary folder, for tests: durability
+    /// off (`fsync=off`), nothing survives the run anyway.
     pub fn start() -> Result<Self> {
+        Self::start_with("-c fsync=off -c synchronous_commit=off")
+    }
+
+    /// The same with PostgreSQL's defaults for durability (benchmarks).
+    pub fn start_durable() -> Result<Self> {
+        Self::start_with("")
+    }
+
+    fn start_with(durability: &str) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("aisle-pg")
             .tempdir()
@@ -41,7 +51,7 @@ impl Cluster {
             .args(["-A", "trust", "-U", USER, "--no-sync", "-E", "UTF8"]))?;
         let this = Self { dir };
         let options = format!(
-            "-k {} -c listen_addresses='' -c fsync=off -c max_connections=300 -c shared_buffers=256MB",
+            "-k {} -c listen_addresses='' -c max_connections=300 -c shared_buffers=256MB {durability}",
             this.socket_dir().display()
         );
         run(Command::new("runuser")
