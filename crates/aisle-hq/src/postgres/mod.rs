@@ -11,7 +11,7 @@
 //!   SQLite's single writer.
 //! - **The feed**: a writing transaction collects its feed entries and
 //!   numbers them as its last step, under a transaction-scoped advisory lock
-//!   held through its commit ([`Tx::commit`]): positions follow commit order,
+//!   held through its commit: positions follow commit order,
 //!   every snapshot holds positions 1..head with no hole, and no later commit
 //!   lands behind a position a store has passed. Readers read the head and
 //!   the rows in one REPEATABLE READ snapshot.
