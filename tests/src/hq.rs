@@ -275,26 +275,12 @@ impl TestHq {
                 .expect("open HQ db");
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("hq-copy.db");
-        drop(aisle_hq::sqlite::open(&path).expect("a SQLite copy"));
-        let conn = aisle_core::replica::connect(&path).expect("open the copy");
-        let mut client = postgres::Client::connect(url, postgres::NoTls).expect("HQ's database");
-        let mut pg = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .expect("a snapshot");
         let tables: Vec<&str> = aisle_hq::postgres::MASTER_TABLES
             .iter()
             .chain(aisle_hq::postgres::HQ_TABLES)
             .copied()
             .collect();
-        {
-            let tx = conn.unchecked_transaction().expect("tx");
-            aisle_hq::postgres::export_to_sqlite(&mut pg, &tx, &tables).expect("copy HQ's data");
-            tx.commit().expect("commit");
-        }
+        let conn = crate::postgres::sqlite_copy(url, &dir.path().join("hq-copy.db"), &tables);
         self.copies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

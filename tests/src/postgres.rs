@@ -154,3 +154,21 @@ pub fn query<T>(url: &str, sql: &str, each: impl Fn(&postgres::Row) -> T) -> Vec
         .map(each)
         .collect()
 }
+
+/// A SQLite file at `path` (HQ's schema) holding `tables` of a test
+/// database, read in one snapshot; a connection to it.
+pub fn sqlite_copy(url: &str, path: &std::path::Path, tables: &[&str]) -> rusqlite::Connection {
+    drop(aisle_hq::sqlite::open(path).expect("a SQLite copy"));
+    let conn = aisle_core::replica::connect(path).expect("open the copy");
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("HQ's database");
+    let mut pg = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .expect("a snapshot");
+    let tx = conn.unchecked_transaction().expect("tx");
+    aisle_hq::postgres::export_to_sqlite(&mut pg, &tx, tables).expect("copy HQ's data");
+    tx.commit().expect("commit");
+    conn
+}

@@ -78,6 +78,23 @@ struct Conn {
     statements: HashMap<String, Statement>,
 }
 
+impl Conn {
+    /// A transaction at `level` with this connection's statement cache.
+    fn begin(&mut self, level: IsolationLevel, read_only: bool) -> Result<Tx<'_>, HqError> {
+        let tx = self
+            .client
+            .build_transaction()
+            .isolation_level(level)
+            .read_only(read_only)
+            .start()?;
+        Ok(Tx {
+            tx,
+            statements: &mut self.statements,
+            feed: Vec::new(),
+        })
+    }
+}
+
 impl std::fmt::Debug for PgStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStorage")
@@ -218,16 +235,7 @@ impl PgStorage {
             loop {
                 tries += 1;
                 let attempt = (|| {
-                    let tx = conn
-                        .client
-                        .build_transaction()
-                        .isolation_level(IsolationLevel::Serializable)
-                        .start()?;
-                    let mut tx = Tx {
-                        tx,
-                        statements: &mut conn.statements,
-                        feed: Vec::new(),
-                    };
+                    let mut tx = conn.begin(IsolationLevel::Serializable, false)?;
                     let value = work(&mut tx)?;
                     tx.commit()?;
                     Ok(value)
@@ -245,17 +253,7 @@ impl PgStorage {
     /// Runs `work` in one REPEATABLE READ, READ ONLY snapshot.
     fn read<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, HqError>) -> Result<T, HqError> {
         self.with_conn(|conn| {
-            let tx = conn
-                .client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            let mut tx = Tx {
-                tx,
-                statements: &mut conn.statements,
-                feed: Vec::new(),
-            };
+            let mut tx = conn.begin(IsolationLevel::RepeatableRead, true)?;
             let value = work(&mut tx)?;
             tx.commit()?;
             Ok(value)

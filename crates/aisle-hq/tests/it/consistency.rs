@@ -629,16 +629,6 @@ fn hq_copy(database: &str, work: &Path) -> rusqlite::Connection {
     let dir = work.join("hq-copy");
     std::fs::remove_dir_all(&dir).ok();
     std::fs::create_dir_all(&dir).expect("copy folder");
-    let path = dir.join("hq.db");
-    drop(aisle_hq::sqlite::open(&path).expect("a SQLite copy"));
-    let conn = aisle_core::replica::connect(&path).expect("open the copy");
-    let mut client = postgres::Client::connect(database, postgres::NoTls).expect("HQ's database");
-    let mut pg = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .expect("a snapshot");
     let tables = [
         "stores",
         "products",
@@ -653,8 +643,5 @@ fn hq_copy(database: &str, work: &Path) -> rusqlite::Connection {
         "coupon_redemptions",
         "store_members",
     ];
-    let tx = conn.unchecked_transaction().expect("tx");
-    aisle_hq::postgres::export_to_sqlite(&mut pg, &tx, &tables).expect("copy");
-    tx.commit().expect("commit");
-    conn
+    aisle_tests::postgres::sqlite_copy(database, &dir.join("hq.db"), &tables)
 }
