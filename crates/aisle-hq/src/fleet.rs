@@ -6,7 +6,7 @@
 //! Simulated stores are async tasks, not processes: each polls the feed
 //! every `--poll-seconds` from a random phase and follows its cursor; the
 //! chain uploads `--events-per-second` events in aggregate (one event per
-//! upload, from a random store); an admin writer changes prices, stock and
+//! upload: a random member's visit, from the member's home store); an admin writer changes prices, stock and
 //! members at `--admin-per-second`; once, a store whose partition holds every
 //! member bootstraps (the snapshot and every chunk). Requests go to the
 //! instances in turn (a simple round-robin). The HQ processes' resident
@@ -52,9 +52,11 @@ pub struct Options {
     pub admin_per_second: u64,
     #[arg(long, default_value_t = 300)]
     pub seconds: u64,
-    /// Member ids run 1..=N (the generator's).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub members: i64,
+    /// The generated chain (`aisle gen`'s folder): uploads come from a
+    /// member's home store, so HQ applies them (an event about a member
+    /// outside the store's partition is quarantined, a different path).
+    #[arg(long)]
+    pub chain: PathBuf,
     /// Product ids run 1..=N.
     #[arg(long, default_value_t = 100_000)]
     pub products: i64,
@@ -121,6 +123,33 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
 }
 
+/// Every member with its home store, `(member_id, home_store_id)` (the chain's `members.csv`).
+fn home_stores(chain: &std::path::Path) -> anyhow::Result<Vec<(i64, i64)>> {
+    let path = chain.join("members.csv");
+    let mut reader =
+        csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("{} has no {name} column", path.display()))
+    };
+    let (member, home) = (column("member_id")?, column("home_store_id")?);
+    let mut homes = Vec::new();
+    for row in reader.records() {
+        let row = row?;
+        let field = |i: usize| -> anyhow::Result<i64> {
+            row.get(i).and_then(|v| v.parse().ok()).with_context(|| {
+                format!("{}: a row without a number in column {i}", path.display())
+            })
+        };
+        homes.push((field(member)?, field(home)?));
+    }
+    anyhow::ensure!(!homes.is_empty(), "{} holds no member", path.display());
+    Ok(homes)
+}
+
 /// A process's resident memory in bytes (Linux).
 fn resident(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -159,10 +188,11 @@ pub fn run(config: aisle_hq::Config, options: &Options) -> anyhow::Result<()> {
         .nth(1)
         .map(str::to_owned)
         .context("the admin token file holds `NAME TOKEN`")?;
+    let homes = home_stores(&options.chain)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(drive(options, devices, &ca, &token))?;
+    let report = runtime.block_on(drive(options, devices, homes, &ca, &token))?;
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &options.report {
         std::fs::write(path, &text)?;
@@ -174,6 +204,7 @@ pub fn run(config: aisle_hq::Config, options: &Options) -> anyhow::Result<()> {
 async fn drive(
     options: &Options,
     devices: Vec<(i64, String)>,
+    homes: Vec<(i64, i64)>,
     ca: &str,
     token: &str,
 ) -> anyhow::Result<serde_json::Value> {
@@ -191,6 +222,17 @@ async fn drive(
         urls: options.admin_urls.clone(),
         next: AtomicUsize::new(0),
     });
+    // Members of the simulated stores only (an admin change keeps a member's home store).
+    let homes: Arc<Vec<(i64, i64)>> = Arc::new(
+        homes
+            .into_iter()
+            .filter(|(_, store_id)| (1..=options.stores).contains(store_id))
+            .collect(),
+    );
+    anyhow::ensure!(
+        !homes.is_empty(),
+        "no member's home store is one of the stores"
+    );
     let record = Arc::new(Record::default());
     let started = Instant::now();
     let until = started + Duration::from_secs(options.seconds);
@@ -245,16 +287,17 @@ async fn drive(
                         break;
                     }
                 }
-                tokio::time::sleep(every.saturating_sub(tick.elapsed())).await;
+                let wake = (tick + every).min(until);
+                tokio::time::sleep_until(wake.into()).await;
             }
         }));
     }
-    // Uploads: one event each, from random stores, at the chain's rate.
+    // Uploads: one event each (a random member's visit at the member's home store), at the chain's rate.
     {
         let (client, targets, record) = (client.clone(), targets.clone(), record.clone());
-        let devices = devices.clone();
+        let auth_of: HashMap<i64, String> = devices.iter().cloned().collect();
+        let homes = homes.clone();
         let per_second = options.events_per_second.max(1);
-        let members = options.members.max(1);
         let mut rng = aisle_core::rng::SplitMix64::new(rng.next_u64());
         tasks.push(tokio::spawn(async move {
             let gap = Duration::from_secs(1) / u32::try_from(per_second).unwrap_or(u32::MAX);
@@ -262,8 +305,8 @@ async fn drive(
             let mut next = Instant::now();
             while Instant::now() < until {
                 seq += 1;
-                let (store_id, auth) = devices[(rng.next_u64() % devices.len() as u64) as usize].clone();
-                let member_id = 1 + (rng.next_u64() % members as u64) as i64;
+                let (member_id, store_id) = homes[(rng.next_u64() % homes.len() as u64) as usize];
+                let auth = auth_of[&store_id].clone();
                 let body = serde_json::json!({ "events": [{
                     "idempotency_key": format!("fleet-{}-{seq}", std::process::id()),
                     "seq": seq,
@@ -298,7 +341,8 @@ async fn drive(
     {
         let (client, targets, record) = (client.clone(), admin_targets.clone(), record.clone());
         let token = token.to_owned();
-        let (stores, products, members) = (options.stores, options.products, options.members);
+        let (stores, products) = (options.stores, options.products);
+        let homes = homes.clone();
         let per_second = options.admin_per_second.max(1);
         let mut rng = aisle_core::rng::SplitMix64::new(rng.next_u64());
         tasks.push(tokio::spawn(async move {
@@ -307,9 +351,8 @@ async fn drive(
             let mut n = 0u64;
             while Instant::now() < until {
                 n += 1;
-                let store_id = 1 + (rng.next_u64() % stores as u64) as i64;
                 let (path, body, kind) = if n.is_multiple_of(4) {
-                    let member_id = 1 + (rng.next_u64() % members as u64) as i64;
+                    let (member_id, store_id) = homes[(rng.next_u64() % homes.len() as u64) as usize];
                     let member = serde_json::json!({
                         "member_id": member_id, "given_name": format!("Fleet {n}"), "family_name": null,
                         "display_name": null, "phone": null, "email": null, "home_store_id": store_id,
@@ -319,6 +362,7 @@ async fn drive(
                     });
                     (paths::ADMIN_MEMBERS, member, "admin_member")
                 } else {
+                    let store_id = 1 + (rng.next_u64() % stores as u64) as i64;
                     let price = serde_json::json!({
                         "store_id": store_id,
                         "product_id": 1 + (rng.next_u64() % products as u64) as i64,

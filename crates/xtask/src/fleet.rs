@@ -160,11 +160,14 @@ pub fn bench_fleet(args: &[&str]) -> Result<()> {
         "fleet fleet-admin-token-0123456789abcdef0123456789abcdef\n",
     )?;
     std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let chain = generated
+        .to_str()
+        .context("a temporary folder's path is not UTF-8")?;
     let options = [
         "--stores",
         stores,
-        "--members",
-        members,
+        "--chain",
+        chain,
         "--products",
         products,
         "--seconds",
