@@ -27,13 +27,26 @@ pub struct Device {
     pub kind: DeviceKind,
 }
 
+/// What PostgreSQL said: the server's code and message (the client's own
+/// `Display` says only "db error"), or the client's error. Not the server's
+/// detail: it can quote a row's values (a card number), and this goes to logs.
+fn postgres_detail(err: &postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(err) {
+            Some(source) => format!("{err}: {source}"),
+            None => err.to_string(),
+        },
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HqError {
     #[error(transparent)]
     Replica(#[from] aisle_core::replica::ReplicaError),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    #[error(transparent)]
+    #[error("PostgreSQL: {}", postgres_detail(.0))]
     Postgres(#[from] postgres::Error),
     #[error(transparent)]
     Import(#[from] aisle_core::import::ImportError),
