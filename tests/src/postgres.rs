@@ -137,7 +137,7 @@ pub fn inject_change(url: &str, scope: &str, store_id: Option<i64>, body: &str, 
     .expect("feed lock");
     tx.execute(
         "INSERT INTO changes (seq, scope, store_id, member_id, body, at)
-         SELECT coalesce(max(seq), 0) + 1, $1, $2, NULL, $3, $4 FROM changes",
+         VALUES (nextval('changes_seq'), $1, $2, NULL, $3, $4)",
         &[&scope, &store_id, &body, &at],
     )
     .expect("insert");

@@ -47,11 +47,18 @@ use crate::storage::{
 pub use mirror::{HQ_TABLES, MASTER_TABLES, export_to_sqlite};
 
 /// HQ's schema on PostgreSQL, in order (`migrations/hq-postgres/`).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_hq.sql",
-    include_str!("../../../../migrations/hq-postgres/0001_hq.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_hq.sql",
+        include_str!("../../../../migrations/hq-postgres/0001_hq.sql"),
+    ),
+    (
+        2,
+        "0002_feed_sequence.sql",
+        include_str!("../../../../migrations/hq-postgres/0002_feed_sequence.sql"),
+    ),
+];
 
 /// The advisory lock numbering feed entries (and the one serializing
 /// migrations): arbitrary constants, the same in every instance.
@@ -218,6 +225,19 @@ impl PgStorage {
                 )?;
                 tracing::info!(migration = name, "HQ schema migrated on PostgreSQL");
             }
+            // The feed's sequence never behind its rows (a restore, or a
+            // failover to a logical replica, which copies rows but not
+            // sequences): numbered from there, a writer would collide.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
+            let realigned = tx.execute(
+                "SELECT setval('changes_seq', h.m)
+                   FROM (SELECT max(seq) AS m FROM changes) h, changes_seq s
+                  WHERE h.m >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END",
+                &[],
+            )?;
+            if realigned > 0 {
+                tracing::warn!("the feed's sequence was behind its rows: realigned");
+            }
             tx.commit()?;
             Ok(())
         })
@@ -226,10 +246,31 @@ impl PgStorage {
     /// Runs `work` in a SERIALIZABLE transaction, committed with its feed
     /// entries numbered ([`Tx::commit`]); retried whole on a serialization
     /// failure or deadlock. `work` returns `Err` to roll back.
-    fn write<T>(
+    fn write<T>(&self, work: impl FnMut(&mut Tx<'_>) -> Result<T, HqError>) -> Result<T, HqError> {
+        Ok(self.write_numbered(work)?.0)
+    }
+
+    /// [`Self::write`], answering the feed's head once it committed: the
+    /// position of its last entry (or, if it made none, the head it read).
+    fn write_head(
+        &self,
+        mut work: impl FnMut(&mut Tx<'_>) -> Result<(), HqError>,
+    ) -> Result<u64, HqError> {
+        let (read, last) = self.write_numbered(|tx| {
+            work(tx)?;
+            if tx.feed.is_empty() {
+                head(tx).map(Some)
+            } else {
+                Ok(None)
+            }
+        })?;
+        Ok(last.or(read).unwrap_or(0))
+    }
+
+    fn write_numbered<T>(
         &self,
         mut work: impl FnMut(&mut Tx<'_>) -> Result<T, HqError>,
-    ) -> Result<T, HqError> {
+    ) -> Result<(T, Option<u64>), HqError> {
         self.with_conn(|conn| {
             let mut tries = 0;
             loop {
@@ -237,12 +278,18 @@ impl PgStorage {
                 let attempt = (|| {
                     let mut tx = conn.begin(IsolationLevel::Serializable, false)?;
                     let value = work(&mut tx)?;
-                    tx.commit()?;
-                    Ok(value)
+                    let last = tx.commit()?;
+                    Ok((value, last))
                 })();
                 match attempt {
                     Err(HqError::Postgres(err)) if retryable(&err) && tries < WRITE_TRIES => {
-                        std::thread::sleep(std::time::Duration::from_millis(u64::from(tries) * 2));
+                        // Apart, so that two that collided do not collide again.
+                        let mut byte = [0u8; 1];
+                        getrandom::getrandom(&mut byte).ok();
+                        let jitter = u64::from(byte[0] % 4);
+                        std::thread::sleep(std::time::Duration::from_millis(
+                            u64::from(tries) * 2 + jitter,
+                        ));
                     }
                     other => return other,
                 }
@@ -338,41 +385,59 @@ impl Tx<'_> {
     }
 
     /// Numbers the transaction's feed entries after every committed one,
-    /// under the feed lock (held until the commit is visible), and commits.
-    fn commit(mut self) -> Result<(), HqError> {
+    /// under the feed lock (held until the commit is visible), and commits;
+    /// the position of its last entry, if it made any.
+    ///
+    /// The numbers come from `changes_seq`, which is read outside the
+    /// transaction's snapshot: a writer that waited for the lock numbers
+    /// after the entries committed while it waited. (Reading `max(seq)`
+    /// instead would see the snapshot's head: every writer that overlapped
+    /// another would fail to serialize and start again, which under a
+    /// chain's load exhausts the retries.) A number drawn by a transaction
+    /// that then fails to commit is never used: the feed may have holes,
+    /// never an entry behind one already visible.
+    fn commit(mut self) -> Result<Option<u64>, HqError> {
         let feed = std::mem::take(&mut self.feed);
+        let mut last = None;
         if !feed.is_empty() {
             self.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
-            let head: i64 = self
-                .query_one("SELECT coalesce(max(seq), 0) FROM changes", &[])?
-                .get(0);
-            for (offset, (scope, body, at)) in feed.iter().enumerate() {
+            let count = feed.len() as i64;
+            let mut seqs: Vec<i64> = self
+                .query(
+                    "SELECT nextval('changes_seq') FROM generate_series(1, $1::bigint)",
+                    &[&count],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            seqs.sort_unstable();
+            let mut scopes = Vec::with_capacity(feed.len());
+            let mut stores = Vec::with_capacity(feed.len());
+            let mut members = Vec::with_capacity(feed.len());
+            let mut bodies = Vec::with_capacity(feed.len());
+            let mut ats = Vec::with_capacity(feed.len());
+            for (scope, body, at) in feed {
                 let (name, store_id, member_id) = match scope {
                     Scope::All => ("all", None, None),
-                    Scope::Store(id) => ("store", Some(*id), None),
-                    Scope::Member(id) => ("member", None, Some(*id)),
+                    Scope::Store(id) => ("store", Some(id), None),
+                    Scope::Member(id) => ("member", None, Some(id)),
                 };
-                self.execute(
-                    "INSERT INTO changes (seq, scope, store_id, member_id, body, at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[
-                        &(head + offset as i64 + 1),
-                        &name,
-                        &store_id,
-                        &member_id,
-                        body,
-                        at,
-                    ],
-                )?;
+                scopes.push(name);
+                stores.push(store_id);
+                members.push(member_id);
+                bodies.push(body);
+                ats.push(at);
             }
+            self.execute(
+                "INSERT INTO changes (seq, scope, store_id, member_id, body, at)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
+                                      $5::text[], $6::text[])",
+                &[&seqs, &scopes, &stores, &members, &bodies, &ats],
+            )?;
+            last = seqs.last().map(|seq| *seq as u64);
         }
         self.tx.commit()?;
-        Ok(())
-    }
-
-    /// The feed's head as this transaction will leave it.
-    fn head_after(&mut self) -> Result<u64, HqError> {
-        Ok(head(self)? + self.feed.len() as u64)
+        Ok(last)
     }
 
     fn savepoint(&mut self) -> Result<usize, HqError> {
@@ -1488,7 +1553,7 @@ impl Storage for PgStorage {
     }
 
     fn admin_change(&self, change: &Change, now: Timestamp) -> Result<u64, HqError> {
-        self.write(|tx| {
+        self.write_head(|tx| {
             match change {
                 Change::Member(member) => save_member(tx, member, now)?,
                 Change::MemberErased { member_id, .. } => erase(tx, *member_id, now)?,
@@ -1522,13 +1587,13 @@ impl Storage for PgStorage {
                     tx.log(Scope::All, change, now)?;
                 }
             }
-            tx.head_after()
+            Ok(())
         })
     }
 
     fn save_associate(&self, associate: &NewAssociate<'_>, now: Timestamp) -> Result<u64, HqError> {
         let record = associate.record(now)?;
-        self.write(|tx| {
+        self.write_head(|tx| {
             if !records::store_known(tx, associate.store_id)? {
                 return Err(HqError::NotFound(format!("store {}", associate.store_id)));
             }
@@ -1543,12 +1608,12 @@ impl Storage for PgStorage {
                 send_associate(tx, left, now)?;
             }
             send_associate(tx, record.clone(), now)?;
-            tx.head_after()
+            Ok(())
         })
     }
 
     fn deactivate_associate(&self, staff_id: i64, now: Timestamp) -> Result<u64, HqError> {
-        self.write(|tx| {
+        self.write_head(|tx| {
             let record = records::read_associate(tx, staff_id)?
                 .ok_or_else(|| HqError::NotFound(format!("associate {staff_id}")))?;
             let record = AssociateRecord {
@@ -1558,7 +1623,7 @@ impl Storage for PgStorage {
             };
             records::write_associate(tx, &record)?;
             send_associate(tx, record, now)?;
-            tx.head_after()
+            Ok(())
         })
     }
 
