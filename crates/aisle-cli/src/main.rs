@@ -202,8 +202,21 @@ struct GenArgs {
     stores: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The share of the catalog, beyond its 500 best sellers, a store
+    /// carries, relative to the default (0 < SHARE <= 1).
+    #[arg(long, default_value_t = 1.0, value_parser = assortment)]
+    assortment: f64,
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+}
+
+fn assortment(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+        _ => Err(format!(
+            "an assortment is a share above 0 and at most 1, not {text:?}"
+        )),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -371,6 +384,7 @@ fn run(cli: &Cli) -> Result<()> {
                 purchases: args.purchases,
                 stores: args.stores,
                 seed: args.seed,
+                assortment: args.assortment,
             };
             let started = std::time::Instant::now();
             let report = generate::generate(&spec, &args.out)

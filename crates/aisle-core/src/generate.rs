@@ -24,6 +24,10 @@ pub struct GenSpec {
     pub purchases: u64,
     pub stores: u64,
     pub seed: u64,
+    /// How much of the catalog beyond its 500 best sellers a store carries,
+    /// as a share of the default (1.0: half of it in a large store, more in
+    /// a small one; 0.1 for a chain with a wide catalog and narrow stores).
+    pub assortment: f64,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -192,7 +196,7 @@ pub fn generate(spec: &GenSpec, out: &Path) -> std::io::Result<GenReport> {
     )?;
     let mut carried: Vec<Vec<bool>> = Vec::with_capacity(n_stores as usize);
     for store_id in 1..=n_stores {
-        let share = 0.5 + 0.5 / (store_id as f64).sqrt();
+        let share = spec.assortment * (0.5 + 0.5 / (store_id as f64).sqrt());
         let mut flags = vec![false; n_products as usize + 1];
         for (rank, product_id) in by_rank.iter().enumerate() {
             let mut rng = SplitMix64::for_key(seed, "carry", store_id << 32 ^ product_id);
@@ -434,6 +438,7 @@ mod tests {
             purchases: 2_000,
             stores: 3,
             seed: 9,
+            assortment: 1.0,
         };
         let a = tempfile::tempdir().expect("tempdir");
         let b = tempfile::tempdir().expect("tempdir");
@@ -453,5 +458,29 @@ mod tests {
         }
         let purchases = std::fs::read_to_string(a.path().join("purchases.csv")).expect("read");
         assert_eq!(purchases.lines().count(), 2_001);
+    }
+
+    #[test]
+    fn a_narrow_assortment_carries_less_but_always_the_best_sellers() {
+        let spec = |assortment| GenSpec {
+            members: 40,
+            products: 2_000,
+            purchases: 500,
+            stores: 4,
+            seed: 9,
+            assortment,
+        };
+        let wide = tempfile::tempdir().expect("tempdir");
+        let narrow = tempfile::tempdir().expect("tempdir");
+        let wide = generate(&spec(1.0), wide.path()).expect("wide");
+        let report = generate(&spec(0.1), narrow.path()).expect("narrow");
+        // 500 best sellers everywhere, about a tenth of the rest.
+        assert!(
+            report.store_products >= 4 * 500
+                && report.store_products < 4 * 500 + wide.store_products / 5,
+            "{} of {}",
+            report.store_products,
+            wide.store_products
+        );
     }
 }

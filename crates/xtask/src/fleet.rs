@@ -1,5 +1,6 @@
 //! `cargo xtask bench fleet`: HQ for a chain (docs/BENCHMARKS.md). A
-//! generated chain (1 M members, 2,000 stores, 100 k products) loaded into
+//! generated chain (1 M members, 2,000 stores, 100 k products, some 5,500
+//! of them in each store) loaded into
 //! HQ on a throwaway PostgreSQL cluster (durable: fsync on), served by two
 //! HQ instances sharing the database and the data folder, driven by
 //! `aisle-hq bench-fleet` (2,000 simulated stores, uploads, an admin
@@ -140,6 +141,10 @@ pub fn bench_fleet(args: &[&str]) -> Result<()> {
     let products = crate::flag(args, "--products").unwrap_or("100000");
     let stores = crate::flag(args, "--stores").unwrap_or("2000");
     let seconds = crate::flag(args, "--seconds").unwrap_or("300");
+    // A store carries its 500 best sellers and about 5 % of the rest (some
+    // 5,500 products, 11 M prices in all): at the default share, 100 M rows
+    // would not fit this machine's disk twice over.
+    let assortment = crate::flag(args, "--assortment").unwrap_or("0.1");
     let aisle = crate::release_aisle()?;
     let hq = crate::release_hq_bench(&aisle)?;
     let work = std::env::temp_dir().join("aisle-bench-fleet");
@@ -148,7 +153,7 @@ pub fn bench_fleet(args: &[&str]) -> Result<()> {
     let generated = work.join("generated");
     let started = Instant::now();
     let mut generate = crate::generate(&aisle, members, products, &generated);
-    crate::run(generate.args(["--stores", stores]))?;
+    crate::run(generate.args(["--stores", stores, "--assortment", assortment]))?;
     println!(
         "chain generated in {:.1} s",
         started.elapsed().as_secs_f64()

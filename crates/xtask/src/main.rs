@@ -99,7 +99,7 @@ fn main() -> Result<()> {
         _ => {
             bail!(
                 "usage: cargo xtask <demo | test | layers | deny | units | bench import [--data DIR] | bench replica [--members N --products M --purchases P] \
-                 | bench sync [--members N --products M] | bench fleet [--members N --products M --stores S --seconds T] | bench tablet [--db REPLICA --queries N --starts K] | bench sync-crash [--runs N --seed S] \
+                 | bench sync [--members N --products M] | bench fleet [--members N --products M --stores S --assortment A --seconds T] | bench tablet [--db REPLICA --queries N --starts K] | bench sync-crash [--runs N --seed S] \
                  | bench scan [--manifest FILE] | bench kiosk [--scans N --starts N] | bench fuzz [--inputs N --seed S]>"
             )
         }
@@ -356,15 +356,19 @@ fn test(args: &[&str]) -> Result<()> {
     // trust and at-rest tests (the CLI's), the tablet's, the kiosk's model
     // delivery, the storage contract, and the consistency test of two HQ
     // instances (which runs only here).
+    // The first pass's test binaries themselves, run again: `cargo test -p`
+    // would unify features per package and rebuild them.
     steps.time("tests on PostgreSQL", || {
+        let binaries = test_binaries(args)?;
         let cluster = postgres::Cluster::start()?;
         for (package, filters) in POSTGRES_SUITES {
+            let (binary, dir) = binaries
+                .get(*package)
+                .with_context(|| format!("cargo built no `it` test binary for {package}"))?;
             let (passed, failed) = run_tests(
-                cargo()
-                    .args(["test", "-p", package, "--test", "it"])
-                    .args(args)
-                    .arg("--")
+                Command::new(binary)
                     .args(*filters)
+                    .current_dir(dir)
                     .env("AISLE_TEST_POSTGRES", cluster.url("postgres")),
             )?;
             counts = (counts.0 + passed, counts.1 + failed);
@@ -422,6 +426,71 @@ impl Steps {
 
 /// Runs the test command, passing its output through, and ends with one line
 /// that sums every test binary's results: (passed, failed).
+/// Each package's `it` test binary as `cargo test --workspace` built it
+/// (`args` as given to it), with the package's folder (where cargo runs its
+/// tests); nothing is rebuilt.
+fn test_binaries(args: &[&str]) -> Result<std::collections::HashMap<String, (PathBuf, PathBuf)>> {
+    let metadata = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .context("cargo metadata")?;
+    if !metadata.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&metadata.stderr)
+        );
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout)?;
+    let package_of: std::collections::HashMap<String, String> = metadata["packages"]
+        .as_array()
+        .context("cargo metadata lists no packages")?
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p["manifest_path"].as_str()?.to_owned(),
+                p["name"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let built = cargo()
+        .args([
+            "test",
+            "--workspace",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(args)
+        .env_remove("AISLE_TEST_POSTGRES")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cargo test --no-run")?;
+    if !built.status.success() {
+        bail!("cargo test --workspace --no-run failed");
+    }
+    let mut binaries = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&built.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let is_it = message["reason"] == "compiler-artifact"
+            && message["target"]["name"] == "it"
+            && message["profile"]["test"] == true;
+        if let (true, Some(executable), Some(manifest)) = (
+            is_it,
+            message["executable"].as_str(),
+            message["manifest_path"].as_str(),
+        ) && let Some(package) = package_of.get(manifest)
+        {
+            let dir = Path::new(manifest)
+                .parent()
+                .context("a manifest without a folder")?
+                .to_owned();
+            binaries.insert(package.clone(), (PathBuf::from(executable), dir));
+        }
+    }
+    Ok(binaries)
+}
+
 fn run_tests(cmd: &mut Command) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader};
     eprintln!("$ {}", describe(cmd));
@@ -432,7 +501,8 @@ fn run_tests(cmd: &mut Command) -> Result<(u64, u64)> {
     let (mut passed, mut failed) = (0u64, 0u64);
     // Each test binary and how long its tests took, for the slowest-first summary.
     let mut binaries: Vec<(String, f64)> = Vec::new();
-    let mut current = String::new();
+    // Named by cargo's `Running` line, or the binary run directly.
+    let mut current = describe(cmd);
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
             let line = line?;

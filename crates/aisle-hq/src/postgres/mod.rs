@@ -697,6 +697,35 @@ fn erase(tx: &mut Tx<'_>, member_id: i64, now: Timestamp) -> Result<(), HqError>
     tx.log(Scope::Member(member_id), &tombstone, now)
 }
 
+/// The upload's keys HQ has recorded before, in one query: `None` for an
+/// applied event, the code and reason for a quarantined one.
+type Seen = HashMap<String, Option<(String, String)>>;
+
+fn seen_keys(tx: &mut Tx<'_>, events: &[RawEvent]) -> Result<Seen, HqError> {
+    let keys: Vec<&str> = events
+        .iter()
+        .map(|event| event.idempotency_key.as_str())
+        .collect();
+    Ok(tx
+        .query(
+            "SELECT idempotency_key, NULL::text, NULL::text FROM store_events
+              WHERE idempotency_key = ANY($1)
+             UNION ALL
+             SELECT idempotency_key, reason_code, reason FROM event_quarantine
+              WHERE idempotency_key = ANY($1)",
+            &[&keys],
+        )?
+        .iter()
+        .map(|row| {
+            let code: Option<String> = row.get(1);
+            let before =
+                code.map(|code| (code, row.get::<_, Option<String>>(2).unwrap_or_default()));
+            (row.get(0), before)
+        })
+        .collect())
+}
+
+/// Records one event not seen before ([`seen_keys`]): applied, or quarantined.
 fn record_event(
     tx: &mut Tx<'_>,
     device: &Device,
@@ -704,22 +733,6 @@ fn record_event(
     now: Timestamp,
 ) -> Result<Outcome, HqError> {
     let key = event.idempotency_key.as_str();
-    let seen = tx.query_opt(
-        "SELECT NULL::text, NULL::text FROM store_events WHERE idempotency_key = $1
-         UNION ALL
-         SELECT reason_code, reason FROM event_quarantine WHERE idempotency_key = $1
-         LIMIT 1",
-        &[&key],
-    )?;
-    if let Some(row) = seen {
-        return Ok(match row.get::<_, Option<String>>(0) {
-            Some(code) => Outcome::Rejected {
-                code,
-                reason: row.get::<_, Option<String>>(1).unwrap_or_default(),
-            },
-            None => Outcome::Duplicate,
-        });
-    }
     let typed = match StoreEvent::decode(&event.kind, &event.payload) {
         Ok(typed) => typed,
         Err(err) => return quarantine(tx, device, event, &err.rejection(), now),
@@ -732,7 +745,6 @@ fn record_event(
     }
     let mark = tx.savepoint()?;
     let applied = tx
-        .tx
         .execute(
             "INSERT INTO store_events (idempotency_key, device_id, store_id, seq, kind, payload, created_at, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -747,7 +759,6 @@ fn record_event(
                 &now.to_string(),
             ],
         )
-        .map_err(HqError::from)
         .and_then(|_| apply_event(tx, device.store_id, &typed, &event.created_at, now));
     match applied {
         Ok(()) => {
@@ -1479,7 +1490,31 @@ impl Storage for PgStorage {
         now: Timestamp,
     ) -> Result<EventAck, HqError> {
         self.write(|tx| {
-            crate::checks::acknowledge(events, |event| record_event(tx, device, event, now))
+            let mut seen = seen_keys(tx, events)?;
+            crate::checks::acknowledge(events, |event| {
+                let key = event.idempotency_key.as_str();
+                if let Some(before) = seen.get(key) {
+                    return Ok(match before {
+                        Some((code, reason)) => Outcome::Rejected {
+                            code: code.clone(),
+                            reason: reason.clone(),
+                        },
+                        None => Outcome::Duplicate,
+                    });
+                }
+                let outcome = record_event(tx, device, event, now)?;
+                // A key twice in one upload: the second is the first's duplicate.
+                match &outcome {
+                    Outcome::Applied => {
+                        seen.insert(key.to_owned(), None);
+                    }
+                    Outcome::Rejected { code, reason } => {
+                        seen.insert(key.to_owned(), Some((code.clone(), reason.clone())));
+                    }
+                    Outcome::Duplicate => {}
+                }
+                Ok(outcome)
+            })
         })
     }
 
