@@ -301,14 +301,22 @@ async fn drive(
         let mut rng = aisle_core::rng::SplitMix64::new(rng.next_u64());
         tasks.push(tokio::spawn(async move {
             let gap = Duration::from_secs(1) / u32::try_from(per_second).unwrap_or(u32::MAX);
-            let mut seq = 0i64;
+            // Keys as a store's outbox makes them: the replica's random
+            // instance id, then its own sequence number.
+            let instance: HashMap<i64, String> = auth_of
+                .keys()
+                .map(|store_id| (*store_id, format!("{:016x}", rng.next_u64())))
+                .collect();
+            let mut seqs: HashMap<i64, i64> = HashMap::new();
             let mut next = Instant::now();
             while Instant::now() < until {
-                seq += 1;
                 let (member_id, store_id) = homes[(rng.next_u64() % homes.len() as u64) as usize];
                 let auth = auth_of[&store_id].clone();
+                let seq = seqs.entry(store_id).or_insert(0);
+                *seq += 1;
+                let seq = *seq;
                 let body = serde_json::json!({ "events": [{
-                    "idempotency_key": format!("fleet-{}-{seq}", std::process::id()),
+                    "idempotency_key": format!("{}-{seq}", instance[&store_id]),
                     "seq": seq,
                     "kind": "kiosk_visit",
                     "payload": { "member_id": member_id, "store_id": store_id, "at": aisle_hq::now().to_string() },
