@@ -414,6 +414,81 @@ fn events_apply_once_and_a_refused_one_is_quarantined_alone() {
     }
 }
 
+/// One upload sent twice at once (a store that retried while its first
+/// attempt was still in flight, through another instance), and one key
+/// twice in an upload: each event is recorded once, each refused one
+/// quarantined once, and both answers acknowledge every event.
+#[test]
+fn an_upload_sent_twice_at_once_is_recorded_once() {
+    for backend in backends() {
+        let storage = &*backend.storage;
+        let tablet = device(storage, "tablet-2", STORE, DeviceKind::Tablet);
+        let batch: Vec<RawEvent> = (1..=40)
+            .map(|n| {
+                // Every tenth about a member outside the store's partition.
+                let member_id = if n % 10 == 0 { OUTSIDER } else { MEMBER };
+                raw(
+                    &format!("twice-{n}"),
+                    n,
+                    "associate_note",
+                    json!({ "member_id": member_id, "author": "Dana", "body": format!("note {n}") }),
+                )
+            })
+            .collect();
+        let mut repeated = batch.clone();
+        repeated.push(batch[0].clone());
+        let (first, second) = std::thread::scope(|scope| {
+            let first = scope.spawn(|| storage.record_events(&tablet, &repeated, ts(NOW)));
+            let second = scope.spawn(|| storage.record_events(&tablet, &batch, ts(NOW)));
+            (first.join().expect("first"), second.join().expect("second"))
+        });
+        let (first, second) = (
+            first.unwrap_or_else(|err| panic!("{}: {err}", backend.name)),
+            second.unwrap_or_else(|err| panic!("{}: {err}", backend.name)),
+        );
+        assert_eq!(first.acknowledged.len(), 41, "{}", backend.name);
+        assert_eq!(second.acknowledged.len(), 40, "{}", backend.name);
+        assert_eq!(
+            first.duplicates + second.duplicates,
+            36 + 1,
+            "{}: 36 applied by one upload, seen by the other, and the key sent twice",
+            backend.name
+        );
+        for ack in [&first, &second] {
+            let mut refused: Vec<&str> = ack.rejected.iter().map(|r| r.key.as_str()).collect();
+            refused.sort_unstable();
+            assert_eq!(
+                refused,
+                ["twice-10", "twice-20", "twice-30", "twice-40"],
+                "{}",
+                backend.name
+            );
+        }
+        let mut logged: Vec<String> = storage
+            .event_log()
+            .expect("log")
+            .into_iter()
+            .map(|(key, ..)| key)
+            .filter(|key| key.starts_with("twice-"))
+            .collect();
+        assert_eq!(
+            logged.len(),
+            36,
+            "{}: each applied event once",
+            backend.name
+        );
+        logged.dedup();
+        assert_eq!(logged.len(), 36, "{}", backend.name);
+        let quarantined = storage.quarantined(0, 1_000).expect("quarantine").events;
+        let twice: Vec<&str> = quarantined
+            .iter()
+            .map(|q| q.idempotency_key.as_str())
+            .filter(|key| key.starts_with("twice-"))
+            .collect();
+        assert_eq!(twice.len(), 4, "{}: each refused event once", backend.name);
+    }
+}
+
 #[test]
 fn the_feed_pages_by_position_narrows_to_the_store_and_refuses_a_cursor_ahead() {
     for backend in backends() {

@@ -711,17 +711,17 @@ fn erase(tx: &mut Tx<'_>, member_id: i64, now: Timestamp) -> Result<(), HqError>
     tx.log(Scope::Member(member_id), &tombstone, now)
 }
 
-/// The upload's keys HQ has recorded before, in one query: `None` for an
-/// applied event, the code and reason for a quarantined one.
+/// The upload's keys HQ has recorded before, in one statement of its own:
+/// `None` for an applied event, the code and reason for a quarantined one.
 type Seen = HashMap<String, Option<(String, String)>>;
 
-fn seen_keys(tx: &mut Tx<'_>, events: &[RawEvent]) -> Result<Seen, HqError> {
+fn seen_keys(conn: &mut Conn, events: &[RawEvent]) -> Result<Seen, HqError> {
     let keys: Vec<&str> = events
         .iter()
         .map(|event| event.idempotency_key.as_str())
         .collect();
-    Ok(tx
-        .query(
+    Ok(conn
+        .query_alone(
             "SELECT idempotency_key, NULL::text, NULL::text FROM store_events
               WHERE idempotency_key = ANY($1)
              UNION ALL
@@ -739,7 +739,11 @@ fn seen_keys(tx: &mut Tx<'_>, events: &[RawEvent]) -> Result<Seen, HqError> {
         .collect())
 }
 
-/// Records one event not seen before ([`seen_keys`]): applied, or quarantined.
+/// Records one event not seen before ([`seen_keys`]): applied, or
+/// quarantined; or, if another upload of it committed since that read, a
+/// duplicate (the inserts skip a key already there, and one still being
+/// inserted elsewhere fails this transaction to serialize: retried, it
+/// finds the key).
 fn record_event(
     tx: &mut Tx<'_>,
     device: &Device,
@@ -758,10 +762,10 @@ fn record_event(
         return quarantine(tx, device, event, &rejection, now);
     }
     let mark = tx.savepoint()?;
-    let applied = tx
-        .execute(
-            "INSERT INTO store_events (idempotency_key, device_id, store_id, seq, kind, payload, created_at, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    let inserted = tx.execute(
+        "INSERT INTO store_events (idempotency_key, device_id, store_id, seq, kind, payload, created_at, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (idempotency_key) DO NOTHING",
             &[
                 &key,
                 &device.device_id,
@@ -772,8 +776,15 @@ fn record_event(
                 &event.created_at,
                 &now.to_string(),
             ],
-        )
-        .and_then(|_| apply_event(tx, device.store_id, &typed, &event.created_at, now));
+    );
+    let applied = match inserted {
+        Ok(0) => {
+            tx.rollback_to(mark)?;
+            return Ok(Outcome::Duplicate);
+        }
+        Ok(_) => apply_event(tx, device.store_id, &typed, &event.created_at, now),
+        Err(err) => Err(err),
+    };
     match applied {
         Ok(()) => {
             tx.release()?;
@@ -788,6 +799,8 @@ fn record_event(
     }
 }
 
+/// Quarantines an event, unless another upload of it was recorded since
+/// [`seen_keys`] read (then that upload's verdict stands).
 fn quarantine(
     tx: &mut Tx<'_>,
     device: &Device,
@@ -795,19 +808,13 @@ fn quarantine(
     rejection: &Rejection,
     now: Timestamp,
 ) -> Result<Outcome, HqError> {
-    tracing::warn!(
-        key = %event.idempotency_key,
-        device_id = %device.device_id,
-        store_id = device.store_id,
-        kind = %event.kind,
-        code = rejection.code.as_str(),
-        reason = %rejection.reason,
-        "store event quarantined"
-    );
-    tx.execute(
+    let inserted = tx.execute(
         "INSERT INTO event_quarantine (idempotency_key, device_id, store_id, seq, kind, payload,
              created_at, reason_code, reason, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         SELECT $1::text, $2::text, $3::bigint, $4::bigint, $5::text, $6::text, $7::text,
+                $8::text, $9::text, $10::text
+          WHERE NOT EXISTS (SELECT 1 FROM store_events WHERE idempotency_key = $1::text)
+         ON CONFLICT (idempotency_key) DO NOTHING",
         &[
             &event.idempotency_key,
             &device.device_id,
@@ -821,6 +828,28 @@ fn quarantine(
             &now.to_string(),
         ],
     )?;
+    if inserted == 0 {
+        let before = tx.query_opt(
+            "SELECT reason_code, reason FROM event_quarantine WHERE idempotency_key = $1",
+            &[&event.idempotency_key],
+        )?;
+        return Ok(match before {
+            Some(row) => Outcome::Rejected {
+                code: row.get(0),
+                reason: row.get(1),
+            },
+            None => Outcome::Duplicate,
+        });
+    }
+    tracing::warn!(
+        key = %event.idempotency_key,
+        device_id = %device.device_id,
+        store_id = device.store_id,
+        kind = %event.kind,
+        code = rejection.code.as_str(),
+        reason = %rejection.reason,
+        "store event quarantined"
+    );
     Ok(Outcome::Rejected {
         code: rejection.code.as_str().to_owned(),
         reason: rejection.reason.clone(),
@@ -1504,8 +1533,14 @@ impl Storage for PgStorage {
         events: &[RawEvent],
         now: Timestamp,
     ) -> Result<EventAck, HqError> {
+        // Which keys HQ has recorded, read before the transaction: inside a
+        // SERIALIZABLE one, the read would lock the index pages where other
+        // stores' keys are being inserted, and concurrent uploads would fail
+        // each other (the fleet benchmark ran out of retries). A key recorded
+        // after this read is caught by the insert itself (`record_event`).
+        let before = self.with_conn(|conn| seen_keys(conn, events))?;
         self.write(|tx| {
-            let mut seen = seen_keys(tx, events)?;
+            let mut seen = before.clone();
             crate::checks::acknowledge(events, |event| {
                 let key = event.idempotency_key.as_str();
                 if let Some(before) = seen.get(key) {
