@@ -127,6 +127,16 @@ pub fn run(data_dir: &Path, options: &Options) -> anyhow::Result<()> {
     std::fs::copy(&replica, &copy_to)?;
     std::fs::File::open(&copy_to)?.sync_all()?;
     let copy = started.elapsed();
+    // The copy opens with the same key (the file provider's folder beside it).
+    let keys = aisle_core::vault::key_dir(&replica);
+    if keys.is_dir() {
+        let copied_keys = aisle_core::vault::key_dir(&copy_to);
+        std::fs::create_dir_all(&copied_keys)?;
+        for entry in std::fs::read_dir(&keys)? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), copied_keys.join(entry.file_name()))?;
+        }
+    }
     let members: i64 = conn.query_row("SELECT count(*) FROM members", [], |row| row.get(0))?;
     let products: i64 = conn.query_row("SELECT count(*) FROM products", [], |row| row.get(0))?;
     say(&format!(
