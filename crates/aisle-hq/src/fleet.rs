@@ -6,9 +6,10 @@
 //! Simulated stores are async tasks, not processes: each polls the feed
 //! every `--poll-seconds` from a random phase and follows its cursor; the
 //! chain uploads `--events-per-second` events in aggregate (one event per
-//! upload: a random member's visit, from the member's home store); an admin writer changes prices, stock and
-//! members at `--admin-per-second`; once, a store whose partition holds every
-//! member bootstraps (the snapshot and every chunk). Requests go to the
+//! upload: a random member's visit, from the member's home store); an admin
+//! writer changes prices, stock and members at `--admin-per-second`; once, a
+//! store whose partition holds every member bootstraps (the snapshot and
+//! every chunk). Requests go to the
 //! instances in turn (a simple round-robin). The HQ processes' resident
 //! memory is sampled throughout.
 
@@ -292,7 +293,8 @@ async fn drive(
             }
         }));
     }
-    // Uploads: one event each (a random member's visit at the member's home store), at the chain's rate.
+    // Uploads: one event each (a random member's visit at the member's
+    // home store), at the chain's rate.
     {
         let (client, targets, record) = (client.clone(), targets.clone(), record.clone());
         let auth_of: HashMap<i64, String> = devices.iter().cloned().collect();

@@ -355,9 +355,9 @@ fn test(args: &[&str]) -> Result<()> {
     // HQ's suites again, with HQ on PostgreSQL: the sync, coupon, device,
     // trust and at-rest tests (the CLI's), the tablet's, the kiosk's model
     // delivery, the storage contract, and the consistency test of two HQ
-    // instances (which runs only here).
-    // The first pass's test binaries themselves, run again: `cargo test -p`
-    // would unify features per package and rebuild them.
+    // instances (which runs only here). The first pass's test binaries
+    // themselves run again: `cargo test -p` would unify features per
+    // package and rebuild them.
     steps.time("tests on PostgreSQL", || {
         let binaries = test_binaries(args)?;
         let cluster = postgres::Cluster::start()?;
@@ -424,8 +424,6 @@ impl Steps {
     }
 }
 
-/// Runs the test command, passing its output through, and ends with one line
-/// that sums every test binary's results: (passed, failed).
 /// Each package's `it` test binary as `cargo test --workspace` built it
 /// (`args` as given to it), with the package's folder (where cargo runs its
 /// tests); nothing is rebuilt.
@@ -491,6 +489,8 @@ fn test_binaries(args: &[&str]) -> Result<std::collections::HashMap<String, (Pat
     Ok(binaries)
 }
 
+/// Runs the test command, passing its output through, and ends with one line
+/// that sums every test binary's results: (passed, failed).
 fn run_tests(cmd: &mut Command) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader};
     eprintln!("$ {}", describe(cmd));
